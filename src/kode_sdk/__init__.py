@@ -1,0 +1,96 @@
+"""kode-sdk: persistence for long-running AI agents.
+
+Conversations, tool calls with approvals and audit trails, event timelines,
+todos, snapshots and forks — in JSON files, SQLite (the embedded default) or
+PostgreSQL — and fast answers about them.
+
+>>> import asyncio
+>>> from kode_sdk import create_extended_store
+>>> async def main() -> None:                                  # doctest: +SKIP
+...     async with await create_extended_store() as store:
+...         await store.save_messages("agt-1", [{"role": "user", "content": "Hello!"}])
+...         print(await store.load_messages("agt-1"))
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AgentNotFoundError,
+    InvalidAgentIdError,
+    KodeError,
+    LockTimeoutError,
+    RecordValidationError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreConfigError,
+    StoreConnectionError,
+)
+from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
+from .types import (
+    AgentInfo,
+    AgentStats,
+    Bookmark,
+    BreakpointState,
+    CompressionRecord,
+    ConsistencyCheckResult,
+    HistoryWindow,
+    MediaCacheRecord,
+    Message,
+    RecoveredFile,
+    SessionInfo,
+    Snapshot,
+    StoredMessage,
+    StoredToolCall,
+    StoreHealthStatus,
+    StoreMetrics,
+    Timeline,
+    TodoItem,
+    TodoSnapshot,
+    ToolCallApproval,
+    ToolCallAuditEntry,
+    ToolCallRecord,
+    ToolCallState,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentInfo",
+    "AgentLock",
+    "AgentNotFoundError",
+    "AgentStats",
+    "Bookmark",
+    "BreakpointState",
+    "CompressionRecord",
+    "ConsistencyCheckResult",
+    "ExtendedStore",
+    "HistoryWindow",
+    "InvalidAgentIdError",
+    "KodeError",
+    "LockTimeoutError",
+    "MediaCacheRecord",
+    "Message",
+    "QueryableStore",
+    "RecordValidationError",
+    "RecoveredFile",
+    "SchemaVersionError",
+    "SessionInfo",
+    "Snapshot",
+    "Store",
+    "StoreClosedError",
+    "StoreConfigError",
+    "StoreConnectionError",
+    "StoreHealthStatus",
+    "StoreMetrics",
+    "StoredMessage",
+    "StoredToolCall",
+    "Timeline",
+    "TodoItem",
+    "TodoSnapshot",
+    "ToolCallApproval",
+    "ToolCallAuditEntry",
+    "ToolCallRecord",
+    "ToolCallState",
+    "__version__",
+    "validate_agent_id",
+]

@@ -1,0 +1,83 @@
+"""The error hierarchy of kode-sdk: one module, one root.
+
+Every error the library raises on purpose is a :class:`KodeError`, so callers
+can catch the whole family at once::
+
+    try:
+        await store.save_messages("../x", [])
+    except KodeError as exc:
+        print(exc)   # invalid agent id '../x': must not contain '/' ...
+
+Messages say what happened and where; they never contain a password.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentNotFoundError",
+    "InvalidAgentIdError",
+    "KodeError",
+    "LockTimeoutError",
+    "RecordValidationError",
+    "SchemaVersionError",
+    "StoreClosedError",
+    "StoreConfigError",
+    "StoreConnectionError",
+]
+
+
+class KodeError(Exception):
+    """Root of every error raised by kode-sdk."""
+
+
+class StoreConfigError(KodeError, ValueError):
+    """A store configuration (dict or environment variable) is invalid.
+
+    The message names the offending key or variable and never echoes a password.
+    """
+
+
+class StoreConnectionError(KodeError, ConnectionError):
+    """The store could not reach its database, or lost the connection mid-call."""
+
+
+class StoreClosedError(KodeError, RuntimeError):
+    """A method was called on a store after :meth:`close`."""
+
+
+class InvalidAgentIdError(KodeError, ValueError):
+    """An agent id is empty, too long, or holds characters outside ``[A-Za-z0-9._:-]``."""
+
+
+class RecordValidationError(KodeError, ValueError):
+    """A record (message, tool call, event, ...) failed validation.
+
+    ``field`` is the dotted path of the offending value when known, e.g.
+    ``messages[3].content[0].text``.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LockTimeoutError(KodeError, TimeoutError):
+    """An agent lock could not be acquired within ``timeout_ms``."""
+
+    def __init__(self, agent_id: str, timeout_ms: int) -> None:
+        super().__init__(f"could not acquire the lock of agent {agent_id!r} within {timeout_ms} ms")
+        self.agent_id = agent_id
+        self.timeout_ms = timeout_ms
+
+
+class SchemaVersionError(KodeError, RuntimeError):
+    """The database schema is newer than this version of kode-sdk understands,
+    or a migration failed."""
+
+
+class AgentNotFoundError(KodeError, LookupError):
+    """An operation needed an existing agent (one whose ``AgentInfo`` was saved)."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id!r} not found")
+        self.agent_id = agent_id

@@ -1,0 +1,135 @@
+"""Exact JSON encoding and decoding for everything the stores persist.
+
+orjson is the fast path. It has three gaps the KODE contract does not allow,
+each closed here:
+
+* it refuses integers beyond 64 bits, and *parses* them as floats: such values
+  are encoded with the standard library and decoded by it too (a number of 20+
+  digits in the text routes decoding to ``json``);
+* it silently writes NaN and Infinity as ``null``: :func:`check_json` rejects
+  them before anything is written;
+* lone surrogates are refused by both (they are not Unicode text).
+
+Every failure raises :class:`~kode_sdk.errors.RecordValidationError` naming the
+field that held the bad value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+from .errors import RecordValidationError
+
+__all__ = ["check_json", "decode", "dumps", "encode"]
+
+_BIG_NUMBER = re.compile(rb"[0-9]{20}")
+_MAX_DEPTH = 10_000
+
+
+def check_json(value: Any, field: str) -> None:
+    """Raise :class:`RecordValidationError` unless ``value`` is plain JSON.
+
+    Plain JSON is ``None``, ``bool``, ``int``, finite ``float``, ``str`` (valid
+    Unicode), ``list``/``tuple`` and ``dict`` with ``str`` keys, nested to any
+    depth. ``field`` names the value in the error message.
+    """
+    # An explicit stack instead of recursion: hostile input may nest deeper
+    # than Python's recursion limit.
+    stack: list[tuple[Any, str, int]] = [(value, field, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if item is None or item is True or item is False:
+            continue
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _check_text(item, where)
+        elif kind is int:
+            continue
+        elif kind is float:
+            if not math.isfinite(item):
+                raise RecordValidationError(
+                    f"{where}: {item!r} is not valid JSON (NaN and Infinity are not allowed)",
+                    field=where,
+                )
+        elif kind is dict:
+            if depth >= _MAX_DEPTH:
+                raise RecordValidationError(f"{where}: nested deeper than {_MAX_DEPTH} levels", field=where)
+            for key, sub in item.items():
+                if type(key) is not str:
+                    raise RecordValidationError(f"{where}: object key {key!r} is not a string", field=where)
+                if not key.isascii():
+                    _check_text(key, where)
+                stack.append((sub, f"{where}.{key}", depth + 1))
+        elif kind is list or kind is tuple:
+            if depth >= _MAX_DEPTH:
+                raise RecordValidationError(f"{where}: nested deeper than {_MAX_DEPTH} levels", field=where)
+            for index, sub in enumerate(item):
+                stack.append((sub, f"{where}[{index}]", depth + 1))
+        elif isinstance(item, bool | int | float | str | dict | list | tuple):
+            # Subclasses (IntEnum, str enums, OrderedDict, ...): check as their base.
+            base: Any
+            if isinstance(item, bool):
+                base = bool(item)
+            elif isinstance(item, int):
+                base = int(item)
+            elif isinstance(item, float):
+                base = float(item)
+            elif isinstance(item, str):
+                base = str(item)
+            elif isinstance(item, dict):
+                base = dict(item)
+            else:
+                base = list(item)
+            stack.append((base, where, depth))
+        else:
+            raise RecordValidationError(f"{where}: a value of type {kind.__name__} is not JSON", field=where)
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecordValidationError(
+            f"{where}: string holds an unpaired surrogate at index {exc.start}, which is not valid Unicode",
+            field=where,
+        ) from None
+
+
+def encode(value: Any, field: str = "value") -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON bytes, exactly.
+
+    Integers beyond 64 bits survive. NaN, Infinity, lone surrogates and
+    non-JSON types raise :class:`RecordValidationError`. ``value`` should have
+    passed :func:`check_json` (records do, at validation); this function only
+    re-checks where orjson itself objects.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    # Slow path: find out what orjson disliked, with a precise message.
+    check_json(value, field)
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise RecordValidationError(f"{field}: not encodable as JSON: {exc}", field=field) from None
+
+
+def dumps(value: Any, field: str = "value") -> str:
+    """Like :func:`encode`, returning ``str``."""
+    return encode(value, field).decode("utf-8")
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON text written by :func:`encode`, exactly (big integers included)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if _BIG_NUMBER.search(raw) is not None:
+        # orjson would turn integers beyond 64 bits into floats.
+        return json.loads(raw)
+    return orjson.loads(raw)

@@ -1,0 +1,1 @@
+"""Store backends and what they share (see :mod:`kode_sdk.store.base`)."""

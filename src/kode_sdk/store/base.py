@@ -1,0 +1,934 @@
+"""What every backend shares: the Store protocols, agent-id validation, the
+store lifecycle, metrics, the list diff behind incremental saves, event group
+commit, and the small rules of the query API.
+
+A backend subclasses :class:`BaseStore`, implements the ``_open``/``_close``
+hooks and decorates each public method with :func:`operation`, which opens the
+store on first use, refuses calls after ``close()``, validates the agent id and
+records the call in :class:`Metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import functools
+import logging
+import math
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
+
+from .. import jsoncodec
+from ..errors import (
+    InvalidAgentIdError,
+    RecordValidationError,
+    StoreClosedError,
+)
+from ..types import (
+    CHANNELS,
+    AgentInfo,
+    AgentStats,
+    Bookmark,
+    CompressionRecord,
+    ConsistencyCheckResult,
+    HistoryWindow,
+    MediaCacheRecord,
+    Message,
+    OperationCounts,
+    PerformanceMetrics,
+    RecoveredFile,
+    SessionInfo,
+    Snapshot,
+    StorageMetrics,
+    StoredMessage,
+    StoredToolCall,
+    StoreHealthStatus,
+    StoreMetrics,
+    Timeline,
+    TodoSnapshot,
+    ToolCallRecord,
+    ToolCallState,
+    now_utc,
+    to_epoch_ms,
+)
+
+__all__ = [
+    "AgentLock",
+    "BaseStore",
+    "EventBuffer",
+    "ExtendedStore",
+    "ListDiff",
+    "Metrics",
+    "OpKind",
+    "QueryableStore",
+    "SavedListCache",
+    "Store",
+    "check_channel",
+    "check_page",
+    "check_sort",
+    "coerce_list",
+    "diff_lists",
+    "fork_agent_ids",
+    "message_from_wire",
+    "message_to_wire",
+    "operation",
+    "prefix_upper_bound",
+    "since_seq",
+    "stats_from_counts",
+    "time_bound",
+    "user_id_of",
+    "validate_agent_id",
+]
+
+logger = logging.getLogger("kode_sdk.store")
+
+# --------------------------------------------------------------------------- agent ids
+
+MAX_AGENT_ID_LENGTH = 128
+_AGENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def validate_agent_id(agent_id: object) -> str:
+    """Return ``agent_id`` if it is a valid agent id, else raise
+    :class:`InvalidAgentIdError` saying why.
+
+    Valid: a ``str`` of 1–128 characters from ``[A-Za-z0-9._:-]``, not ``.`` or
+    ``..``. No valid id can name a path outside a store's directory.
+
+    >>> validate_agent_id("agt:demo-1")
+    'agt:demo-1'
+    """
+    if type(agent_id) is str and _AGENT_ID.fullmatch(agent_id) and agent_id not in (".", ".."):
+        return agent_id
+    raise InvalidAgentIdError(_agent_id_problem(agent_id))
+
+
+def _agent_id_problem(agent_id: object) -> str:
+    if not isinstance(agent_id, str):
+        return f"invalid agent id: expected a str, got {type(agent_id).__name__}"
+    shown = repr(agent_id if len(agent_id) <= 40 else agent_id[:40] + "…")
+    if not agent_id:
+        return "invalid agent id '': must not be empty"
+    if len(agent_id) > MAX_AGENT_ID_LENGTH:
+        return f"invalid agent id {shown}: {len(agent_id)} characters, at most {MAX_AGENT_ID_LENGTH} allowed"
+    if agent_id in (".", ".."):
+        return f"invalid agent id {shown}: '.' and '..' are reserved"
+    bad = next(ch for ch in agent_id if not _AGENT_ID.fullmatch(ch))
+    return f"invalid agent id {shown}: character {bad!r} is not allowed (use A-Z a-z 0-9 . _ : -)"
+
+
+# --------------------------------------------------------------------------- metrics
+
+OpKind = Literal["saves", "loads", "queries", "deletes", "other"]
+
+# Latency buckets in ms: 10 per decade from 10 µs to 100 s. Bounded memory,
+# percentiles within one bucket (~26 %) of the truth, exact min/max/avg.
+_BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(10 ** (e / 10) for e in range(-20, 51))
+
+
+class Metrics:
+    """Counters per operation kind and a bounded latency histogram.
+
+    ``record`` is called by :func:`operation` for every public store call.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {"saves": 0, "loads": 0, "queries": 0, "deletes": 0, "other": 0}
+        self.by_method: dict[str, int] = {}
+        self.errors = 0
+        self._buckets = [0] * (len(_BUCKET_BOUNDS_MS) + 1)
+        self._n = 0
+        self._sum_ms = 0.0
+        self._min_ms = math.inf
+        self._max_ms = 0.0
+
+    def record(self, kind: str, method: str, elapsed_ms: float, ok: bool = True) -> None:
+        """Count one call of ``method`` (of ``kind``) that took ``elapsed_ms``."""
+        self.counts[kind] += 1
+        self.by_method[method] = self.by_method.get(method, 0) + 1
+        if not ok:
+            self.errors += 1
+        self._buckets[bisect.bisect_left(_BUCKET_BOUNDS_MS, elapsed_ms)] += 1
+        self._n += 1
+        self._sum_ms += elapsed_ms
+        self._min_ms = min(self._min_ms, elapsed_ms)
+        self._max_ms = max(self._max_ms, elapsed_ms)
+
+    def percentile(self, q: float) -> float:
+        """Latency (ms) below which a fraction ``q`` of calls fell, from the histogram."""
+        if self._n == 0:
+            return 0.0
+        rank = q * self._n
+        seen = 0
+        for index, count in enumerate(self._buckets):
+            seen += count
+            if seen >= rank and count:
+                upper = _BUCKET_BOUNDS_MS[index] if index < len(_BUCKET_BOUNDS_MS) else self._max_ms
+                lower = _BUCKET_BOUNDS_MS[index - 1] if index > 0 else 0.0
+                # Interpolate inside the bucket, then clamp to what was observed.
+                within = (rank - (seen - count)) / count
+                value = lower + (upper - lower) * within
+                return min(max(value, self._min_ms), self._max_ms)
+        return self._max_ms
+
+    def operations(self) -> OperationCounts:
+        """The counters as an :class:`OperationCounts`."""
+        return OperationCounts(
+            saves=self.counts["saves"],
+            loads=self.counts["loads"],
+            queries=self.counts["queries"],
+            deletes=self.counts["deletes"],
+        )
+
+    def performance(self) -> PerformanceMetrics:
+        """The latency summary as a :class:`PerformanceMetrics`."""
+        if self._n == 0:
+            return PerformanceMetrics()
+        return PerformanceMetrics(
+            avg_latency_ms=self._sum_ms / self._n,
+            min_latency_ms=self._min_ms,
+            max_latency_ms=self._max_ms,
+            p50_latency_ms=self.percentile(0.50),
+            p95_latency_ms=self.percentile(0.95),
+            p99_latency_ms=self.percentile(0.99),
+        )
+
+    def snapshot(self, storage: StorageMetrics) -> StoreMetrics:
+        """A :class:`StoreMetrics` of these counters plus ``storage``."""
+        return StoreMetrics(
+            operations=self.operations(),
+            performance=self.performance(),
+            storage=storage,
+            collected_at=now_utc(),
+        )
+
+    def prometheus(self, storage: StorageMetrics | None = None, *, backend: str = "store") -> str:
+        """These metrics in the Prometheus text exposition format (version 0.0.4)."""
+        label = f'backend="{backend}"'
+        lines = [
+            "# HELP kode_store_operations_total Store calls by kind.",
+            "# TYPE kode_store_operations_total counter",
+        ]
+        for kind, count in self.counts.items():
+            lines.append(f'kode_store_operations_total{{{label},kind="{kind}"}} {count}')
+        lines += [
+            "# HELP kode_store_method_calls_total Store calls by method.",
+            "# TYPE kode_store_method_calls_total counter",
+        ]
+        for method, count in sorted(self.by_method.items()):
+            lines.append(f'kode_store_method_calls_total{{{label},method="{method}"}} {count}')
+        lines += [
+            "# HELP kode_store_errors_total Store calls that raised.",
+            "# TYPE kode_store_errors_total counter",
+            f"kode_store_errors_total{{{label}}} {self.errors}",
+            "# HELP kode_store_call_duration_seconds Latency of store calls.",
+            "# TYPE kode_store_call_duration_seconds histogram",
+        ]
+        cumulative = 0
+        for bound, count in zip(_BUCKET_BOUNDS_MS, self._buckets, strict=False):
+            cumulative += count
+            lines.append(f'kode_store_call_duration_seconds_bucket{{{label},le="{bound / 1000:.6g}"}} {cumulative}')
+        lines.append(f'kode_store_call_duration_seconds_bucket{{{label},le="+Inf"}} {self._n}')
+        lines.append(f"kode_store_call_duration_seconds_sum{{{label}}} {self._sum_ms / 1000:.9g}")
+        lines.append(f"kode_store_call_duration_seconds_count{{{label}}} {self._n}")
+        if storage is not None:
+            for name, value in (
+                ("agents", storage.total_agents),
+                ("messages", storage.total_messages),
+                ("tool_calls", storage.total_tool_calls),
+            ):
+                lines += [f"# TYPE kode_store_{name} gauge", f"kode_store_{name}{{{label}}} {value}"]
+            if storage.db_size_bytes is not None:
+                lines += [
+                    "# TYPE kode_store_db_size_bytes gauge",
+                    f"kode_store_db_size_bytes{{{label}}} {storage.db_size_bytes}",
+                ]
+        return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BaseStore:
+    """Lifecycle and instrumentation shared by every backend.
+
+    Subclasses implement :meth:`_open` and :meth:`_close`. Constructors do no
+    I/O; the store opens on first use or on ``await store.open()``.
+    """
+
+    #: Short backend name used in metrics labels and ``repr``.
+    backend_name = "store"
+
+    def __init__(self) -> None:
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._open_lock: asyncio.Lock | None = None
+        self.metrics = Metrics()
+
+    async def open(self) -> None:
+        """Open the store (create files, connect, migrate). Idempotent."""
+        if self._state == "open":
+            return
+        if self._state == "closed":
+            raise StoreClosedError(f"{self.backend_name} store is closed")
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._state == "new":
+                await self._open()
+                self._state = "open"
+            elif self._state == "closed":
+                raise StoreClosedError(f"{self.backend_name} store is closed")
+
+    async def close(self) -> None:
+        """Flush what is buffered and release every resource. Closing twice is harmless."""
+        if self._state == "closed":
+            return
+        was_open = self._state == "open"
+        self._state = "closed"
+        if was_open:
+            await self._close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._state == "closed"
+
+    async def __aenter__(self) -> Any:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+    async def _ensure_open(self) -> None:
+        if self._state != "open":
+            await self.open()
+
+    @contextlib.asynccontextmanager
+    async def agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AsyncIterator[AgentLock]:
+        """Hold the agent's lock for the ``async with`` block.
+
+        >>> async with store.agent_lock("agt-1", timeout_ms=5000):   # doctest: +SKIP
+        ...     info = await store.load_info("agt-1")
+        """
+        lock: AgentLock = await self.acquire_agent_lock(agent_id, timeout_ms)  # type: ignore[attr-defined]
+        try:
+            yield lock
+        finally:
+            await lock.release()
+
+
+def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
+    """Decorate a public async store method: open on first use, refuse after
+    ``close()``, validate the first argument as an agent id (``agent=True``),
+    and record the call in the store's metrics."""
+
+    def decorate(fn: F) -> F:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(self: BaseStore, *args: Any, **kwargs: Any) -> Any:
+            if self._state != "open":
+                await self._ensure_open()
+            if agent:
+                validate_agent_id(args[0] if args else kwargs.get("agent_id"))
+            started = time.perf_counter()
+            ok = False
+            try:
+                result = await fn(self, *args, **kwargs)
+                ok = True
+                return result
+            finally:
+                self.metrics.record(kind, name, (time.perf_counter() - started) * 1000, ok)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
+    """Like :func:`operation`, for async-generator methods (``read_events``).
+
+    Validation happens on the first ``__anext__``, as for any async generator.
+    """
+
+    def decorate(fn: F) -> F:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(self: BaseStore, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            if self._state != "open":
+                await self._ensure_open()
+            if agent:
+                validate_agent_id(args[0] if args else kwargs.get("agent_id"))
+            started = time.perf_counter()
+            ok = False
+            try:
+                async for item in fn(self, *args, **kwargs):
+                    yield item
+                ok = True
+            finally:
+                self.metrics.record(kind, name, (time.perf_counter() - started) * 1000, ok)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- locks
+
+
+class AgentLock:
+    """A held agent lock. ``await lock.release()`` (or ``await lock()``) frees it;
+    releasing twice is harmless. Also an async context manager.
+
+    Backends subclass it and implement :meth:`_release`.
+    """
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self._released = False
+
+    @property
+    def released(self) -> bool:
+        """True once the lock has been released."""
+        return self._released
+
+    async def release(self) -> None:
+        """Free the lock so another waiter can take it."""
+        if self._released:
+            return
+        self._released = True
+        await self._release()
+
+    async def __call__(self) -> None:
+        await self.release()
+
+    async def __aenter__(self) -> AgentLock:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.release()
+
+    async def _release(self) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "held"
+        return f"<{type(self).__name__} agent_id={self.agent_id!r} {state}>"
+
+
+async def wait_with_backoff(
+    attempt: Callable[[], Awaitable[bool]], timeout_ms: int, *, first_delay_s: float = 0.001, max_delay_s: float = 0.05
+) -> bool:
+    """Call ``attempt`` until it returns True or ``timeout_ms`` has passed,
+    sleeping with exponential backoff between tries. Returns the last outcome."""
+    if timeout_ms < 0:
+        raise ValueError(f"timeout_ms must be >= 0, got {timeout_ms}")
+    deadline = time.monotonic() + timeout_ms / 1000
+    delay = first_delay_s
+    while True:
+        if await attempt():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, max_delay_s)
+
+
+# --------------------------------------------------------------------------- record input
+
+
+R = TypeVar("R", Message, ToolCallRecord, MediaCacheRecord)
+
+
+def coerce_list(model: type[R], items: object, field_name: str) -> list[R]:
+    """Validate a list argument item by item (models pass through untouched).
+
+    Raises :class:`RecordValidationError` naming ``field_name[i]``.
+    """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise RecordValidationError(
+            f"{field_name}: expected a list of {model.__name__}, got {type(items).__name__}", field=field_name
+        )
+    out: list[R] = []
+    for index, item in enumerate(items):
+        out.append(item if type(item) is model else model.coerce(item, f"{field_name}[{index}]"))
+    return out
+
+
+def message_to_wire(message: Message) -> dict[str, Any]:
+    """The KODE wire shape of a message, built directly (faster than model_dump)."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.metadata is not None:
+        wire["metadata"] = message.metadata
+    extra = message.__pydantic_extra__
+    if extra:
+        wire.update(extra)
+    return wire
+
+
+def message_from_wire(wire: dict[str, Any]) -> Message:
+    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
+    return Message.model_construct(**wire)
+
+
+# --------------------------------------------------------------------------- incremental saves
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ListDiff:
+    """What changed between the stored list and the one being saved.
+
+    ``changed`` are positions to (re)write, ascending; positions at or beyond
+    ``truncate_to`` that exist in the store are to be deleted.
+    """
+
+    changed: list[int]
+    truncate_to: int
+    old_length: int
+
+    @property
+    def unchanged(self) -> bool:
+        """True when nothing needs writing."""
+        return not self.changed and self.truncate_to >= self.old_length
+
+
+def diff_lists(old: Sequence[T], new: Sequence[T]) -> ListDiff:
+    """Compare ``old`` (independent copies of what is stored) with ``new``.
+
+    Cost is one ``==`` per position; only changed positions are returned.
+
+    >>> diff_lists([1, 2, 3], [1, 5, 3, 4])
+    ListDiff(changed=[1, 3], truncate_to=4, old_length=3)
+    """
+    shared = min(len(old), len(new))
+    changed = [i for i in range(shared) if new[i] != old[i]]
+    changed.extend(range(shared, len(new)))
+    return ListDiff(changed=changed, truncate_to=len(new), old_length=len(old))
+
+
+class SavedListCache:
+    """Per-agent copies of the lists last saved, so a save can be diffed
+    without reading the database. Bounded (LRU over agents).
+
+    Entries carry the ``version`` the store had after the save; a backend
+    compares it with the version in the database inside its write transaction,
+    so a save by another process or store instance is never missed.
+    """
+
+    def __init__(self, max_agents: int = 512) -> None:
+        self._max = max_agents
+        self._entries: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
+
+    def get(self, agent_id: str, version: int) -> list[Any] | None:
+        """The cached list for ``agent_id`` if it is at ``version``, else None."""
+        entry = self._entries.get(agent_id)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(agent_id)
+        return entry[1]
+
+    def put(self, agent_id: str, version: int, items: list[Any]) -> None:
+        """Remember ``items`` as the state of ``agent_id`` at ``version``."""
+        self._entries[agent_id] = (version, items)
+        self._entries.move_to_end(agent_id)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def drop(self, agent_id: str) -> None:
+        """Forget ``agent_id`` (after a delete, or a failed write)."""
+        self._entries.pop(agent_id, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    """An appended event waiting for its group commit."""
+
+    agent_id: str
+    seq: int
+    channel: str
+    event_type: str
+    timestamp: int
+    data: str  # the Timeline's wire JSON
+
+
+def event_row(agent_id: str, timeline: Timeline) -> PendingEvent:
+    """Encode a validated timeline for storage."""
+    return PendingEvent(
+        agent_id=agent_id,
+        seq=timeline.bookmark.seq,
+        channel=timeline.event["channel"],
+        event_type=timeline.event["type"],
+        timestamp=timeline.bookmark.timestamp,
+        data=jsoncodec.dumps(
+            {
+                "cursor": timeline.cursor,
+                "bookmark": {"seq": timeline.bookmark.seq, "timestamp": timeline.bookmark.timestamp},
+                "event": timeline.event,
+                **(timeline.__pydantic_extra__ or {}),
+            },
+            "timeline",
+        ),
+    )
+
+
+def since_seq(since: Any) -> int | None:
+    """The ``seq`` a ``read_events(since=...)`` argument names: a
+    :class:`~kode_sdk.types.Bookmark`, a dict with ``seq``, a :class:`Timeline`,
+    or a plain int. ``None`` means from the start."""
+    if since is None:
+        return None
+    if isinstance(since, bool):
+        raise RecordValidationError("since: expected a Bookmark or an int seq, got a bool", field="since")
+    if isinstance(since, int):
+        return since
+    if isinstance(since, Timeline):
+        return since.bookmark.seq
+    seq = getattr(since, "seq", None)
+    if seq is None and isinstance(since, Mapping):
+        seq = since.get("seq")
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        return seq
+    raise RecordValidationError(
+        f"since: expected a Bookmark, a dict with an int 'seq', or an int; got {type(since).__name__}", field="since"
+    )
+
+
+def check_channel(channel: str | None) -> str | None:
+    """Validate a ``read_events(channel=...)`` filter."""
+    if channel is None or channel in CHANNELS:
+        return channel
+    raise RecordValidationError(f"channel: {channel!r} is not one of 'progress', 'control', 'monitor'", field="channel")
+
+
+def timeline_from_wire(wire: dict[str, Any]) -> Timeline:
+    """Rebuild a :class:`Timeline` from JSON this library wrote."""
+    bookmark = wire.pop("bookmark")
+    return Timeline.model_construct(bookmark=Bookmark.model_construct(**bookmark), **wire)
+
+
+class EventBuffer:
+    """Group commit for ``append_event``.
+
+    An event whose ``seq`` is above every seq known for its agent is queued
+    here and acknowledged at once; the backend writes the queue before its next
+    call (and at most ``delay_s`` later, from a timer), so ``read_events`` in
+    this process always sees it. An event that might collide with a stored seq
+    is written at once instead, so the duplicate is reported to its caller.
+
+    What a crash can cost is the events of the last ``delay_s`` (5 ms by
+    default); messages, tool calls and every other record are written before
+    their call returns.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[], Awaitable[None]],
+        *,
+        delay_s: float = 0.005,
+        max_pending: int = 2000,
+        max_agents: int = 4096,
+    ) -> None:
+        self._flush = flush
+        self.delay_s = delay_s
+        self.max_pending = max_pending
+        self._pending: list[PendingEvent] = []
+        self._max_seq: OrderedDict[str, int] = OrderedDict()
+        self._max_agents = max_agents
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def can_queue(self, agent_id: str, seq: int) -> bool:
+        """True when ``seq`` is certainly new for ``agent_id`` (above the known max)."""
+        known = self._max_seq.get(agent_id)
+        return known is not None and seq > known
+
+    def note_max_seq(self, agent_id: str, seq: int | None) -> None:
+        """Record the highest seq stored for ``agent_id`` (``None``: none stored)."""
+        value = -(2**63) if seq is None else seq
+        current = self._max_seq.get(agent_id)
+        self._max_seq[agent_id] = value if current is None else max(current, value)
+        self._max_seq.move_to_end(agent_id)
+        while len(self._max_seq) > self._max_agents:
+            self._max_seq.popitem(last=False)
+
+    def forget(self, agent_id: str) -> None:
+        """Drop what is known about ``agent_id`` (after a delete)."""
+        self._max_seq.pop(agent_id, None)
+        self._pending = [p for p in self._pending if p.agent_id != agent_id]
+
+    def queue(self, row: PendingEvent) -> bool:
+        """Queue ``row``; returns True when the queue is full and should be flushed now."""
+        self._pending.append(row)
+        self.note_max_seq(row.agent_id, row.seq)
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.delay_s, self._on_timer)
+        return len(self._pending) >= self.max_pending
+
+    def take(self) -> list[PendingEvent]:
+        """Remove and return everything queued (the caller writes it)."""
+        rows, self._pending = self._pending, []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return rows
+
+    def put_back(self, rows: list[PendingEvent]) -> None:
+        """Return ``rows`` to the front of the queue after a failed write."""
+        self._pending[:0] = rows
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._pending and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._run_flush())
+
+    async def _run_flush(self) -> None:
+        try:
+            await self._flush()
+        except Exception:  # the next store call retries and reports it
+            logger.warning("background event flush failed; will retry with the next call", exc_info=True)
+
+    def cancel(self) -> None:
+        """Stop the timer (on close, after the final flush)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# --------------------------------------------------------------------------- queries
+
+SORT_COLUMNS = ("created_at", "updated_at", "message_count")
+SORT_ORDERS = ("asc", "desc")
+
+
+def check_sort(sort_by: str, sort_order: str) -> tuple[str, str]:
+    """Validate ``sort_by``/``sort_order`` against their whitelists.
+
+    Raises ``ValueError`` naming the bad value and the allowed ones.
+    """
+    if sort_by not in SORT_COLUMNS:
+        raise ValueError(f"sort_by must be one of {', '.join(SORT_COLUMNS)}; got {sort_by!r}")
+    order = sort_order.lower() if isinstance(sort_order, str) else sort_order
+    if order not in SORT_ORDERS:
+        raise ValueError(f"sort_order must be 'asc' or 'desc'; got {sort_order!r}")
+    return sort_by, order
+
+
+MAX_LIMIT = 10_000
+
+
+def check_page(limit: int, offset: int) -> tuple[int, int]:
+    """Validate ``limit`` (1–10,000) and ``offset`` (>= 0)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}; got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be an int >= 0; got {offset!r}")
+    return limit, offset
+
+
+def time_bound(value: datetime | int | None, name: str) -> int | None:
+    """A ``created_after``/``created_before`` filter as epoch ms (``None`` stays None)."""
+    if value is None:
+        return None
+    try:
+        return to_epoch_ms(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a datetime or epoch milliseconds; got {value!r}") from None
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``,
+    so ``list(prefix)`` is an index range ``[prefix, upper)`` — no LIKE, no
+    wildcards, case-sensitive. ``None`` means unbounded.
+
+    >>> prefix_upper_bound("agent_")
+    'agent`'
+    """
+    chars = list(prefix)
+    while chars:
+        last = ord(chars[-1])
+        if last < 0x10FFFF:
+            # Skip the surrogate block: not valid in stored text.
+            nxt = last + 1 if last + 1 != 0xD800 else 0xE000
+            chars[-1] = chr(nxt)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def user_id_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The user an agent belongs to: ``metadata["userId"]`` or ``metadata["user_id"]``."""
+    if not metadata:
+        return None
+    value = metadata.get("userId", metadata.get("user_id"))
+    return value if isinstance(value, str) else (None if value is None else str(value))
+
+
+def stats_from_counts(
+    *,
+    total_messages: int,
+    total_snapshots: int,
+    messages_by_role: Mapping[str, int],
+    tool_calls_by_state: Mapping[str, int],
+    tool_calls_by_name: Mapping[str, int],
+) -> AgentStats:
+    """Build :class:`AgentStats`, leaving out zero counts."""
+    by_state = {str(ToolCallState(k).value): v for k, v in tool_calls_by_state.items() if v}
+    return AgentStats(
+        total_messages=total_messages,
+        total_tool_calls=sum(by_state.values()),
+        total_snapshots=total_snapshots,
+        tool_calls_by_state=by_state,
+        tool_calls_by_name={k: v for k, v in tool_calls_by_name.items() if v},
+        messages_by_role={k: v for k, v in messages_by_role.items() if v},
+    )
+
+
+def fork_agent_ids(source: str, count: int) -> list[str]:
+    """``count`` fresh, valid agent ids derived from ``source``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int; got {count!r}")
+    stem = source[: MAX_AGENT_ID_LENGTH - 22]
+    return [f"{stem}.fork-{secrets.token_hex(8)}" for _ in range(count)]
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every backend offers. All methods are ``async``."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None: ...
+    async def load_messages(self, agent_id: str) -> list[Message]: ...
+    async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None: ...
+
+    async def save_tool_call_records(
+        self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
+    ) -> None: ...
+    async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]: ...
+
+    async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None: ...
+    async def load_todos(self, agent_id: str) -> TodoSnapshot | None: ...
+
+    async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None: ...
+    def read_events(
+        self, agent_id: str, *, since: Any = None, channel: str | None = None
+    ) -> AsyncIterator[Timeline]: ...
+
+    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None: ...
+    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]: ...
+    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None: ...
+    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]: ...
+    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None: ...
+    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]: ...
+    async def save_media_cache(
+        self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]
+    ) -> None: ...
+    async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]: ...
+
+    async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None: ...
+    async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None: ...
+    async def list_snapshots(self, agent_id: str) -> list[Snapshot]: ...
+
+    async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None: ...
+    async def load_info(self, agent_id: str) -> AgentInfo | None: ...
+
+    async def exists(self, agent_id: str) -> bool: ...
+    async def delete(self, agent_id: str) -> None: ...
+    async def list(self, prefix: str | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class QueryableStore(Store, Protocol):
+    """A store that answers questions across agents."""
+
+    async def query_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[SessionInfo]: ...
+
+    async def query_messages(
+        self,
+        *,
+        agent_id: str | None = None,
+        role: str | None = None,
+        content_type: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredMessage]: ...
+
+    async def query_tool_calls(
+        self,
+        *,
+        agent_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        has_approval: bool | None = None,
+        state: ToolCallState | str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredToolCall]: ...
+
+    async def aggregate_stats(self, agent_id: str) -> AgentStats: ...
+
+
+@runtime_checkable
+class ExtendedStore(QueryableStore, Protocol):
+    """A queryable store with operations support: health, metrics, locks, forks."""
+
+    async def health_check(self) -> StoreHealthStatus: ...
+    async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult: ...
+    async def get_metrics(self) -> StoreMetrics: ...
+    async def acquire_agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AgentLock: ...
+    def agent_lock(
+        self, agent_id: str, timeout_ms: int = 30_000
+    ) -> contextlib.AbstractAsyncContextManager[AgentLock]: ...
+    async def batch_fork(self, agent_id: str, count: int) -> list[str]: ...
