@@ -467,6 +467,8 @@ def coerce_list(model: type[R], items: object, field_name: str) -> list[R]:
         raise RecordValidationError(
             f"{field_name}: expected a list of {model.__name__}, got {type(items).__name__}", field=field_name
         )
+    if type(items) is list and set(map(type, items)) <= {model}:
+        return list(items)  # all validated already: no Python-level loop (hot path of save_*)
     out: list[R] = []
     for index, item in enumerate(items):
         out.append(item if type(item) is model else model.coerce(item, f"{field_name}[{index}]"))
