@@ -362,11 +362,13 @@ class StoreConformance:
         await store.save_tool_call_records(ns + "a", [call])
         await store.append_event(ns + "a", event)
         await store.save_info(ns + "a", data.info(ns + "a", metadata=tricky))
-        for current in (store, await self.reopen(store, open_store)):
+        current = store
+        for _ in range(2):
             assert_records_equal(await current.load_messages(ns + "a"), messages, Message)
             assert_records_equal(await current.load_tool_call_records(ns + "a"), [call], ToolCallRecord)
             assert_records_equal(await drain(current.read_events(ns + "a")), [event], Timeline)
             assert_records_equal(await current.load_info(ns + "a"), data.info(ns + "a", metadata=tricky), AgentInfo)
+            current = await self.reopen(current, open_store)
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize(
@@ -411,7 +413,7 @@ class StoreConformance:
         assert_records_equal(await store.load_messages(agent), messages, Message)
         assert_records_equal(await store.load_tool_call_records(agent), calls, ToolCallRecord)
         assert_records_equal(await drain(store.read_events(agent)), [data.timeline(1)], Timeline)
-        assert_records_equal(await store.load_info(agent), data.info(agent), AgentInfo)
+        assert_records_equal(await store.load_info(agent), data.info(agent, message_count=4), AgentInfo)
         assert_records_equal(await store.load_todos(agent), data.todos(), TodoSnapshot)
         assert_records_equal(await store.list_snapshots(agent), [data.snapshot("s1")], Snapshot)
         assert await store.load_media_cache(agent) == []
