@@ -336,7 +336,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_codec_round_trips_any_json(value: Any) -> None:
     jsoncodec.check_json(value, "value")
