@@ -1463,7 +1463,10 @@ class PostgresStore(BaseStore):
 
     async def health_check(self) -> StoreHealthStatus:
         """Whether the database answers (and how fast) and the file directory
-        accepts writes. Never raises: a failure is reported, scrubbed of secrets."""
+        accepts writes. Raises only :class:`StoreClosedError` after ``close()``;
+        any other failure is reported, scrubbed of secrets."""
+        if self._state == "closed":
+            raise StoreClosedError("postgres store is closed")
         started = time.perf_counter()
         files = self._check_files()
         try:
