@@ -241,7 +241,10 @@ def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = N
     schema_name = _check_schema(chosen)
     # search_path for every connection this store opens (pool, locks, tail).
     existing = str(params.get("options") or "")
-    options = f"{existing} -c search_path={schema_name}"
+    # Store queries are small keyed lookups: parallel workers and JIT only add
+    # latency (measured: aggregate_stats 9 ms with a parallel plan before the
+    # first ANALYZE, 0.14 ms without).
+    options = f"{existing} -c search_path={schema_name} -c max_parallel_workers_per_gather=0 -c jit=off"
     sync = parts.get("synchronous_commit")
     if sync is not None:
         # Opt-in durability trade: "off" makes each commit return before its
