@@ -561,6 +561,10 @@ def test_config_errors_name_the_key_and_never_echo_the_password() -> None:
     assert "sslmode=require" in settings.conninfo and SECRET in settings.conninfo
     assert SECRET not in repr(settings) and settings.max_size == 3
     assert SECRET not in repr(PostgresStore({"host": "h", "password": SECRET}))
+    tuned = parse_connection({"dsn": "postgresql://u@h/db", "synchronous_commit": "off"}, None)
+    assert "synchronous_commit=off" in tuned.conninfo and "search_path=public" in tuned.conninfo
+    with pytest.raises(StoreConfigError, match="synchronous_commit"):
+        parse_connection({"host": "h", "synchronous_commit": "sometimes"}, None)
     assert scrub_text(f"password={SECRET} x") == "password=*** x"
     assert scrub_text(f"postgresql://u:{SECRET}@h/db") == "postgresql://u:***@h/db"
 
