@@ -634,3 +634,16 @@ async def test_a_stale_optimistic_write_changes_nothing(store: PostgresStore, pg
     # The public call falls back to the locking path and saves correctly.
     await store.save_messages("agt-stale", turn_messages(5))
     assert [m.model_dump() for m in await store.load_messages("agt-stale")] == [m.model_dump() for m in items]
+
+
+async def test_a_recreated_agent_never_matches_a_stale_cache(store: PostgresStore, pg_url: str, pg_schema: str) -> None:
+    await store.save_messages("agt-aba", turn_messages(0))  # store caches version v+1 of this row
+    async with PostgresStore(pg_url, schema=pg_schema) as other:
+        await other.delete("agt-aba")
+        # Re-created and saved once: with versions restarting at 0 this row would
+        # carry the very version `store` has cached, with other content.
+        await other.save_messages("agt-aba", turn_messages(7))
+    await store.save_messages("agt-aba", turn_messages(0) + turn_messages(1))
+    loaded = await store.load_messages("agt-aba")
+    expected = turn_messages(0) + turn_messages(1)
+    assert [m.model_dump() for m in loaded] == [Message.model_validate(m).model_dump() for m in expected]

@@ -1626,8 +1626,8 @@ class PostgresStore(BaseStore):
                 )
             await conn.cursor().executemany(
                 "INSERT INTO agents (agent_id, info, info_raw, template_id, user_id, created_at, updated_at,"
-                " message_count, last_sfp_index, breakpoint, msg_len, msg_version, tc_len, tc_version)"
-                " VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, 1)",
+                " message_count, last_sfp_index, breakpoint, msg_len, tc_len)"
+                " VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
             await conn.execute(
