@@ -565,6 +565,9 @@ class PostgresStore(BaseStore):
         self._events = EventBuffer(self._flush_events)
         self._flush_lock = asyncio.Lock()
         self._held_locks: set[PostgresAgentLock] = set()
+        self._renew_lock = asyncio.Lock()
+        self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self._settings.describe()} ({self._state})>"
@@ -576,11 +579,25 @@ class PostgresStore(BaseStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _open(self) -> None:
+    def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
         settings = self._settings
-        register_secrets(settings.secrets)
-        idle = settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
+        if locks:
+            # One connection per held lock: a pool of its own, so locks never
+            # starve the store's queries, and a reset hook that frees any lock.
+            return AsyncConnectionPool(
+                settings.conninfo,
+                kwargs={"autocommit": True},
+                min_size=0,
+                max_size=max(4, settings.max_size),
+                open=False,
+                check=_check_connection,
+                reset=_unlock_all,
+                name="kode-postgres-locks",
+                timeout=settings.connect_timeout_s,
+                max_idle=idle,
+            )
+        return AsyncConnectionPool(
             settings.conninfo,
             kwargs={"autocommit": True},
             min_size=settings.min_size,
@@ -589,20 +606,14 @@ class PostgresStore(BaseStore):
             check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
-            max_idle=max(idle, 1.0),
+            max_idle=idle,
         )
-        lock_pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.conninfo,
-            kwargs={"autocommit": True},
-            min_size=0,
-            max_size=max(4, settings.max_size),
-            open=False,
-            check=_check_connection,
-            reset=_unlock_all,
-            name="kode-postgres-locks",
-            timeout=settings.connect_timeout_s,
-            max_idle=max(idle, 1.0),
-        )
+
+    async def _open(self) -> None:
+        settings = self._settings
+        register_secrets(settings.secrets)
+        pool = self._new_pool(locks=False)
+        lock_pool = self._new_pool(locks=True)
         try:
             await pool.open(wait=settings.min_size > 0, timeout=settings.connect_timeout_s)
             await self._migrate(pool)
@@ -634,6 +645,9 @@ class PostgresStore(BaseStore):
                 await self._pool.close()
             if self._lock_pool is not None:
                 await self._lock_pool.close()
+            for task in list(self._retiring):
+                with contextlib.suppress(Exception):
+                    await task
             unregister_secrets(self._settings.secrets)
 
     async def _migrate(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
@@ -682,16 +696,84 @@ class PostgresStore(BaseStore):
             raise StoreClosedError("postgres store is closed")
         return self._pool
 
+    async def _getconn(
+        self, *, locks: bool = False, wait_s: float | None = None
+    ) -> tuple[AsyncConnectionPool[AsyncConnection[Any]], AsyncConnection[Any]]:
+        """A connection from the store's pool (or the lock pool), with the pool
+        it must go back to. Raises StoreConnectionError, or PoolTimeout when
+        the lock pool is merely full (the caller reports a lock timeout)."""
+        pool = self._lock_pool if locks else self._pool
+        if pool is None:
+            raise StoreClosedError("postgres store is closed")
+        try:
+            conn = await pool.getconn(timeout=wait_s)
+        except PoolTimeout as exc:
+            if self._checked_out[locks] >= (pool.max_size or 0):
+                if locks:
+                    raise
+                raise self._connection_error(exc) from None
+            # Capacity left, yet no connection: the pool cannot connect, or is
+            # still waiting out its reconnect backoff after an outage.
+            fresh = await self._renew_pool(pool, locks=locks)
+            if fresh is None:
+                raise self._connection_error(exc) from None
+            pool = fresh
+            try:
+                conn = await pool.getconn(timeout=wait_s)
+            except _CONNECTION_ERRORS as again:
+                raise self._connection_error(again) from None
+        except PoolClosed:
+            if self._state == "closed":
+                raise StoreClosedError("postgres store is closed") from None
+            return await self._getconn(locks=locks, wait_s=wait_s)  # renewed meanwhile
+        except _CONNECTION_ERRORS as exc:
+            raise self._connection_error(exc) from None
+        self._checked_out[locks] += 1
+        return pool, conn
+
+    async def _putconn(
+        self, pool: AsyncConnectionPool[AsyncConnection[Any]], conn: AsyncConnection[Any], *, locks: bool = False
+    ) -> None:
+        self._checked_out[locks] -= 1
+        await pool.putconn(conn)
+
+    async def _renew_pool(
+        self, stale: AsyncConnectionPool[AsyncConnection[Any]], *, locks: bool
+    ) -> AsyncConnectionPool[AsyncConnection[Any]] | None:
+        """Replace ``stale`` with a fresh pool if the server answers a direct
+        connection (the server is back, but psycopg_pool waits out a reconnect
+        backoff of seconds before it tries again). None if it does not answer."""
+        async with self._renew_lock:
+            current = self._lock_pool if locks else self._pool
+            if current is not stale:
+                return current  # another call renewed it meanwhile
+            try:
+                probe = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+            except psycopg.Error:
+                return None
+            await probe.close()
+            fresh = self._new_pool(locks=locks)
+            await fresh.open(wait=False)
+            if locks:
+                self._lock_pool = fresh
+            else:
+                self._pool = fresh
+            # Connections still out (held locks included) close when returned.
+            task = asyncio.get_running_loop().create_task(stale.close())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            logger.info("server reachable again: %s pool renewed", "lock" if locks else "connection")
+            return fresh
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = self._require_pool()
+        pool, conn = await self._getconn()
         try:
-            async with pool.connection() as conn:
-                yield conn
+            yield conn
         except _CONNECTION_ERRORS as exc:
-            if isinstance(exc, PoolClosed) and self._state == "closed":
-                raise StoreClosedError("postgres store is closed") from None
             raise self._connection_error(exc) from None
+        finally:
+            await self._putconn(pool, conn)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -1672,20 +1754,16 @@ class PostgresStore(BaseStore):
         """
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
-        pool = self._lock_pool
-        if pool is None or self._state != "open":
+        if self._state != "open":
             raise StoreClosedError("postgres store is closed")
         key = advisory_lock_key(self._settings.schema, agent_id)
         deadline = time.monotonic() + timeout_ms / 1000
         try:
-            conn = await pool.getconn(timeout=max(timeout_ms / 1000, self._settings.connect_timeout_s))
-        except PoolTimeout as exc:
-            stats = pool.get_stats()
-            if stats.get("pool_size", 0) >= pool.max_size:
-                raise LockTimeoutError(agent_id, timeout_ms) from None
-            raise self._connection_error(exc) from None
-        except _CONNECTION_ERRORS as exc:
-            raise self._connection_error(exc) from None
+            pool, conn = await self._getconn(
+                locks=True, wait_s=max(timeout_ms / 1000, self._settings.connect_timeout_s)
+            )
+        except PoolTimeout:
+            raise LockTimeoutError(agent_id, timeout_ms) from None
         got = False
         try:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -1708,12 +1786,12 @@ class PostgresStore(BaseStore):
             # Closing the session frees anything it might hold; the pool drops it.
             with contextlib.suppress(Exception):
                 await conn.close()
-            await pool.putconn(conn)
+            await self._putconn(pool, conn, locks=True)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
             raise
         if not got:
-            await pool.putconn(conn)
+            await self._putconn(pool, conn, locks=True)
             raise LockTimeoutError(agent_id, timeout_ms)
         lock = PostgresAgentLock(agent_id, key, conn, pool, self)
         self._held_locks.add(lock)
@@ -1791,4 +1869,4 @@ class PostgresAgentLock(AgentLock):
         finally:
             # Returned exactly once; a closed connection is discarded by the pool.
             with contextlib.suppress(Exception):
-                await self._pool.putconn(conn)
+                await self._store._putconn(self._pool, conn, locks=True)
