@@ -162,8 +162,19 @@ async def test_in_place_mutation_between_saves_is_detected(store: PostgresStore)
     messages = [Message.model_validate(m) for m in turn_messages(0)]
     await store.save_messages("agt-mut", messages)
     messages[0].content[0]["text"] = "changed in place"
+    messages[1].content.append({"type": "text", "text": "appended in place"})
     await store.save_messages("agt-mut", messages)
-    assert (await store.load_messages("agt-mut"))[0].content[0]["text"] == "changed in place"
+    loaded = await store.load_messages("agt-mut")
+    assert loaded[0].content[0]["text"] == "changed in place"
+    assert loaded[1].content[-1]["text"] == "appended in place"
+
+    records = [ToolCallRecord.model_validate(tool_call(i)) for i in range(3)]
+    await store.save_tool_call_records("agt-mut", records)
+    records[0].input["cmd"] = "rm -rf /tmp/x"  # nested JSON
+    records[1].approval.note = "looked at it"  # nested model
+    records[2].audit_trail.append(records[2].audit_trail[0].model_copy(update={"timestamp": 9}))
+    await store.save_tool_call_records("agt-mut", records)
+    assert await store.load_tool_call_records("agt-mut") == records
 
 
 async def test_saves_from_two_store_instances_never_use_a_stale_cache(

@@ -491,18 +491,29 @@ def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: byt
     )
 
 
-_MESSAGE_FIELDS = frozenset(("role", "content", "metadata"))
-
-
 def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """A message's fields as it holds them (no copy): compared in C with a snapshot."""
     return message.__dict__, message.__pydantic_extra__ or None
 
 
-def _message_snapshot(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The :func:`_message_key` shape of a decoded (so independent) wire dict."""
-    extra = {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS} or None
-    return {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}, extra
+def _share_copy(value: Any) -> Any:
+    """A copy of the containers (dicts, lists, tuples) of a JSON value that
+    shares its immutable leaves. Mutating the original in place never shows in
+    the copy, and comparing the two costs no string compare where a leaf is
+    the same object (``==`` on ``str`` checks identity first): the diff of a
+    600-message list then reads pointers, not the 800 KB of text."""
+    if isinstance(value, dict):
+        return {key: _share_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_share_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_share_copy(item) for item in value)
+    return value
+
+
+def _message_snapshot(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """An independent snapshot of a message, comparable with :func:`_message_key`."""
+    return _share_copy(message.__dict__), _share_copy(message.__pydantic_extra__) or None
 
 
 def _changed_positions(new: list[Any], cached: list[Any]) -> list[int]:
@@ -1001,11 +1012,11 @@ class PostgresStore(BaseStore):
                 for i, message in enumerate(items):
                     wire = message_to_wire(message)
                     if i < length and wire == stored[i]:
-                        new_cache.append(_message_snapshot(stored[i]))
+                        new_cache.append(_message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
                     rows.append(_message_row(agent_id, i, message, encoded, now))
-                    new_cache.append(_message_snapshot(jsoncodec.decode(encoded)))  # an independent copy
+                    new_cache.append(_message_snapshot(message))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
                 if length > len(items):
@@ -1032,7 +1043,7 @@ class PostgresStore(BaseStore):
         for i in _changed_positions([_message_key(m) for m in items], cached):
             encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
             rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
-            snapshot = _message_snapshot(jsoncodec.decode(encoded))  # an independent copy
+            snapshot = _message_snapshot(items[i])
             if i < len(new_cache):
                 new_cache[i] = snapshot
             else:
@@ -1083,9 +1094,7 @@ class PostgresStore(BaseStore):
             raise
         cached = self._messages_cache.get(agent_id, version)
         if cached is not None and len(cached) == length:
-            self._messages_cache.put(
-                agent_id, version + 1, [*cached, *(_message_snapshot(jsoncodec.decode(e)) for e in encoded)]
-            )
+            self._messages_cache.put(agent_id, version + 1, [*cached, *(_message_snapshot(m) for m in items)])
         else:
             self._messages_cache.drop(agent_id)
 
@@ -1125,7 +1134,7 @@ class PostgresStore(BaseStore):
                 rows = []
                 for i, record in enumerate(items):
                     wire = record.to_wire()
-                    new_cache.append(_record_key(record.model_copy(deep=True)))  # an independent snapshot
+                    new_cache.append(_share_copy(_record_key(record)))  # an independent snapshot
                     if i < length and wire == stored[i]:
                         continue
                     rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
@@ -1156,7 +1165,7 @@ class PostgresStore(BaseStore):
             record = items[i]
             encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
             rows.append((*_tool_call_row(agent_id, i, record, encoded), agent_id, token))
-            snapshot = _record_key(record.model_copy(deep=True))  # an independent snapshot
+            snapshot = _share_copy(_record_key(record))  # an independent snapshot
             if i < len(new_cache):
                 new_cache[i] = snapshot
             else:
