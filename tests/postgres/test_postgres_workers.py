@@ -90,6 +90,7 @@ async def test_a_second_worker_tails_events_live(store: PostgresStore, pg_url: s
         proc.wait()
     assert [r["seq"] for r in received] == list(range(1, 21))  # in order, none twice, none missing
     delays_ms = [(r["at"] - appended[r["seq"]]) * 1000 for r in received]
+    print(f"tail delay ms: median {statistics.median(delays_ms):.1f}, max {max(delays_ms):.1f}")  # shown with -s
     # The done-criterion: seen within 100 ms. The median guards against one
     # scheduling hiccup of this 2-core machine; the max against polling fallback.
     assert statistics.median(delays_ms) < 100, delays_ms
