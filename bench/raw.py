@@ -1,23 +1,43 @@
 """The floors: the rows a store writes, written with the bare driver.
 
 No validation, no store, no thread hop: one transaction per W1 turn that
-inserts the turn's three message rows, upserts its tool-call row, inserts its
-six event rows and upserts the agent row. JSON is still encoded (orjson) and
-decoded on reads, because a store cannot skip that either.
+upserts the agent row, inserts the turn's three message rows, upserts its
+tool-call row and inserts its six event rows (the agent row goes first only
+because SQLite's foreign keys want the parent before the children). JSON is
+still encoded (orjson) and decoded on reads, because a store cannot skip that
+either.
 
-The schema is the bench's own but carries the indexes a query-capable store
-needs, so the floor pays the same index maintenance (it is not an unindexed
-strawman). Every primary key begins with ``agent_id``, as in the stores:
+The schema mirrors the stores' own (schema/sqlite/0001_initial.sql and
+schema/postgres/0001_initial.sql) for the tables the workloads touch, with the
+same primary keys, secondary indexes, partial indexes and (SQLite) foreign
+keys, so the floor pays the same index maintenance and is no unindexed
+strawman:
 
-- ``agents``      PK (agent_id); (template_id, created_at); (created_at)
-- ``messages``    PK (agent_id, seq); (agent_id, role, created_at); (created_at)
-- ``tool_calls``  PK (agent_id, id); (agent_id, created_at); (name, is_error, created_at)
-- ``events``      PK (agent_id, seq); (agent_id, channel, seq)
-- ``snapshots``   PK (agent_id, id) (empty; counted by the stats query)
+SQLite
+  agents      PK (agent_id); partial (WHERE info IS NOT NULL): (agent_id),
+              (created_at, agent_id), (updated_at, agent_id), (message_count, agent_id),
+              (template_id, created_at, agent_id), (user_id, created_at, agent_id)
+  messages    PK (agent_id, seq); (created_at, seq, agent_id); (role, created_at, seq, agent_id);
+              (agent_id, created_at, seq); (agent_id, role, created_at, seq); FK → agents
+  tool_calls  PK (agent_id, id); UNIQUE (agent_id, pos); (created_at, id, agent_id);
+              (agent_id, created_at, id); (name, created_at, id, agent_id);
+              (name, is_error, created_at, id, agent_id); (agent_id, state, name); FK → agents
+  events      PK (agent_id, seq) WITHOUT ROWID; FK → agents
+  snapshots   PK (agent_id, id); (agent_id, created_at, id)
+PostgreSQL (agent ids COLLATE "C", JSONB documents, no foreign keys)
+  agents      PK (agent_id); partial: (template_id, created_at, agent_id), (user_id, created_at, agent_id),
+              (created_at, agent_id), (updated_at, agent_id), (message_count, agent_id)
+  messages    PK (agent_id, seq); (agent_id, role, created_at, seq); (agent_id, created_at, seq);
+              (role, created_at, seq, agent_id); (created_at, seq, agent_id); GIN (block_types)
+  tool_calls  PK (agent_id, pos); (name, is_error, created_at, id, agent_id, pos);
+              (agent_id, created_at, id, pos); (state, created_at, id, agent_id, pos);
+              partial (created_at, id, agent_id, pos) WHERE approval_required; (created_at, id, agent_id, pos)
+  events      PK (agent_id, seq); (agent_id, channel, seq)
+  snapshots   PK (agent_id, id); (agent_id, created_at, id)
 
-SQLite runs in WAL mode with ``synchronous=NORMAL``, like SqliteStore.
-PostgreSQL uses psycopg 3 async, one connection, pipeline mode (one round
-trip per transaction), JSONB columns, in a throwaway schema.
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and foreign keys on, like
+SqliteStore. PostgreSQL uses psycopg 3 async, one connection, pipeline mode
+(one round trip per transaction), in a throwaway schema.
 """
 
 from __future__ import annotations
@@ -48,25 +68,32 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def content_types(wire: dict[str, Any]) -> str:
-    """The distinct block types of a message, space-separated (the
-    ``content_type`` filter needs them without parsing JSON)."""
+def block_types(wire: dict[str, Any]) -> list[str]:
+    """The distinct block types of a message (the ``content_type`` filter's column)."""
     seen: dict[str, None] = {}
     for block in wire["content"]:
         seen[block["type"]] = None
-    return " ".join(seen)
+    return list(seen)
 
 
-def message_rows(agent_id: str, first_seq: int, wires: Iterable[dict[str, Any]], now: int) -> list[tuple[Any, ...]]:
-    """(agent_id, seq, role, content_types, created_at, data) per message."""
-    return [(agent_id, first_seq + i, w["role"], content_types(w), now, dumps(w)) for i, w in enumerate(wires)]
+def message_rows(
+    agent_id: str, first_seq: int, wires: Iterable[dict[str, Any]], now: int, *, types_as_json: bool
+) -> list[tuple[Any, ...]]:
+    """(agent_id, seq, role, block_types, created_at, data) per message; block
+    types as a JSON array text (SQLite) or a list (PostgreSQL text[])."""
+    rows = []
+    for i, w in enumerate(wires):
+        types: Any = block_types(w)
+        rows.append((agent_id, first_seq + i, w["role"], dumps(types) if types_as_json else types, now, dumps(w)))
+    return rows
 
 
-def tool_call_row(agent_id: str, wire: dict[str, Any]) -> tuple[Any, ...]:
-    """(agent_id, id, name, state, is_error, approval_required, created_at, updated_at, data)."""
+def tool_call_row(agent_id: str, pos: int, wire: dict[str, Any]) -> tuple[Any, ...]:
+    """(agent_id, id, pos, name, state, is_error, approval_required, created_at, updated_at, data)."""
     return (
         agent_id,
         wire["id"],
+        pos,
         wire["name"],
         wire["state"],
         wire["isError"],
@@ -90,69 +117,79 @@ def event_row(agent_id: str, wire: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def agent_row(wire: dict[str, Any], message_count: int, now: int) -> tuple[Any, ...]:
-    """(agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint, user_id, data)."""
+def agent_row(wire: dict[str, Any], message_count: int, tool_calls: int, now: int) -> tuple[Any, ...]:
+    """(agent_id, info, template_id, user_id, created_at, updated_at, message_count,
+    last_sfp_index, breakpoint, msg_len, tc_len)."""
     metadata = wire.get("metadata") or {}
     return (
         wire["agentId"],
+        dumps(wire),
         wire["templateId"],
+        metadata.get("userId", metadata.get("user_id")),
         wire["createdAt"],
         now,
         message_count,
         wire["lastSfpIndex"],
         wire.get("breakpoint"),
-        metadata.get("userId", metadata.get("user_id")),
-        dumps(wire),
+        message_count,
+        tool_calls,
     )
 
 
-COLUMNS = {
-    "messages": "agent_id, seq, role, content_types, created_at, data",
-    "tool_calls": "agent_id, id, name, state, is_error, approval_required, created_at, updated_at, data",
-    "events": "agent_id, seq, channel, type, timestamp, data",
-    "agents": "agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint, user_id, data",
-}
+TOOL_CALL_COLUMNS = "agent_id, id, pos, name, state, is_error, approval_required, created_at, updated_at, data"
 TOOL_CALL_UPDATE = (
     "name = excluded.name, state = excluded.state, is_error = excluded.is_error,"
     " approval_required = excluded.approval_required, updated_at = excluded.updated_at, data = excluded.data"
 )
-AGENT_UPDATE = (
-    "template_id = excluded.template_id, updated_at = excluded.updated_at, message_count = excluded.message_count,"
-    " last_sfp_index = excluded.last_sfp_index, breakpoint = excluded.breakpoint, user_id = excluded.user_id,"
-    " data = excluded.data"
-)
+MESSAGE_COLUMNS = "agent_id, seq, role, block_types, created_at, data"
+EVENT_COLUMNS = "agent_id, seq, channel, type, timestamp, data"
+
+
+def values(count: int, placeholder: str, json_at: tuple[int, ...] = ()) -> str:
+    """``(?, ?, …)`` with ``::jsonb`` casts at ``json_at`` (PostgreSQL)."""
+    return "(" + ", ".join(placeholder + ("::jsonb" if i in json_at else "") for i in range(count)) + ")"
+
 
 # --------------------------------------------------------------------------- SQLite
 
 SQLITE_SCHEMA = """
 CREATE TABLE agents (
-    agent_id TEXT PRIMARY KEY, template_id TEXT NOT NULL, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, message_count INTEGER NOT NULL, last_sfp_index INTEGER NOT NULL,
-    breakpoint TEXT, user_id TEXT, data TEXT NOT NULL);
-CREATE INDEX agents_template ON agents (template_id, created_at);
-CREATE INDEX agents_created ON agents (created_at);
+    agent_id TEXT NOT NULL PRIMARY KEY, info TEXT, template_id TEXT, user_id TEXT, created_at INTEGER,
+    updated_at INTEGER NOT NULL, message_count INTEGER NOT NULL DEFAULT 0,
+    msg_version INTEGER NOT NULL DEFAULT 0, tc_version INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX agents_listed ON agents (agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_created ON agents (created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_updated ON agents (updated_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_message_count ON agents (message_count, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_template ON agents (template_id, created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_user ON agents (user_id, created_at, agent_id) WHERE info IS NOT NULL;
 CREATE TABLE messages (
-    agent_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content_types TEXT NOT NULL,
-    created_at INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, seq));
-CREATE INDEX messages_role ON messages (agent_id, role, created_at);
-CREATE INDEX messages_created ON messages (created_at);
+    agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    role TEXT NOT NULL, block_types TEXT NOT NULL, created_at INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (agent_id, seq));
+CREATE INDEX messages_by_time ON messages (created_at, seq, agent_id);
+CREATE INDEX messages_by_role ON messages (role, created_at, seq, agent_id);
+CREATE INDEX messages_by_agent_time ON messages (agent_id, created_at, seq);
+CREATE INDEX messages_by_agent_role ON messages (agent_id, role, created_at, seq);
 CREATE TABLE tool_calls (
-    agent_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
-    is_error INTEGER NOT NULL, approval_required INTEGER NOT NULL, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, id));
-CREATE INDEX tool_calls_agent ON tool_calls (agent_id, created_at);
-CREATE INDEX tool_calls_name ON tool_calls (name, is_error, created_at);
+    agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, id TEXT NOT NULL,
+    pos INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, is_error INTEGER NOT NULL,
+    approval_required INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (agent_id, id), UNIQUE (agent_id, pos));
+CREATE INDEX tool_calls_by_time ON tool_calls (created_at, id, agent_id);
+CREATE INDEX tool_calls_by_agent_time ON tool_calls (agent_id, created_at, id);
+CREATE INDEX tool_calls_by_name ON tool_calls (name, created_at, id, agent_id);
+CREATE INDEX tool_calls_by_name_error ON tool_calls (name, is_error, created_at, id, agent_id);
+CREATE INDEX tool_calls_by_agent_state ON tool_calls (agent_id, state, name);
 CREATE TABLE events (
-    agent_id TEXT NOT NULL, seq INTEGER NOT NULL, channel TEXT NOT NULL, type TEXT NOT NULL,
-    timestamp INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, seq));
-CREATE INDEX events_channel ON events (agent_id, channel, seq);
-CREATE TABLE snapshots (agent_id TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, id));
+    agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    channel TEXT NOT NULL, type TEXT NOT NULL, timestamp INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (agent_id, seq)) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, id TEXT NOT NULL,
+    created_at INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, id));
+CREATE INDEX snapshots_by_time ON snapshots (agent_id, created_at, id);
 """
-
-
-def _insert(table: str, placeholder: str) -> str:
-    count = COLUMNS[table].count(",") + 1
-    return f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({', '.join([placeholder] * count)})"
 
 
 class SqliteRaw:
@@ -166,12 +203,20 @@ class SqliteRaw:
         self.event_batch = event_batch
         self.size_bytes: int | None = None
         self.con: sqlite3.Connection | None = None
-        self._insert_messages = _insert("messages", "?")
+        self._insert_messages = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {values(6, '?')}"
         self._upsert_tool_call = (
-            _insert("tool_calls", "?") + f" ON CONFLICT (agent_id, id) DO UPDATE SET {TOOL_CALL_UPDATE}"
+            f"INSERT INTO tool_calls ({TOOL_CALL_COLUMNS}) VALUES {values(10, '?')}"
+            f" ON CONFLICT (agent_id, id) DO UPDATE SET pos = excluded.pos, {TOOL_CALL_UPDATE}"
         )
-        self._insert_events = _insert("events", "?")
-        self._upsert_agent = _insert("agents", "?") + f" ON CONFLICT (agent_id) DO UPDATE SET {AGENT_UPDATE}"
+        self._insert_events = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values(6, '?')}"
+        # (agent_id, info, template_id, user_id, created_at, updated_at, message_count); the rest is unused here.
+        self._upsert_agent = (
+            "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count)"
+            f" VALUES {values(7, '?')} ON CONFLICT (agent_id) DO UPDATE SET info = excluded.info,"
+            " template_id = excluded.template_id, user_id = excluded.user_id, created_at = excluded.created_at,"
+            " updated_at = excluded.updated_at, message_count = excluded.message_count,"
+            " msg_version = agents.msg_version + 1, tc_version = agents.tc_version + 1"
+        )
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +238,9 @@ class SqliteRaw:
         assert self.con is not None
         return self.con
 
+    def _agent(self, wire: dict[str, Any], message_count: int, now: int) -> tuple[Any, ...]:
+        return agent_row(wire, message_count, 0, now)[:7]
+
     # W1 ---------------------------------------------------------------------
 
     async def turn(self, agent_id: str, turn: data.Turn, messages: list[Any], records: list[Any]) -> None:
@@ -203,10 +251,12 @@ class SqliteRaw:
         now = data.now_ms()
         con.execute("BEGIN")
         try:
-            con.executemany(self._insert_messages, message_rows(agent_id, first, turn.message_wires, now))
-            con.execute(self._upsert_tool_call, tool_call_row(agent_id, turn.record_wire))
+            con.execute(self._upsert_agent, self._agent(turn.info_wire, len(messages), now))
+            con.executemany(
+                self._insert_messages, message_rows(agent_id, first, turn.message_wires, now, types_as_json=True)
+            )
+            con.execute(self._upsert_tool_call, tool_call_row(agent_id, len(records) - 1, turn.record_wire))
             con.executemany(self._insert_events, [event_row(agent_id, e) for e in turn.event_wires])
-            con.execute(self._upsert_agent, agent_row(turn.info_wire, len(messages), now))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -223,7 +273,7 @@ class SqliteRaw:
         problems = compare_lists(f"{agent_id} messages", loaded, messages)
         calls = [
             orjson.loads(r[0])
-            for r in con.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY created_at, id", (agent_id,))
+            for r in con.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,))
         ]
         problems += compare_lists(f"{agent_id} tool calls", calls, records)
         seqs = await self.read_events(agent_id)
@@ -239,6 +289,10 @@ class SqliteRaw:
     async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None:
         # Batched like a group commit; one event per transaction would be a strawman.
         con = self._con
+        con.execute(
+            "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) ON CONFLICT (agent_id) DO NOTHING",
+            (agent_id, data.now_ms()),
+        )
         for start in range(0, len(events), self.event_batch):
             batch = events[start : start + self.event_batch]
             con.execute("BEGIN")
@@ -261,18 +315,22 @@ class SqliteRaw:
         for p in population:
             now = data.now_ms()
             con.execute("BEGIN")
-            con.execute(self._upsert_agent, agent_row(p.info.to_wire(), len(p.message_wires), now))
-            con.executemany(self._insert_messages, message_rows(p.agent_id, 0, p.message_wires, now))
-            con.executemany(self._upsert_tool_call, [tool_call_row(p.agent_id, w) for w in p.record_wires])
+            con.execute(self._upsert_agent, self._agent(p.info.to_wire(), len(p.message_wires), now))
+            con.executemany(
+                self._insert_messages, message_rows(p.agent_id, 0, p.message_wires, now, types_as_json=True)
+            )
+            con.executemany(
+                self._upsert_tool_call, [tool_call_row(p.agent_id, i, w) for i, w in enumerate(p.record_wires)]
+            )
             con.execute("COMMIT")
 
     async def query_sessions(self, template_id: str) -> int:
         rows = self._con.execute(
-            "SELECT agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint, data"
-            " FROM agents WHERE template_id = ? ORDER BY created_at DESC, agent_id DESC LIMIT 20",
+            "SELECT agent_id, info, created_at, updated_at, message_count FROM agents"
+            " WHERE template_id = ? AND info IS NOT NULL ORDER BY created_at DESC, agent_id DESC LIMIT 20",
             (template_id,),
         ).fetchall()
-        return len([(r, orjson.loads(r[7])) for r in rows])
+        return len([(r, orjson.loads(r[1])) for r in rows])
 
     async def query_messages(self, agent_id: str) -> int:
         rows = self._con.execute(
@@ -285,7 +343,7 @@ class SqliteRaw:
     async def query_tool_calls(self) -> int:
         rows = self._con.execute(
             "SELECT agent_id, data FROM tool_calls WHERE name = ? AND is_error = 1"
-            " ORDER BY created_at DESC, agent_id DESC, id DESC LIMIT 10",
+            " ORDER BY created_at DESC, id DESC, agent_id DESC LIMIT 10",
             ("bash_run",),
         ).fetchall()
         return len([(r[0], orjson.loads(r[1])) for r in rows])
@@ -302,7 +360,8 @@ class SqliteRaw:
     async def query_list(self, prefix: str) -> int:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         rows = self._con.execute(
-            "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? ORDER BY agent_id", (prefix, upper)
+            "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? AND info IS NOT NULL ORDER BY agent_id",
+            (prefix, upper),
         ).fetchall()
         return len(rows)
 
@@ -311,36 +370,42 @@ class SqliteRaw:
 
 POSTGRES_SCHEMA = """
 CREATE TABLE agents (
-    agent_id TEXT COLLATE "C" PRIMARY KEY, template_id TEXT NOT NULL, created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL, message_count INTEGER NOT NULL, last_sfp_index INTEGER NOT NULL,
-    breakpoint TEXT, user_id TEXT, data JSONB NOT NULL);
-CREATE INDEX agents_template ON agents (template_id, created_at);
-CREATE INDEX agents_created ON agents (created_at);
+    agent_id text COLLATE "C" PRIMARY KEY, info jsonb, info_raw text, template_id text, user_id text,
+    created_at bigint NOT NULL, updated_at bigint NOT NULL, message_count integer NOT NULL DEFAULT 0,
+    last_sfp_index integer NOT NULL DEFAULT -1, breakpoint text, msg_len integer NOT NULL DEFAULT 0,
+    msg_version bigint NOT NULL DEFAULT 0, tc_len integer NOT NULL DEFAULT 0, tc_version bigint NOT NULL DEFAULT 0);
+CREATE INDEX agents_template_created ON agents (template_id, created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_user_created ON agents (user_id, created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_created ON agents (created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_updated ON agents (updated_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_message_count ON agents (message_count, agent_id) WHERE info IS NOT NULL;
 CREATE TABLE messages (
-    agent_id TEXT COLLATE "C" NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content_types TEXT NOT NULL,
-    created_at BIGINT NOT NULL, data JSONB NOT NULL, PRIMARY KEY (agent_id, seq));
-CREATE INDEX messages_role ON messages (agent_id, role, created_at);
-CREATE INDEX messages_created ON messages (created_at);
+    agent_id text COLLATE "C" NOT NULL, seq integer NOT NULL, role text NOT NULL, block_types text[] NOT NULL,
+    created_at bigint NOT NULL, data jsonb NOT NULL, raw text, PRIMARY KEY (agent_id, seq));
+CREATE INDEX messages_agent_role ON messages (agent_id, role, created_at, seq);
+CREATE INDEX messages_agent_created ON messages (agent_id, created_at, seq);
+CREATE INDEX messages_role_created ON messages (role, created_at, seq, agent_id);
+CREATE INDEX messages_created ON messages (created_at, seq, agent_id);
+CREATE INDEX messages_block_types ON messages USING gin (block_types);
 CREATE TABLE tool_calls (
-    agent_id TEXT COLLATE "C" NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,
-    is_error BOOLEAN NOT NULL, approval_required BOOLEAN NOT NULL, created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL, data JSONB NOT NULL, PRIMARY KEY (agent_id, id));
-CREATE INDEX tool_calls_agent ON tool_calls (agent_id, created_at);
-CREATE INDEX tool_calls_name ON tool_calls (name, is_error, created_at);
+    agent_id text COLLATE "C" NOT NULL, pos integer NOT NULL, id text NOT NULL, name text NOT NULL,
+    state text NOT NULL, is_error boolean NOT NULL, approval_required boolean NOT NULL,
+    created_at bigint NOT NULL, updated_at bigint NOT NULL, data jsonb NOT NULL, raw text,
+    PRIMARY KEY (agent_id, pos));
+CREATE INDEX tool_calls_name_error ON tool_calls (name, is_error, created_at, id, agent_id, pos);
+CREATE INDEX tool_calls_agent_created ON tool_calls (agent_id, created_at, id, pos);
+CREATE INDEX tool_calls_state_created ON tool_calls (state, created_at, id, agent_id, pos);
+CREATE INDEX tool_calls_approval_created ON tool_calls (created_at, id, agent_id, pos) WHERE approval_required;
+CREATE INDEX tool_calls_created ON tool_calls (created_at, id, agent_id, pos);
 CREATE TABLE events (
-    agent_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, channel TEXT NOT NULL, type TEXT NOT NULL,
-    timestamp BIGINT NOT NULL, data JSONB NOT NULL, PRIMARY KEY (agent_id, seq));
-CREATE INDEX events_channel ON events (agent_id, channel, seq);
+    agent_id text COLLATE "C" NOT NULL, seq bigint NOT NULL, channel text NOT NULL, type text NOT NULL,
+    timestamp bigint NOT NULL, data jsonb NOT NULL, raw text, PRIMARY KEY (agent_id, seq));
+CREATE INDEX events_agent_channel ON events (agent_id, channel, seq);
 CREATE TABLE snapshots (
-    agent_id TEXT COLLATE "C" NOT NULL, id TEXT NOT NULL, data JSONB NOT NULL, PRIMARY KEY (agent_id, id));
+    agent_id text COLLATE "C" NOT NULL, id text NOT NULL, created_at bigint NOT NULL, data jsonb NOT NULL,
+    raw text, PRIMARY KEY (agent_id, id));
+CREATE INDEX snapshots_agent_created ON snapshots (agent_id, created_at, id)
 """
-
-
-def _pg_insert(table: str) -> str:
-    # JSON arrives as text and is cast once by the server: the cheapest path for psycopg.
-    cols = COLUMNS[table].split(", ")
-    values = ", ".join("%s::jsonb" if c == "data" else "%s" for c in cols)
-    return f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({values})"
 
 
 class PostgresRaw:
@@ -354,12 +419,22 @@ class PostgresRaw:
         self.event_batch = event_batch
         self.size_bytes: int | None = None
         self.conn: Any = None
-        self._insert_messages = _pg_insert("messages")
+        # JSON arrives as text and is cast once by the server: the cheapest path through psycopg.
+        self._insert_messages = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {values(6, '%s', (5,))}"
         self._upsert_tool_call = (
-            _pg_insert("tool_calls") + f" ON CONFLICT (agent_id, id) DO UPDATE SET {TOOL_CALL_UPDATE}"
+            f"INSERT INTO tool_calls ({TOOL_CALL_COLUMNS}) VALUES {values(10, '%s', (9,))}"
+            f" ON CONFLICT (agent_id, pos) DO UPDATE SET id = excluded.id, {TOOL_CALL_UPDATE}"
         )
-        self._insert_events = _pg_insert("events")
-        self._upsert_agent = _pg_insert("agents") + f" ON CONFLICT (agent_id) DO UPDATE SET {AGENT_UPDATE}"
+        self._insert_events = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values(6, '%s', (5,))}"
+        self._upsert_agent = (
+            "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count,"
+            f" last_sfp_index, breakpoint, msg_len, tc_len) VALUES {values(11, '%s', (1,))}"
+            " ON CONFLICT (agent_id) DO UPDATE SET info = excluded.info, template_id = excluded.template_id,"
+            " user_id = excluded.user_id, created_at = excluded.created_at, updated_at = excluded.updated_at,"
+            " message_count = excluded.message_count, last_sfp_index = excluded.last_sfp_index,"
+            " breakpoint = excluded.breakpoint, msg_len = excluded.msg_len, tc_len = excluded.tc_len,"
+            " msg_version = agents.msg_version + 1, tc_version = agents.tc_version + 1"
+        )
 
     async def open(self) -> None:
         import psycopg
@@ -377,7 +452,6 @@ class PostgresRaw:
             if statement.strip():
                 await conn.execute(statement)
         await conn.set_autocommit(False)
-        await conn.commit()
         self.conn = conn
 
     async def close(self) -> None:
@@ -399,10 +473,12 @@ class PostgresRaw:
         now = data.now_ms()
         async with conn.pipeline(), conn.transaction():
             cur = conn.cursor()
-            await cur.executemany(self._insert_messages, message_rows(agent_id, first, turn.message_wires, now))
-            await cur.execute(self._upsert_tool_call, tool_call_row(agent_id, turn.record_wire))
+            await cur.execute(self._upsert_agent, agent_row(turn.info_wire, len(messages), len(records), now))
+            await cur.executemany(
+                self._insert_messages, message_rows(agent_id, first, turn.message_wires, now, types_as_json=False)
+            )
+            await cur.execute(self._upsert_tool_call, tool_call_row(agent_id, len(records) - 1, turn.record_wire))
             await cur.executemany(self._insert_events, [event_row(agent_id, e) for e in turn.event_wires])
-            await cur.execute(self._upsert_agent, agent_row(turn.info_wire, len(messages), now))
 
     async def _fetch(self, query: str, params: Iterable[Any]) -> list[Any]:
         async with self.conn.transaction():
@@ -413,16 +489,11 @@ class PostgresRaw:
     async def verify_agent(
         self, agent_id: str, messages: list[Any], records: list[Any], events: int, message_count: int
     ) -> list[str]:
-        loaded = [
-            r[0] for r in await self._fetch("SELECT data FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id])
-        ]
+        query = "SELECT data FROM messages WHERE agent_id = %s ORDER BY seq"
+        loaded = [r[0] for r in await self._fetch(query, [agent_id])]
         problems = compare_lists(f"{agent_id} messages", loaded, messages)
-        calls = [
-            r[0]
-            for r in await self._fetch(
-                "SELECT data FROM tool_calls WHERE agent_id = %s ORDER BY created_at, id", [agent_id]
-            )
-        ]
+        query = "SELECT data FROM tool_calls WHERE agent_id = %s ORDER BY pos"
+        calls = [r[0] for r in await self._fetch(query, [agent_id])]
         problems += compare_lists(f"{agent_id} tool calls", calls, records)
         seqs = await self.read_events(agent_id)
         if seqs != list(range(1, events + 1)):
@@ -439,7 +510,8 @@ class PostgresRaw:
         for start in range(0, len(events), self.event_batch):
             batch = events[start : start + self.event_batch]
             async with conn.transaction():
-                await conn.cursor().executemany(self._insert_events, [event_row(agent_id, e.to_wire()) for e in batch])
+                rows = [event_row(agent_id, e.to_wire()) for e in batch]
+                await conn.cursor().executemany(self._insert_events, rows)
 
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]:
         query = "SELECT data FROM events WHERE agent_id = %s AND seq > %s"
@@ -458,14 +530,19 @@ class PostgresRaw:
             now = data.now_ms()
             async with conn.pipeline(), conn.transaction():
                 cur = conn.cursor()
-                await cur.execute(self._upsert_agent, agent_row(p.info.to_wire(), len(p.message_wires), now))
-                await cur.executemany(self._insert_messages, message_rows(p.agent_id, 0, p.message_wires, now))
-                await cur.executemany(self._upsert_tool_call, [tool_call_row(p.agent_id, w) for w in p.record_wires])
+                row = agent_row(p.info.to_wire(), len(p.message_wires), len(p.record_wires), now)
+                await cur.execute(self._upsert_agent, row)
+                await cur.executemany(
+                    self._insert_messages, message_rows(p.agent_id, 0, p.message_wires, now, types_as_json=False)
+                )
+                await cur.executemany(
+                    self._upsert_tool_call, [tool_call_row(p.agent_id, i, w) for i, w in enumerate(p.record_wires)]
+                )
 
     async def query_sessions(self, template_id: str) -> int:
         rows = await self._fetch(
-            "SELECT agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint, data"
-            " FROM agents WHERE template_id = %s ORDER BY created_at DESC, agent_id DESC LIMIT 20",
+            "SELECT agent_id, info, created_at, updated_at, message_count, last_sfp_index, breakpoint FROM agents"
+            " WHERE template_id = %s AND info IS NOT NULL ORDER BY created_at DESC, agent_id DESC LIMIT 20",
             [template_id],
         )
         return len(rows)
@@ -481,7 +558,7 @@ class PostgresRaw:
     async def query_tool_calls(self) -> int:
         rows = await self._fetch(
             "SELECT agent_id, data FROM tool_calls WHERE name = %s AND is_error"
-            " ORDER BY created_at DESC, agent_id DESC, id DESC LIMIT 10",
+            " ORDER BY created_at DESC, id DESC, agent_id DESC, pos DESC LIMIT 10",
             ["bash_run"],
         )
         return len(rows)
@@ -503,7 +580,7 @@ class PostgresRaw:
     async def query_list(self, prefix: str) -> int:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         rows = await self._fetch(
-            "SELECT agent_id FROM agents WHERE agent_id >= %s AND agent_id < %s ORDER BY agent_id",
+            "SELECT agent_id FROM agents WHERE agent_id >= %s AND agent_id < %s AND info IS NOT NULL ORDER BY agent_id",
             [prefix, upper],
         )
         return len(rows)
