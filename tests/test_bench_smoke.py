@@ -129,3 +129,21 @@ def test_bad_size_is_refused(tmp_path: Path) -> None:
     code, results, stderr = run_bench("--backend", "sqlite-raw", "--turns", "0", tmp_path=tmp_path)
     assert code != 0 and results == []
     assert "--turns must be at least 1" in stderr
+
+
+def test_verification_notices_a_changed_message() -> None:
+    """``verified`` is only worth something if a difference makes it false."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import data
+        import workloads
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    saved = data.w1_turns(1, 2)
+    messages = [m for row in saved for m in row[0].messages]
+    assert workloads.compare_lists("m", list(messages), messages) == []
+    changed = list(messages)
+    changed[4] = changed[4].model_copy(update={"content": [{"type": "text", "text": "edited"}]})
+    problems = workloads.compare_lists("m", changed, messages)
+    assert len(problems) == 1 and "m[4] differs in ['content']" in problems[0]
+    assert workloads.compare_lists("m", messages[:-1], messages) == ["m: loaded 5, saved 6"]
