@@ -28,9 +28,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .. import jsoncodec
 from ..errors import (
@@ -71,6 +74,7 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
+    ListDiff,
     PendingEvent,
     SavedListCache,
     check_channel,
@@ -316,6 +320,88 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
 
 def _load_tool_call(data: str) -> ToolCallRecord:
     return ToolCallRecord.model_validate(jsoncodec.decode(data))
+
+
+# What the incremental saves compare. The keys are plain dicts, lists and
+# tuples, so comparing a whole unchanged prefix is one list comparison in C,
+# with no pydantic ``__eq__`` per object. A saved list is cached as *frozen*
+# keys (see _freeze): containers copied, immutable leaves shared. A caller
+# mutating a saved object in place therefore still differs from the cache,
+# while an unchanged string compares by identity, without reading its bytes —
+# the comparison of a long history touches far less memory.
+_MESSAGE_FIELDS = frozenset(Message.model_fields)
+_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
+
+
+class _NeverEqual:
+    """Stands in for a value that cannot be snapshotted: compares unequal to
+    everything, so its position is always rewritten."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _freeze(value: Any) -> Any:
+    """A copy of ``value`` that no later mutation of ``value`` can change:
+    dicts, lists and tuples are copied, immutable leaves are shared."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: _freeze(item) for key, item in value.items()}
+    if kind is list:
+        return [_freeze(item) for item in value]
+    if kind is tuple:
+        return tuple(_freeze(item) for item in value)
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if isinstance(value, dict):
+        return {key: _freeze(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_freeze(item) for item in value]
+    return _NeverEqual()
+
+
+def _snapshot(cached: list[Any] | None, keys: list[Any], diff: ListDiff) -> list[Any]:
+    """The frozen keys to cache after a save of ``keys``: the cached ones with
+    the changed positions replaced, or — after a cache miss — all of them (once;
+    later comparisons then hit shared leaves instead of decoded copies)."""
+    if cached is None:
+        return [_freeze(key) for key in keys]
+    copies = cached[: diff.truncate_to]
+    for index in diff.changed:
+        frozen = _freeze(keys[index])
+        if index < len(copies):
+            copies[index] = frozen
+        else:
+            copies.append(frozen)
+    return copies
+
+
+def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    return message.__dict__, message.__pydantic_extra__
+
+
+def _message_key_from_wire(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    fields = {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}
+    return fields, {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS}
+
+
+def _tool_call_key(record: ToolCallRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    fields = dict(record.__dict__)
+    approval = fields.get("approval")
+    if isinstance(approval, BaseModel):
+        fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
+    trail = fields.get("audit_trail")
+    if type(trail) is list:
+        fields["audit_trail"] = [
+            (entry.__dict__, entry.__pydantic_extra__) if isinstance(entry, BaseModel) else entry for entry in trail
+        ]
+    return fields, record.__pydantic_extra__
 
 
 @dataclass(slots=True)
@@ -621,16 +707,11 @@ class SqliteStore(BaseStore):
 
     # ------------------------------------------------------------------ messages
 
-    def _stored_messages(self, conn: sqlite3.Connection, agent_id: str, version: int | None) -> list[Any]:
-        """Independent wire dicts of the stored messages: cached when the
-        cache is at the database's version, else read back."""
-        if version is None:
-            return []
-        cached = self._message_cache.get(agent_id, version)
-        if cached is not None:
-            return cached
+    @staticmethod
+    def _stored_message_keys(conn: sqlite3.Connection, agent_id: str) -> list[Any]:
+        """Comparison keys of the stored messages, read back from the database."""
         return [
-            jsoncodec.decode(data)
+            _message_key_from_wire(jsoncodec.decode(data))
             for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
         ]
 
@@ -645,32 +726,33 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
+            keys = [_message_key(m) for m in validated]
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old = self._stored_messages(conn, agent_id, None if row is None else row[0])
-                diff = diff_lists(old, wires)
-                copies = old[: diff.truncate_to]
+                cached = [] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_keys(conn, agent_id)
+                diff = diff_lists(old, keys)
                 updates: list[tuple[str, str, str, str, int]] = []
                 inserts: list[tuple[str, int, str, str, int, str]] = []
                 for index in diff.changed:
-                    role, block_types, data = _message_row_parts(validated[index], wires[index], f"messages[{index}]")
-                    copy = jsoncodec.decode(data)
+                    message = validated[index]
+                    role, block_types, data = _message_row_parts(
+                        message, message_to_wire(message), f"messages[{index}]"
+                    )
                     if index < diff.old_length:
                         updates.append((role, block_types, data, agent_id, index))
-                        copies[index] = copy
                     else:
                         inserts.append((agent_id, index, role, block_types, now, data))
-                        copies.append(copy)
                 version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(wires), version))
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(keys), version))
                 if diff.truncate_to < diff.old_length:
                     conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
                 if updates:
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
+                copies = _snapshot(cached, keys, diff)
             self._message_cache.put(agent_id, version, copies)
 
         await self._hop(job)
@@ -702,7 +784,7 @@ class SqliteStore(BaseStore):
             if old_version is None:
                 cached = []
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + [jsoncodec.decode(p[2]) for p in parts])
+                self._message_cache.put(agent_id, version, cached + [_freeze(_message_key(m)) for m in validated])
             else:
                 self._message_cache.drop(agent_id)
 
@@ -742,16 +824,18 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old: list[Any] | None = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
-                if old is None:
+                cached = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
+                if cached is not None:
+                    old = cached
+                else:
                     old = [
-                        _load_tool_call(data)
+                        _tool_call_key(_load_tool_call(data))
                         for (data,) in conn.execute(
                             "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
                         )
                     ]
-                diff = diff_lists(old, validated)
-                copies = old[: diff.truncate_to]
+                keys = [_tool_call_key(r) for r in validated]
+                diff = diff_lists(old, keys)
                 moved: list[tuple[str, int]] = []
                 updates: list[tuple[Any, ...]] = []
                 inserts: list[tuple[Any, ...]] = []
@@ -759,15 +843,11 @@ class SqliteStore(BaseStore):
                     record = validated[index]
                     data = _encode(record.to_wire(), f"records[{index}]")
                     columns = _tool_call_columns(record, data)
-                    copy = _load_tool_call(data)
                     if index < diff.old_length:
-                        copies[index] = copy
-                        if old[index].id == record.id:
+                        if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
-                    else:
-                        copies.append(copy)
                     inserts.append((agent_id, record.id, index, *columns))
                 version = _new_version()
                 conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
@@ -780,6 +860,7 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
+                copies = _snapshot(cached, keys, diff)
             self._tool_call_cache.put(agent_id, version, copies)
 
         await self._hop(job)
