@@ -224,6 +224,8 @@ class SqliteRaw:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute("PRAGMA foreign_keys=ON")
+        con.execute("PRAGMA cache_size=-32000")  # 32 MiB, as SqliteStore
+        con.execute("PRAGMA temp_store=MEMORY")
         con.executescript(SQLITE_SCHEMA)
         self.con = con
 
