@@ -142,6 +142,9 @@ def store_class(backend: str) -> Any:
         ) from None
 
 
+STEP_NAMES = ("save_messages", "save_tool_call_records", "append_event_x6", "save_info")
+
+
 class StoreTarget:
     """Drives a kode-sdk store through its public async API."""
 
@@ -152,6 +155,7 @@ class StoreTarget:
         self.schema: str | None = None
         self.size_bytes: int | None = None
         self.store: Any = None
+        self.steps: list[tuple[int, tuple[float, float, float, float]]] = []
 
     async def open(self) -> None:
         cls = store_class(self.backend)
@@ -194,13 +198,27 @@ class StoreTarget:
 
     async def turn(self, agent_id: str, turn: data.Turn, messages: list[Any], records: list[Any]) -> None:
         store = self.store
+        clock = time.perf_counter
+        t0 = clock()
         messages.extend(turn.messages)
         await store.save_messages(agent_id, messages)
+        t1 = clock()
         records.append(turn.record)
         await store.save_tool_call_records(agent_id, records)
+        t2 = clock()
         for event in turn.events:
             await store.append_event(agent_id, event)
+        t3 = clock()
         await store.save_info(agent_id, turn.info)
+        self.steps.append((turn.t, (t1 - t0, t2 - t1, t3 - t2, clock() - t3)))
+
+    def step_summary(self, turns: int) -> dict[str, dict[str, float]]:
+        """p50 (ms) of each store call of a turn, over turns 1–20 and the last 20."""
+        summary: dict[str, dict[str, float]] = {}
+        for label, keep in (("early", lambda t: t < 20), ("late", lambda t: t >= turns - 20)):
+            rows = [durations for t, durations in self.steps if keep(t)]
+            summary[label] = {name: ms(percentile([r[i] for r in rows], 0.5)) for i, name in enumerate(STEP_NAMES)}
+        return summary
 
     async def verify_agent(
         self, agent_id: str, messages: list[Any], records: list[Any], events: int, message_count: int
@@ -391,6 +409,7 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "messages": 3 * agents * turns,
         "events": 6 * agents * turns,
         "db_size_bytes": target.size_bytes,
+        **({"step_p50_ms": target.step_summary(turns)} if isinstance(target, StoreTarget) else {}),
     }
 
 
