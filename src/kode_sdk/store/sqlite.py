@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -233,12 +234,14 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
 def _has_code(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and stripped != ";" and not stripped.startswith("--"):
-            return True
-    return False
+    """True unless ``text`` is only comments, whitespace and semicolons."""
+    bare = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
+    return bool(bare.replace(";", "").strip())
 
 
 @dataclass(frozen=True, slots=True)
