@@ -413,6 +413,14 @@ async def test_save_after_another_instance_changed_the_agent(db: Path) -> None:
         assert await second.load_messages("a") == [msg("user", "fresh"), msg("user", "next")]
 
 
+async def test_append_messages_to_a_new_agent(store: SqliteStore) -> None:
+    await store.append_messages("fresh", tool_turn(1))
+    await store.append_messages("fresh", [msg("user", "more")])
+    assert await store.load_messages("fresh") == [*tool_turn(1), msg("user", "more")]
+    await store.save_messages("fresh", tool_turn(1))
+    assert await store.load_messages("fresh") == tool_turn(1)
+
+
 async def test_append_messages_is_a_pure_append(store: SqliteStore, db: Path) -> None:
     await store.save_messages("a", tool_turn(1))
     install_write_log(db)

@@ -767,9 +767,10 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
-            parts = [_message_row_parts(m, wires[i], f"messages[{i}]") for i, m in enumerate(validated)]
+            parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
+            keys = [_freeze(_message_key(m)) for m in validated]
             now = _now_ms()
+            version = _new_version()
             with _transaction(conn, write=True):
                 row = conn.execute(
                     "SELECT msg_version, (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent_id = ?) "
@@ -777,17 +778,15 @@ class SqliteStore(BaseStore):
                     (agent_id, agent_id),
                 ).fetchone()
                 old_version, base = (None, 0) if row is None else row
+                # The agents row first: messages reference it.
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
                 conn.executemany(
                     _INSERT_MESSAGE,
                     [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
                 )
-                version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
-            cached = None if old_version is None else self._message_cache.get(agent_id, old_version)
-            if old_version is None:
-                cached = []
+            cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + [_freeze(_message_key(m)) for m in validated])
+                self._message_cache.put(agent_id, version, cached + keys)
             else:
                 self._message_cache.drop(agent_id)
 
