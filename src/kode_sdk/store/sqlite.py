@@ -85,7 +85,6 @@ from .base import (
     diff_lists,
     event_row,
     fork_agent_ids,
-    message_from_wire,
     message_to_wire,
     operation,
     operation_iter,
@@ -93,7 +92,6 @@ from .base import (
     since_seq,
     stats_from_counts,
     time_bound,
-    timeline_from_wire,
     user_id_of,
     validate_agent_id,
     wait_with_backoff,
@@ -321,8 +319,11 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
     )
 
 
+# Loading parses stored JSON with pydantic's own parser (model_validate_json):
+# measured faster than decoding and constructing, it keeps integers beyond 64
+# bits exact, and it re-checks what comes back.
 def _load_tool_call(data: str) -> ToolCallRecord:
-    return ToolCallRecord.model_validate(jsoncodec.decode(data))
+    return ToolCallRecord.model_validate_json(data)
 
 
 # What the incremental saves compare. The keys are plain dicts, lists and
@@ -703,7 +704,7 @@ class SqliteStore(BaseStore):
         while True:
             rows = await self._hop(_event_page_job(agent_id, lower, channel))
             for data in rows:
-                yield timeline_from_wire(jsoncodec.decode(data[1]))
+                yield Timeline.model_validate_json(data[1])
             if len(rows) < _EVENT_PAGE:
                 return
             lower = rows[-1][0]
@@ -798,7 +799,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> list[Message]:
             return [
-                message_from_wire(jsoncodec.decode(data))
+                Message.model_validate_json(data)
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
 
@@ -908,7 +909,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else TodoSnapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else TodoSnapshot.model_validate_json(data)
 
     # ------------------------------------------------------------------ append-only lists
 
@@ -940,7 +941,7 @@ class SqliteStore(BaseStore):
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
         """Every history window of the agent, in save order."""
         rows = await self._load_rows("history_windows", agent_id)
-        return [HistoryWindow.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [HistoryWindow.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
@@ -952,7 +953,7 @@ class SqliteStore(BaseStore):
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
         """Every compression record of the agent, in save order."""
         rows = await self._load_rows("compression_records", agent_id)
-        return [CompressionRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [CompressionRecord.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
@@ -964,7 +965,7 @@ class SqliteStore(BaseStore):
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
         """Every recovered file of the agent, in save order."""
         rows = await self._load_rows("recovered_files", agent_id)
-        return [RecoveredFile.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [RecoveredFile.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
@@ -984,7 +985,7 @@ class SqliteStore(BaseStore):
     async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
         """The agent's media cache, in the order saved."""
         rows = await self._load_rows("media_cache", agent_id)
-        return [MediaCacheRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [MediaCacheRecord.model_validate_json(data) for data in rows]
 
     # ------------------------------------------------------------------ snapshots
 
@@ -1018,7 +1019,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else Snapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else Snapshot.model_validate_json(data)
 
     @operation("loads")
     async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
@@ -1032,7 +1033,7 @@ class SqliteStore(BaseStore):
                 )
             ]
 
-        return [Snapshot.model_validate(jsoncodec.decode(data)) for data in await self._hop(job)]
+        return [Snapshot.model_validate_json(data) for data in await self._hop(job)]
 
     # ------------------------------------------------------------------ info
 
