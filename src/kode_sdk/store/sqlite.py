@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -37,6 +36,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from .. import jsoncodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
+    fcntl = None  # type: ignore[assignment]
 from ..errors import (
     AgentNotFoundError,
     LockTimeoutError,
@@ -512,6 +516,20 @@ class SqliteStore(BaseStore):
     waits up to 10 s for the write lock, then retries), readers never block.
     Incremental saves check a per-agent version inside the write transaction,
     so a save by another process is never overwritten by a stale diff.
+
+    **Incremental saves.** ``save_messages`` and ``save_tool_call_records``
+    take the whole list but write only the positions that changed (a
+    rewritten message keeps its first ``created_at``). Objects mutated in
+    place after a save are detected: every save compares the whole list with
+    a snapshot of what was saved — in C, a fraction of a microsecond per
+    position, but still proportional to the history. ``append_messages`` is
+    the constant-cost way to grow a conversation. Tool-call ids must be unique
+    within an agent's list. History windows, compression records and recovered
+    files are append-only and load in save order; a snapshot saved again with
+    the same id replaces the old one.
+
+    **Locks** (:meth:`acquire_agent_lock`) are ``flock`` locks on files: they
+    work across processes on one machine (POSIX only).
 
     **file_store_base_dir** is accepted for configuration compatibility with
     the reference design, but every record is kept in the database (one
@@ -1436,6 +1454,8 @@ class SqliteStore(BaseStore):
         """
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
+        if fcntl is None:  # pragma: no cover - Windows
+            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
         lock_dir = self._lock_dir
         path = lock_dir / f"{agent_id}.lock"
 
