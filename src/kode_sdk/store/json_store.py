@@ -74,6 +74,7 @@ import asyncio
 import bisect
 import builtins
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -154,6 +155,7 @@ from .json_files import (
     recover_agent,
     remove_tree,
     set_aside,
+    sync_data,
 )
 
 __all__ = ["JSONStore"]
@@ -190,8 +192,12 @@ def _event_path(agent_dir: Path, channel: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class _ListState:
-    """A list file as read or written: its generation, byte size, and items
-    as ``(payload JSON bytes, createdAt ms)`` (``createdAt`` is 0 outside messages)."""
+    """A list file as read or written: its generation, byte size, and items.
+
+    In a parsed file an item is ``(payload JSON bytes, createdAt ms)``; in the
+    save cache it is ``(digest of the payload, createdAt ms)``, so a cached list
+    costs a few dozen bytes per item. ``createdAt`` is 0 outside messages.
+    """
 
     gen: str
     size: int
@@ -205,6 +211,10 @@ class _ListState:
 def _version(gen: str, size: int) -> int:
     """The cache version of a list file: generation and size in one int."""
     return (int(gen, 16) << 64) | size
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
 
 
 def _header(gen: str) -> bytes:
@@ -478,13 +488,14 @@ class JSONStore(BaseStore):
         if data is None:
             return None
         try:
-            return _parse_list(path, rel, data)
+            parsed = _parse_list(path, rel, data)
         except StoreCorruptionError as exc:
             if not for_replace:
                 raise
             aside = set_aside(path, copy=True)
             logger.warning("%s; replacing it, the damaged file is kept as %s", exc, aside.name)
             return None
+        return _ListState(parsed.gen, parsed.size, [(_digest(p), c) for p, c in parsed.items])
 
     def _plan_list(
         self, agent_id: str, agent_dir: Path, rel: str, payloads: list[bytes], *, append: bool, now: int
@@ -493,27 +504,29 @@ class JSONStore(BaseStore):
         ``append``, into its items followed by ``payloads``), and the state after."""
         state = self._list_state(agent_id, agent_dir, rel, for_replace=not append)
         old = state.items if state is not None else []
+        digests = [_digest(payload) for payload in payloads]
         start: int | None
         if append:
-            items = old + [(payload, now) for payload in payloads]
+            items = old + [(digest, now) for digest in digests]
             start = len(old)
+            payloads = [b""] * len(old) + payloads  # only the new tail is written
         else:
+            # A message keeps its first-save time while it stays unchanged at its position.
             items = [
-                (payload, old[i][1] if i < len(old) and old[i][0] == payload else now)
-                for i, payload in enumerate(payloads)
+                (digest, old[i][1] if i < len(old) and old[i][0] == digest else now) for i, digest in enumerate(digests)
             ]
             prefix = 0
-            shared = min(len(old), len(payloads))
-            while prefix < shared and old[prefix][0] == payloads[prefix]:
+            shared = min(len(old), len(digests))
+            while prefix < shared and old[prefix][0] == digests[prefix]:
                 prefix += 1
             start = prefix if prefix == len(old) else None
         if state is not None and start is not None:
             if start == len(items):
                 return [], state
-            data = b"".join(_line(rel, i, p, c) for i, (p, c) in enumerate(items[start:], start))
+            data = b"".join(_line(rel, i, payloads[i], items[i][1]) for i in range(start, len(items)))
             return [Append(rel, state.size, data)], _ListState(state.gen, state.size + len(data), items)
         gen = secrets.token_hex(16)
-        data = b"".join([_header(gen), *(_line(rel, i, p, c) for i, (p, c) in enumerate(items))])
+        data = b"".join([_header(gen), *(_line(rel, i, payloads[i], items[i][1]) for i in range(len(items)))])
         return [Replace(rel, data)], _ListState(gen, len(data), items)
 
     async def _save_list(self, agent_id: str, rel: str, encode: Callable[[], list[bytes]], *, append: bool) -> None:
@@ -1205,7 +1218,7 @@ def _append_line(path: Path, line: bytes) -> None:
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
-        os.fsync(fd)
+        sync_data(fd)
     finally:
         os.close(fd)
     if created:
