@@ -89,6 +89,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from .. import jsoncodec
 from ..errors import (
@@ -651,7 +652,7 @@ class JSONStore(BaseStore):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         record = TodoSnapshot.coerce(snapshot, "snapshot")
-        data = jsoncodec.encode(record.to_wire(), "snapshot")
+        data = _record_json(record, "snapshot")
         await self._write(agent_id, lambda _dir: [Replace(TODOS, data)])
 
     @operation("loads")
@@ -667,7 +668,7 @@ class JSONStore(BaseStore):
             raise RecordValidationError(
                 f"info.agent_id: {record.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
             )
-        info_json = jsoncodec.encode(record.to_wire(), "info")
+        info_json = _record_json(record, "info")
 
         def plan(_dir: Path) -> list[Op]:
             return [Replace(META, b'{"v":1,"updatedAt":%d,"info":%s}' % (_now_ms(), info_json))]
@@ -691,7 +692,7 @@ class JSONStore(BaseStore):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a snapshot."""
         record = Snapshot.coerce(snapshot, "snapshot")
-        data = jsoncodec.encode(record.to_wire(), "snapshot")
+        data = _record_json(record, "snapshot")
         name = f"{SNAPSHOTS}/{encode_name(record.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -725,7 +726,7 @@ class JSONStore(BaseStore):
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a history window."""
         record = HistoryWindow.coerce(window, "window")
-        data = jsoncodec.encode(record.to_wire(), "window")
+        data = _record_json(record, "window")
         name = f"{WINDOWS}/{encode_name(record.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -740,7 +741,7 @@ class JSONStore(BaseStore):
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a compression record."""
         item = CompressionRecord.coerce(record, "record")
-        data = jsoncodec.encode(item.to_wire(), "record")
+        data = _record_json(item, "record")
         name = f"{COMPRESSIONS}/{encode_name(item.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -757,7 +758,7 @@ class JSONStore(BaseStore):
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Save a recovered file (one per path and timestamp; saving the same pair again replaces it)."""
         item = RecoveredFile.coerce(file, "file")
-        data = jsoncodec.encode(item.to_wire(), "file")
+        data = _record_json(item, "file")
         name = f"{RECOVERED}/{item.timestamp}-{encode_name(item.path)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -1161,10 +1162,17 @@ def _encode_messages(items: list[Message]) -> list[bytes]:
 
 
 def _encode_records(items: Sequence[BaseModel], field_name: str) -> list[bytes]:
-    return [
-        jsoncodec.encode(item.model_dump(mode="json", by_alias=True), f"{field_name}[{i}]")
-        for i, item in enumerate(items)
-    ]
+    return [_record_json(item, f"{field_name}[{i}]") for i, item in enumerate(items)]
+
+
+def _record_json(record: BaseModel, field_name: str) -> bytes:
+    """A validated record's wire JSON. pydantic's own serializer writes the
+    same bytes as ``jsoncodec.encode(record.to_wire())`` (big integers
+    included) at less than half the cost."""
+    try:
+        return record.model_dump_json(by_alias=True).encode("utf-8")
+    except (PydanticSerializationError, UnicodeEncodeError) as exc:
+        raise RecordValidationError(f"{field_name}: not encodable as JSON: {exc}", field=field_name) from None
 
 
 def _approval_required(wire: dict[str, Any]) -> bool:
