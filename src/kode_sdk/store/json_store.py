@@ -28,9 +28,10 @@ Ids inside file names go through :func:`~kode_sdk.store.json_files.encode_name`
 info so ``updated_at`` (for :meth:`query_sessions`) is stored beside it without
 becoming an extra field of the loaded :class:`AgentInfo`. The list files start
 with a header holding a random *generation*, replaced on every rewrite; a
-list is cached in memory with its generation and size, and a save diffs the new
-list against it: when only the tail grew (every turn of a running agent), just
-the new lines are appended, so a save costs O(new messages) in I/O, though
+list is cached in memory (a 16-byte digest and the ``createdAt`` of each item)
+with its generation and size, and a save diffs the new list against it:
+when only the tail grew (every turn of a running agent), just the new lines
+are appended, so a save costs O(new messages) in I/O, though
 encoding the list to compare it stays O(history). Every message line keeps
 the ``createdAt`` of the first save of that message at that position.
 
@@ -65,7 +66,18 @@ checked against the files (list generation and size; event-log sizes and the
 incarnation token), so a second instance's writes are seen, and an event seq
 stored by any instance is refused with
 :class:`~kode_sdk.errors.RecordValidationError` rather than written twice.
-POSIX only (``fcntl``).
+POSIX only (``fcntl``), on a local file system (``flock`` over NFS is not
+reliable). File data is made durable with ``fdatasync``, directories with ``fsync``.
+
+Cost
+----
+A running agent's turn (save the grown message list, the grown tool-call
+list, six events, the info) costs about 15 syncs: messages 4 (journal, append,
+``meta.json`` temp file, directory), tool calls 2, one per event, info 3.
+Syncs dominate: everything else is a few milliseconds even at 200 turns.
+Queries read every agent's files (shared lock, no decoding of rows that cheap
+byte tests rule out), so they grow with the store; use SQLite or PostgreSQL for
+many agents.
 """
 
 from __future__ import annotations
@@ -369,7 +381,9 @@ class JSONStore(BaseStore):
             raise StoreConnectionError(f"the store directory {root} is not writable")
         self._root = root
         self._real_root = os.path.realpath(root)
-        for entry in os.scandir(root):
+        with os.scandir(root) as entries:
+            found = list(entries)
+        for entry in found:
             if not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.name.startswith(TRASH_PREFIX):
@@ -1060,7 +1074,11 @@ class JSONStore(BaseStore):
         limit, offset = check_page(limit, offset)
         after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
         wanted_state = _check_state(state)
-        name_needle = None if tool_name is None else b'"name":' + jsoncodec.encode(tool_name)
+        # Byte needles each record must contain to match: cheap to test, so
+        # only candidates are decoded (a needle found elsewhere is re-checked).
+        needles = [b'"name":' + jsoncodec.encode(tool_name)] if tool_name is not None else []
+        if is_error is True:
+            needles.append(b'"isError":true')
 
         def run() -> list[StoredToolCall]:
             rows: list[tuple[int, str, str, dict[str, Any], Path]] = []
@@ -1068,7 +1086,7 @@ class JSONStore(BaseStore):
             def visit(name: str, agent_dir: Path) -> None:
                 path = agent_dir / TOOL_CALLS
                 for payload, _ in self._read_list(agent_dir, TOOL_CALLS):
-                    if name_needle is not None and name_needle not in payload:
+                    if any(needle not in payload for needle in needles):
                         continue
                     wire = _decode(payload, path)
                     created = wire.get("createdAt")
