@@ -890,6 +890,20 @@ async def test_concurrent_calls_on_one_store(store: JSONStore) -> None:
     assert len(await store.load_messages("agent-0")) == 18
 
 
+async def test_a_cancelled_save_finishes_or_vanishes_whole(store: JSONStore) -> None:
+    old = [message("user", "old")]
+    await store.save_messages("a", old)
+    new = [message("user", f"new {i}" + "x" * 1000) for i in range(300)]
+    task = asyncio.create_task(store.save_messages("a", new))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.load_messages("a") in (old, new)
+    await store.append_messages("a", [message("user", "after")])
+    assert (await store.load_messages("a"))[-1].content[0]["text"] == "after"
+
+
 # --------------------------------------------------------------------------- queries
 
 
