@@ -370,13 +370,18 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
     await target.open()
     try:
         clock = time.perf_counter
+        # Process CPU (all threads; a database server's own CPU is not in it) per
+        # round of turns: a growth measure that other load on the machine barely moves.
+        cpu = [0.0] * turns
         with Profiler(profile):
             started = clock()
             for t, row in enumerate(plan):
+                cpu_begin = time.process_time()
                 for a, turn in enumerate(row):
                     begin = clock()
                     await target.turn(ids[a], turn, messages[a], records[a])
                     latency[t][a] = clock() - begin
+                cpu[t] = time.process_time() - cpu_begin
                 if (t + 1) % max(1, turns // 5) == 0:
                     log(f"  turn {t + 1}/{turns}: {clock() - started:.2f} s")
             # Buffered events count too: a read forces the last group commit.
@@ -405,6 +410,9 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "turn_p99_ms": ms(percentile(flat, 0.99)),
         "early_p50_ms": ms(percentile(early, 0.50)),
         "late_p50_ms": ms(percentile(late, 0.50)),
+        "cpu_ms_per_turn": round(sum(cpu) / (agents * turns) * 1000, 3),
+        "early_cpu_ms_per_turn": round(sum(cpu[:20]) / (agents * len(cpu[:20])) * 1000, 3),
+        "late_cpu_ms_per_turn": round(sum(cpu[-20:]) / (agents * len(cpu[-20:])) * 1000, 3),
         "verified": not problems,
         "messages": 3 * agents * turns,
         "events": 6 * agents * turns,
