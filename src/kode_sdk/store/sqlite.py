@@ -1151,9 +1151,9 @@ class SqliteStore(BaseStore):
         found = await self._hop(job)
         if found is None:
             return None
-        wire = jsoncodec.decode(found[0])
-        wire["messageCount"] = found[1]
-        return AgentInfo.model_validate(wire)
+        loaded = AgentInfo.model_validate_json(found[0])
+        loaded.message_count = found[1]
+        return loaded
 
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
@@ -1222,7 +1222,7 @@ class SqliteStore(BaseStore):
 
         sessions = []
         for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate(jsoncodec.decode(data))
+            info = AgentInfo.model_validate_json(data)
             sessions.append(
                 SessionInfo(
                     agent_id=row_agent,
