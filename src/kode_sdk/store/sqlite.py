@@ -333,7 +333,7 @@ def _load_tool_call(data: str) -> ToolCallRecord:
 #
 # A list of records is seen as parallel "planes", one list per part of each
 # record: for messages their field dicts and their extra-key dicts; for tool
-# calls also the approval's and the audit entries' state. Planes hold plain
+# calls also the approval's and the audit entries' state. _Planes hold plain
 # dicts, lists and tuples, so comparing an unchanged prefix is a few list
 # comparisons in C, with no pydantic ``__eq__`` per object and no Python call
 # per position. The last _TAIL positions (those an agent loop edits, e.g. a
@@ -403,22 +403,22 @@ def _freeze_record_fields(fields: Any) -> Any:
     return out
 
 
-Planes = list[list[Any]]
+_Planes = list[list[Any]]
 _MESSAGE_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze, _freeze)
 _TOOL_CALL_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze_record_fields, _freeze, _freeze, _freeze, _freeze)
 
 
-def _message_planes(messages: Sequence[Message]) -> Planes:
+def _message_planes(messages: Sequence[Message]) -> _Planes:
     return [[m.__dict__ for m in messages], [m.__pydantic_extra__ for m in messages]]
 
 
-def _message_planes_from_wire(wires: list[dict[str, Any]]) -> Planes:
+def _message_planes_from_wire(wires: list[dict[str, Any]]) -> _Planes:
     fields = [{"role": w["role"], "content": w["content"], "metadata": w.get("metadata")} for w in wires]
     extras = [{k: v for k, v in w.items() if k not in _MESSAGE_FIELDS} for w in wires]
     return [fields, extras]
 
 
-def _tool_call_planes(records: Sequence[ToolCallRecord]) -> Planes:
+def _tool_call_planes(records: Sequence[ToolCallRecord]) -> _Planes:
     approvals = [r.approval for r in records]
     return [
         [r.__dict__ for r in records],
@@ -432,7 +432,7 @@ def _tool_call_planes(records: Sequence[ToolCallRecord]) -> Planes:
     ]
 
 
-def _diff_planes(old: Planes, new: Planes) -> ListDiff:
+def _diff_planes(old: _Planes, new: _Planes) -> ListDiff:
     """Which positions of ``new`` differ from ``old`` (see the note above)."""
     old_length, new_length = len(old[0]), len(new[0])
     shared = min(old_length, new_length)
@@ -443,14 +443,18 @@ def _diff_planes(old: Planes, new: Planes) -> ListDiff:
     return ListDiff(changed=changed, truncate_to=new_length, old_length=old_length)
 
 
+def _freeze_planes(planes: _Planes, freezers: tuple[Callable[[Any], Any], ...]) -> _Planes:
+    return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, planes, strict=True)]
+
+
 def _frozen_planes(
-    cached: Planes | None, new: Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
-) -> Planes:
+    cached: _Planes | None, new: _Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
+) -> _Planes:
     """The planes to cache after saving ``new``: the cached ones with the
     changed positions replaced, or — after a cache miss — all of ``new``
     frozen (once; later comparisons then hit shared leaves)."""
     if cached is None:
-        return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, new, strict=True)]
+        return _freeze_planes(new, freezers)
     out = [plane[: diff.truncate_to] for plane in cached]
     for index in diff.changed:
         for plane, fresh, freeze in zip(out, new, freezers, strict=True):
@@ -780,7 +784,7 @@ class SqliteStore(BaseStore):
     # ------------------------------------------------------------------ messages
 
     @staticmethod
-    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> Planes:
+    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
         """Comparison planes of the stored messages, read back from the database."""
         return _message_planes_from_wire(
             [
@@ -839,10 +843,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
-            added = [
-                [freeze(item) for item in plane]
-                for freeze, plane in zip(_MESSAGE_FREEZERS, _message_planes(validated), strict=True)
-            ]
+            added = _freeze_planes(_message_planes(validated), _MESSAGE_FREEZERS)
             now = _now_ms()
             version = _new_version()
             with _transaction(conn, write=True):
@@ -900,7 +901,7 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                empty: Planes = [[] for _ in _TOOL_CALL_FREEZERS]
+                empty: _Planes = [[] for _ in _TOOL_CALL_FREEZERS]
                 cached = empty if row is None else self._tool_call_cache.get(agent_id, row[0])
                 if cached is not None:
                     old = cached
@@ -1151,9 +1152,9 @@ class SqliteStore(BaseStore):
         found = await self._hop(job)
         if found is None:
             return None
-        wire = jsoncodec.decode(found[0])
-        wire["messageCount"] = found[1]
-        return AgentInfo.model_validate(wire)
+        loaded = AgentInfo.model_validate_json(found[0])
+        loaded.message_count = found[1]
+        return loaded
 
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
@@ -1222,7 +1223,7 @@ class SqliteStore(BaseStore):
 
         sessions = []
         for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate(jsoncodec.decode(data))
+            info = AgentInfo.model_validate_json(data)
             sessions.append(
                 SessionInfo(
                     agent_id=row_agent,
