@@ -34,6 +34,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -224,6 +225,19 @@ class Record(BaseModel):
             return super().model_validate(value)
         except ValidationError as exc:
             raise validation_error(exc, field or cls.__name__) from None
+
+    @model_validator(mode="after")
+    def _check_text_and_extras(self) -> Self:
+        # Typed fields are JSON by construction, with two gaps pydantic leaves
+        # open: a `str` may hold an unpaired surrogate, and extra keys (kept on
+        # every record) are not validated at all — NaN would be stored as null.
+        for name, value in self.__dict__.items():
+            if type(value) is str and not value.isascii():
+                check_json(value, name)
+        extra = self.__pydantic_extra__
+        if extra:
+            check_json(extra, "extra")
+        return self
 
     def to_wire(self) -> dict[str, Any]:
         """The KODE wire shape: camelCase keys, epoch-ms timestamps, plain JSON."""
