@@ -374,7 +374,8 @@ class Agent:
         async with self._guard():
             if self.pending_permissions:
                 raise AgentStateError(
-                    f"agent {self.agent_id!r} is waiting for decisions on {self.pending_permissions}; call decide() first"
+                    f"agent {self.agent_id!r} is waiting for decisions on {self.pending_permissions}; "
+                    "call decide() first"
                 )
             in_flight = [r.id for r in self._records.values() if r.state in _IN_FLIGHT]
             if in_flight:
@@ -645,7 +646,10 @@ class Agent:
         verdict = self._template.permission.evaluate(record.name)
         if verdict == "ask":
             return self._move(
-                record, ToolCallState.APPROVAL_REQUIRED, "the template requires approval", approval=ToolCallApproval(required=True)
+                record,
+                ToolCallState.APPROVAL_REQUIRED,
+                "the template requires approval",
+                approval=ToolCallApproval(required=True),
             )
         if verdict == "deny":
             approval = ToolCallApproval(required=False, decision="deny", decided_by="policy", decided_at=now)
@@ -669,7 +673,9 @@ class Agent:
         # the call in flight and seals it instead of running it a second time.
         await self._save_records()
         await self._set_breakpoint(BreakpointState.TOOL_EXECUTING)
-        await self._emit("progress", "tool_start", {"call": {"id": record.id, "name": record.name, "input": record.input}})
+        await self._emit(
+            "progress", "tool_start", {"call": {"id": record.id, "name": record.name, "input": record.input}}
+        )
         started = time.perf_counter()
         tool = self._tools.get(record.name)
         try:

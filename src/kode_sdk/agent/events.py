@@ -107,7 +107,9 @@ class EventBus:
 
         return unsubscribe
 
-    async def subscribe(self, channels: Iterable[str] | str | None = None, since: Any = None) -> AsyncIterator[Timeline]:
+    async def subscribe(
+        self, channels: Iterable[str] | str | None = None, since: Any = None
+    ) -> AsyncIterator[Timeline]:
         """Yield events of ``channels`` (default: all three): first the stored
         ones after ``since`` (a Bookmark, a dict with ``seq``, or an int), when
         given, then live ones as they are emitted. Leave the loop to stop."""

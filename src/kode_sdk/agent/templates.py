@@ -127,10 +127,7 @@ class TemplateRegistry:
     @classmethod
     def coerce(
         cls,
-        value: TemplateRegistry
-        | AgentTemplate
-        | Mapping[str, Any]
-        | Sequence[AgentTemplate | Mapping[str, Any]],
+        value: TemplateRegistry | AgentTemplate | Mapping[str, Any] | Sequence[AgentTemplate | Mapping[str, Any]],
     ) -> TemplateRegistry:
         """Accept a registry, one template, a list of them, or a dict of id → template."""
         if isinstance(value, TemplateRegistry):

@@ -167,7 +167,7 @@ class Tool:
                 continue
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (annotation, Field(default, description=param_docs.get(param.name)))
-        self._model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self._model: type[BaseModel] = create_model(
             f"{self.name}_input", __config__=ConfigDict(extra="forbid"), **fields
         )
         self.input_schema: dict[str, Any] = _strip_titles(self._model.model_json_schema())

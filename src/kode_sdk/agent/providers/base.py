@@ -31,6 +31,7 @@ __all__ = [
     "TurnComplete",
     "Usage",
     "merge_turns",
+    "parse_tool_input",
     "tool_result_text",
 ]
 
@@ -131,3 +132,16 @@ def tool_result_text(block: dict[str, Any]) -> str:
     if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
         return "".join(str(b.get("text", "")) for b in content)
     return jsoncodec.dumps(content, "tool_result.content")
+
+
+def parse_tool_input(raw: str) -> dict[str, Any]:
+    """Tool-use input streamed as JSON text → a dict. Text that is not a JSON
+    object is kept under ``_invalid_json`` / ``_value``, so the tool's input
+    validation reports it to the model instead of the agent failing."""
+    if not raw.strip():
+        return {}
+    try:
+        value = jsoncodec.decode(raw)
+    except ValueError:
+        return {"_invalid_json": raw}
+    return value if isinstance(value, dict) else {"_value": value}
