@@ -101,7 +101,10 @@ async def test_approval_survives_a_restart(make_store: Callable[[], Store], tmp_
 
     store = make_store()
     agent = await Agent.create(
-        provider=ScriptedProvider(script), store=store, template=TEMPLATE, agent_id="approve-1",
+        provider=ScriptedProvider(script),
+        store=store,
+        template=TEMPLATE,
+        agent_id="approve-1",
         tools=make_registry(effects),
     )
     paused = await agent.chat("Deploy to prod.")
@@ -113,7 +116,11 @@ async def test_approval_survives_a_restart(make_store: Callable[[], Store], tmp_
     store = make_store()
     try:
         agent = await Agent.resume_from_store(
-            "approve-1", store=store, provider=ScriptedProvider(script), templates=[TEMPLATE], strategy="crash",
+            "approve-1",
+            store=store,
+            provider=ScriptedProvider(script),
+            templates=[TEMPLATE],
+            strategy="crash",
             tools=make_registry(effects),
         )
         assert agent.pending_permissions == [permission_id]
@@ -128,7 +135,11 @@ async def test_approval_survives_a_restart(make_store: Callable[[], Store], tmp_
         assert record.state is ToolCallState.COMPLETED and record.result == "deployed to prod"
         assert record.approval.decision == "allow" and record.approval.decided_by == "ops"
         assert [e.state.value for e in record.audit_trail] == [
-            "pending", "approval_required", "approved", "executing", "completed",
+            "pending",
+            "approval_required",
+            "approved",
+            "executing",
+            "completed",
         ]
         messages = await store.load_messages("approve-1")
         assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]

@@ -37,7 +37,9 @@ async def test_tool_loop_persists_every_step(store: Store, tmp_path: Path) -> No
     assert answer == "It is 15."
     messages = await store.load_messages("loop-1")
     assert [m.role for m in messages] == ["user", "assistant", "user", "assistant", "user", "assistant"]
-    assert messages[2].content == [{"type": "tool_result", "tool_use_id": "call_0_1", "content": "5", "is_error": False}]
+    assert messages[2].content == [
+        {"type": "tool_result", "tool_use_id": "call_0_1", "content": "5", "is_error": False}
+    ]
     assert messages[4].content[0]["content"] == "15"
     records = await store.load_tool_call_records("loop-1")
     assert [(r.name, r.state, r.result) for r in records] == [
@@ -176,7 +178,11 @@ async def test_policy_deny_never_runs_the_tool(store: Store, tmp_path: Path) -> 
 async def test_snapshot_and_fork(store: Store) -> None:
     provider = ScriptedProvider(["First answer.", [tool_use("add", {"a": 4, "b": 4})], "Eight.", "Forked answer."])
     agent = await Agent.create(
-        provider=provider, store=store, template=TEMPLATE, agent_id="parent", tools=make_registry(),
+        provider=provider,
+        store=store,
+        template=TEMPLATE,
+        agent_id="parent",
+        tools=make_registry(),
         metadata={"userId": "u-1"},
     )
     await agent.send("one")
@@ -270,10 +276,14 @@ async def test_provider_failure_is_reported_and_the_agent_recovers(store: Store)
     assert errors and errors[-1]["phase"] == "model"
     assert agent.breakpoint is BreakpointState.READY
     # The failed question is kept; the next answer sees it (scripted turns loop now).
-    agent._provider = ScriptedProvider(["recovered"], loop=True)  # noqa: SLF001
+    agent._provider = ScriptedProvider(["recovered"], loop=True)
     assert await agent.send("three") == "recovered"
     assert [m.role for m in await store.load_messages(agent.agent_id)] == [
-        "user", "assistant", "user", "user", "assistant",
+        "user",
+        "assistant",
+        "user",
+        "user",
+        "assistant",
     ]
 
 
@@ -285,19 +295,21 @@ async def test_resume_manual_keeps_in_flight_calls_until_sealed(
     agent = await Agent.create(provider=provider, store=store, template=TEMPLATE, tools=make_registry())
     # Leave a call in flight the way a dying process would: the assistant turn
     # is stored, its call is recorded as executing, and nothing more happens.
-    await agent._append(  # noqa: SLF001
-        __import__("kode_sdk").Message(role="user", content="go")
-    )
-    await agent._call_model(1)  # noqa: SLF001
-    record = agent._open_record(agent.messages[-1].content[0])  # noqa: SLF001
-    agent._move(record, ToolCallState.EXECUTING)  # noqa: SLF001
-    await agent._save_records()  # noqa: SLF001
+    await agent._append(__import__("kode_sdk").Message(role="user", content="go"))
+    await agent._call_model(1)
+    record = agent._open_record(agent.messages[-1].content[0])
+    agent._move(record, ToolCallState.EXECUTING)
+    await agent._save_records()
     await store.close()
 
     store = make_store()
     try:
         resumed = await Agent.resume_from_store(
-            agent.agent_id, store=store, provider=provider, templates=[TEMPLATE], strategy="manual",
+            agent.agent_id,
+            store=store,
+            provider=provider,
+            templates=[TEMPLATE],
+            strategy="manual",
             tools=make_registry(),
         )
         assert [r.state for r in resumed.tool_calls] == [ToolCallState.EXECUTING]

@@ -4,7 +4,7 @@ Streams the Messages API: text deltas are passed on as they arrive, tool-use
 input is assembled from its JSON deltas, and usage comes from the
 ``message_start`` / ``message_delta`` events.
 
->>> provider = AnthropicProvider(model="claude-sonnet-4-5")   # doctest: +SKIP
+>>> provider = AnthropicProvider(model="claude-sonnet-5-5")   # doctest: +SKIP
 ... # reads ANTHROPIC_API_KEY; base_url= points it at a proxy or a test server
 """
 
@@ -18,7 +18,7 @@ from .base import ModelRequest, StreamEvent, TextDelta, TurnComplete, Usage, mer
 
 __all__ = ["AnthropicProvider"]
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 class AnthropicProvider:

@@ -5,7 +5,7 @@ KODE content blocks the store keeps: ``tool_use`` blocks become ``tool_calls``
 (arguments as JSON text), ``tool_result`` blocks become ``role: "tool"``
 messages, and streamed tool-call fragments are put back together by index.
 
->>> provider = OpenAIProvider(model="gpt-4o-mini")   # doctest: +SKIP
+>>> provider = OpenAIProvider(model="gpt-5.4-mini")   # doctest: +SKIP
 ... # reads OPENAI_API_KEY; base_url= points it at a compatible server
 """
 
@@ -29,7 +29,7 @@ from .base import (
 
 __all__ = ["OpenAIProvider"]
 
-DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_MODEL = "gpt-5.4-mini"
 
 _STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
