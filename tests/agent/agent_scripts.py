@@ -63,7 +63,7 @@ def make_registry(effects: SideEffects | None = None, block_marker: Path | None 
     async def block() -> str:
         """Wait forever (the crash test kills the process meanwhile)."""
         if block_marker is not None:
-            block_marker.write_text("executing", encoding="utf-8")
+            await asyncio.to_thread(block_marker.write_text, "executing", encoding="utf-8")
         await asyncio.Event().wait()
         return "unreachable"
 

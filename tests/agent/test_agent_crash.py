@@ -3,10 +3,10 @@ and the conversation continues. Also: an approval survives a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,17 +25,17 @@ HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 
 
-def _wait_for(path: Path, child: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+async def _wait_for(path: Path, child: asyncio.subprocess.Process, limit_s: float = 60.0) -> None:
     # A bound against hanging forever, not a timing assertion.
     deadline = time.monotonic() + limit_s
-    while not path.exists():
-        if child.poll() is not None:
-            _, err = child.communicate()
+    while not await asyncio.to_thread(path.exists):
+        if child.returncode is not None:
+            assert child.stderr is not None
+            err = await child.stderr.read()
             raise AssertionError(f"child exited with {child.returncode} before blocking:\n{err.decode()}")
         if time.monotonic() > deadline:
-            child.kill()
             raise AssertionError("child never reached the blocking tool")
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
 
 
 async def test_sigkill_during_tool_then_resume_seals_the_call(
@@ -43,17 +43,21 @@ async def test_sigkill_during_tool_then_resume_seals_the_call(
 ) -> None:
     marker = tmp_path / "executing"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_child.py"), json.dumps(store_spec), str(marker)],
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "crash_child.py"),
+        json.dumps(store_spec),
+        str(marker),
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        _wait_for(marker, child)
+        await _wait_for(marker, child)
     finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        if child.returncode is None:
+            child.send_signal(signal.SIGKILL)
+        await child.wait()
     assert child.returncode == -signal.SIGKILL
 
     store = make_store()
