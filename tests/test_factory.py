@@ -94,8 +94,8 @@ def test_create_store_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
         ({"type": "oracle"}, "'type'"),
         ({"type": "sqlite", "db_path": ""}, "'db_path'"),
         ({"type": "postgres"}, "'dsn' or 'connection'"),
-        ({"type": "postgres", "connection": {"host": "h", "port": "x"}}, "connection.port"),
-        ({"type": "postgres", "connection": {"host": "h", "max": -1}}, "connection.max"),
+        ({"type": "postgres", "connection": {"host": "h", "port": "x"}}, r"connection\.port"),
+        ({"type": "postgres", "connection": {"host": "h", "max": -1}}, r"connection\.max"),
         ({"type": "postgres", "dsn": "postgresql://h/x", "connection": {"host": "h"}}, "not both"),
     ],
 )
@@ -105,7 +105,7 @@ def test_create_store_rejects_bad_config(config: dict[str, object], needle: str)
 
 
 def test_bad_password_type_is_not_echoed() -> None:
-    with pytest.raises(StoreConfigError, match="connection.password") as info:
+    with pytest.raises(StoreConfigError, match=r"connection\.password") as info:
         create_store({"type": "postgres", "connection": {"host": "h", "password": 123456789}})
     assert "123456789" not in str(info.value)
 
