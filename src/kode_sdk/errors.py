@@ -26,6 +26,7 @@ __all__ = [
     "StoreClosedError",
     "StoreConfigError",
     "StoreConnectionError",
+    "StoreCorruptionError",
 ]
 
 
@@ -103,3 +104,12 @@ class AgentStateError(KodeError, RuntimeError):
 class ProviderError(KodeError, RuntimeError):
     """A model provider failed: the SDK is missing, the API answered with an
     error, or a scripted provider ran out of turns."""
+
+
+class StoreCorruptionError(KodeError, RuntimeError):
+    """Stored data could not be read back: a file or row is damaged (unparseable
+    JSON, a missing header, a truncated record).
+
+    Raised instead of treating damaged data as empty, so nothing is silently
+    lost; the message names the file or table and what was wrong.
+    """
