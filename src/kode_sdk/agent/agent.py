@@ -62,6 +62,19 @@ ResumeStrategy = Literal["crash", "manual"]
 _TERMINAL = frozenset({ToolCallState.COMPLETED, ToolCallState.FAILED, ToolCallState.DENIED, ToolCallState.SEALED})
 _IN_FLIGHT = frozenset({ToolCallState.PENDING, ToolCallState.APPROVED, ToolCallState.EXECUTING})
 
+# Where the loop can stay for long (a model call, a tool, a human, idle): the
+# AgentInfo is saved on reaching these. The other breakpoints are passed
+# through at once; their transitions are recorded as state_changed events only,
+# which saves four of nine info writes per tool-using turn.
+_DURABLE_BREAKPOINTS = frozenset(
+    {
+        BreakpointState.READY,
+        BreakpointState.STREAMING_MODEL,
+        BreakpointState.TOOL_EXECUTING,
+        BreakpointState.AWAITING_APPROVAL,
+    }
+)
+
 SEALED_RESULT = (
     "This tool call was interrupted: the agent stopped while it was in flight and was resumed later. "
     "Its outcome is unknown and it was not retried."
@@ -154,7 +167,13 @@ class Agent:
         self._tools = {t.name: t for t in tools}
         self._info = info
         self._messages = messages
-        self._records: dict[str, ToolCallRecord] = {r.id: r for r in records}
+        self._records: dict[str, ToolCallRecord] = {}
+        # Ids of calls waiting for a decision / left in flight, kept up to date
+        # by _track so checks need not scan every record an old agent has.
+        self._waiting: dict[str, None] = {}
+        self._in_flight: dict[str, None] = {}
+        for record in records:
+            self._track(record)
         self._todos = todos
         self._bus = bus
         self._lock_timeout_ms = lock_timeout_ms
@@ -265,7 +284,7 @@ class Agent:
                 {
                     "strategy": strategy,
                     "sealed": sealed,
-                    "in_flight": [r.id for r in agent._records.values() if r.state in _IN_FLIGHT],
+                    "in_flight": list(agent._in_flight),
                     "breakpoint": info.breakpoint.value if info.breakpoint else None,
                     "message_count": len(agent._messages),
                 },
@@ -320,7 +339,7 @@ class Agent:
     @property
     def pending_permissions(self) -> list[str]:
         """Ids of tool calls waiting for :meth:`decide`."""
-        return [r.id for r in self._records.values() if r.state is ToolCallState.APPROVAL_REQUIRED]
+        return list(self._waiting)
 
     @property
     def todos(self) -> TodoSnapshot | None:
@@ -377,10 +396,9 @@ class Agent:
                     f"agent {self.agent_id!r} is waiting for decisions on {self.pending_permissions}; "
                     "call decide() first"
                 )
-            in_flight = [r.id for r in self._records.values() if r.state in _IN_FLIGHT]
-            if in_flight:
+            if self._in_flight:
                 raise AgentStateError(
-                    f"agent {self.agent_id!r} has tool calls in flight from an earlier run: {in_flight}; "
+                    f"agent {self.agent_id!r} has tool calls in flight from an earlier run: {list(self._in_flight)}; "
                     "call seal_in_flight() first"
                 )
             await self._append(message)
@@ -612,7 +630,12 @@ class Agent:
         created = [self._open_record(use) for use in uses if use["id"] not in self._records]
         if created:
             await self._set_breakpoint(BreakpointState.TOOL_PENDING)
-            await self._save_records()
+            # Calls that will run now are stored when they start executing (one
+            # write fewer per call); a call that waits for a human, or is denied
+            # outright, must be stored now. A crash in between leaves tool uses
+            # without records, which resume seals like any call in flight.
+            if any(r.state is not ToolCallState.PENDING for r in created):
+                await self._save_records()
             for record in created:
                 if record.state is ToolCallState.APPROVAL_REQUIRED:
                     await self._emit(
@@ -662,7 +685,7 @@ class Agent:
                 error="the template's permission policy denies this tool",
                 completed_at=now,
             )
-        self._records[record.id] = record
+        self._track(record)
         return record
 
     async def _execute(self, record: ToolCallRecord) -> None:
@@ -744,13 +767,16 @@ class Agent:
         for use in _tool_uses(self._messages[-1] if self._messages else None):
             if use["id"] not in self._records:
                 self._open_record(use)
-        sealed: list[str] = []
-        for record in list(self._records.values()):
-            if record.state in _IN_FLIGHT:
-                self._move(
-                    record, ToolCallState.SEALED, note, is_error=True, error="interrupted", completed_at=now_utc()
-                )
-                sealed.append(record.id)
+        sealed = list(self._in_flight)
+        for call_id in sealed:
+            self._move(
+                self._records[call_id],
+                ToolCallState.SEALED,
+                note,
+                is_error=True,
+                error="interrupted",
+                completed_at=now_utc(),
+            )
         if sealed:
             await self._save_records()
             for call_id in sealed:
@@ -768,8 +794,19 @@ class Agent:
         moved = record.model_copy(
             update={"state": state, "updated_at": now, "audit_trail": [*record.audit_trail, entry], **changes}
         )
-        self._records[moved.id] = moved
+        self._track(moved)
         return moved
+
+    def _track(self, record: ToolCallRecord) -> None:
+        self._records[record.id] = record
+        if record.state is ToolCallState.APPROVAL_REQUIRED:
+            self._waiting[record.id] = None
+        else:
+            self._waiting.pop(record.id, None)
+        if record.state in _IN_FLIGHT:
+            self._in_flight[record.id] = None
+        else:
+            self._in_flight.pop(record.id, None)
 
     async def _save_records(self) -> None:
         await self._store.save_tool_call_records(self.agent_id, list(self._records.values()))
@@ -787,7 +824,8 @@ class Agent:
                 "monitor", "state_changed", {"from": previous.value if previous else None, "to": state.value}
             )
         self._info = self._info.model_copy(update={"breakpoint": state})
-        await self._save_info()
+        if state in _DURABLE_BREAKPOINTS:
+            await self._save_info()
 
     async def _save_info(self) -> None:
         self._info = self._info.model_copy(

@@ -22,6 +22,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
+from ... import jsoncodec
 from ...errors import ProviderError
 from ...types import Message
 from .base import ModelRequest, StreamEvent, TextDelta, TurnComplete, Usage
@@ -69,14 +70,28 @@ class ScriptedProvider:
         self.loop = loop
         self.model = model
         self.calls = 0
+        # Per agent: (messages seen, assistant turns, characters) — conversations
+        # only grow, so each call looks at the new messages alone, not the history.
+        self._tally: dict[str, tuple[int, int, int]] = {}
 
     def position(self, messages: Sequence[Message]) -> int:
         """The index of the turn the next call over ``messages`` plays (before looping)."""
-        return sum(1 for m in messages if m.role == "assistant")
+        return self._count(None, messages)[0]
+
+    def _count(self, agent_id: str | None, messages: Sequence[Message]) -> tuple[int, int]:
+        seen, turns, chars = (0, 0, 0)
+        if agent_id is not None and agent_id in self._tally and self._tally[agent_id][0] <= len(messages):
+            seen, turns, chars = self._tally[agent_id]
+        for message in messages[seen:]:
+            turns += message.role == "assistant"
+            chars += len(jsoncodec.dumps(message.content, "content"))
+        if agent_id is not None:
+            self._tally[agent_id] = (len(messages), turns, chars)
+        return turns, chars
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Stream the scripted turn for ``request``: its text in word chunks, then the whole turn."""
-        position = self.position(request.messages)
+        position, history_chars = self._count(request.agent_id, request.messages)
         if position >= len(self.turns) and not self.loop:
             raise ProviderError(
                 f"scripted provider has {len(self.turns)} turns and the conversation asks for turn {position + 1}"
@@ -96,7 +111,7 @@ class ScriptedProvider:
                 out_chars += len(block["text"])
                 for chunk in _CHUNK.findall(block["text"]):
                     yield TextDelta(chunk)
-        in_chars = len(request.system) + sum(len(str(m.content)) for m in request.messages)
+        in_chars = len(request.system) + history_chars
         has_tools = any(block.get("type") == "tool_use" for block in content)
         yield TurnComplete(
             content=content,
