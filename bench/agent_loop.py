@@ -24,6 +24,8 @@ from kode_sdk.agent import Agent, ScriptedProvider, ToolRegistry
 from kode_sdk.agent.providers import text, tool_use
 from kode_sdk.store.base import Store
 
+POSTGRES_URL = os.environ.get("KODE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_SCHEMA = f"bench_agent_{os.getpid()}"
 registry = ToolRegistry()
 
 
@@ -45,8 +47,7 @@ def make_store(backend: str, workdir: Path) -> Store:
     if backend == "postgres":
         from kode_sdk.store.postgres import PostgresStore
 
-        dsn = os.environ.get("KODE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-        return PostgresStore(dsn, schema=f"bench_agent_{os.getpid()}")
+        return PostgresStore(POSTGRES_URL, schema=POSTGRES_SCHEMA)
     raise SystemExit(f"unknown backend {backend!r}")
 
 
@@ -83,15 +84,12 @@ async def run(backend: str, turns: int) -> dict[str, Any]:
                 "store_calls_by_method": by_method,
             }
         finally:
+            await store.close()
             if backend == "postgres":
                 import psycopg
 
-                with psycopg.connect(
-                    os.environ.get("KODE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-                    autocommit=True,
-                ) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "bench_agent_{os.getpid()}" CASCADE')
-            await store.close()
+                with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{POSTGRES_SCHEMA}" CASCADE')
 
 
 def main() -> None:
