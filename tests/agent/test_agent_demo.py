@@ -86,3 +86,25 @@ def test_demo_runs_twice_and_prints_the_tables(store_spec: dict[str, Any], tmp_p
             await store.close()
 
     asyncio.run(check())
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "openai"])
+def test_demo_uses_the_real_provider_when_a_key_is_set(sdk: str, tmp_path: Path) -> None:
+    pytest.importorskip(sdk, reason=f"the '{sdk}' extra is not installed")
+    from fake_llm import FakeLLMServer
+
+    turns = [
+        [("text", "Planning."), ("tool", "call-1", "search_notes", {"query": "wal"})],
+        [("text", "WAL lets readers run beside the writer.")],
+    ]
+    env = _demo_env({"backend": "sqlite"})
+    with FakeLLMServer(turns) as server:
+        if sdk == "anthropic":
+            env.update(ANTHROPIC_API_KEY="sk-test", ANTHROPIC_BASE_URL=server.url)
+        else:
+            env.update(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=server.url + "/v1")
+        output = _run_demo(tmp_path, env)
+    assert len(server.requests) == 2  # the researcher's two model calls, nothing else
+    assert f"│ demo-researcher │ {sdk}" in output
+    assert "demo-researcher ▸ WAL lets readers run beside the writer." in output
+    assert "Per-agent stats" in output
