@@ -321,3 +321,30 @@ async def test_resume_manual_keeps_in_flight_calls_until_sealed(
         assert await resumed.send("continue") == "After sealing."
     finally:
         await store.close()
+
+
+async def test_two_workers_on_one_agent_see_each_others_turns(make_store: Callable[[], Store]) -> None:
+    script = ["First answer.", "Second answer.", "Third answer."]
+    store_a, store_b = make_store(), make_store()
+    try:
+        worker_a = await Agent.create(
+            provider=ScriptedProvider(script),
+            store=store_a,
+            template=TEMPLATE,
+            agent_id="shared",
+            tools=make_registry(),
+        )
+        worker_b = await Agent.resume_from_store(
+            "shared", store=store_b, provider=ScriptedProvider(script), templates=TEMPLATE, tools=make_registry()
+        )
+        assert await worker_a.send("one") == "First answer."
+        # B's copy is stale; it must pick up A's turn from the store before going on.
+        assert await worker_b.send("two") == "Second answer."
+        assert await worker_a.send("three") == "Third answer."
+        texts = [m.content[0]["text"] for m in await store_a.load_messages("shared")]
+        assert texts == ["one", "First answer.", "two", "Second answer.", "three", "Third answer."]
+        seqs = [t.bookmark.seq async for t in store_b.read_events("shared")]
+        assert seqs == list(range(1, len(seqs) + 1))  # one timeline, no seq taken twice
+    finally:
+        await store_a.close()
+        await store_b.close()

@@ -81,6 +81,21 @@ SEALED_RESULT = (
 )
 
 
+@contextlib.asynccontextmanager
+async def _store_lock(store: Store, agent_id: str, timeout_ms: int) -> AsyncIterator[None]:
+    """Hold the agent's lock when the store has agent locks (an ExtendedStore);
+    JSONStore has none, and then only this process's own discipline applies."""
+    acquire = getattr(store, "acquire_agent_lock", None)
+    if acquire is None:
+        yield
+        return
+    lock: AgentLock = await acquire(agent_id, timeout_ms)
+    try:
+        yield
+    finally:
+        await lock.release()
+
+
 class CompleteResult(BaseModel):
     """What :meth:`Agent.chat` and :meth:`Agent.decide` return.
 
@@ -167,6 +182,14 @@ class Agent:
         self._tools = {t.name: t for t in tools}
         self._info = info
         self._messages = messages
+        self._todos = todos
+        self._bus = bus
+        self._lock_timeout_ms = lock_timeout_ms
+        self._busy = asyncio.Lock()
+        self._set_records(records)
+        self._last_sfp = _last_safe_point(messages)
+
+    def _set_records(self, records: Iterable[ToolCallRecord]) -> None:
         self._records: dict[str, ToolCallRecord] = {}
         # Ids of calls waiting for a decision / left in flight, kept up to date
         # by _track so checks need not scan every record an old agent has.
@@ -174,11 +197,6 @@ class Agent:
         self._in_flight: dict[str, None] = {}
         for record in records:
             self._track(record)
-        self._todos = todos
-        self._bus = bus
-        self._lock_timeout_ms = lock_timeout_ms
-        self._busy = asyncio.Lock()
-        self._last_sfp = _last_safe_point(messages)
 
     # ------------------------------------------------------------------ construction
 
@@ -254,45 +272,52 @@ class Agent:
         if strategy not in ("crash", "manual"):
             raise ValueError(f"strategy must be 'crash' or 'manual'; got {strategy!r}")
         validate_agent_id(agent_id)
-        info = await store.load_info(agent_id)
-        if info is None:
-            raise AgentNotFoundError(agent_id)
-        template = TemplateRegistry.coerce(templates).get(info.template_id)
-        resolved = (tools or default_registry).resolve(template.tools)
-        last_seq = await last_stored_seq(store, agent_id, info.last_bookmark)
-        agent = cls(
-            store=store,
-            provider=provider,
-            template=template,
-            tools=resolved,
-            info=info,
-            messages=await store.load_messages(agent_id),
-            records=await store.load_tool_call_records(agent_id),
-            todos=await store.load_todos(agent_id),
-            bus=EventBus(store, agent_id, last_seq, info.last_bookmark),
-            lock_timeout_ms=lock_timeout_ms,
-        )
-        async with agent._guard():
-            sealed: list[str] = []
-            if strategy == "crash":
-                sealed = await agent._seal("sealed on resume: the agent stopped while this call was in flight")
-                if not agent.pending_permissions:
-                    await agent._append_tool_results()
-            await agent._emit(
-                "monitor",
-                "agent_resumed",
-                {
-                    "strategy": strategy,
-                    "sealed": sealed,
-                    "in_flight": list(agent._in_flight),
-                    "breakpoint": info.breakpoint.value if info.breakpoint else None,
-                    "message_count": len(agent._messages),
-                },
+        registry = TemplateRegistry.coerce(templates)
+        # Load under the lock: a call another live process is running must not
+        # be mistaken for one left behind by a crash.
+        async with _store_lock(store, agent_id, lock_timeout_ms):
+            info = await store.load_info(agent_id)
+            if info is None:
+                raise AgentNotFoundError(agent_id)
+            template = registry.get(info.template_id)
+            agent = cls(
+                store=store,
+                provider=provider,
+                template=template,
+                tools=(tools or default_registry).resolve(template.tools),
+                info=info,
+                messages=[],
+                records=[],
+                todos=None,
+                bus=EventBus(store, agent_id),
+                lock_timeout_ms=lock_timeout_ms,
             )
-            await agent._set_breakpoint(
-                BreakpointState.AWAITING_APPROVAL if agent.pending_permissions else BreakpointState.READY
-            )
+            async with agent._busy:
+                await agent._reload(info)
+                await agent._resume(strategy)
         return agent
+
+    async def _resume(self, strategy: ResumeStrategy) -> None:
+        stopped_at = self._info.breakpoint
+        sealed: list[str] = []
+        if strategy == "crash":
+            sealed = await self._seal("sealed on resume: the agent stopped while this call was in flight")
+            if not self.pending_permissions:
+                await self._append_tool_results()
+        await self._emit(
+            "monitor",
+            "agent_resumed",
+            {
+                "strategy": strategy,
+                "sealed": sealed,
+                "in_flight": list(self._in_flight),
+                "breakpoint": stopped_at.value if stopped_at else None,
+                "message_count": len(self._messages),
+            },
+        )
+        await self._set_breakpoint(
+            BreakpointState.AWAITING_APPROVAL if self.pending_permissions else BreakpointState.READY
+        )
 
     # ------------------------------------------------------------------ state, read-only
 
@@ -840,17 +865,25 @@ class Agent:
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
         """One loop at a time in this object and, where the store has agent
-        locks, in every process."""
-        async with self._busy:
-            acquire = getattr(self._store, "acquire_agent_lock", None)
-            if acquire is None:
-                yield
-                return
-            lock: AgentLock = await acquire(self.agent_id, self._lock_timeout_ms)
-            try:
-                yield
-            finally:
-                await lock.release()
+        locks, in every process; and the state this object holds is the
+        store's (another worker may have moved the agent on meanwhile)."""
+        async with self._busy, _store_lock(self._store, self.agent_id, self._lock_timeout_ms):
+            stored = await self._store.load_info(self.agent_id)
+            if stored is not None and (
+                stored.last_bookmark != self._info.last_bookmark or stored.message_count != len(self._messages)
+            ):
+                await self._reload(stored)
+            yield
+
+    async def _reload(self, info: AgentInfo) -> None:
+        """Take the agent's state from the store."""
+        agent_id = self.agent_id
+        self._info = info
+        self._messages = await self._store.load_messages(agent_id)
+        self._set_records(await self._store.load_tool_call_records(agent_id))
+        self._todos = await self._store.load_todos(agent_id)
+        self._last_sfp = _last_safe_point(self._messages)
+        self._bus.reset(await last_stored_seq(self._store, agent_id, info.last_bookmark), info.last_bookmark)
 
     def __repr__(self) -> str:
         state = self._info.breakpoint.value if self._info.breakpoint else "new"

@@ -60,6 +60,11 @@ class EventBus:
         """The seq of the last event emitted (0 before the first)."""
         return self._seq
 
+    def reset(self, last_seq: int, last_bookmark: Bookmark | None) -> None:
+        """Continue numbering after ``last_seq`` (the agent was reloaded from the store)."""
+        self._seq = last_seq
+        self.last_bookmark = last_bookmark
+
     async def emit(self, channel: str, type: str, data: dict[str, Any] | None = None) -> Timeline:
         """Store an event, then hand it to subscribers and handlers; returns it."""
         event = {"channel": channel, "type": type, **(data or {})}
