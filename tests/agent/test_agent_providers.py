@@ -120,3 +120,14 @@ async def test_openai_api_error_becomes_provider_error(store: Store) -> None:
         agent = await Agent.create(provider=provider, store=store, template=TEMPLATE, tools=make_registry())
         with pytest.raises(ProviderError, match="OpenAI API call failed"):
             await agent.send("hello")
+
+
+@pytest.mark.parametrize(("module", "cls"), [("anthropic", "AnthropicProvider"), ("openai", "OpenAIProvider")])
+def test_missing_sdk_is_a_clear_provider_error(module: str, cls: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # what `import anthropic` sees without the extra
+    provider_cls = getattr(importlib.import_module(f"kode_sdk.agent.providers.{module}"), cls)
+    with pytest.raises(ProviderError, match=rf"pip install 'kode-sdk\[{module}\]'"):
+        provider_cls(api_key="sk-test")
