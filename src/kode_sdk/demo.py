@@ -31,8 +31,19 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from .agent import Agent, AgentTemplate, Provider, ScriptedProvider, TemplateRegistry, ToolRegistry, todo_write
+from .agent import (
+    Agent,
+    AgentTemplate,
+    AnthropicProvider,
+    OpenAIProvider,
+    Provider,
+    ScriptedProvider,
+    TemplateRegistry,
+    ToolRegistry,
+    todo_write,
+)
 from .agent.providers.scripted import ScriptTurn, text, tool_use
+from .errors import ProviderError
 from .store.base import ExtendedStore
 from .store.factory import create_extended_store
 from .types import Timeline
@@ -238,15 +249,11 @@ def real_provider(console: Console) -> Provider | None:
     model = os.environ.get("KODE_DEMO_MODEL")
     try:
         if os.environ.get("ANTHROPIC_API_KEY"):
-            from .agent.providers.anthropic import AnthropicProvider
-
             return AnthropicProvider(model) if model else AnthropicProvider()
         if os.environ.get("OPENAI_API_KEY"):
-            from .agent.providers.openai import OpenAIProvider
-
             return OpenAIProvider(model) if model else OpenAIProvider()
-    except Exception as exc:  # a missing extra must not stop the scripted demo
-        console.print(f"[yellow]Real provider unavailable ({exc}); using the script.[/]")
+    except ProviderError as exc:  # the extra is not installed: the scripted demo still runs
+        console.print(f"[yellow]{exc}; the researcher uses its script.[/]")
     return None
 
 

@@ -3,20 +3,16 @@ permissions, the event bus and model providers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .agent import Agent, CompleteResult, ResumeStrategy
 from .events import EventBus
 from .permissions import PermissionPolicy
+from .providers.anthropic import AnthropicProvider
 from .providers.base import ModelRequest, Provider, TextDelta, ToolSpec, TurnComplete, Usage
+from .providers.openai import OpenAIProvider
 from .providers.scripted import ScriptedProvider
 from .templates import AgentTemplate, TemplateRegistry
 from .todos import todo_write
 from .tools import Tool, ToolContext, ToolRegistry, default_registry, tool
-
-if TYPE_CHECKING:
-    from .providers.anthropic import AnthropicProvider
-    from .providers.openai import OpenAIProvider
 
 __all__ = [
     "Agent",
@@ -42,11 +38,3 @@ __all__ = [
     "todo_write",
     "tool",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("AnthropicProvider", "OpenAIProvider"):
-        from . import providers
-
-        return getattr(providers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

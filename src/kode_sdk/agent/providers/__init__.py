@@ -1,16 +1,13 @@
 """Model providers: the scripted one (offline), and Anthropic and OpenAI on
-their official SDKs (optional extras, imported only when used)."""
+their official SDKs — optional extras, imported only when such a provider is
+constructed, so importing this package never needs them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from .anthropic import AnthropicProvider
 from .base import ModelRequest, Provider, StreamEvent, TextDelta, ToolSpec, TurnComplete, Usage
+from .openai import OpenAIProvider
 from .scripted import ScriptedProvider, ScriptTurn, text, tool_use
-
-if TYPE_CHECKING:
-    from .anthropic import AnthropicProvider
-    from .openai import OpenAIProvider
 
 __all__ = [
     "AnthropicProvider",
@@ -27,17 +24,3 @@ __all__ = [
     "text",
     "tool_use",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # The SDK-backed providers load on first use, so importing kode_sdk never
-    # needs the optional `anthropic` / `openai` packages.
-    if name == "AnthropicProvider":
-        from .anthropic import AnthropicProvider
-
-        return AnthropicProvider
-    if name == "OpenAIProvider":
-        from .openai import OpenAIProvider
-
-        return OpenAIProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
