@@ -26,13 +26,13 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from .. import jsoncodec
 from ..errors import AgentExistsError, AgentNotFoundError, AgentStateError, KodeError, ProviderError
-from ..store.base import AgentLock, Store, fork_agent_ids, validate_agent_id
+from ..store.base import ExtendedStore, Store, fork_agent_ids, validate_agent_id
 from ..types import (
     AgentInfo,
     Bookmark,
@@ -85,15 +85,11 @@ SEALED_RESULT = (
 async def _store_lock(store: Store, agent_id: str, timeout_ms: int) -> AsyncIterator[None]:
     """Hold the agent's lock when the store has agent locks (an ExtendedStore);
     JSONStore has none, and then only this process's own discipline applies."""
-    acquire = getattr(store, "acquire_agent_lock", None)
-    if acquire is None:
+    if not hasattr(store, "acquire_agent_lock"):
         yield
         return
-    lock: AgentLock = await acquire(agent_id, timeout_ms)
-    try:
+    async with cast(ExtendedStore, store).agent_lock(agent_id, timeout_ms):
         yield
-    finally:
-        await lock.release()
 
 
 class CompleteResult(BaseModel):
