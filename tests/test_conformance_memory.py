@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kode_sdk.testing import QueryableStoreConformance
+from kode_sdk.testing import ExtendedStoreConformance, QueryableStoreConformance
+from memory_extended import ExtendedMemoryStorage, ExtendedMemoryStore
 from memory_store import MemoryStorage, MemoryStore
 
 
@@ -15,3 +16,10 @@ class TestMemoryStoreConformance(QueryableStoreConformance):
     def store_factory(self) -> Callable[[], MemoryStore]:
         storage = MemoryStorage()
         return lambda: MemoryStore(storage)
+
+
+class TestExtendedMemoryStoreConformance(ExtendedStoreConformance):
+    @pytest.fixture
+    def store_factory(self) -> Callable[[], ExtendedMemoryStore]:
+        storage = ExtendedMemoryStorage()
+        return lambda: ExtendedMemoryStore(storage)

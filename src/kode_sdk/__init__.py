@@ -24,8 +24,10 @@ from .errors import (
     StoreClosedError,
     StoreConfigError,
     StoreConnectionError,
+    StoreCorruptionError,
 )
 from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
+from .store.json_store import JSONStore
 from .types import (
     AgentInfo,
     AgentStats,
@@ -66,6 +68,7 @@ __all__ = [
     "ExtendedStore",
     "HistoryWindow",
     "InvalidAgentIdError",
+    "JSONStore",
     "KodeError",
     "LockTimeoutError",
     "MediaCacheRecord",
@@ -80,6 +83,7 @@ __all__ = [
     "StoreClosedError",
     "StoreConfigError",
     "StoreConnectionError",
+    "StoreCorruptionError",
     "StoreHealthStatus",
     "StoreMetrics",
     "StoredMessage",

@@ -111,7 +111,7 @@ def validate_agent_id(agent_id: object) -> str:
 
 
 def _agent_id_problem(agent_id: object) -> str:
-    if not isinstance(agent_id, str):
+    if type(agent_id) is not str:  # a str subclass could override comparisons or hashing
         return f"invalid agent id: expected a str, got {type(agent_id).__name__}"
     shown = repr(agent_id if len(agent_id) <= 40 else agent_id[:40] + "…")
     if not agent_id:

@@ -36,8 +36,26 @@ and strict comparisons used by the suite are in :mod:`kode_sdk.testing.data`.
 
 from __future__ import annotations
 
-from .extended_suite import ExtendedStoreConformance
-from .query_suite import QueryableStoreConformance
-from .store_suite import StoreConformance
+try:
+    import pytest
+    import pytest_asyncio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "kode_sdk.testing is the conformance suite and needs pytest and pytest-asyncio "
+        "(pip install pytest pytest-asyncio, or kode-sdk[dev])"
+    ) from exc
+
+# The suite's asserts live in this package, not in the caller's test modules:
+# ask pytest to rewrite them too, so a failure shows both sides.
+pytest.register_assert_rewrite(
+    "kode_sdk.testing.data",
+    "kode_sdk.testing.store_suite",
+    "kode_sdk.testing.query_suite",
+    "kode_sdk.testing.extended_suite",
+)
+
+from .extended_suite import ExtendedStoreConformance  # noqa: E402
+from .query_suite import QueryableStoreConformance  # noqa: E402
+from .store_suite import StoreConformance  # noqa: E402
 
 __all__ = ["ExtendedStoreConformance", "QueryableStoreConformance", "StoreConformance"]

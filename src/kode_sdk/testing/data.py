@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..types import Record, ms_to_datetime
 
 __all__ = [
     "BASE_MS",
+    "BIG_INT",
+    "NEGATIVE_BIG_INT",
     "assert_json_identical",
     "assert_records_equal",
     "assert_utc",
@@ -313,7 +315,3 @@ def assert_records_equal(actual: Any, expected: Any, model: type[Record], what: 
     assert isinstance(actual, model), f"{what}: expected a {model.__name__}, got {type(actual).__name__}"
     _assert_datetimes_utc(actual.model_dump(), what)
     assert_json_identical(actual.to_wire(), model.coerce(expected).to_wire(), what)
-
-
-def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)

@@ -80,12 +80,15 @@ class ExtendedStoreConformance(QueryableStoreConformance):
 
     @pytest.mark.asyncio
     async def test_check_consistency_on_good_data(self, store: Any, ns: str) -> None:
+        # Coherent data: the tool_use in the conversation has its record, the
+        # info's bookmark and counts match what is stored.
         agent = ns + "a"
-        await store.save_info(agent, data.info(agent))
+        await store.save_info(agent, data.info(agent, message_count=4))
         await store.save_messages(agent, data.conversation())
-        await store.save_tool_call_records(agent, [data.tool_call("c1"), data.tool_call("c2", state="failed")])
+        await store.save_tool_call_records(agent, [data.tool_call("toolu_1", name="fs_glob")])
         await store.save_snapshot(agent, data.snapshot("s1"))
-        await store.append_event(agent, data.timeline(1))
+        for seq in (1, 2, 3):
+            await store.append_event(agent, data.timeline(seq))
         result = await store.check_consistency(agent)
         assert isinstance(result, ConsistencyCheckResult)
         assert result.issues == []
@@ -254,7 +257,7 @@ class ExtendedStoreConformance(QueryableStoreConformance):
             assert_records_equal(await store.load_todos(fork), data.todos(3), TodoSnapshot)
             assert_records_equal(await store.list_snapshots(fork), snapshots[::-1], Snapshot)
         # The source is untouched, and the copies are independent of it.
-        assert_records_equal(await store.load_info(source), source_info, AgentInfo)
+        assert_records_equal(await store.load_info(source), {**source_info, "messageCount": 4}, AgentInfo)
         await store.save_messages(forks[0], data.conversation()[:1])
         assert_records_equal(await store.load_messages(source), data.conversation(), Message)
         assert_records_equal(await store.load_messages(forks[1]), data.conversation(), Message)

@@ -428,5 +428,6 @@ class QueryableStoreConformance(StoreConformance):
             assert [s.agent_id for s in await store.query_sessions(template_id=ns + value)] == [agent], value
             assert [s.agent_id for s in await store.query_sessions(user_id=ns + value)] == [agent], value
             assert [c.agent_id for c in await store.query_tool_calls(tool_name=ns + value)] == [agent], value
-            assert await store.query_sessions(template_id=value) == [], value
+            if value in ("%", "_"):  # as LIKE patterns these would match other tests' templates
+                assert await store.query_sessions(template_id=value) == [], value
             assert await store.query_messages(agent_id=agent, content_type=value) == [], value

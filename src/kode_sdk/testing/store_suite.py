@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 import pytest_asyncio
@@ -27,6 +28,19 @@ from . import data
 from .data import BIG_INT, NEGATIVE_BIG_INT, assert_records_equal, assert_utc, unique_prefix
 
 __all__ = ["StoreConformance"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_HAS_LOOP_SCOPE = "loop_scope" in inspect.signature(pytest_asyncio.fixture).parameters
+
+
+def async_fixture(fn: F) -> F:
+    """``pytest_asyncio.fixture`` pinned to the test's own (function-scoped)
+    event loop, whatever the host project's ``asyncio_default_fixture_loop_scope``
+    says (pytest-asyncio before 0.24 has no ``loop_scope`` and always did that)."""
+    if _HAS_LOOP_SCOPE:
+        return cast(F, pytest_asyncio.fixture(loop_scope="function")(fn))
+    return cast(F, pytest_asyncio.fixture(fn))
+
 
 StoreFactory = Callable[[], Any]
 OpenStore = Callable[[], Awaitable[Any]]
@@ -102,7 +116,7 @@ class StoreConformance:
             "that makes a new, unopened store over the same storage each time"
         )
 
-    @pytest_asyncio.fixture
+    @async_fixture
     async def open_store(self, store_factory: StoreFactory) -> AsyncIterator[OpenStore]:
         """An async callable opening one more store over the same storage;
         every store it made is closed after the test."""
@@ -118,7 +132,7 @@ class StoreConformance:
         for store in reversed(made):
             await store.close()
 
-    @pytest_asyncio.fixture
+    @async_fixture
     async def store(self, open_store: OpenStore) -> Any:
         """An opened store, closed after the test."""
         return await open_store()
