@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import fcntl
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -28,11 +28,19 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from .. import jsoncodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
+    fcntl = None  # type: ignore[assignment]
 from ..errors import (
     AgentNotFoundError,
     LockTimeoutError,
@@ -71,16 +79,15 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
+    ListDiff,
     PendingEvent,
     SavedListCache,
     check_channel,
     check_page,
     check_sort,
     coerce_list,
-    diff_lists,
     event_row,
     fork_agent_ids,
-    message_from_wire,
     message_to_wire,
     operation,
     operation_iter,
@@ -88,7 +95,6 @@ from .base import (
     since_seq,
     stats_from_counts,
     time_bound,
-    timeline_from_wire,
     user_id_of,
     validate_agent_id,
     wait_with_backoff,
@@ -229,12 +235,14 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
 def _has_code(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and stripped != ";" and not stripped.startswith("--"):
-            return True
-    return False
+    """True unless ``text`` is only comments, whitespace and semicolons."""
+    bare = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
+    return bool(bare.replace(";", "").strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +322,148 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
     )
 
 
+# Loading parses stored JSON with pydantic's own parser (model_validate_json):
+# measured faster than decoding and constructing, it keeps integers beyond 64
+# bits exact, and it re-checks what comes back.
 def _load_tool_call(data: str) -> ToolCallRecord:
-    return ToolCallRecord.model_validate(jsoncodec.decode(data))
+    return ToolCallRecord.model_validate_json(data)
+
+
+# What the incremental saves compare.
+#
+# A list of records is seen as parallel "planes", one list per part of each
+# record: for messages their field dicts and their extra-key dicts; for tool
+# calls also the approval's and the audit entries' state. _Planes hold plain
+# dicts, lists and tuples, so comparing an unchanged prefix is a few list
+# comparisons in C, with no pydantic ``__eq__`` per object and no Python call
+# per position. The last _TAIL positions (those an agent loop edits, e.g. a
+# tool call moving from executing to completed) are compared one by one, so
+# editing them keeps the fast path for the rest.
+#
+# The saved state is cached as *frozen* planes (see _freeze): containers
+# copied, immutable leaves shared with the caller's objects. A caller mutating
+# a saved object in place therefore still differs from the cache, while an
+# unchanged string compares by identity, without reading its bytes: comparing
+# a long history touches as little memory as it can.
+#
+# What cannot be avoided: the caller hands over the whole list, and any of its
+# objects may have been mutated in place, so every save still reads every
+# position once (O(history), in C). append_messages is the O(1) way to grow.
+_TAIL = 2
+_MESSAGE_FIELDS = frozenset(Message.model_fields)
+_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
+
+
+class _NeverEqual:
+    """Stands in for a value that cannot be snapshotted: compares unequal to
+    everything, so its position is always rewritten."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _freeze(value: Any) -> Any:
+    """A copy of ``value`` that no later mutation of ``value`` can change:
+    dicts, lists and tuples are copied, immutable leaves are shared."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: _freeze(item) for key, item in value.items()}
+    if kind is list:
+        return [_freeze(item) for item in value]
+    if kind is tuple:
+        return tuple(_freeze(item) for item in value)
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if isinstance(value, dict):
+        return {key: _freeze(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_freeze(item) for item in value]
+    return _NeverEqual()
+
+
+def _freeze_record_fields(fields: Any) -> Any:
+    """Freeze a tool call's field dict, keeping its approval and audit entries
+    by identity: their own state is compared in planes of its own."""
+    if type(fields) is not dict:
+        return _freeze(fields)
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "approval" and isinstance(value, BaseModel):
+            out[key] = value
+        elif key == "audit_trail" and type(value) is list:
+            out[key] = list(value)
+        else:
+            out[key] = _freeze(value)
+    return out
+
+
+_Planes = list[list[Any]]
+_MESSAGE_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze, _freeze)
+_TOOL_CALL_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze_record_fields, _freeze, _freeze, _freeze, _freeze)
+
+
+def _message_planes(messages: Sequence[Message]) -> _Planes:
+    return [[m.__dict__ for m in messages], [m.__pydantic_extra__ for m in messages]]
+
+
+def _message_planes_from_wire(wires: list[dict[str, Any]]) -> _Planes:
+    fields = [{"role": w["role"], "content": w["content"], "metadata": w.get("metadata")} for w in wires]
+    extras = [{k: v for k, v in w.items() if k not in _MESSAGE_FIELDS} for w in wires]
+    return [fields, extras]
+
+
+def _tool_call_planes(records: Sequence[ToolCallRecord]) -> _Planes:
+    approvals = [r.approval for r in records]
+    return [
+        [r.__dict__ for r in records],
+        [r.__pydantic_extra__ for r in records],
+        [getattr(a, "__dict__", a) for a in approvals],
+        [getattr(a, "__pydantic_extra__", None) for a in approvals],
+        [
+            [(e.__dict__, e.__pydantic_extra__) if isinstance(e, BaseModel) else e for e in r.audit_trail]
+            for r in records
+        ],
+    ]
+
+
+def _diff_planes(old: _Planes, new: _Planes) -> ListDiff:
+    """Which positions of ``new`` differ from ``old`` (see the note above)."""
+    old_length, new_length = len(old[0]), len(new[0])
+    shared = min(old_length, new_length)
+    head = max(0, shared - _TAIL)
+    start = head if all(n[:head] == o[:head] for n, o in zip(new, old, strict=True)) else 0
+    changed = [i for i in range(start, shared) if any(n[i] != o[i] for n, o in zip(new, old, strict=True))]
+    changed.extend(range(shared, new_length))
+    return ListDiff(changed=changed, truncate_to=new_length, old_length=old_length)
+
+
+def _freeze_planes(planes: _Planes, freezers: tuple[Callable[[Any], Any], ...]) -> _Planes:
+    return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, planes, strict=True)]
+
+
+def _frozen_planes(
+    cached: _Planes | None, new: _Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
+) -> _Planes:
+    """The planes to cache after saving ``new``: the cached ones with the
+    changed positions replaced, or — after a cache miss — all of ``new``
+    frozen (once; later comparisons then hit shared leaves)."""
+    if cached is None:
+        return _freeze_planes(new, freezers)
+    out = [plane[: diff.truncate_to] for plane in cached]
+    for index in diff.changed:
+        for plane, fresh, freeze in zip(out, new, freezers, strict=True):
+            frozen = freeze(fresh[index])
+            if index < len(plane):
+                plane[index] = frozen
+            else:
+                plane.append(frozen)
+    return out
 
 
 @dataclass(slots=True)
@@ -372,6 +520,20 @@ class SqliteStore(BaseStore):
     waits up to 10 s for the write lock, then retries), readers never block.
     Incremental saves check a per-agent version inside the write transaction,
     so a save by another process is never overwritten by a stale diff.
+
+    **Incremental saves.** ``save_messages`` and ``save_tool_call_records``
+    take the whole list but write only the positions that changed (a
+    rewritten message keeps its first ``created_at``). Objects mutated in
+    place after a save are detected: every save compares the whole list with
+    a snapshot of what was saved — in C, a fraction of a microsecond per
+    position, but still proportional to the history. ``append_messages`` is
+    the constant-cost way to grow a conversation. Tool-call ids must be unique
+    within an agent's list. History windows, compression records and recovered
+    files are append-only and load in save order; a snapshot saved again with
+    the same id replaces the old one.
+
+    **Locks** (:meth:`acquire_agent_lock`) are ``flock`` locks on files: they
+    work across processes on one machine (POSIX only).
 
     **file_store_base_dir** is accepted for configuration compatibility with
     the reference design, but every record is kept in the database (one
@@ -614,25 +776,22 @@ class SqliteStore(BaseStore):
         while True:
             rows = await self._hop(_event_page_job(agent_id, lower, channel))
             for data in rows:
-                yield timeline_from_wire(jsoncodec.decode(data[1]))
+                yield Timeline.model_validate_json(data[1])
             if len(rows) < _EVENT_PAGE:
                 return
             lower = rows[-1][0]
 
     # ------------------------------------------------------------------ messages
 
-    def _stored_messages(self, conn: sqlite3.Connection, agent_id: str, version: int | None) -> list[Any]:
-        """Independent wire dicts of the stored messages: cached when the
-        cache is at the database's version, else read back."""
-        if version is None:
-            return []
-        cached = self._message_cache.get(agent_id, version)
-        if cached is not None:
-            return cached
-        return [
-            jsoncodec.decode(data)
-            for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
-        ]
+    @staticmethod
+    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
+        """Comparison planes of the stored messages, read back from the database."""
+        return _message_planes_from_wire(
+            [
+                jsoncodec.decode(data)
+                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
+            ]
+        )
 
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
@@ -645,33 +804,34 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
+            planes = _message_planes(validated)
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old = self._stored_messages(conn, agent_id, None if row is None else row[0])
-                diff = diff_lists(old, wires)
-                copies = old[: diff.truncate_to]
+                cached = [[], []] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_planes(conn, agent_id)
+                diff = _diff_planes(old, planes)
                 updates: list[tuple[str, str, str, str, int]] = []
                 inserts: list[tuple[str, int, str, str, int, str]] = []
                 for index in diff.changed:
-                    role, block_types, data = _message_row_parts(validated[index], wires[index], f"messages[{index}]")
-                    copy = jsoncodec.decode(data)
+                    message = validated[index]
+                    role, block_types, data = _message_row_parts(
+                        message, message_to_wire(message), f"messages[{index}]"
+                    )
                     if index < diff.old_length:
                         updates.append((role, block_types, data, agent_id, index))
-                        copies[index] = copy
                     else:
                         inserts.append((agent_id, index, role, block_types, now, data))
-                        copies.append(copy)
                 version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(wires), version))
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
                 if diff.truncate_to < diff.old_length:
                     conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
                 if updates:
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
-            self._message_cache.put(agent_id, version, copies)
+                frozen = _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff)
+            self._message_cache.put(agent_id, version, frozen)
 
         await self._hop(job)
 
@@ -682,9 +842,10 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
-            parts = [_message_row_parts(m, wires[i], f"messages[{i}]") for i, m in enumerate(validated)]
+            parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
+            added = _freeze_planes(_message_planes(validated), _MESSAGE_FREEZERS)
             now = _now_ms()
+            version = _new_version()
             with _transaction(conn, write=True):
                 row = conn.execute(
                     "SELECT msg_version, (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent_id = ?) "
@@ -692,17 +853,15 @@ class SqliteStore(BaseStore):
                     (agent_id, agent_id),
                 ).fetchone()
                 old_version, base = (None, 0) if row is None else row
+                # The agents row first: messages reference it.
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
                 conn.executemany(
                     _INSERT_MESSAGE,
                     [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
                 )
-                version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
-            cached = None if old_version is None else self._message_cache.get(agent_id, old_version)
-            if old_version is None:
-                cached = []
+            cached = [[], []] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + [jsoncodec.decode(p[2]) for p in parts])
+                self._message_cache.put(agent_id, version, [old + new for old, new in zip(cached, added, strict=True)])
             else:
                 self._message_cache.drop(agent_id)
 
@@ -714,7 +873,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> list[Message]:
             return [
-                message_from_wire(jsoncodec.decode(data))
+                Message.model_validate_json(data)
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
 
@@ -742,16 +901,21 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old: list[Any] | None = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
-                if old is None:
-                    old = [
-                        _load_tool_call(data)
-                        for (data,) in conn.execute(
-                            "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
-                        )
-                    ]
-                diff = diff_lists(old, validated)
-                copies = old[: diff.truncate_to]
+                empty: _Planes = [[] for _ in _TOOL_CALL_FREEZERS]
+                cached = empty if row is None else self._tool_call_cache.get(agent_id, row[0])
+                if cached is not None:
+                    old = cached
+                else:
+                    old = _tool_call_planes(
+                        [
+                            _load_tool_call(data)
+                            for (data,) in conn.execute(
+                                "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
+                            )
+                        ]
+                    )
+                planes = _tool_call_planes(validated)
+                diff = _diff_planes(old, planes)
                 moved: list[tuple[str, int]] = []
                 updates: list[tuple[Any, ...]] = []
                 inserts: list[tuple[Any, ...]] = []
@@ -759,15 +923,11 @@ class SqliteStore(BaseStore):
                     record = validated[index]
                     data = _encode(record.to_wire(), f"records[{index}]")
                     columns = _tool_call_columns(record, data)
-                    copy = _load_tool_call(data)
                     if index < diff.old_length:
-                        copies[index] = copy
-                        if old[index].id == record.id:
+                        if old[0][index]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
-                    else:
-                        copies.append(copy)
                     inserts.append((agent_id, record.id, index, *columns))
                 version = _new_version()
                 conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
@@ -780,7 +940,8 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
-            self._tool_call_cache.put(agent_id, version, copies)
+                frozen = _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff)
+            self._tool_call_cache.put(agent_id, version, frozen)
 
         await self._hop(job)
 
@@ -825,7 +986,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else TodoSnapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else TodoSnapshot.model_validate_json(data)
 
     # ------------------------------------------------------------------ append-only lists
 
@@ -857,7 +1018,7 @@ class SqliteStore(BaseStore):
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
         """Every history window of the agent, in save order."""
         rows = await self._load_rows("history_windows", agent_id)
-        return [HistoryWindow.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [HistoryWindow.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
@@ -869,7 +1030,7 @@ class SqliteStore(BaseStore):
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
         """Every compression record of the agent, in save order."""
         rows = await self._load_rows("compression_records", agent_id)
-        return [CompressionRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [CompressionRecord.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
@@ -881,7 +1042,7 @@ class SqliteStore(BaseStore):
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
         """Every recovered file of the agent, in save order."""
         rows = await self._load_rows("recovered_files", agent_id)
-        return [RecoveredFile.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [RecoveredFile.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
@@ -901,7 +1062,7 @@ class SqliteStore(BaseStore):
     async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
         """The agent's media cache, in the order saved."""
         rows = await self._load_rows("media_cache", agent_id)
-        return [MediaCacheRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [MediaCacheRecord.model_validate_json(data) for data in rows]
 
     # ------------------------------------------------------------------ snapshots
 
@@ -935,7 +1096,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else Snapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else Snapshot.model_validate_json(data)
 
     @operation("loads")
     async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
@@ -949,7 +1110,7 @@ class SqliteStore(BaseStore):
                 )
             ]
 
-        return [Snapshot.model_validate(jsoncodec.decode(data)) for data in await self._hop(job)]
+        return [Snapshot.model_validate_json(data) for data in await self._hop(job)]
 
     # ------------------------------------------------------------------ info
 
@@ -991,9 +1152,9 @@ class SqliteStore(BaseStore):
         found = await self._hop(job)
         if found is None:
             return None
-        wire = jsoncodec.decode(found[0])
-        wire["messageCount"] = found[1]
-        return AgentInfo.model_validate(wire)
+        loaded = AgentInfo.model_validate_json(found[0])
+        loaded.message_count = found[1]
+        return loaded
 
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
@@ -1062,7 +1223,7 @@ class SqliteStore(BaseStore):
 
         sessions = []
         for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate(jsoncodec.decode(data))
+            info = AgentInfo.model_validate_json(data)
             sessions.append(
                 SessionInfo(
                     agent_id=row_agent,
@@ -1294,6 +1455,8 @@ class SqliteStore(BaseStore):
         """
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
+        if fcntl is None:  # pragma: no cover - Windows
+            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
         lock_dir = self._lock_dir
         path = lock_dir / f"{agent_id}.lock"
 
