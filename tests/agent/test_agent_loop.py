@@ -14,7 +14,15 @@ from kode_sdk.agent import Agent, ScriptedProvider
 from kode_sdk.agent.providers import text, tool_use
 from kode_sdk.errors import AgentExistsError, AgentNotFoundError, AgentStateError, ProviderError
 from kode_sdk.store.base import Store
-from kode_sdk.types import BreakpointState, Timeline, ToolCallState
+from kode_sdk.types import (
+    AgentInfo,
+    BreakpointState,
+    Message,
+    Timeline,
+    ToolCallAuditEntry,
+    ToolCallRecord,
+    ToolCallState,
+)
 
 
 async def events_of(store: Store, agent_id: str, channel: str | None = None) -> list[Timeline]:
@@ -267,57 +275,62 @@ async def test_create_refuses_an_existing_id_and_resume_needs_one(store: Store) 
 
 
 async def test_provider_failure_is_reported_and_the_agent_recovers(store: Store) -> None:
-    provider = ScriptedProvider(["only one turn"])
-    agent = await Agent.create(provider=provider, store=store, template=TEMPLATE, tools=make_registry())
+    agent = await Agent.create(
+        provider=ScriptedProvider(["only one turn"]), store=store, template=TEMPLATE, tools=make_registry()
+    )
     assert await agent.send("one") == "only one turn"
     with pytest.raises(ProviderError, match=r"asks for turn 2"):
         await agent.send("two")
     errors = [t.event for t in await events_of(store, agent.agent_id, "monitor") if t.event["type"] == "error"]
     assert errors and errors[-1]["phase"] == "model"
     assert agent.breakpoint is BreakpointState.READY
-    # The failed question is kept; the next answer sees it (scripted turns loop now).
-    agent._provider = ScriptedProvider(["recovered"], loop=True)
+    # The failed question is kept, and a working provider answers after it.
+    agent = await Agent.resume_from_store(
+        agent.agent_id,
+        store=store,
+        provider=ScriptedProvider(["recovered"], loop=True),
+        templates=TEMPLATE,
+        tools=make_registry(),
+    )
     assert await agent.send("three") == "recovered"
-    assert [m.role for m in await store.load_messages(agent.agent_id)] == [
-        "user",
-        "assistant",
-        "user",
-        "user",
-        "assistant",
-    ]
+    messages = await store.load_messages(agent.agent_id)
+    assert [m.role for m in messages] == ["user", "assistant", "user", "user", "assistant"]
+    assert [m.content[0].get("text") for m in messages[2:4]] == ["two", "three"]
 
 
-async def test_resume_manual_keeps_in_flight_calls_until_sealed(
-    make_store: Callable[[], Store], tmp_path: Path
-) -> None:
+async def test_resume_manual_keeps_in_flight_calls_until_sealed(make_store: Callable[[], Store]) -> None:
+    # The state a process leaves when it dies inside a tool: the assistant turn
+    # is stored and its call is recorded as executing; nothing more.
     store = make_store()
-    provider = ScriptedProvider([[tool_use("add", {"a": 1})], "After sealing."])
-    agent = await Agent.create(provider=provider, store=store, template=TEMPLATE, tools=make_registry())
-    # Leave a call in flight the way a dying process would: the assistant turn
-    # is stored, its call is recorded as executing, and nothing more happens.
-    await agent._append(__import__("kode_sdk").Message(role="user", content="go"))
-    await agent._call_model(1)
-    record = agent._open_record(agent.messages[-1].content[0])
-    agent._move(record, ToolCallState.EXECUTING)
-    await agent._save_records()
+    await store.save_info("manual-1", AgentInfo(agent_id="manual-1", template_id=TEMPLATE.id))
+    await store.save_messages(
+        "manual-1",
+        [
+            Message(role="user", content="go"),
+            Message(role="assistant", content=[tool_use("add", {"a": 1}, id="call_0_0")]),
+        ],
+    )
+    started = ToolCallAuditEntry(state="executing", timestamp=1)
+    await store.save_tool_call_records(
+        "manual-1",
+        [ToolCallRecord(id="call_0_0", name="add", input={"a": 1}, state="executing", audit_trail=[started])],
+    )
     await store.close()
 
     store = make_store()
+    provider = ScriptedProvider([[tool_use("add", {"a": 1})], "After sealing."])
     try:
         resumed = await Agent.resume_from_store(
-            agent.agent_id,
-            store=store,
-            provider=provider,
-            templates=[TEMPLATE],
-            strategy="manual",
-            tools=make_registry(),
+            "manual-1", store=store, provider=provider, templates=[TEMPLATE], strategy="manual", tools=make_registry()
         )
         assert [r.state for r in resumed.tool_calls] == [ToolCallState.EXECUTING]
         with pytest.raises(AgentStateError, match="in flight"):
             await resumed.chat("continue")
+        assert len(await store.load_messages("manual-1")) == 2  # the refused message was not stored
         assert await resumed.seal_in_flight("operator checked: not run") == ["call_0_0"]
-        (sealed,) = await store.load_tool_call_records(agent.agent_id)
+        (sealed,) = await store.load_tool_call_records("manual-1")
         assert sealed.state is ToolCallState.SEALED and sealed.audit_trail[-1].note == "operator checked: not run"
+        assert (await store.load_messages("manual-1"))[2].content[0]["is_error"] is True
         assert await resumed.send("continue") == "After sealing."
     finally:
         await store.close()
