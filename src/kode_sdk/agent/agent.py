@@ -468,6 +468,7 @@ class Agent:
             )
             waiting = self.pending_permissions
             if waiting:
+                await self._save_info()  # a write last, so the buffered events are stored under the lock
                 return CompleteResult(status="paused", last=self._bus.last_bookmark, permission_ids=waiting)
             return await self._run()
 
@@ -477,6 +478,7 @@ class Agent:
             sealed = await self._seal(note)
             if not self.pending_permissions:
                 await self._append_tool_results()
+            await self._save_info()
             return sealed
 
     # ------------------------------------------------------------------ snapshots and forks
@@ -582,8 +584,11 @@ class Agent:
 
     async def _finish(self, reason: str) -> CompleteResult:
         text = next((_text_of(m) for m in reversed(self._messages) if m.role == "assistant"), "")
-        await self._set_breakpoint(BreakpointState.READY)
+        await self._set_breakpoint(BreakpointState.READY, save=False)
         await self._emit("progress", "done", {"reason": reason})
+        # The info goes last: this write also commits the events still
+        # buffered, so all of them are stored before the agent lock is let go.
+        await self._save_info()
         return CompleteResult(status="ok", text=text, last=self._bus.last_bookmark)
 
     async def _call_model(self, step: int) -> Message:
@@ -838,14 +843,14 @@ class Agent:
         if not _tool_uses(message):
             self._last_sfp = len(self._messages) - 1
 
-    async def _set_breakpoint(self, state: BreakpointState) -> None:
+    async def _set_breakpoint(self, state: BreakpointState, *, save: bool = True) -> None:
         previous = self._info.breakpoint
         if previous is not state:
             await self._emit(
                 "monitor", "state_changed", {"from": previous.value if previous else None, "to": state.value}
             )
         self._info = self._info.model_copy(update={"breakpoint": state})
-        if state in _DURABLE_BREAKPOINTS:
+        if save and state in _DURABLE_BREAKPOINTS:
             await self._save_info()
 
     async def _save_info(self) -> None:
