@@ -108,3 +108,22 @@ def test_demo_uses_the_real_provider_when_a_key_is_set(sdk: str, tmp_path: Path)
     assert f"│ demo-researcher │ {sdk}" in output
     assert "demo-researcher ▸ WAL lets readers run beside the writer." in output
     assert "Per-agent stats" in output
+
+
+def test_kode_demo_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kode_sdk.cli import app
+
+    for name in [k for k in os.environ if k.startswith(("KODE_", "POSTGRES_"))] + [
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+    ]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert "demo" in runner.invoke(app, ["--help"]).output
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "Per-agent stats" in result.output
+    assert (tmp_path / "data" / "agents.db").exists()
