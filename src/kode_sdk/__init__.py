@@ -27,7 +27,9 @@ from .errors import (
     StoreCorruptionError,
 )
 from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
+from .store.factory import config_from_env, create_extended_store, create_store
 from .store.json_store import JSONStore
+from .store.sqlite import SqliteStore
 from .types import (
     AgentInfo,
     AgentStats,
@@ -79,6 +81,7 @@ __all__ = [
     "SchemaVersionError",
     "SessionInfo",
     "Snapshot",
+    "SqliteStore",
     "Store",
     "StoreClosedError",
     "StoreConfigError",
@@ -96,5 +99,8 @@ __all__ = [
     "ToolCallRecord",
     "ToolCallState",
     "__version__",
+    "config_from_env",
+    "create_extended_store",
+    "create_store",
     "validate_agent_id",
 ]
