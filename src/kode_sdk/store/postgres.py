@@ -76,6 +76,7 @@ from typing import Any, cast
 import psycopg
 import psycopg.errors
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .. import jsoncodec
@@ -391,7 +392,7 @@ _ENSURE_AGENT = (
 )
 _UPSERT_MESSAGE = """
 INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-VALUES (%s, %s, %s, %s::text[], %s, %s::jsonb, %s)
+VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s)
 ON CONFLICT (agent_id, seq) DO UPDATE
 SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
@@ -419,7 +420,7 @@ _BUMP_TOOL_CALLS = (
 )
 _GUARDED_UPSERT_MESSAGE = f"""
 INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-SELECT %s, %s, %s, %s::text[], %s, %s::jsonb, %s WHERE {_GUARD}
+SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s WHERE {_GUARD}
 ON CONFLICT (agent_id, seq) DO UPDATE
 SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
@@ -431,10 +432,11 @@ SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = E
     approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
+# Arrays go in binary (%b): the text format escapes every element with a regex.
 _INSERT_EVENTS = """
 INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
-FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[])
+FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
 ON CONFLICT (agent_id, seq) DO NOTHING
 """
@@ -696,14 +698,14 @@ class PostgresStore(BaseStore):
         """
         async with self._connection() as conn:
             if not len(self._events) and not self._flush_lock.locked():
-                async with conn.pipeline(), conn.transaction():
+                async with _pipelined_transaction(conn):
                     yield conn
                 return
             # Connection first, then the flush lock: the holder never waits for the pool.
             async with self._flush_lock:
                 rows = self._events.take()
                 try:
-                    async with conn.pipeline(), conn.transaction():
+                    async with _pipelined_transaction(conn):
                         cur = await self._insert_events(conn, rows) if rows else None
                         yield conn
                 except BaseException:
@@ -723,7 +725,7 @@ class PostgresStore(BaseStore):
             if not rows:
                 return
             try:
-                async with conn.pipeline(), conn.transaction():
+                async with _pipelined_transaction(conn):
                     cur = await self._insert_events(conn, rows)
             except BaseException:
                 self._events.put_back(rows)
@@ -1461,7 +1463,10 @@ class PostgresStore(BaseStore):
 
     async def health_check(self) -> StoreHealthStatus:
         """Whether the database answers (and how fast) and the file directory
-        accepts writes. Never raises: a failure is reported, scrubbed of secrets."""
+        accepts writes. Raises only :class:`StoreClosedError` after ``close()``;
+        any other failure is reported, scrubbed of secrets."""
+        if self._state == "closed":
+            raise StoreClosedError("postgres store is closed")
         started = time.perf_counter()
         files = self._check_files()
         try:
@@ -1719,6 +1724,24 @@ class PostgresStore(BaseStore):
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             return [row[0] for row in await cur.fetchall()]
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[None]:
+    """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
+    body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
+    at its edges: measured 330 µs against 140 µs for this.) On any failure the
+    transaction is rolled back before the connection goes back to the pool."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:
