@@ -18,6 +18,7 @@ traceback. Passwords never appear: the configured one is masked in every message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import traceback
@@ -233,6 +234,11 @@ def report_error(state: State | None, exc: BaseException) -> NoReturn:
     """Turn ``exc`` into one line on stderr and its exit code."""
     if isinstance(exc, KeyboardInterrupt):
         fail("interrupted", 130, state)
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`kode export | head`): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1)
     if state is not None and state.debug:
         traceback.print_exception(exc)
     message = str(exc) or type(exc).__name__

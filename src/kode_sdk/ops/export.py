@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import orjson
-
+from .. import jsoncodec
 from ..errors import KodeError, RecordValidationError
 from ..store.base import Store, validate_agent_id
 from ..store.migrate import AgentOutcome, apply_agent
@@ -109,8 +108,8 @@ def parse_jsonl(lines: Iterable[bytes | str]) -> Iterator[AgentDump]:
             continue
         where = f"line {number}"
         try:
-            item = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
+            item = jsoncodec.decode(text)  # exact: integers beyond 64 bits stay ints
+        except ValueError as exc:
             raise ExportFormatError(f"{where}: not valid JSON ({exc})", field=where) from None
         if not isinstance(item, dict):
             raise ExportFormatError(f"{where}: expected a JSON object, got {type(item).__name__}", field=where)
