@@ -23,6 +23,7 @@ __all__ = [
     "StoreClosedError",
     "StoreConfigError",
     "StoreConnectionError",
+    "StoreCorruptionError",
 ]
 
 
@@ -81,3 +82,12 @@ class AgentNotFoundError(KodeError, LookupError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(f"agent {agent_id!r} not found")
         self.agent_id = agent_id
+
+
+class StoreCorruptionError(KodeError, RuntimeError):
+    """Stored data could not be read back: a file or row is damaged (unparseable
+    JSON, a missing header, a truncated record).
+
+    Raised instead of treating damaged data as empty, so nothing is silently
+    lost; the message names the file or table and what was wrong.
+    """
