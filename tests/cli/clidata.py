@@ -76,20 +76,28 @@ def agent_records(i: int) -> dict[str, Any]:
         },
         "messages": messages,
         "tool_calls": tool_calls,
-        "todos": {"todos": [{"id": "t1", "title": "do it", "status": "pending", "created_at": ms, "updated_at": ms}],
-                  "version": 1 + i % 3, "updated_at": ms}
+        "todos": {
+            "todos": [{"id": "t1", "title": "do it", "status": "pending", "created_at": ms, "updated_at": ms}],
+            "version": 1 + i % 3,
+            "updated_at": ms,
+        }
         if i % 2
         else None,
         "events": events,
-        "windows": [{"id": f"w{w}", "messages": messages[:1], "events": events[:1], "timestamp": ms + w}
-                    for w in range(i % 3)],
-        "compressions": [{"id": f"c{c}", "window_id": f"w{c}", "summary": "sum", "ratio": 0.5, "timestamp": ms}
-                         for c in range(i % 2)],
+        "windows": [
+            {"id": f"w{w}", "messages": messages[:1], "events": events[:1], "timestamp": ms + w} for w in range(i % 3)
+        ],
+        "compressions": [
+            {"id": f"c{c}", "window_id": f"w{c}", "summary": "sum", "ratio": 0.5, "timestamp": ms} for c in range(i % 2)
+        ],
         "recovered": [{"path": f"/r{r}.txt", "content": "x", "mtime": ms, "timestamp": ms + r} for r in range(i % 3)],
-        "media": [{"key": f"k{k}", "provider": "anthropic", "mime_type": "image/png", "size_bytes": 10, "created_at": ms}
-                  for k in range(i % 2)],
-        "snapshots": [{"id": f"s{s}", "messages": messages[:2], "last_sfp_index": s, "created_at": ms + s}
-                      for s in range(i % 3)],
+        "media": [
+            {"key": f"k{k}", "provider": "anthropic", "mime_type": "image/png", "size_bytes": 10, "created_at": ms}
+            for k in range(i % 2)
+        ],
+        "snapshots": [
+            {"id": f"s{s}", "messages": messages[:2], "last_sfp_index": s, "created_at": ms + s} for s in range(i % 3)
+        ],
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from clidata import agent_records
+
 from conftest import fill, kode, kode_process
 
 
@@ -28,8 +29,18 @@ def test_sessions_json_filters_and_paging(sqlite_spec: str) -> None:
     assert [r["agentId"] for r in coder] == [f"agt-{i:05d}" for i in range(1, 30, 3)]
     user = as_json(kode("-s", sqlite_spec, "sessions", "--json", "--user", "user-3"))
     assert {r["agentId"] for r in user} == {"agt-00003", "agt-00013", "agt-00023"}
-    window = as_json(kode("-s", sqlite_spec, "sessions", "--json", "--after", "2025-01-01T05:00:00Z",
-                          "--before", "2025-01-01T07:00:00Z"))
+    window = as_json(
+        kode(
+            "-s",
+            sqlite_spec,
+            "sessions",
+            "--json",
+            "--after",
+            "2025-01-01T05:00:00Z",
+            "--before",
+            "2025-01-01T07:00:00Z",
+        )
+    )
     assert {r["agentId"] for r in window} == {"agt-00005", "agt-00006", "agt-00007"}
     page = as_json(kode("-s", sqlite_spec, "sessions", "--json", "--limit", "2", "--offset", "3"))
     assert [r["agentId"] for r in page] == ["agt-00026", "agt-00025"]
@@ -90,8 +101,10 @@ def test_events(sqlite_spec: str) -> None:
     assert [e["bookmark"]["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
     since = kode("-s", sqlite_spec, "events", "agt-00006", "--json", "--since", "4").stdout.splitlines()
     assert [json.loads(line)["bookmark"]["seq"] for line in since] == [5, 6]
-    control = [json.loads(line) for line in kode("-s", sqlite_spec, "events", "agt-00006", "--json",
-                                                 "--channel", "control").stdout.splitlines()]
+    control = [
+        json.loads(line)
+        for line in kode("-s", sqlite_spec, "events", "agt-00006", "--json", "--channel", "control").stdout.splitlines()
+    ]
     assert control and {e["event"]["channel"] for e in control} == {"control"}
     table = kode("-s", sqlite_spec, "events", "agt-00006")
     assert table.exit_code == 0 and "text_chunk" in table.stdout
@@ -101,9 +114,22 @@ def test_events_follow_streams_new_events(tmp_path: Path) -> None:
     spec = f"sqlite:{tmp_path / 'live.db'}"
     fill(spec, 1)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kode_sdk.cli", "-s", spec, "events", "agt-00000", "--json", "--follow",
-         "--interval", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kode_sdk.cli",
+            "-s",
+            spec,
+            "events",
+            "agt-00000",
+            "--json",
+            "--follow",
+            "--interval",
+            "0.05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         writer = (

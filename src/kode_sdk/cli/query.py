@@ -9,6 +9,7 @@ document (``events --json`` prints JSON Lines, one event per line, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any, cast
 
@@ -267,8 +268,10 @@ def events(
             return
         tail = getattr(store, "tail_events", None)
         if tail is not None:
-            async for timeline in tail(agent, since=last, channel=channel):
-                show(timeline)
+            # PostgreSQL: LISTEN/NOTIFY wakes the tail; no polling delay.
+            async with contextlib.aclosing(tail(agent, since=last, channel=channel)) as live:
+                async for timeline in live:
+                    show(timeline)
             return
         while True:
             await asyncio.sleep(interval)
