@@ -63,7 +63,7 @@ def test_round_trip_1000_agents(tmp_path: Path, pg_spec: str) -> None:
 
 def test_json_sqlite_json_round_trip(tmp_path: Path) -> None:
     start, middle, end = f"json:{tmp_path / 'a'}", f"sqlite:{tmp_path / 'b.db'}", f"json:{tmp_path / 'c'}"
-    fill(start, 40)
+    fill(start, 20)
     migrate_json(start, middle)
     migrate_json(middle, end)
     assert export_bytes(end) == export_bytes(start)
