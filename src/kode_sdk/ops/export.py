@@ -20,6 +20,7 @@ importing a file twice leaves the store as after the first import.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -73,6 +74,7 @@ async def export_jsonl(
     *,
     agent_ids: Sequence[str] | None = None,
     on_agent: Callable[[str], None] | None = None,
+    batch_size: int = 16,
 ) -> ExportStats:
     """Write ``store`` (or only ``agent_ids``) to ``out`` as JSON Lines.
 
@@ -82,14 +84,17 @@ async def export_jsonl(
     ids = sorted(await store.list()) if agent_ids is None else sorted(agent_ids)
     stats = ExportStats()
     out.write(header_line() + b"\n")
-    for agent_id in ids:
-        dump = await read_agent(store, agent_id)
-        for (kind, _), line in zip(dump.records(), dump.lines(), strict=True):
-            out.write(line + b"\n")
-            stats.records[kind] = stats.records.get(kind, 0) + 1
-        stats.agents += 1
-        if on_agent is not None:
-            on_agent(agent_id)
+    # Agents are read a batch at a time, concurrently (a PostgreSQL pool serves
+    # them in parallel), and written in id order.
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        for dump in await asyncio.gather(*(read_agent(store, agent_id) for agent_id in batch)):
+            for (kind, _), line in zip(dump.records(), dump.lines(), strict=True):
+                out.write(line + b"\n")
+                stats.records[kind] = stats.records.get(kind, 0) + 1
+            stats.agents += 1
+            if on_agent is not None:
+                on_agent(dump.agent_id)
     return stats
 
 

@@ -244,8 +244,11 @@ async def migrate(
     ids = sorted(await src.list()) if agent_ids is None else list(agent_ids)
     report = MigrationReport(dry_run=dry_run)
 
+    source_digests: dict[str, AgentDigest] = {}
+
     async def one(agent_id: str) -> AgentOutcome:
         want, have = await asyncio.gather(read_agent(src, agent_id), read_agent(dst, agent_id))
+        source_digests[agent_id] = want.digest()
         try:
             outcome = await apply_agent(dst, want, have, overwrite=overwrite, dry_run=dry_run)
         except Exception as exc:
@@ -259,10 +262,30 @@ async def migrate(
         report.outcomes.extend(await asyncio.gather(*(one(a) for a in ids[start : start + batch_size])))
 
     if verify_after and not dry_run:
-        checked = [o.agent_id for o in report.outcomes if o.status not in ("conflict", "failed")]
-        report.mismatches, report.digests = await verify(src, dst, checked, batch_size=batch_size)
+        # The source was read moments ago (its digests are kept); only the
+        # destination is read back. Identical agents were just compared in full.
+        checked = [o.agent_id for o in report.outcomes if o.status in ("copied", "updated")]
+        report.mismatches = await _verify_against(dst, {a: source_digests[a] for a in checked}, batch_size)
+        report.digests = [source_digests[a] for a in sorted(source_digests)]
         report.verified = not report.mismatches
     return report
+
+
+async def _verify_against(dst: Store, expected: dict[str, AgentDigest], batch_size: int) -> list[dict[str, Any]]:
+    mismatches: list[dict[str, Any]] = []
+    ids = sorted(expected)
+
+    async def one(agent_id: str) -> None:
+        got = (await read_agent(dst, agent_id)).digest()
+        if got.sha256 != expected[agent_id].sha256:
+            mismatches.append(
+                {"agentId": agent_id, "source": expected[agent_id].to_json(), "destination": got.to_json()}
+            )
+
+    for start in range(0, len(ids), batch_size):
+        await asyncio.gather(*(one(a) for a in ids[start : start + batch_size]))
+    mismatches.sort(key=lambda m: str(m["agentId"]))
+    return mismatches
 
 
 async def verify(
