@@ -43,6 +43,15 @@ def _queryable(store: Store) -> QueryableStore:
     return cast(QueryableStore, store)
 
 
+def _table(title: str, *names: str) -> Table:
+    """A table whose id columns never wrap (people copy them into other commands)."""
+    table = Table(*names, title=title)
+    for column in table.columns:
+        if column.header in ("agent", "id", "seq"):
+            column.no_wrap = True
+    return table
+
+
 def _time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -86,7 +95,7 @@ def sessions(
         if json:
             emit_json(rows)
             return
-        table = Table("agent", "template", "created", "updated", "msgs", "breakpoint", "user", title="sessions")
+        table = _table("sessions", "agent", "template", "created", "updated", "msgs", "breakpoint", "user")
         for row in rows:
             user_id = row.metadata.get("userId", row.metadata.get("user_id", ""))
             table.add_row(
@@ -135,7 +144,7 @@ def messages(
         if json:
             emit_json(rows)
             return
-        table = Table("agent", "seq", "role", "created", "content", title="messages")
+        table = _table("messages", "agent", "seq", "role", "created", "content")
         for row in rows:
             table.add_row(row.agent_id, str(row.seq), row.role, _time(row.created_at), _preview(row.content))
         stdout.print(table)
@@ -181,7 +190,7 @@ def tool_calls(
         if json:
             emit_json(rows)
             return
-        table = Table("agent", "id", "tool", "state", "error", "approval", "ms", "created", title="tool calls")
+        table = _table("tool calls", "agent", "id", "tool", "state", "error", "approval", "ms", "created")
         for row in rows:
             decision = row.approval.decision or ("required" if row.approval.required else "")
             table.add_row(
