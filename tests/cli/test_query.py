@@ -110,8 +110,10 @@ def test_events(sqlite_spec: str) -> None:
     assert table.exit_code == 0 and "text_chunk" in table.stdout
 
 
-def test_events_follow_streams_new_events(tmp_path: Path) -> None:
-    spec = f"sqlite:{tmp_path / 'live.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_events_follow_streams_new_events(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    # SQLite is polled; PostgreSQL uses the store's tail_events (LISTEN/NOTIFY).
+    spec = f"sqlite:{tmp_path / 'live.db'}" if backend == "sqlite" else request.getfixturevalue("pg_spec")
     fill(spec, 1)
     proc = subprocess.Popen(
         [
