@@ -70,6 +70,7 @@ __all__ = [
     "recover_agent",
     "remove_tree",
     "set_aside",
+    "sync_data",
     "write_journal",
 ]
 
@@ -120,6 +121,15 @@ def encode_name(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- small file helpers
+
+
+def sync_data(fd: int) -> None:
+    """Make a file's data durable (``fdatasync`` where available: it also
+    flushes the size, which is all the metadata a later read needs)."""
+    _fdatasync(fd)
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 def fsync_dir(path: Path) -> None:
@@ -188,11 +198,11 @@ def cut_torn_tail(path: Path, good_size: int) -> None:
         side_fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, FILE_MODE)
         try:
             _write_all(side_fd, torn, 0)
-            os.fsync(side_fd)
+            sync_data(side_fd)
         finally:
             os.close(side_fd)
         os.ftruncate(fd, good_size)
-        os.fsync(fd)
+        sync_data(fd)
     finally:
         os.close(fd)
     fsync_dir(path.parent)
@@ -228,7 +238,7 @@ def ensure_agent_dir(agent_dir: Path) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, FILE_MODE)
         try:
             _write_all(fd, secrets.token_hex(16).encode(), 0)
-            os.fsync(fd)
+            sync_data(fd)
         finally:
             os.close(fd)
         try:
@@ -374,7 +384,7 @@ def write_journal(agent_dir: Path, ops: Sequence[Op]) -> int:
         try:
             _write_all(fd, blob, 0)
             os.ftruncate(fd, len(blob))
-            os.fsync(fd)
+            sync_data(fd)
             if created:
                 fsync_dir(agent_dir)
         except BaseException:
@@ -421,7 +431,7 @@ def apply_ops(agent_dir: Path, ops: Sequence[Op]) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, FILE_MODE)
             try:
                 _write_all(fd, op.data, 0)
-                os.fsync(fd)
+                sync_data(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, target)
@@ -435,7 +445,7 @@ def apply_ops(agent_dir: Path, ops: Sequence[Op]) -> None:
                 if size > op.offset:
                     os.ftruncate(fd, op.offset)  # a replay: drop what the first attempt wrote
                 _write_all(fd, op.data, op.offset)
-                os.fsync(fd)
+                sync_data(fd)
             finally:
                 os.close(fd)
     for directory in to_sync:
@@ -491,7 +501,7 @@ def recover_agent(agent_dir: Path) -> str:
             fd = os.open(path, os.O_WRONLY | _OPEN_FLAGS)
             try:
                 os.ftruncate(fd, 0)
-                os.fsync(fd)
+                sync_data(fd)
             finally:
                 os.close(fd)
             outcome = "rolled_forward"

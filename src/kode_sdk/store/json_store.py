@@ -28,9 +28,10 @@ Ids inside file names go through :func:`~kode_sdk.store.json_files.encode_name`
 info so ``updated_at`` (for :meth:`query_sessions`) is stored beside it without
 becoming an extra field of the loaded :class:`AgentInfo`. The list files start
 with a header holding a random *generation*, replaced on every rewrite; a
-list is cached in memory with its generation and size, and a save diffs the new
-list against it: when only the tail grew (every turn of a running agent), just
-the new lines are appended, so a save costs O(new messages) in I/O, though
+list is cached in memory (a 16-byte digest and the ``createdAt`` of each item)
+with its generation and size, and a save diffs the new list against it:
+when only the tail grew (every turn of a running agent), just the new lines
+are appended, so a save costs O(new messages) in I/O, though
 encoding the list to compare it stays O(history). Every message line keeps
 the ``createdAt`` of the first save of that message at that position.
 
@@ -65,7 +66,18 @@ checked against the files (list generation and size; event-log sizes and the
 incarnation token), so a second instance's writes are seen, and an event seq
 stored by any instance is refused with
 :class:`~kode_sdk.errors.RecordValidationError` rather than written twice.
-POSIX only (``fcntl``).
+POSIX only (``fcntl``), on a local file system (``flock`` over NFS is not
+reliable). File data is made durable with ``fdatasync``, directories with ``fsync``.
+
+Cost
+----
+A running agent's turn (save the grown message list, the grown tool-call
+list, six events, the info) costs about 15 syncs: messages 4 (journal, append,
+``meta.json`` temp file, directory), tool calls 2, one per event, info 3.
+Syncs dominate: everything else is a few milliseconds even at 200 turns.
+Queries read every agent's files (shared lock, no decoding of rows that cheap
+byte tests rule out), so they grow with the store; use SQLite or PostgreSQL for
+many agents.
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ import asyncio
 import bisect
 import builtins
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -88,6 +101,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from .. import jsoncodec
 from ..errors import (
@@ -155,6 +169,7 @@ from .json_files import (
     recover_agent,
     remove_tree,
     set_aside,
+    sync_data,
 )
 
 __all__ = ["JSONStore"]
@@ -191,8 +206,12 @@ def _event_path(agent_dir: Path, channel: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class _ListState:
-    """A list file as read or written: its generation, byte size, and items
-    as ``(payload JSON bytes, createdAt ms)`` (``createdAt`` is 0 outside messages)."""
+    """A list file as read or written: its generation, byte size, and items.
+
+    In a parsed file an item is ``(payload JSON bytes, createdAt ms)``; in the
+    save cache it is ``(digest of the payload, createdAt ms)``, so a cached list
+    costs a few dozen bytes per item. ``createdAt`` is 0 outside messages.
+    """
 
     gen: str
     size: int
@@ -206,6 +225,10 @@ class _ListState:
 def _version(gen: str, size: int) -> int:
     """The cache version of a list file: generation and size in one int."""
     return (int(gen, 16) << 64) | size
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
 
 
 def _header(gen: str) -> bytes:
@@ -359,7 +382,9 @@ class JSONStore(BaseStore):
             raise StoreConnectionError(f"the store directory {root} is not writable")
         self._root = root
         self._real_root = os.path.realpath(root)
-        for entry in os.scandir(root):
+        with os.scandir(root) as entries:
+            found = list(entries)
+        for entry in found:
             if not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.name.startswith(TRASH_PREFIX):
@@ -479,13 +504,14 @@ class JSONStore(BaseStore):
         if data is None:
             return None
         try:
-            return _parse_list(path, rel, data)
+            parsed = _parse_list(path, rel, data)
         except StoreCorruptionError as exc:
             if not for_replace:
                 raise
             aside = set_aside(path, copy=True)
             logger.warning("%s; replacing it, the damaged file is kept as %s", exc, aside.name)
             return None
+        return _ListState(parsed.gen, parsed.size, [(_digest(p), c) for p, c in parsed.items])
 
     def _plan_list(
         self, agent_id: str, agent_dir: Path, rel: str, payloads: list[bytes], *, append: bool, now: int
@@ -494,27 +520,29 @@ class JSONStore(BaseStore):
         ``append``, into its items followed by ``payloads``), and the state after."""
         state = self._list_state(agent_id, agent_dir, rel, for_replace=not append)
         old = state.items if state is not None else []
+        digests = [_digest(payload) for payload in payloads]
         start: int | None
         if append:
-            items = old + [(payload, now) for payload in payloads]
+            items = old + [(digest, now) for digest in digests]
             start = len(old)
+            payloads = [b""] * len(old) + payloads  # only the new tail is written
         else:
+            # A message keeps its first-save time while it stays unchanged at its position.
             items = [
-                (payload, old[i][1] if i < len(old) and old[i][0] == payload else now)
-                for i, payload in enumerate(payloads)
+                (digest, old[i][1] if i < len(old) and old[i][0] == digest else now) for i, digest in enumerate(digests)
             ]
             prefix = 0
-            shared = min(len(old), len(payloads))
-            while prefix < shared and old[prefix][0] == payloads[prefix]:
+            shared = min(len(old), len(digests))
+            while prefix < shared and old[prefix][0] == digests[prefix]:
                 prefix += 1
             start = prefix if prefix == len(old) else None
         if state is not None and start is not None:
             if start == len(items):
                 return [], state
-            data = b"".join(_line(rel, i, p, c) for i, (p, c) in enumerate(items[start:], start))
+            data = b"".join(_line(rel, i, payloads[i], items[i][1]) for i in range(start, len(items)))
             return [Append(rel, state.size, data)], _ListState(state.gen, state.size + len(data), items)
         gen = secrets.token_hex(16)
-        data = b"".join([_header(gen), *(_line(rel, i, p, c) for i, (p, c) in enumerate(items))])
+        data = b"".join([_header(gen), *(_line(rel, i, payloads[i], items[i][1]) for i in range(len(items)))])
         return [Replace(rel, data)], _ListState(gen, len(data), items)
 
     async def _save_list(self, agent_id: str, rel: str, encode: Callable[[], list[bytes]], *, append: bool) -> None:
@@ -639,7 +667,7 @@ class JSONStore(BaseStore):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         record = TodoSnapshot.coerce(snapshot, "snapshot")
-        data = jsoncodec.encode(record.to_wire(), "snapshot")
+        data = _record_json(record, "snapshot")
         await self._write(agent_id, lambda _dir: [Replace(TODOS, data)])
 
     @operation("loads")
@@ -655,7 +683,7 @@ class JSONStore(BaseStore):
             raise RecordValidationError(
                 f"info.agent_id: {record.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
             )
-        info_json = jsoncodec.encode(record.to_wire(), "info")
+        info_json = _record_json(record, "info")
 
         def plan(_dir: Path) -> list[Op]:
             return [Replace(META, b'{"v":1,"updatedAt":%d,"info":%s}' % (_now_ms(), info_json))]
@@ -679,7 +707,7 @@ class JSONStore(BaseStore):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a snapshot."""
         record = Snapshot.coerce(snapshot, "snapshot")
-        data = jsoncodec.encode(record.to_wire(), "snapshot")
+        data = _record_json(record, "snapshot")
         name = f"{SNAPSHOTS}/{encode_name(record.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -713,7 +741,7 @@ class JSONStore(BaseStore):
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a history window."""
         record = HistoryWindow.coerce(window, "window")
-        data = jsoncodec.encode(record.to_wire(), "window")
+        data = _record_json(record, "window")
         name = f"{WINDOWS}/{encode_name(record.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -728,7 +756,7 @@ class JSONStore(BaseStore):
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Save (or replace, by id) a compression record."""
         item = CompressionRecord.coerce(record, "record")
-        data = jsoncodec.encode(item.to_wire(), "record")
+        data = _record_json(item, "record")
         name = f"{COMPRESSIONS}/{encode_name(item.id)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -745,7 +773,7 @@ class JSONStore(BaseStore):
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Save a recovered file (one per path and timestamp; saving the same pair again replaces it)."""
         item = RecoveredFile.coerce(file, "file")
-        data = jsoncodec.encode(item.to_wire(), "file")
+        data = _record_json(item, "file")
         name = f"{RECOVERED}/{item.timestamp}-{encode_name(item.path)}.json"
         await self._write(agent_id, lambda _dir: [Replace(name, data)])
 
@@ -1047,7 +1075,11 @@ class JSONStore(BaseStore):
         limit, offset = check_page(limit, offset)
         after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
         wanted_state = _check_state(state)
-        name_needle = None if tool_name is None else b'"name":' + jsoncodec.encode(tool_name)
+        # Byte needles each record must contain to match: cheap to test, so
+        # only candidates are decoded (a needle found elsewhere is re-checked).
+        needles = [b'"name":' + jsoncodec.encode(tool_name)] if tool_name is not None else []
+        if is_error is True:
+            needles.append(b'"isError":true')
 
         def run() -> list[StoredToolCall]:
             rows: list[tuple[int, str, str, dict[str, Any], Path]] = []
@@ -1055,7 +1087,7 @@ class JSONStore(BaseStore):
             def visit(name: str, agent_dir: Path) -> None:
                 path = agent_dir / TOOL_CALLS
                 for payload, _ in self._read_list(agent_dir, TOOL_CALLS):
-                    if name_needle is not None and name_needle not in payload:
+                    if any(needle not in payload for needle in needles):
                         continue
                     wire = _decode(payload, path)
                     created = wire.get("createdAt")
@@ -1181,10 +1213,17 @@ def _encode_messages(items: list[Message]) -> list[bytes]:
 
 
 def _encode_records(items: Sequence[BaseModel], field_name: str) -> list[bytes]:
-    return [
-        jsoncodec.encode(item.model_dump(mode="json", by_alias=True), f"{field_name}[{i}]")
-        for i, item in enumerate(items)
-    ]
+    return [_record_json(item, f"{field_name}[{i}]") for i, item in enumerate(items)]
+
+
+def _record_json(record: BaseModel, field_name: str) -> bytes:
+    """A validated record's wire JSON. pydantic's own serializer writes the
+    same bytes as ``jsoncodec.encode(record.to_wire())`` (big integers
+    included) at less than half the cost."""
+    try:
+        return record.model_dump_json(by_alias=True).encode("utf-8")
+    except (PydanticSerializationError, UnicodeEncodeError) as exc:
+        raise RecordValidationError(f"{field_name}: not encodable as JSON: {exc}", field=field_name) from None
 
 
 def _approval_required(wire: dict[str, Any]) -> bool:
@@ -1238,7 +1277,7 @@ def _append_line(path: Path, line: bytes) -> None:
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
-        os.fsync(fd)
+        sync_data(fd)
     finally:
         os.close(fd)
     if created:
