@@ -550,6 +550,14 @@ class SavedListCache:
         self._entries.move_to_end(agent_id)
         return entry[1]
 
+    def latest(self, agent_id: str) -> tuple[int, list[Any]] | None:
+        """``(version, items)`` cached for ``agent_id``, whatever the version
+        (for an optimistic write that checks the version in its own SQL)."""
+        entry = self._entries.get(agent_id)
+        if entry is not None:
+            self._entries.move_to_end(agent_id)
+        return entry
+
     def put(self, agent_id: str, version: int, items: list[Any]) -> None:
         """Remember ``items`` as the state of ``agent_id`` at ``version``."""
         self._entries[agent_id] = (version, items)
