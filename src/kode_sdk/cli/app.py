@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 
-stdout = Console(soft_wrap=False)
+stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
