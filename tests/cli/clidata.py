@@ -7,10 +7,15 @@ Runnable as a script so a test can fill a store from another process:
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner, Result
+
+from kode_sdk.cli import app
 from kode_sdk.store.base import Store
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -127,6 +132,42 @@ async def populate(store: Store, count: int, start: int = 0) -> None:
     """Store agents ``start`` … ``start + count - 1``."""
     for i in range(start, start + count):
         await write_agent(store, i)
+
+
+# --------------------------------------------------------------------------- running the CLI
+
+HERE = Path(__file__).parent
+
+
+def kode(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Result:
+    """Run ``kode ARGS`` in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+
+
+def kode_process(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m kode_sdk.cli ARGS`` as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "kode_sdk.cli", *args], capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+def fill(spec: str, count: int, start: int = 0) -> None:
+    """Store ``count`` varied agents in the store ``spec`` names."""
+    from kode_sdk.cli.app import parse_store_spec
+    from kode_sdk.store.factory import create_store
+
+    async def go() -> None:
+        async with create_store(parse_store_spec(spec)) as store:  # type: ignore[attr-defined]
+            await populate(store, count, start)
+
+    asyncio.run(go())
+
+
+def export_bytes(spec: str) -> bytes:
+    """The ``kode export`` of ``spec``."""
+    result = kode("--store", spec, "export")
+    assert result.exit_code == 0, result.stderr
+    return result.stdout_bytes
 
 
 def main() -> None:

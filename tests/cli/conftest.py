@@ -4,48 +4,15 @@ typer's CliRunner or as a subprocess of ``python -m kode_sdk.cli``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from clidata import populate
-from typer.testing import CliRunner, Result
-
-from kode_sdk.cli import app
-from kode_sdk.cli.app import parse_store_spec
-from kode_sdk.store.factory import create_store
+from clidata import fill
 
 PG_URL = os.environ.get("KODE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("KODE_REQUIRE_POSTGRES") == "1"
-HERE = Path(__file__).parent
-
-
-def kode(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Result:
-    """Run ``kode ARGS`` in-process; stdout and stderr are kept apart."""
-    return CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
-
-
-def kode_process(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m kode_sdk.cli ARGS`` as a real process."""
-    return subprocess.run(
-        [sys.executable, "-m", "kode_sdk.cli", *args], capture_output=True, text=True, timeout=300, **kwargs
-    )
-
-
-def fill(spec: str, count: int, start: int = 0) -> None:
-    """Store ``count`` varied agents in the store ``spec`` names."""
-
-    async def go() -> None:
-        async with create_store(parse_store_spec(spec)) as store:  # type: ignore[attr-defined]
-            await populate(store, count, start)
-
-    asyncio.run(go())
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +53,3 @@ def pg_spec() -> Iterator[str]:
     yield f"{PG_URL}{separator}schema={schema}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def export_bytes(spec: str) -> bytes:
-    """The ``kode export`` of ``spec``."""
-    result = kode("--store", spec, "export")
-    assert result.exit_code == 0, result.stderr
-    return result.stdout_bytes

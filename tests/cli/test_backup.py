@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from clidata import agent_records
+from clidata import HERE, agent_records, export_bytes, fill, kode, kode_process
 
-from conftest import HERE, export_bytes, fill, kode, kode_process
 from kode_sdk.ops.dump import read_agent
 from kode_sdk.store.sqlite import SqliteStore
 

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import export_bytes, fill, kode
+from clidata import export_bytes, fill, kode
 
 
 def test_export_is_byte_identical_across_backends(tmp_path: Path, pg_spec: str) -> None:

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from clidata import agent_records
+from clidata import agent_records, export_bytes, fill, kode
 
-from conftest import export_bytes, fill, kode
 from kode_sdk.store.sqlite import SqliteStore
 
 TABLES = ("agents", "messages", "tool_calls", "events", "todos", "history_windows", "compression_records",

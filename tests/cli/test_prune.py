@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from clidata import fill, kode
 
-from conftest import fill, kode
 from kode_sdk.cli.app import parse_store_spec
 from kode_sdk.store.base import Store
 from kode_sdk.store.factory import create_store

@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clidata import agent_records
-
-from conftest import fill, kode, kode_process
+from clidata import agent_records, fill, kode, kode_process
 
 
 def as_json(result: object) -> object:

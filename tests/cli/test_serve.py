@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from clidata import fill
 
-from conftest import fill
 from kode_sdk.cli.app import parse_store_spec
 from kode_sdk.server import create_app
 from kode_sdk.store.factory import create_store
