@@ -33,36 +33,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
-from .ops.dump import wire
+from .ops.dump import plain_json, wire
 from .ops.filters import message_filters, parse_int, session_filters, tool_call_filters
 from .ops.health import store_health, store_metrics_text
 from .store.base import QueryableStore, Store, check_channel, validate_agent_id
 
 __all__ = ["create_app"]
 
-_FILTER_KEYS = (
-    "agent",
-    "template",
-    "user",
-    "role",
-    "content_type",
-    "tool",
-    "errors",
-    "approval",
-    "state",
-    "after",
-    "before",
-    "limit",
-    "offset",
-    "sort",
-    "order",
-)
-
 
 def _json(value: Any, status: int = 200) -> Response:
-    from .cli.app import to_json
-
-    return JSONResponse(to_json(value), status_code=status)
+    return JSONResponse(plain_json(value), status_code=status)
 
 
 def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:

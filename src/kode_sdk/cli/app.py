@@ -29,7 +29,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -40,6 +39,7 @@ from ..errors import (
     RecordValidationError,
     StoreConfigError,
 )
+from ..ops.dump import plain_json
 from ..store.base import Store
 from ..store.factory import config_from_env, create_store
 
@@ -172,15 +172,7 @@ def _mask_url(text: str) -> str:
     return text
 
 
-def to_json(value: Any) -> Any:
-    """Plain JSON of a result: models in camelCase with ISO times, lists and dicts recursively."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    return value
+to_json = plain_json
 
 
 def _dumps(value: Any) -> bytes:

@@ -41,7 +41,7 @@ from ..types import (
     ToolCallRecord,
 )
 
-__all__ = ["KINDS", "AgentDigest", "AgentDump", "canonical_json", "read_agent", "wire"]
+__all__ = ["KINDS", "AgentDigest", "AgentDump", "canonical_json", "plain_json", "read_agent", "wire"]
 
 #: Record kinds, in the order they appear for each agent in an export.
 KINDS: tuple[str, ...] = (
@@ -70,6 +70,18 @@ MODELS: dict[str, type[Record]] = {
     "media_cache": MediaCacheRecord,
     "snapshot": Snapshot,
 }
+
+
+def plain_json(value: Any) -> Any:
+    """Query results as plain JSON: models in camelCase with ISO-8601 times,
+    lists and dicts recursively (what ``--json`` and the HTTP API print)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    return value
 
 
 def canonical_json(value: Any) -> bytes:
