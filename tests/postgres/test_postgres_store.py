@@ -622,8 +622,7 @@ async def test_a_stale_optimistic_write_changes_nothing(store: PostgresStore, pg
     before = await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq")
     calls_before = await fetch(store, "SELECT pos, xmin::text FROM tool_calls ORDER BY pos")
     items = [Message.model_validate(m) for m in turn_messages(5)]
-    wires = [pgmod.message_to_wire(m) for m in items]
-    assert not await store._save_messages_optimistic("agt-stale", items, wires, 0, *stale_messages)
+    assert not await store._save_messages_optimistic("agt-stale", items, 0, *stale_messages)
     records = [ToolCallRecord.model_validate(tool_call(9))]
     assert not await store._save_tool_calls_optimistic("agt-stale", records, 0, *stale_calls)
     assert await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq") == before

@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import operator
 import os
 import re
 import secrets
@@ -75,6 +76,7 @@ from typing import Any, cast
 import psycopg
 import psycopg.errors
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .. import jsoncodec
@@ -390,7 +392,7 @@ _ENSURE_AGENT = (
 )
 _UPSERT_MESSAGE = """
 INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-VALUES (%s, %s, %s, %s::text[], %s, %s::jsonb, %s)
+VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s)
 ON CONFLICT (agent_id, seq) DO UPDATE
 SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
@@ -418,7 +420,7 @@ _BUMP_TOOL_CALLS = (
 )
 _GUARDED_UPSERT_MESSAGE = f"""
 INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-SELECT %s, %s, %s, %s::text[], %s, %s::jsonb, %s WHERE {_GUARD}
+SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s WHERE {_GUARD}
 ON CONFLICT (agent_id, seq) DO UPDATE
 SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
@@ -430,10 +432,11 @@ SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = E
     approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
+# Arrays go in binary (%b): the text format escapes every element with a regex.
 _INSERT_EVENTS = """
 INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
-FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[])
+FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
 ON CONFLICT (agent_id, seq) DO NOTHING
 """
@@ -480,6 +483,37 @@ def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: byt
         data,
         raw,
     )
+
+
+_MESSAGE_FIELDS = frozenset(("role", "content", "metadata"))
+
+
+def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A message's fields as it holds them (no copy): compared in C with a snapshot."""
+    return message.__dict__, message.__pydantic_extra__ or None
+
+
+def _message_snapshot(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The :func:`_message_key` shape of a decoded (so independent) wire dict."""
+    extra = {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS} or None
+    return {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}, extra
+
+
+def _changed_positions(new: list[Any], cached: list[Any]) -> list[int]:
+    """Positions of ``new`` that differ from ``cached`` (compared in C), plus the tail."""
+    same = list(map(operator.eq, new, cached))
+    return [i for i, equal in enumerate(same) if not equal] + list(range(len(same), len(new)))
+
+
+def _record_key(record: ToolCallRecord) -> tuple[Any, ...]:
+    """Everything a tool-call record holds, as plain dicts and lists, so two
+    records compare in C (2-3x faster than pydantic's ``==`` on nested models).
+    Build it from a deep copy to keep an independent snapshot."""
+    fields = dict(record.__dict__)
+    approval = record.approval
+    fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
+    fields["audit_trail"] = [(entry.__dict__, entry.__pydantic_extra__) for entry in record.audit_trail]
+    return fields, record.__pydantic_extra__
 
 
 def _text(value: str) -> str:
@@ -664,14 +698,14 @@ class PostgresStore(BaseStore):
         """
         async with self._connection() as conn:
             if not len(self._events) and not self._flush_lock.locked():
-                async with conn.pipeline(), conn.transaction():
+                async with _pipelined_transaction(conn):
                     yield conn
                 return
             # Connection first, then the flush lock: the holder never waits for the pool.
             async with self._flush_lock:
                 rows = self._events.take()
                 try:
-                    async with conn.pipeline(), conn.transaction():
+                    async with _pipelined_transaction(conn):
                         cur = await self._insert_events(conn, rows) if rows else None
                         yield conn
                 except BaseException:
@@ -691,7 +725,7 @@ class PostgresStore(BaseStore):
             if not rows:
                 return
             try:
-                async with conn.pipeline(), conn.transaction():
+                async with _pipelined_transaction(conn):
                     cur = await self._insert_events(conn, rows)
             except BaseException:
                 self._events.put_back(rows)
@@ -862,30 +896,28 @@ class PostgresStore(BaseStore):
         under the row lock), so only changed messages are encoded and sent.
         """
         items = coerce_list(Message, messages, "messages")
-        wires = [message_to_wire(m) for m in items]
         now = _now_ms()
         latest = self._messages_cache.latest(agent_id)
-        if latest is not None and await self._save_messages_optimistic(agent_id, items, wires, now, *latest):
+        if latest is not None and await self._save_messages_optimistic(agent_id, items, now, *latest):
             return
         new_cache: list[Any] = []
         try:
             async with self._transaction() as conn:
                 version, length, _, _ = await self._lock_agent(conn, agent_id, now)
-                cached = self._messages_cache.get(agent_id, version)
-                if cached is None or len(cached) != length:
-                    cur = await conn.execute(
-                        "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
-                    )
-                    cached = [_load(text) for (text,) in await cur.fetchall()]
-                    length = len(cached)
+                cur = await conn.execute(
+                    "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
+                )
+                stored = [_load(text) for (text,) in await cur.fetchall()]
+                length = len(stored)
                 rows = []
-                for i, wire in enumerate(wires):
-                    if i < length and wire == cached[i]:
-                        new_cache.append(cached[i])
+                for i, message in enumerate(items):
+                    wire = message_to_wire(message)
+                    if i < length and wire == stored[i]:
+                        new_cache.append(_message_snapshot(stored[i]))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
-                    rows.append(_message_row(agent_id, i, items[i], encoded, now))
-                    new_cache.append(jsoncodec.decode(encoded))  # an independent copy
+                    rows.append(_message_row(agent_id, i, message, encoded, now))
+                    new_cache.append(_message_snapshot(jsoncodec.decode(encoded)))  # an independent copy
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
                 if length > len(items):
@@ -901,27 +933,22 @@ class PostgresStore(BaseStore):
         self._messages_cache.put(agent_id, version + 1, new_cache)
 
     async def _save_messages_optimistic(
-        self,
-        agent_id: str,
-        items: list[Message],
-        wires: list[dict[str, Any]],
-        now: int,
-        version: int,
-        cached: list[Any],
+        self, agent_id: str, items: list[Message], now: int, version: int, cached: list[Any]
     ) -> bool:
         """One round trip when the cached copy is current; False if it was not
         (nothing written then)."""
         length = len(cached)
-        rows = []
-        new_cache: list[Any] = []
         token = secrets.randbits(63)
-        for i, wire in enumerate(wires):
-            if i < length and wire == cached[i]:
-                new_cache.append(cached[i])
-                continue
-            encoded = jsoncodec.encode(wire, f"messages[{i}]")
+        new_cache = list(cached[: len(items)])
+        rows = []
+        for i in _changed_positions([_message_key(m) for m in items], cached):
+            encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
             rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
-            new_cache.append(jsoncodec.decode(encoded))  # an independent copy
+            snapshot = _message_snapshot(jsoncodec.decode(encoded))  # an independent copy
+            if i < len(new_cache):
+                new_cache[i] = snapshot
+            else:
+                new_cache.append(snapshot)
         n = len(items)
         try:
             async with self._transaction() as conn:
@@ -968,7 +995,9 @@ class PostgresStore(BaseStore):
             raise
         cached = self._messages_cache.get(agent_id, version)
         if cached is not None and len(cached) == length:
-            self._messages_cache.put(agent_id, version + 1, [*cached, *(jsoncodec.decode(e) for e in encoded)])
+            self._messages_cache.put(
+                agent_id, version + 1, [*cached, *(_message_snapshot(jsoncodec.decode(e)) for e in encoded)]
+            )
         else:
             self._messages_cache.drop(agent_id)
 
@@ -990,7 +1019,7 @@ class PostgresStore(BaseStore):
         self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
     ) -> None:
         """Replace the agent's tool-call records, writing only changed positions
-        (compared with deep copies of the records saved last)."""
+        (compared with snapshots of the records saved last)."""
         items = coerce_list(ToolCallRecord, records, "records")
         now = _now_ms()
         latest = self._tool_calls_cache.latest(agent_id)
@@ -1000,28 +1029,18 @@ class PostgresStore(BaseStore):
         try:
             async with self._transaction() as conn:
                 _, _, version, length = await self._lock_agent(conn, agent_id, now)
-                cached = self._tool_calls_cache.get(agent_id, version)
-                stored_wires: list[Any] | None = None
-                if cached is None or len(cached) != length:
-                    cur = await conn.execute(
-                        "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
-                    )
-                    stored_wires = [_load(text) for (text,) in await cur.fetchall()]
-                    length = len(stored_wires)
+                cur = await conn.execute(
+                    "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
+                )
+                stored = [_load(text) for (text,) in await cur.fetchall()]
+                length = len(stored)
                 rows = []
                 for i, record in enumerate(items):
-                    if i < length:
-                        if stored_wires is not None:
-                            wire = record.to_wire()
-                            if wire == stored_wires[i]:
-                                new_cache.append(record.model_copy(deep=True))
-                                continue
-                        elif record == cached[i]:  # type: ignore[index]
-                            new_cache.append(cached[i])  # type: ignore[index]
-                            continue
-                    encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
-                    rows.append(_tool_call_row(agent_id, i, record, encoded))
-                    new_cache.append(record.model_copy(deep=True))
+                    wire = record.to_wire()
+                    new_cache.append(_record_key(record.model_copy(deep=True)))  # an independent snapshot
+                    if i < length and wire == stored[i]:
+                        continue
+                    rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_TOOL_CALL, rows)
                 if length > len(items):
@@ -1042,16 +1061,18 @@ class PostgresStore(BaseStore):
     ) -> bool:
         """One round trip when the cached copy is current; False if it was not."""
         length = len(cached)
-        rows = []
-        new_cache: list[Any] = []
         token = secrets.randbits(63)
-        for i, record in enumerate(items):
-            if i < length and record == cached[i]:
-                new_cache.append(cached[i])
-                continue
+        new_cache = list(cached[: len(items)])
+        rows = []
+        for i in _changed_positions([_record_key(r) for r in items], cached):
+            record = items[i]
             encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
             rows.append((*_tool_call_row(agent_id, i, record, encoded), agent_id, token))
-            new_cache.append(record.model_copy(deep=True))  # an independent copy
+            snapshot = _record_key(record.model_copy(deep=True))  # an independent snapshot
+            if i < len(new_cache):
+                new_cache[i] = snapshot
+            else:
+                new_cache.append(snapshot)
         n = len(items)
         try:
             async with self._transaction() as conn:
@@ -1751,6 +1772,24 @@ class PostgresStore(BaseStore):
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             return [row[0] for row in await cur.fetchall()]
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[None]:
+    """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
+    body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
+    at its edges: measured 330 µs against 140 µs for this.) On any failure the
+    transaction is rolled back before the connection goes back to the pool."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:
