@@ -128,6 +128,7 @@ from ..types import (
     ToolCallRecord,
     ToolCallState,
     ms_to_datetime,
+    to_epoch_ms,
 )
 from .base import (
     BaseStore,
@@ -1145,6 +1146,38 @@ class JSONStore(BaseStore):
             )
 
         return await self._read(agent_id, read, AgentStats())
+
+    # ------------------------------------------------------------------ retention (kode prune)
+
+    @operation("deletes", agent=False)
+    async def prune(
+        self,
+        *,
+        created_before: datetime | int,
+        template_id: str | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete every agent created strictly before ``created_before`` (of
+        ``template_id`` only, when given) and return their ids, sorted.
+
+        Files have no set-based delete: this scans every agent's info, then
+        deletes the matching agents one by one (each delete atomic on its own).
+        ``dry_run`` only lists them.
+        """
+        cutoff = time_bound(created_before, "created_before")
+        if cutoff is None:
+            raise ValueError("created_before is required")
+        doomed: builtins.list[str] = []
+        for agent_id in await self.list():
+            info = await self.load_info(agent_id)
+            if info is None or to_epoch_ms(info.created_at) >= cutoff:
+                continue
+            if template_id is None or info.template_id == template_id:
+                doomed.append(agent_id)
+        if not dry_run:
+            for agent_id in doomed:
+                await self.delete(agent_id)
+        return doomed
 
     # `list` comes last: inside the class body its name shadows the builtin.
     @operation("loads", agent=False)

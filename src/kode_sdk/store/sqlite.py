@@ -1549,6 +1549,50 @@ class SqliteStore(BaseStore):
         await self._hop(job)
         return new_ids
 
+    # ------------------------------------------------------------------ retention (kode prune)
+
+    @operation("deletes", agent=False)
+    async def prune(
+        self,
+        *,
+        created_before: datetime | int,
+        template_id: str | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete every agent created strictly before ``created_before`` (of
+        ``template_id`` only, when given) and return their ids, sorted.
+
+        One ``DELETE … RETURNING`` in one transaction, however many agents: the
+        child rows follow by ``ON DELETE CASCADE``. ``dry_run`` only lists them.
+
+        >>> await store.prune(created_before=datetime(2025, 1, 1, tzinfo=UTC))   # doctest: +SKIP
+        ['agt-old-1', 'agt-old-2']
+        """
+        cutoff = time_bound(created_before, "created_before")
+        if cutoff is None:
+            raise ValueError("created_before is required")
+        where = "info IS NOT NULL AND created_at < ?"
+        params: tuple[Any, ...] = (cutoff,)
+        if template_id is not None:
+            where += " AND template_id = ?"
+            params += (template_id,)
+
+        def job(conn: sqlite3.Connection) -> builtins.list[str]:
+            if dry_run:
+                return [a for (a,) in conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)]
+            with _transaction(conn, write=True):
+                doomed = [a for (a,) in conn.execute(f"DELETE FROM agents WHERE {where} RETURNING agent_id", params)]
+            for agent_id in doomed:
+                self._message_cache.drop(agent_id)
+                self._tool_call_cache.drop(agent_id)
+            return doomed
+
+        doomed = sorted(await self._hop(job))
+        if not dry_run:
+            for agent_id in doomed:
+                self._events.forget(agent_id)
+        return doomed
+
     # Defined last: inside the class body, `list` names this method from here on.
     @operation("loads", agent=False)
     async def list(self, prefix: str | None = None) -> list[str]:
