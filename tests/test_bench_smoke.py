@@ -138,7 +138,10 @@ def test_verification_notices_a_changed_message() -> None:
         import data
         import workloads
     finally:
+        # bench/ is a directory of scripts, not a package: leave no top-level "data" behind.
         sys.path.remove(str(ROOT / "bench"))
+        sys.modules.pop("data", None)
+        sys.modules.pop("workloads", None)
     saved = data.w1_turns(1, 2)
     messages = [m for row in saved for m in row[0].messages]
     assert workloads.compare_lists("m", list(messages), messages) == []
