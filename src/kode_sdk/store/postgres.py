@@ -13,11 +13,12 @@ snapshots — so every worker on every machine sees the same agent::
 
 How it is built, and why:
 
-* **One pool, autocommit connections**, explicit transactions. A write is one
-  transaction sent in pipeline mode: ``BEGIN`` + the agent-row lock travel in
-  one round trip, the writes + ``COMMIT`` in a second. Pooled connections are
-  checked before use, so after a server restart the first call already gets a
-  fresh connection; calls during the outage raise ``StoreConnectionError``.
+* **One pool, autocommit connections**, explicit transactions: ``BEGIN`` …
+  ``COMMIT`` queued in pipeline mode, so a write is one round trip. Pooled
+  connections are checked before use without a round trip (a dead session's
+  socket turns readable; only then is it pinged and replaced), so after a
+  server restart the first call already gets a fresh connection; calls during
+  the outage raise ``StoreConnectionError`` (driver text scrubbed of secrets).
 * **Exact JSON in JSONB.** Documents go to a ``data jsonb`` column (queryable,
   compact). JSONB cannot hold U+0000 and normalises numbers (``1e20`` comes
   back as the integer ``100000000000000000000``), so a document whose JSON
@@ -27,14 +28,19 @@ How it is built, and why:
   Loads read ``COALESCE(raw, data::text)`` and decode with
   :func:`kode_sdk.jsoncodec.decode`, so big integers come back exact.
   Only such rare documents pay for the second copy.
-* **Incremental saves.** ``save_messages`` / ``save_tool_call_records`` lock the
-  agent row (``SELECT … FOR UPDATE``, which also serialises two workers saving
-  one agent), compare its version with the per-agent copy in
-  :class:`~kode_sdk.store.base.SavedListCache` (rebuilt from the rows on a miss),
-  and write only changed positions; a rewritten position keeps its first
-  ``created_at``.
+* **Incremental saves.** ``save_messages`` / ``save_tool_call_records`` diff
+  the new list against independent snapshots of the list saved last (one
+  comparison per position, done in C), and send only changed positions; a
+  rewritten position keeps its first ``created_at``. With a cached snapshot
+  the save is optimistic — one round trip: an ``UPDATE`` of the agent row
+  bumps the version only if it still is the cached one (taking the row lock,
+  which serialises workers saving one agent) and stamps a random token that
+  guards every row write, so a stale cache writes nothing and the save
+  retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
 * **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
-  and inserted with one ``unnest`` statement per flush, followed in the same
+  and inserted with one ``unnest`` statement per flush — inside the next
+  write's transaction when there is one (same round trip; on failure they go
+  back to the buffer, so never twice), else in their own — followed in the same
   transaction by ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
   table (``seq > last``) after every wake-up and once a second anyway, so a
@@ -1689,14 +1695,15 @@ class PostgresStore(BaseStore):
                 got = bool(row and row[0])
             else:
                 # The server does the waiting: no polling, and the lock passes to
-                # the next waiter the moment it is released.
-                await conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{remaining_ms}ms"])
+                # the next waiter the moment it is released. One round trip.
                 try:
-                    await conn.execute("SELECT pg_advisory_lock(%s)", [key])
+                    async with conn.pipeline():
+                        await conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{remaining_ms}ms"])
+                        await conn.execute("SELECT pg_advisory_lock(%s)", [key])
+                        await conn.execute("SELECT set_config('lock_timeout', '0', false)")
                     got = True
                 except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
                     got = False
-                await conn.execute("SELECT set_config('lock_timeout', '0', false)")
         except BaseException as exc:
             # Closing the session frees anything it might hold; the pool drops it.
             with contextlib.suppress(Exception):
