@@ -278,7 +278,22 @@ def migrations() -> list[Migration]:
 def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     """One transaction: ``BEGIN IMMEDIATE`` for writes (takes the write lock up
     front, so the transaction never fails half-way on a lock upgrade), plain
-    ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error."""
+    ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error.
+
+    Inside an open transaction (the hop's event flush) it is a SAVEPOINT, so
+    the call is still all-or-nothing while the events before it commit with it.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT kode_call")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO kode_call")
+                conn.execute("RELEASE kode_call")
+            raise
+        conn.execute("RELEASE kode_call")
+        return
     if write:
         for attempt in range(_BUSY_RETRIES + 1):
             try:
@@ -452,10 +467,17 @@ def _frozen_planes(
 ) -> _Planes:
     """The planes to cache after saving ``new``: the cached ones with the
     changed positions replaced, or — after a cache miss — all of ``new``
-    frozen (once; later comparisons then hit shared leaves)."""
+    frozen (once; later comparisons then hit shared leaves).
+
+    ``cached`` is updated in place (no O(history) copy per save), so call this
+    only after the transaction committed: until then the cache must keep
+    describing what the database holds.
+    """
     if cached is None:
         return _freeze_planes(new, freezers)
-    out = [plane[: diff.truncate_to] for plane in cached]
+    out = cached
+    for plane in out:
+        del plane[diff.truncate_to :]
     for index in diff.changed:
         for plane, fresh, freeze in zip(out, new, freezers, strict=True):
             frozen = freeze(fresh[index])
@@ -667,8 +689,10 @@ class SqliteStore(BaseStore):
     # ------------------------------------------------------------------ the hop
 
     async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the worker thread, after writing the pending events
-        (in their own transaction, so a failing ``job`` never loses them)."""
+        """Run ``job`` on the worker thread, after writing the pending events.
+
+        Events and call share one commit (the call runs in a SAVEPOINT): a
+        failing ``job`` is rolled back alone, the events still commit."""
         executor = self._executor
         if executor is None:
             raise StoreClosedError("sqlite store is closed")
@@ -680,13 +704,22 @@ class SqliteStore(BaseStore):
             if conn is None:
                 raise StoreClosedError("sqlite store is closed")
             try:
-                if pending:
-                    try:
+                if not pending:
+                    return job(conn)
+                failure: Exception | None = None
+                try:
+                    with _transaction(conn, write=True):
                         self._write_events(conn, pending)
-                    except BaseException:
-                        state.flush_failed = True
-                        raise
-                return job(conn)
+                        try:
+                            result = job(conn)
+                        except Exception as exc:  # committed events stand; the call's own work was rolled back
+                            failure = exc
+                except BaseException:
+                    state.flush_failed = True
+                    raise
+                if failure is not None:
+                    raise failure
+                return result
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
@@ -707,21 +740,22 @@ class SqliteStore(BaseStore):
         if self._state == "open" and len(self._events):
             await self._hop(lambda conn: None)
 
-    def _write_events(self, conn: sqlite3.Connection, rows: list[PendingEvent]) -> None:
+    @staticmethod
+    def _write_events(conn: sqlite3.Connection, rows: list[PendingEvent]) -> None:
+        """Insert queued events (inside the caller's transaction)."""
         now = _now_ms()
-        with _transaction(conn, write=True):
-            conn.executemany(_ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)])
-            for row in rows:
-                cursor = conn.execute(
-                    _INSERT_EVENT, (row.agent_id, row.seq, row.channel, row.event_type, row.timestamp, row.data)
-                )
-                if cursor.rowcount == 0:
-                    # Another process stored this seq after we decided it was new.
-                    logger.warning(
-                        "event seq %d of agent %r was already stored (by another writer); this copy was skipped",
-                        row.seq,
-                        row.agent_id,
-                    )
+        conn.executemany(_ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)])
+        cursor = conn.executemany(
+            _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
+        )
+        skipped = len(rows) - cursor.rowcount
+        if skipped > 0:
+            # Another process stored these seqs after we decided they were new.
+            logger.warning(
+                "%d queued event(s) of %s had a seq already stored by another writer; those copies were skipped",
+                skipped,
+                ", ".join(repr(a) for a in dict.fromkeys(r.agent_id for r in rows)),
+            )
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
@@ -830,8 +864,7 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
-                frozen = _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff)
-            self._message_cache.put(agent_id, version, frozen)
+            self._message_cache.put(agent_id, version, _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff))
 
         await self._hop(job)
 
@@ -940,8 +973,7 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
-                frozen = _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff)
-            self._tool_call_cache.put(agent_id, version, frozen)
+            self._tool_call_cache.put(agent_id, version, _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff))
 
         await self._hop(job)
 
