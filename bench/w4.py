@@ -60,16 +60,17 @@ def select(backend: str, systems: str | None) -> list[SystemSpec]:
     chosen = [s for s in REGISTRY if s.backend in backends[backend]]
     if systems in (None, "", "all"):
         return chosen
-    if systems == "ours":
-        return [s for s in chosen if s.ours]
-    if systems == "peers":
-        return [s for s in chosen if not s.ours]
-    names = set(systems.split(","))
-    unknown = names - {s.name for s in REGISTRY}
-    if unknown:
-        raise SystemExit(
-            f"unknown system(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in REGISTRY)}"
-        )
+    names: set[str] = set()
+    for name in systems.split(","):
+        if name == "ours":
+            names |= {s.name for s in REGISTRY if s.ours}
+        elif name == "peers":
+            names |= {s.name for s in REGISTRY if not s.ours}
+        elif name in {s.name for s in REGISTRY}:
+            names.add(name)
+        else:
+            known = ", ".join(s.name for s in REGISTRY)
+            raise SystemExit(f"unknown system {name!r}; known: ours, peers, {known}")
     return [s for s in chosen if s.name in names]
 
 
@@ -105,6 +106,7 @@ async def run_once(spec: SystemSpec, conversation: Conversation, dsn: str, repet
         natives = [await system.read(s) for s in range(sessions)]
         read_seconds = time.perf_counter() - started
 
+        durability = await system.durability()
         bad = [conversation.session_ids[s] for s in range(sessions) if system.decode(natives[s]) != system.expected(s)]
         closed = True
         await system.close()
@@ -117,6 +119,7 @@ async def run_once(spec: SystemSpec, conversation: Conversation, dsn: str, repet
         else:
             result["bytes"] = None
         result["writes_per_turn"] = system.writes_per_turn
+        result["durability"] = durability
         result["masked"] = list(system.masked)
         return result
     finally:
@@ -165,6 +168,7 @@ async def run_system(spec: SystemSpec, conversation: Conversation, dsn: str, rep
         write_seconds_runs=[round(r["write_seconds"], 4) for r in runs],
         read_seconds_runs=[round(r["read_seconds"], 4) for r in runs],
         writes_per_turn=runs[0]["writes_per_turn"],
+        durability=runs[0]["durability"],
     )
     if bad:
         row["unverified_sessions"] = bad[:5]

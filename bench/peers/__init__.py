@@ -53,6 +53,7 @@ REGISTRY: list[SystemSpec] = [
     _spec("kode-sqlite-append", "sqlite", "kode-sdk", KodeStore, backend="sqlite", mode="append", ours=True),
     _spec("kode-sqlite-save", "sqlite", "kode-sdk", KodeStore, backend="sqlite", mode="save", ours=True),
     _spec("openai-sqlitesession", "sqlite", "openai-agents", lambda c, w: OpenAISQLiteSession(c, w)),
+    _spec("openai-sqlitesession-sync-normal", "sqlite", "openai-agents", OpenAISQLiteSession, synchronous="NORMAL"),
     _spec("openai-sqlalchemy-aiosqlite", "sqlite", "openai-agents", OpenAISQLAlchemy, driver="aiosqlite"),
     _spec("langgraph-sqlitesaver", "sqlite", "langgraph-checkpoint-sqlite", LangGraphSaver, saver="sqlite"),
     _spec("adk-databasesessionservice-sqlite", "sqlite", "google-adk", ADKDatabaseSessions, backend="sqlite"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Skip, System, Turn
+from .common import Skip, System, Turn, engine_durability
 
 __all__ = ["ADKDatabaseSessions"]
 
@@ -140,6 +140,9 @@ class ADKDatabaseSessions(System):
         if len(native) % 3:
             turns.append(Turn("<partial turn>", "", "", "", "", "", None))
         return turns
+
+    async def durability(self) -> str | None:
+        return await engine_durability(self.service.db_engine)
 
     async def close(self) -> None:
         if self.service is not None:

@@ -181,6 +181,11 @@ class System:
     async def close(self) -> None:
         """Release connections (and, for SQLite, let the WAL be checkpointed)."""
 
+    async def durability(self) -> str | None:
+        """How durable a commit is, read from a live connection of this system
+        (SQLite: journal mode and ``synchronous``; PostgreSQL: ``synchronous_commit``)."""
+        return None
+
     def expected(self, session: int) -> list[Turn]:
         """The turns that were written, with :attr:`masked` fields set to ``None``."""
         turns = self.conversation.turns[session]
@@ -214,6 +219,37 @@ def sqlite_bytes(paths: list[Path]) -> int:
         if wal.exists():
             total += wal.stat().st_size
     return total
+
+
+_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def sqlite_durability(conn: Any) -> str:
+    """``journal_mode=…, synchronous=…`` of a DB-API sqlite3 connection."""
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    return f"journal_mode={mode}, synchronous={_SYNCHRONOUS.get(level, level)}"
+
+
+def pg_durability(conn: Any) -> str:
+    """``synchronous_commit=…`` of a DB-API PostgreSQL connection."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SHOW synchronous_commit")
+        return f"synchronous_commit={cursor.fetchone()[0]}"
+    finally:
+        cursor.close()
+
+
+async def engine_durability(engine: Any) -> str:
+    """The same, through a SQLAlchemy async engine's own pool."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            level = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+            return f"journal_mode={mode}, synchronous={_SYNCHRONOUS.get(level, level)}"
+        value = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+        return f"synchronous_commit={value}"
 
 
 def sqlite_journal_mode(path: Path) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Skip, System, Turn
+from .common import Skip, System, Turn, pg_durability, sqlite_durability
 
 __all__ = ["KodeStore"]
 
@@ -94,6 +94,18 @@ class KodeStore(System):
         if len(wire) % 3:
             turns.append(Turn("<partial turn>", "", "", "", "", "", None))
         return turns
+
+    async def durability(self) -> str | None:
+        # Read from the store's own connection; the stores expose no public way,
+        # so this reaches into their internals and says "unknown" if they change.
+        try:
+            if self.backend == "sqlite":
+                return str(await self.store._hop(sqlite_durability))
+            pool = self.store._pool
+            with pool.connection() as conn:
+                return pg_durability(conn)
+        except Exception:
+            return "unknown (store internals changed)"
 
     async def close(self) -> None:
         if self.store is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Skip, System, Turn, search_path_options
+from .common import Skip, System, Turn, pg_durability, search_path_options, sqlite_durability
 
 __all__ = ["LangGraphSaver"]
 
@@ -146,6 +146,11 @@ class LangGraphSaver(System):
         if len(native) % 3:
             turns.append(Turn("<partial turn>", "", "", "", "", "", None))
         return turns
+
+    async def durability(self) -> str | None:
+        if self.saver_kind == "memory":
+            return "in memory: nothing persisted"
+        return sqlite_durability(self.conn) if self.saver_kind == "sqlite" else pg_durability(self.conn)
 
     async def close(self) -> None:
         if self.conn is not None:

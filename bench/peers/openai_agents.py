@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import Skip, System, Turn, search_path_options
+from .common import Skip, System, Turn, engine_durability, search_path_options, sqlite_durability
 
 __all__ = ["OpenAISQLAlchemy", "OpenAISQLiteSession"]
 
@@ -88,6 +88,12 @@ class OpenAISQLiteSession(_AgentsSession):
     name = "openai-sqlitesession"
     backend = "sqlite"
 
+    def __init__(self, *args: Any, synchronous: str | None = None) -> None:
+        super().__init__(*args)
+        self.synchronous = synchronous
+        if synchronous is not None:
+            self.name = f"openai-sqlitesession-sync-{synchronous.lower()}"
+
     async def setup(self) -> None:
         try:
             from agents import SQLiteSession
@@ -95,11 +101,34 @@ class OpenAISQLiteSession(_AgentsSession):
             raise Skip(f"openai-agents not installed ({exc})") from exc
         path = self.workspace.directory / "openai.db"
         self.workspace.files.append(path)
-        self.sessions = [SQLiteSession(sid, path) for sid in self.conversation.session_ids]
+        session_class = (
+            SQLiteSession if self.synchronous is None else _with_synchronous(SQLiteSession, self.synchronous)
+        )
+        self.sessions = [session_class(sid, path) for sid in self.conversation.session_ids]
+
+    async def durability(self) -> str | None:
+        # The session's own connection for this thread, configured as the SDK configures every one.
+        return sqlite_durability(self.sessions[0]._get_connection())
 
     async def close(self) -> None:
         for session in self.sessions:
             session.close()
+
+
+def _with_synchronous(base: Any, level: str) -> Any:
+    """``SQLiteSession`` with ``PRAGMA synchronous=<level>`` on every connection it opens.
+
+    Not how the SDK ships: a like-for-like row, at the durability level
+    SqliteStore runs at, so the comparison does not hinge on fsync policy.
+    """
+
+    class Session(base):  # type: ignore[misc,valid-type]
+        @staticmethod
+        def _configure_connection(conn: Any) -> None:
+            base._configure_connection(conn)
+            conn.execute(f"PRAGMA synchronous={level}")
+
+    return Session
 
 
 class OpenAISQLAlchemy(_AgentsSession):
@@ -134,6 +163,9 @@ class OpenAISQLAlchemy(_AgentsSession):
         ]
         # Tables are created on first use; do it now so it is not timed.
         await self.sessions[0].get_items()
+
+    async def durability(self) -> str | None:
+        return await engine_durability(self.engine)
 
     async def close(self) -> None:
         if self.engine is not None:
