@@ -1,0 +1,1578 @@
+"""PostgresStore: the multi-worker backend, on psycopg 3 (async) and psycopg_pool.
+
+Everything lives in PostgreSQL — messages, tool calls, events, todos, history,
+snapshots — so every worker on every machine sees the same agent::
+
+    store = PostgresStore("postgresql://kode@db/kode", schema="kode")
+    async with store:
+        await store.save_messages("agt-1", [{"role": "user", "content": "Hello!"}])
+        async with store.agent_lock("agt-1", timeout_ms=5000):
+            info = await store.load_info("agt-1")
+        async for timeline in store.tail_events("agt-1"):   # live, across workers
+            ...
+
+How it is built, and why:
+
+* **One pool, autocommit connections**, explicit transactions. A write is one
+  transaction sent in pipeline mode: ``BEGIN`` + the agent-row lock travel in
+  one round trip, the writes + ``COMMIT`` in a second. Pooled connections are
+  checked before use, so after a server restart the first call already gets a
+  fresh connection; calls during the outage raise ``StoreConnectionError``.
+* **Exact JSON in JSONB.** Documents go to a ``data jsonb`` column (queryable,
+  compact). JSONB cannot hold U+0000 and normalises numbers (``1e20`` comes
+  back as the integer ``100000000000000000000``), so a document whose JSON
+  text holds a real ``\\u0000`` escape or a number written with an exponent
+  also keeps its exact text in ``raw text`` (TEXT holds the six characters
+  ``\\u0000`` fine), while ``data`` gets a copy with U+FFFD in place of NUL.
+  Loads read ``COALESCE(raw, data::text)`` and decode with
+  :func:`kode_sdk.jsoncodec.decode`, so big integers come back exact.
+  Only such rare documents pay for the second copy.
+* **Incremental saves.** ``save_messages`` / ``save_tool_call_records`` lock the
+  agent row (``SELECT … FOR UPDATE``, which also serialises two workers saving
+  one agent), compare its version with the per-agent copy in
+  :class:`~kode_sdk.store.base.SavedListCache` (rebuilt from the rows on a miss),
+  and write only changed positions; a rewritten position keeps its first
+  ``created_at``.
+* **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
+  and inserted with one ``unnest`` statement per flush, followed in the same
+  transaction by ``pg_notify('kode_events', agent_id)``;
+  :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
+  table (``seq > last``) after every wake-up and once a second anyway, so a
+  lost notification or a reconnect never loses or repeats an event.
+  Within one process reads see every append (read-your-writes). Across
+  processes an agent's events should have one writer at a time (hold its
+  lock): a queued event whose seq another worker stored meanwhile is dropped
+  at flush with a warning, since its caller was already answered.
+* **Agent locks** are session advisory locks keyed by a signed 64-bit BLAKE2b
+  hash of ``schema`` + agent id, each on its own connection from a small
+  separate pool (advisory locks are re-entrant per session, so two acquires
+  must not share one). The wait happens in the server:
+  ``SET lock_timeout`` + ``pg_advisory_lock`` — no polling, and the next waiter
+  gets the lock the moment it is released. A lock dies with its connection.
+* **Schema**: migrations in ``kode_sdk/store/schema/postgres/NNNN_*.sql``,
+  applied on open under ``pg_advisory_xact_lock`` (several workers may open at
+  once); a database newer than this code raises ``SchemaVersionError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+import psycopg
+import psycopg.errors
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from .. import jsoncodec
+from ..errors import (
+    AgentNotFoundError,
+    LockTimeoutError,
+    RecordValidationError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+from ..types import (
+    AgentInfo,
+    AgentStats,
+    BreakpointState,
+    CompressionRecord,
+    ConsistencyCheckResult,
+    DatabaseHealth,
+    FileSystemHealth,
+    HistoryWindow,
+    MediaCacheRecord,
+    Message,
+    RecoveredFile,
+    SessionInfo,
+    Snapshot,
+    StorageMetrics,
+    StoredMessage,
+    StoredToolCall,
+    StoreHealthStatus,
+    StoreMetrics,
+    Timeline,
+    TodoSnapshot,
+    ToolCallRecord,
+    ToolCallState,
+    ms_to_datetime,
+    now_utc,
+    to_epoch_ms,
+)
+from .base import (
+    AgentLock,
+    BaseStore,
+    EventBuffer,
+    PendingEvent,
+    SavedListCache,
+    check_channel,
+    check_page,
+    check_sort,
+    coerce_list,
+    event_row,
+    fork_agent_ids,
+    message_from_wire,
+    message_to_wire,
+    operation,
+    operation_iter,
+    prefix_upper_bound,
+    since_seq,
+    stats_from_counts,
+    time_bound,
+    timeline_from_wire,
+    user_id_of,
+    validate_agent_id,
+)
+from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
+
+__all__ = ["PostgresStore", "advisory_lock_key", "migrations"]
+
+logger = logging.getLogger("kode_sdk.store.postgres")
+
+NOTIFY_CHANNEL = "kode_events"
+_EVENT_PAGE = 1000
+_MIN_SEQ = -(2**63)
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
+_MIGRATION_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"kode-sdk:migrate", digest_size=8).digest(), "big", signed=True)
+
+
+# --------------------------------------------------------------------------- exact JSON in JSONB
+
+_REAL_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+# A number written with an exponent, where a JSON value starts (compact JSON:
+# no spaces). Inside a string it is only a false positive: the row keeps a raw copy.
+_EXPONENT = re.compile(rb"(?:^|[:,\[])-?[0-9]+(?:\.[0-9]+)?[eE]")
+
+
+def _doc(encoded: bytes) -> tuple[str, str | None]:
+    """Split encoded JSON into (text for the jsonb column, exact raw text or None)."""
+    if b"\\u0000" in encoded:
+        sanitized, count = _REAL_NUL.subn(rb"\1\\ufffd", encoded)
+        if count:
+            return sanitized.decode(), encoded.decode()
+    if _EXPONENT.search(encoded) is not None:
+        text = encoded.decode()
+        return text, text
+    return encoded.decode(), None
+
+
+def _load(text: str) -> Any:
+    return jsoncodec.decode(text)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def advisory_lock_key(schema: str, agent_id: str) -> int:
+    """The signed 64-bit advisory-lock key of ``agent_id`` in ``schema`` (BLAKE2b,
+    stable across processes, machines and versions)."""
+    digest = hashlib.blake2b(f"kode-sdk:{schema}:{agent_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The ordered migrations: ``(version, file name, SQL)`` from
+    ``kode_sdk/store/schema/postgres/NNNN_name.sql``."""
+    folder = resources.files("kode_sdk.store.schema.postgres")
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise SchemaVersionError(f"postgres migrations are not numbered 1..n without gaps: {versions}")
+    return found
+
+
+# --------------------------------------------------------------------------- query builders
+# Module-level so tests can EXPLAIN exactly the SQL the store runs.
+
+_MESSAGE_COLUMNS = "agent_id, seq, role, created_at, COALESCE(raw, data::text)"
+_TOOL_CALL_COLUMNS = "agent_id, COALESCE(raw, data::text)"
+_SESSION_COLUMNS = (
+    "agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint,"
+    " COALESCE(info_raw, info::text)"
+)
+
+
+def sessions_query(
+    *,
+    agent_id: str | None = None,
+    template_id: str | None = None,
+    user_id: str | None = None,
+    created_after: datetime | int | None = None,
+    created_before: datetime | int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    sort_by: str = "created_at",
+    sort_order: str = "desc",
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_sessions`."""
+    column, order = check_sort(sort_by, sort_order)
+    limit, offset = check_page(limit, offset)
+    where = ["info IS NOT NULL"]
+    params: list[Any] = []
+    if agent_id is not None:
+        where.append("agent_id = %s")
+        params.append(validate_agent_id(agent_id))
+    if template_id is not None:
+        where.append("template_id = %s")
+        params.append(template_id)
+    if user_id is not None:
+        where.append("user_id = %s")
+        params.append(user_id)
+    _time_filters(where, params, created_after, created_before)
+    direction = "DESC" if order == "desc" else "ASC"
+    query = (
+        f"SELECT {_SESSION_COLUMNS} FROM agents WHERE {' AND '.join(where)}"
+        f" ORDER BY {column} {direction}, agent_id {direction} LIMIT %s OFFSET %s"
+    )
+    return query, [*params, limit, offset]
+
+
+def messages_query(
+    *,
+    agent_id: str | None = None,
+    role: str | None = None,
+    content_type: str | None = None,
+    created_after: datetime | int | None = None,
+    created_before: datetime | int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_messages`."""
+    limit, offset = check_page(limit, offset)
+    where: list[str] = []
+    params: list[Any] = []
+    if agent_id is not None:
+        where.append("agent_id = %s")
+        params.append(validate_agent_id(agent_id))
+    if role is not None:
+        where.append("role = %s")
+        params.append(role)
+    if content_type is not None:
+        where.append("block_types @> ARRAY[%s]::text[]")
+        params.append(content_type)
+    _time_filters(where, params, created_after, created_before)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    query = (
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages{condition}"
+        " ORDER BY created_at DESC, seq DESC, agent_id DESC LIMIT %s OFFSET %s"
+    )
+    return query, [*params, limit, offset]
+
+
+def tool_calls_query(
+    *,
+    agent_id: str | None = None,
+    tool_name: str | None = None,
+    is_error: bool | None = None,
+    has_approval: bool | None = None,
+    state: ToolCallState | str | None = None,
+    created_after: datetime | int | None = None,
+    created_before: datetime | int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_tool_calls`."""
+    limit, offset = check_page(limit, offset)
+    where: list[str] = []
+    params: list[Any] = []
+    if agent_id is not None:
+        where.append("agent_id = %s")
+        params.append(validate_agent_id(agent_id))
+    if tool_name is not None:
+        where.append("name = %s")
+        params.append(tool_name)
+    if is_error is not None:
+        if not isinstance(is_error, bool):
+            raise ValueError(f"is_error must be a bool; got {is_error!r}")
+        where.append("is_error = %s")
+        params.append(is_error)
+    if has_approval is not None:
+        if not isinstance(has_approval, bool):
+            raise ValueError(f"has_approval must be a bool; got {has_approval!r}")
+        where.append("approval_required" if has_approval else "NOT approval_required")
+    if state is not None:
+        try:
+            where.append("state = %s")
+            params.append(ToolCallState(state).value)
+        except ValueError:
+            allowed = ", ".join(s.value for s in ToolCallState)
+            raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
+    _time_filters(where, params, created_after, created_before)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    query = (
+        f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls{condition}"
+        " ORDER BY created_at DESC, id DESC, agent_id DESC, pos DESC LIMIT %s OFFSET %s"
+    )
+    return query, [*params, limit, offset]
+
+
+STATS_QUERY = """
+SELECT 'role', role, count(*) FROM messages WHERE agent_id = %(a)s GROUP BY role
+UNION ALL SELECT 'state', state, count(*) FROM tool_calls WHERE agent_id = %(a)s GROUP BY state
+UNION ALL SELECT 'name', name, count(*) FROM tool_calls WHERE agent_id = %(a)s GROUP BY name
+UNION ALL SELECT 'snapshots', '', count(*) FROM snapshots WHERE agent_id = %(a)s
+"""
+
+
+def list_query(prefix: str | None) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.list`: an index range, no LIKE."""
+    if prefix is None or prefix == "":
+        return "SELECT agent_id FROM agents WHERE info IS NOT NULL ORDER BY agent_id", []
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str or None; got {type(prefix).__name__}")
+    upper = prefix_upper_bound(prefix)
+    if upper is None:
+        return "SELECT agent_id FROM agents WHERE info IS NOT NULL AND agent_id >= %s ORDER BY agent_id", [prefix]
+    return (
+        "SELECT agent_id FROM agents WHERE info IS NOT NULL AND agent_id >= %s AND agent_id < %s ORDER BY agent_id",
+        [prefix, upper],
+    )
+
+
+def _time_filters(
+    where: list[str], params: list[Any], after: datetime | int | None, before: datetime | int | None
+) -> None:
+    low = time_bound(after, "created_after")
+    high = time_bound(before, "created_before")
+    if low is not None:
+        where.append("created_at >= %s")
+        params.append(low)
+    if high is not None:
+        where.append("created_at <= %s")
+        params.append(high)
+
+
+# --------------------------------------------------------------------------- SQL statements
+
+_LOCK_AGENT = "SELECT msg_version, msg_len, tc_version, tc_len FROM agents WHERE agent_id = %s FOR UPDATE"
+_ENSURE_AGENT = (
+    "INSERT INTO agents (agent_id, created_at, updated_at) VALUES (%s, %s, %s) ON CONFLICT (agent_id) DO NOTHING"
+)
+_UPSERT_MESSAGE = """
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
+VALUES (%s, %s, %s, %s::text[], %s, %s::jsonb, %s)
+ON CONFLICT (agent_id, seq) DO UPDATE
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+"""
+_UPSERT_TOOL_CALL = """
+INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+ON CONFLICT (agent_id, pos) DO UPDATE
+SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = EXCLUDED.is_error,
+    approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
+    updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
+"""
+_INSERT_EVENTS = """
+INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
+SELECT a, s, c, t, ts, d::jsonb, r
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[])
+    AS u(a, s, c, t, ts, d, r)
+ON CONFLICT (agent_id, seq) DO NOTHING
+"""
+_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', a) FROM unnest(%s::text[]) AS n(a)"
+_READ_EVENTS = (
+    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+_READ_CHANNEL_EVENTS = (
+    "SELECT seq, COALESCE(raw, data::text) FROM events"
+    " WHERE agent_id = %s AND channel = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+_DATA_TABLES = (
+    "messages",
+    "tool_calls",
+    "events",
+    "todos",
+    "history_windows",
+    "compression_records",
+    "recovered_files",
+    "media_cache",
+    "snapshots",
+)
+
+
+def _message_row(agent_id: str, seq: int, message: Message, encoded: bytes, now: int) -> tuple[Any, ...]:
+    data, raw = _doc(encoded)
+    types = [t.replace("\x00", "\ufffd") for t in message.block_types()]
+    return (agent_id, seq, message.role, types, now, data, raw)
+
+
+def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: bytes) -> tuple[Any, ...]:
+    data, raw = _doc(encoded)
+    return (
+        agent_id,
+        pos,
+        record.id.replace("\x00", "\ufffd"),
+        record.name.replace("\x00", "\ufffd"),
+        record.state.value,
+        record.is_error,
+        record.approval.required,
+        to_epoch_ms(record.created_at),
+        to_epoch_ms(record.updated_at),
+        data,
+        raw,
+    )
+
+
+def _text(value: str) -> str:
+    """A str safe for a TEXT column (PostgreSQL text cannot hold U+0000)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class PostgresStore(BaseStore):
+    """A :class:`~kode_sdk.store.base.ExtendedStore` in PostgreSQL, shared by any
+    number of workers.
+
+    ``connection`` is a DSN or a dict of parts (``host, port, database, user,
+    password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
+    and ``schema``). ``schema`` (default ``public``) is created if missing.
+    ``file_store_base_dir`` is accepted for the hybrid layout of the reference
+    design; here it is only checked for writability by :meth:`health_check`.
+    The constructor does no I/O.
+
+    >>> store = PostgresStore({"host": "127.0.0.1", "database": "kode", "user": "kode"})
+    >>> store
+    <PostgresStore 127.0.0.1:5432/kode user=kode schema=public (new)>
+    """
+
+    backend_name = "postgres"
+
+    def __init__(
+        self,
+        connection: Mapping[str, Any] | str,
+        file_store_base_dir: str | os.PathLike[str] | None = None,
+        *,
+        schema: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._settings: PostgresSettings = parse_connection(connection, schema)
+        self._file_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._messages_cache = SavedListCache()
+        self._tool_calls_cache = SavedListCache()
+        self._events = EventBuffer(self._flush_events)
+        self._flush_lock = asyncio.Lock()
+        self._held_locks: set[PostgresAgentLock] = set()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self._settings.describe()} ({self._state})>"
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this store's tables."""
+        return self._settings.schema
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _open(self) -> None:
+        settings = self._settings
+        register_secrets(settings.secrets)
+        idle = settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            settings.conninfo,
+            kwargs={"autocommit": True},
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            name="kode-postgres",
+            timeout=settings.connect_timeout_s,
+            max_idle=max(idle, 1.0),
+        )
+        lock_pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            settings.conninfo,
+            kwargs={"autocommit": True},
+            min_size=0,
+            max_size=max(4, settings.max_size),
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            reset=_unlock_all,
+            name="kode-postgres-locks",
+            timeout=settings.connect_timeout_s,
+            max_idle=max(idle, 1.0),
+        )
+        try:
+            await pool.open(wait=settings.min_size > 0, timeout=settings.connect_timeout_s)
+            await self._migrate(pool)
+            await lock_pool.open(wait=False)
+        except BaseException as exc:
+            await pool.close()
+            await lock_pool.close()
+            unregister_secrets(settings.secrets)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise self._connection_error(exc) from None
+            raise
+        self._pool = pool
+        self._lock_pool = lock_pool
+
+    async def _close(self) -> None:
+        try:
+            try:
+                await self._flush_events()
+            finally:
+                self._events.cancel()
+                for lock in list(self._held_locks):
+                    with contextlib.suppress(Exception):
+                        await lock.release()
+        except _CONNECTION_ERRORS as exc:
+            logger.error("events still buffered at close could not be written: %s", self._settings.scrub(str(exc)))
+            raise self._connection_error(exc) from None
+        finally:
+            if self._pool is not None:
+                await self._pool.close()
+            if self._lock_pool is not None:
+                await self._lock_pool.close()
+            unregister_secrets(self._settings.secrets)
+
+    async def _migrate(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+        known = migrations()
+        async with pool.connection() as conn, conn.transaction():
+            # Serialises concurrent openers; released at commit.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
+            schema = self._settings.schema
+            cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+            if await cur.fetchone() is None:
+                await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            await conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS kode_schema_version"
+                " (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
+            )
+            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM kode_schema_version")
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            latest = known[-1][0] if known else 0
+            if current > latest:
+                raise SchemaVersionError(
+                    f"the database schema {schema!r} is at version {current}, newer than this kode-sdk knows"
+                    f" ({latest}); upgrade kode-sdk"
+                )
+            for version, name, text in known:
+                if version <= current:
+                    continue
+                try:
+                    await conn.execute(cast(Any, text))
+                except psycopg.errors.DatabaseError as exc:
+                    if isinstance(exc, _CONNECTION_ERRORS):
+                        raise
+                    raise SchemaVersionError(f"migration {name} failed: {self._settings.scrub(str(exc))}") from None
+                await conn.execute(
+                    "INSERT INTO kode_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
+                    [version, name, _now_ms()],
+                )
+
+    def _connection_error(self, exc: BaseException) -> StoreConnectionError:
+        detail = self._settings.scrub(str(exc).strip()) or type(exc).__name__
+        return StoreConnectionError(f"PostgreSQL at {self._settings.describe()} is unreachable: {detail}")
+
+    def _require_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        if self._pool is None or self._state != "open":
+            raise StoreClosedError("postgres store is closed")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        pool = self._require_pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except _CONNECTION_ERRORS as exc:
+            if isinstance(exc, PoolClosed) and self._state == "closed":
+                raise StoreClosedError("postgres store is closed") from None
+            raise self._connection_error(exc) from None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """One transaction in pipeline mode: statements are sent without
+        waiting, a fetch or the commit collects the results."""
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            yield conn
+
+    # ------------------------------------------------------------------ events (group commit)
+
+    async def _flush_events(self) -> None:
+        if not len(self._events) and not self._flush_lock.locked():
+            return
+        async with self._flush_lock:
+            rows = self._events.take()
+            if not rows:
+                return
+            try:
+                await self._write_events(rows)
+            except BaseException:
+                self._events.put_back(rows)
+                raise
+
+    async def _write_events(self, rows: list[PendingEvent]) -> None:
+        columns: list[list[Any]] = [[], [], [], [], [], [], []]
+        for row in rows:
+            data, raw = _doc(row.data.encode())
+            for column, value in zip(
+                columns,
+                (row.agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw),
+                strict=True,
+            ):
+                column.append(value)
+        agents = sorted({row.agent_id for row in rows})
+        async with self._transaction() as conn:
+            cur = await conn.execute(_INSERT_EVENTS, columns)
+            await conn.execute(_NOTIFY, [agents])
+        inserted = cur.rowcount
+        if inserted != len(rows):
+            logger.warning(
+                "%d buffered event(s) were dropped: their seq was stored meanwhile by another writer",
+                len(rows) - inserted,
+            )
+
+    @operation("saves")
+    async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
+        """Append one event; group-committed within a few ms, visible to
+        :meth:`read_events` of this store at once. A ``seq`` already stored
+        raises :class:`RecordValidationError`."""
+        record = Timeline.coerce(timeline, "timeline")
+        row = event_row(agent_id, record)
+        if self._events.can_queue(agent_id, row.seq):
+            if self._events.queue(row):
+                await self._flush_events()
+            return
+        await self._flush_events()
+        data, raw = _doc(row.data.encode())
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (agent_id, seq) DO NOTHING RETURNING seq",
+                [agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw],
+            )
+            inserted = await cur.fetchone()
+            cur = await conn.execute("SELECT max(seq) FROM events WHERE agent_id = %s", [agent_id])
+            top = await cur.fetchone()
+            if inserted is not None:
+                await conn.execute(_NOTIFY, [[agent_id]])
+        self._events.note_max_seq(agent_id, top[0] if top else None)
+        if inserted is None:
+            raise RecordValidationError(
+                f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
+                field="timeline.bookmark.seq",
+            )
+
+    @operation_iter("loads")
+    async def read_events(
+        self, agent_id: str, *, since: Any = None, channel: str | None = None
+    ) -> AsyncIterator[Timeline]:
+        """Yield the agent's events in ``bookmark.seq`` order (``seq > since``),
+        optionally of one channel; read in keyset pages of 1,000."""
+        after = since_seq(since)
+        only = check_channel(channel)
+        await self._flush_events()
+        last = _MIN_SEQ if after is None else after
+        while True:
+            async with self._connection() as conn:
+                if only is None:
+                    cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                else:
+                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                rows = await cur.fetchall()
+            for _, text in rows:
+                yield timeline_from_wire(_load(text))
+            if len(rows) < _EVENT_PAGE:
+                return
+            last = rows[-1][0]
+
+    async def tail_events(
+        self, agent_id: str, since: Any = None, channel: str | None = None, *, poll_interval_s: float = 1.0
+    ) -> AsyncIterator[Timeline]:
+        """Yield the agent's events as any worker appends them, forever.
+
+        Starts after ``since`` (a Bookmark, Timeline or seq; ``None``: from the
+        first event), then waits: LISTEN on a dedicated connection wakes it,
+        the ``events`` table is the source of truth (``seq > last seen`` after
+        every wake-up, and every ``poll_interval_s`` anyway), so nothing is
+        missed or yielded twice, even across a reconnect. While the server is
+        unreachable it retries quietly. Stop by leaving the loop; to release the
+        connection at once, iterate inside ``contextlib.aclosing``::
+
+            async with contextlib.aclosing(store.tail_events("agt-1")) as events:
+                async for timeline in events:
+                    ...
+        """
+        await self._ensure_open()
+        validate_agent_id(agent_id)
+        after = since_seq(since)
+        only = check_channel(channel)
+        last = _MIN_SEQ if after is None else after
+        conn: AsyncConnection[Any] | None = None
+        backoff = 0.05
+        try:
+            while self._state == "open":
+                try:
+                    if conn is None or conn.closed:
+                        conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+                        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    await self._flush_events()
+                    while True:
+                        if only is None:
+                            cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                        else:
+                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                        rows = await cur.fetchall()
+                        for seq, text in rows:
+                            last = seq
+                            yield timeline_from_wire(_load(text))
+                        if len(rows) < _EVENT_PAGE:
+                            break
+                    backoff = 0.05
+                    async with contextlib.aclosing(conn.notifies(timeout=poll_interval_s)) as wakeups:
+                        async for note in wakeups:
+                            if note.payload == agent_id:
+                                break
+                except (psycopg.OperationalError, psycopg.InterfaceError, StoreConnectionError) as exc:
+                    logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conn = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    def _scrub(self, exc: BaseException) -> str:
+        return self._settings.scrub(str(exc))
+
+    # ------------------------------------------------------------------ messages
+
+    async def _lock_agent(self, conn: AsyncConnection[Any], agent_id: str, now: int) -> tuple[int, int, int, int]:
+        """Lock the agent's registry row (creating it if needed) and return
+        ``(msg_version, msg_len, tc_version, tc_len)``."""
+        cur = await conn.execute(_LOCK_AGENT, [agent_id])
+        row = await cur.fetchone()
+        if row is None:
+            await conn.execute(_ENSURE_AGENT, [agent_id, now, now])
+            cur = await conn.execute(_LOCK_AGENT, [agent_id])
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    @operation("saves")
+    async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Replace the agent's messages with ``messages``, writing only the
+        positions that changed (a rewritten position keeps its ``created_at``)."""
+        items = coerce_list(Message, messages, "messages")
+        wires = [message_to_wire(m) for m in items]
+        encoded = [jsoncodec.encode(w, f"messages[{i}]") for i, w in enumerate(wires)]
+        await self._flush_events()
+        now = _now_ms()
+        try:
+            async with self._transaction() as conn:
+                version, length, _, _ = await self._lock_agent(conn, agent_id, now)
+                cached = self._messages_cache.get(agent_id, version)
+                if cached is not None and len(cached) == length:
+                    changed = [i for i in range(len(encoded)) if i >= length or encoded[i] != cached[i]]
+                else:
+                    cur = await conn.execute(
+                        "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
+                    )
+                    stored = [_load(text) for (text,) in await cur.fetchall()]
+                    length = len(stored)
+                    changed = [i for i in range(len(wires)) if i >= length or stored[i] != wires[i]]
+                if changed:
+                    await conn.cursor().executemany(
+                        _UPSERT_MESSAGE, [_message_row(agent_id, i, items[i], encoded[i], now) for i in changed]
+                    )
+                if length > len(items):
+                    await conn.execute("DELETE FROM messages WHERE agent_id = %s AND seq >= %s", [agent_id, len(items)])
+                await conn.execute(
+                    "UPDATE agents SET msg_version = msg_version + 1, msg_len = %s, message_count = %s,"
+                    " updated_at = %s WHERE agent_id = %s",
+                    [len(items), len(items), now, agent_id],
+                )
+        except BaseException:
+            self._messages_cache.drop(agent_id)
+            raise
+        self._messages_cache.put(agent_id, version + 1, encoded)
+
+    @operation("saves")
+    async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Append ``messages`` after the stored ones: no re-read, one round trip for the rows."""
+        items = coerce_list(Message, messages, "messages")
+        encoded = [jsoncodec.encode(message_to_wire(m), f"messages[{i}]") for i, m in enumerate(items)]
+        await self._flush_events()
+        now = _now_ms()
+        try:
+            async with self._transaction() as conn:
+                version, length, _, _ = await self._lock_agent(conn, agent_id, now)
+                if items:
+                    await conn.cursor().executemany(
+                        _UPSERT_MESSAGE,
+                        [_message_row(agent_id, length + i, m, encoded[i], now) for i, m in enumerate(items)],
+                    )
+                total = length + len(items)
+                await conn.execute(
+                    "UPDATE agents SET msg_version = msg_version + 1, msg_len = %s, message_count = %s,"
+                    " updated_at = %s WHERE agent_id = %s",
+                    [total, total, now, agent_id],
+                )
+        except BaseException:
+            self._messages_cache.drop(agent_id)
+            raise
+        cached = self._messages_cache.get(agent_id, version)
+        if cached is not None and len(cached) == length:
+            self._messages_cache.put(agent_id, version + 1, [*cached, *encoded])
+        else:
+            self._messages_cache.drop(agent_id)
+
+    @operation("loads")
+    async def load_messages(self, agent_id: str) -> list[Message]:
+        """The agent's messages, in order (``[]`` for an unknown agent)."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
+            )
+            rows = await cur.fetchall()
+        return [message_from_wire(_load(text)) for (text,) in rows]
+
+    # ------------------------------------------------------------------ tool calls
+
+    @operation("saves")
+    async def save_tool_call_records(
+        self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
+    ) -> None:
+        """Replace the agent's tool-call records, writing only changed positions."""
+        items = coerce_list(ToolCallRecord, records, "records")
+        wires = [r.to_wire() for r in items]
+        encoded = [jsoncodec.encode(w, f"records[{i}]") for i, w in enumerate(wires)]
+        await self._flush_events()
+        now = _now_ms()
+        try:
+            async with self._transaction() as conn:
+                _, _, version, length = await self._lock_agent(conn, agent_id, now)
+                cached = self._tool_calls_cache.get(agent_id, version)
+                if cached is not None and len(cached) == length:
+                    changed = [i for i in range(len(encoded)) if i >= length or encoded[i] != cached[i]]
+                else:
+                    cur = await conn.execute(
+                        "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
+                    )
+                    stored = [_load(text) for (text,) in await cur.fetchall()]
+                    length = len(stored)
+                    changed = [i for i in range(len(wires)) if i >= length or stored[i] != wires[i]]
+                if changed:
+                    await conn.cursor().executemany(
+                        _UPSERT_TOOL_CALL, [_tool_call_row(agent_id, i, items[i], encoded[i]) for i in changed]
+                    )
+                if length > len(items):
+                    await conn.execute(
+                        "DELETE FROM tool_calls WHERE agent_id = %s AND pos >= %s", [agent_id, len(items)]
+                    )
+                await conn.execute(
+                    "UPDATE agents SET tc_version = tc_version + 1, tc_len = %s, updated_at = %s WHERE agent_id = %s",
+                    [len(items), now, agent_id],
+                )
+        except BaseException:
+            self._tool_calls_cache.drop(agent_id)
+            raise
+        self._tool_calls_cache.put(agent_id, version + 1, encoded)
+
+    @operation("loads")
+    async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
+        """The agent's tool-call records, in order."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
+            )
+            rows = await cur.fetchall()
+        return [ToolCallRecord.model_validate(_load(text)) for (text,) in rows]
+
+    # ------------------------------------------------------------------ small documents
+
+    async def _fetch_docs(self, query: str, params: Sequence[Any]) -> list[Any]:
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            rows = await cur.fetchall()
+        return [_load(row[0]) for row in rows]
+
+    async def _execute(self, query: str, params: Sequence[Any]) -> None:
+        await self._flush_events()
+        async with self._connection() as conn:
+            await conn.execute(cast(Any, query), params)
+
+    @operation("saves")
+    async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
+        """Replace the agent's todo list."""
+        record = TodoSnapshot.coerce(snapshot, "snapshot")
+        data, raw = _doc(jsoncodec.encode(record.to_wire(), "snapshot"))
+        await self._execute(
+            "INSERT INTO todos (agent_id, version, updated_at, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
+            " ON CONFLICT (agent_id) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,"
+            " data = EXCLUDED.data, raw = EXCLUDED.raw",
+            [agent_id, record.version, to_epoch_ms(record.updated_at), data, raw],
+        )
+
+    @operation("loads")
+    async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
+        """The agent's todo list, or ``None``."""
+        docs = await self._fetch_docs("SELECT COALESCE(raw, data::text) FROM todos WHERE agent_id = %s", [agent_id])
+        return TodoSnapshot.model_validate(docs[0]) if docs else None
+
+    @operation("saves")
+    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
+        """Add a history window (saving an ``id`` again replaces it in place)."""
+        record = HistoryWindow.coerce(window, "window")
+        data, raw = _doc(jsoncodec.encode(record.to_wire(), "window"))
+        await self._execute(
+            "INSERT INTO history_windows (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
+            " ON CONFLICT (agent_id, id) DO UPDATE SET timestamp = EXCLUDED.timestamp, data = EXCLUDED.data,"
+            " raw = EXCLUDED.raw",
+            [agent_id, _text(record.id), record.timestamp, data, raw],
+        )
+
+    @operation("loads")
+    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
+        """The agent's history windows, in the order first saved."""
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM history_windows WHERE agent_id = %s ORDER BY ord", [agent_id]
+        )
+        return [HistoryWindow.model_validate(d) for d in docs]
+
+    @operation("saves")
+    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
+        """Add a compression record (saving an ``id`` again replaces it in place)."""
+        item = CompressionRecord.coerce(record, "record")
+        data, raw = _doc(jsoncodec.encode(item.to_wire(), "record"))
+        await self._execute(
+            "INSERT INTO compression_records (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
+            " ON CONFLICT (agent_id, id) DO UPDATE SET timestamp = EXCLUDED.timestamp, data = EXCLUDED.data,"
+            " raw = EXCLUDED.raw",
+            [agent_id, _text(item.id), item.timestamp, data, raw],
+        )
+
+    @operation("loads")
+    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
+        """The agent's compression records, in the order first saved."""
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM compression_records WHERE agent_id = %s ORDER BY ord", [agent_id]
+        )
+        return [CompressionRecord.model_validate(d) for d in docs]
+
+    @operation("saves")
+    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
+        """Add a recovered file (the same ``path`` and ``timestamp`` again replaces it)."""
+        item = RecoveredFile.coerce(file, "file")
+        data, raw = _doc(jsoncodec.encode(item.to_wire(), "file"))
+        await self._execute(
+            "INSERT INTO recovered_files (agent_id, path, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
+            " ON CONFLICT (agent_id, path, timestamp) DO UPDATE SET data = EXCLUDED.data, raw = EXCLUDED.raw",
+            [agent_id, _text(item.path), item.timestamp, data, raw],
+        )
+
+    @operation("loads")
+    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
+        """The agent's recovered files, in the order first saved."""
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM recovered_files WHERE agent_id = %s ORDER BY ord", [agent_id]
+        )
+        return [RecoveredFile.model_validate(d) for d in docs]
+
+    @operation("saves")
+    async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
+        """Replace the agent's media cache."""
+        items = coerce_list(MediaCacheRecord, records, "records")
+        rows = []
+        for pos, item in enumerate(items):
+            data, raw = _doc(jsoncodec.encode(item.to_wire(), f"records[{pos}]"))
+            rows.append((agent_id, pos, _text(item.key), data, raw))
+        await self._flush_events()
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM media_cache WHERE agent_id = %s", [agent_id])
+            if rows:
+                await conn.cursor().executemany(
+                    "INSERT INTO media_cache (agent_id, pos, key, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)", rows
+                )
+
+    @operation("loads")
+    async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
+        """The agent's media cache, in order."""
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM media_cache WHERE agent_id = %s ORDER BY pos", [agent_id]
+        )
+        return [MediaCacheRecord.model_validate(d) for d in docs]
+
+    @operation("saves")
+    async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
+        """Save a snapshot (the same ``id`` again replaces it)."""
+        item = Snapshot.coerce(snapshot, "snapshot")
+        data, raw = _doc(jsoncodec.encode(item.to_wire(), "snapshot"))
+        await self._execute(
+            "INSERT INTO snapshots (agent_id, id, created_at, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
+            " ON CONFLICT (agent_id, id) DO UPDATE SET created_at = EXCLUDED.created_at, data = EXCLUDED.data,"
+            " raw = EXCLUDED.raw",
+            [agent_id, _text(item.id), to_epoch_ms(item.created_at), data, raw],
+        )
+
+    @operation("loads")
+    async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
+        """One snapshot by id, or ``None``."""
+        if not isinstance(snapshot_id, str):
+            raise RecordValidationError(
+                f"snapshot_id: expected a str, got {type(snapshot_id).__name__}", field="snapshot_id"
+            )
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM snapshots WHERE agent_id = %s AND id = %s",
+            [agent_id, _text(snapshot_id)],
+        )
+        return Snapshot.model_validate(docs[0]) if docs else None
+
+    @operation("loads")
+    async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
+        """The agent's snapshots, newest first."""
+        docs = await self._fetch_docs(
+            "SELECT COALESCE(raw, data::text) FROM snapshots WHERE agent_id = %s ORDER BY created_at DESC, id DESC",
+            [agent_id],
+        )
+        return [Snapshot.model_validate(d) for d in docs]
+
+    # ------------------------------------------------------------------ agent info
+
+    @operation("saves")
+    async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
+        """Save the agent's :class:`AgentInfo`; from then on the agent exists."""
+        item = AgentInfo.coerce(info, "info")
+        if item.agent_id != agent_id:
+            raise RecordValidationError(
+                f"info.agent_id: {item.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
+            )
+        data, raw = _doc(jsoncodec.encode(item.to_wire(), "info"))
+        user = user_id_of(item.metadata)
+        await self._execute(
+            "INSERT INTO agents (agent_id, info, info_raw, template_id, user_id, created_at, updated_at,"
+            " message_count, last_sfp_index, breakpoint) VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (agent_id) DO UPDATE SET info = EXCLUDED.info, info_raw = EXCLUDED.info_raw,"
+            " template_id = EXCLUDED.template_id, user_id = EXCLUDED.user_id, created_at = EXCLUDED.created_at,"
+            " updated_at = EXCLUDED.updated_at, message_count = EXCLUDED.message_count,"
+            " last_sfp_index = EXCLUDED.last_sfp_index, breakpoint = EXCLUDED.breakpoint",
+            [
+                agent_id,
+                data,
+                raw,
+                _text(item.template_id),
+                _text(user) if user is not None else None,
+                to_epoch_ms(item.created_at),
+                _now_ms(),
+                item.message_count,
+                item.last_sfp_index,
+                item.breakpoint.value if item.breakpoint is not None else None,
+            ],
+        )
+
+    @operation("loads")
+    async def load_info(self, agent_id: str) -> AgentInfo | None:
+        """The agent's info, or ``None``; ``message_count`` reflects the last message save."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(info_raw, info::text), message_count FROM agents"
+                " WHERE agent_id = %s AND info IS NOT NULL",
+                [agent_id],
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        wire = _load(row[0])
+        wire["messageCount"] = row[1]
+        return AgentInfo.model_validate(wire)
+
+    @operation("loads")
+    async def exists(self, agent_id: str) -> bool:
+        """True once ``save_info`` ran for the agent."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id])
+            return await cur.fetchone() is not None
+
+    @operation("deletes")
+    async def delete(self, agent_id: str) -> None:
+        """Remove every record of the agent, in every table, in one transaction."""
+        self._events.forget(agent_id)
+        await self._flush_events()
+        try:
+            async with self._transaction() as conn:
+                await conn.execute("DELETE FROM agents WHERE agent_id = %s", [agent_id])
+                for table in _DATA_TABLES:
+                    await conn.execute(f"DELETE FROM {table} WHERE agent_id = %s", [agent_id])
+        finally:
+            self._messages_cache.drop(agent_id)
+            self._tool_calls_cache.drop(agent_id)
+            self._events.forget(agent_id)
+
+    # ------------------------------------------------------------------ queries
+
+    @operation("queries", agent=False)
+    async def query_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[SessionInfo]:
+        """Agents matching every given filter, newest first by default."""
+        query, params = sessions_query(
+            agent_id=agent_id,
+            template_id=template_id,
+            user_id=user_id,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            rows = await cur.fetchall()
+        out = []
+        for aid, template, created, updated, count, sfp, bp, info_text in rows:
+            wire = _load(info_text)
+            out.append(
+                SessionInfo(
+                    agent_id=aid,
+                    template_id=template,
+                    created_at=ms_to_datetime(created),
+                    updated_at=ms_to_datetime(updated),
+                    message_count=count,
+                    last_sfp_index=sfp,
+                    breakpoint=BreakpointState(bp) if bp is not None else None,
+                    metadata=wire.get("metadata") or {},
+                )
+            )
+        return out
+
+    @operation("queries", agent=False)
+    async def query_messages(
+        self,
+        *,
+        agent_id: str | None = None,
+        role: str | None = None,
+        content_type: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredMessage]:
+        """Messages matching every given filter, newest first."""
+        query, params = messages_query(
+            agent_id=agent_id,
+            role=role,
+            content_type=content_type,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            rows = await cur.fetchall()
+        out = []
+        for aid, seq, message_role, created, text in rows:
+            wire = _load(text)
+            out.append(
+                StoredMessage(
+                    agent_id=aid,
+                    seq=seq,
+                    role=message_role,
+                    content=wire["content"],
+                    created_at=ms_to_datetime(created),
+                    metadata=wire.get("metadata"),
+                )
+            )
+        return out
+
+    @operation("queries", agent=False)
+    async def query_tool_calls(
+        self,
+        *,
+        agent_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        has_approval: bool | None = None,
+        state: ToolCallState | str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredToolCall]:
+        """Tool calls matching every given filter, newest first."""
+        query, params = tool_calls_query(
+            agent_id=agent_id,
+            tool_name=tool_name,
+            is_error=is_error,
+            has_approval=has_approval,
+            state=state,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            rows = await cur.fetchall()
+        return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
+
+    @operation("queries")
+    async def aggregate_stats(self, agent_id: str) -> AgentStats:
+        """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(STATS_QUERY, {"a": agent_id})
+            rows = await cur.fetchall()
+        counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
+        for kind, key, count in rows:
+            counts[kind][key] = int(count)
+        return stats_from_counts(
+            total_messages=sum(counts["role"].values()),
+            total_snapshots=counts["snapshots"].get("", 0),
+            messages_by_role=counts["role"],
+            tool_calls_by_state=counts["state"],
+            tool_calls_by_name=counts["name"],
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    async def health_check(self) -> StoreHealthStatus:
+        """Whether the database answers (and how fast) and the file directory
+        accepts writes. Never raises: a failure is reported, scrubbed of secrets."""
+        started = time.perf_counter()
+        files = self._check_files()
+        try:
+            await self._ensure_open()
+            began = time.perf_counter()
+            async with self._connection() as conn:
+                await conn.execute("SELECT 1")
+            database = DatabaseHealth(connected=True, latency_ms=(time.perf_counter() - began) * 1000)
+        except Exception as exc:
+            detail = self._settings.scrub(str(exc)) or type(exc).__name__
+            database = DatabaseHealth(connected=False, error=detail)
+        self.metrics.record("other", "health_check", (time.perf_counter() - started) * 1000, database.connected)
+        return StoreHealthStatus(
+            healthy=database.connected and files.writable,
+            database=database,
+            file_system=files,
+            checked_at=now_utc(),
+        )
+
+    def _check_files(self) -> FileSystemHealth:
+        if self._file_dir is None:
+            return FileSystemHealth(writable=True)
+        try:
+            self._file_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._file_dir, prefix=".kode-health-"):
+                pass
+            return FileSystemHealth(writable=True)
+        except OSError as exc:
+            return FileSystemHealth(writable=False, error=f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    @operation("queries")
+    async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:
+        """Look for broken invariants of the agent's rows (gaps in positions,
+        counters that disagree with the rows, info that does not load)."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT (SELECT count(*) FROM agents WHERE agent_id = %(a)s),
+                       (SELECT COALESCE(info_raw, info::text) FROM agents WHERE agent_id = %(a)s),
+                       (SELECT msg_len FROM agents WHERE agent_id = %(a)s),
+                       (SELECT tc_len FROM agents WHERE agent_id = %(a)s),
+                       (SELECT count(*) FROM messages WHERE agent_id = %(a)s),
+                       (SELECT max(seq) FROM messages WHERE agent_id = %(a)s),
+                       (SELECT count(*) FROM tool_calls WHERE agent_id = %(a)s),
+                       (SELECT max(pos) FROM tool_calls WHERE agent_id = %(a)s),
+                       (SELECT count(*) FROM events WHERE agent_id = %(a)s)
+                       + (SELECT count(*) FROM snapshots WHERE agent_id = %(a)s)
+                       + (SELECT count(*) FROM todos WHERE agent_id = %(a)s)
+                """,
+                {"a": agent_id},
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        has_row, info_text, msg_len, tc_len, n_msgs, max_seq, n_calls, max_pos, n_other = row
+        issues: list[str] = []
+        if not has_row:
+            if n_msgs or n_calls or n_other:
+                issues.append(f"agent {agent_id!r} has records but no registry row")
+            else:
+                issues.append(f"agent {agent_id!r} not found")
+        else:
+            if info_text is None:
+                issues.append(f"agent {agent_id!r} has records but no AgentInfo was saved")
+            else:
+                try:
+                    info = AgentInfo.model_validate(_load(info_text))
+                    if info.agent_id != agent_id:
+                        issues.append(f"stored AgentInfo names agent {info.agent_id!r}, not {agent_id!r}")
+                except (RecordValidationError, ValueError) as exc:
+                    issues.append(f"stored AgentInfo does not load: {exc}")
+            if n_msgs != msg_len:
+                issues.append(f"{n_msgs} message rows stored, but the registry counts {msg_len}")
+            if n_msgs and max_seq != n_msgs - 1:
+                issues.append(f"message positions have gaps: {n_msgs} rows, highest seq {max_seq}")
+            if n_calls != tc_len:
+                issues.append(f"{n_calls} tool-call rows stored, but the registry counts {tc_len}")
+            if n_calls and max_pos != n_calls - 1:
+                issues.append(f"tool-call positions have gaps: {n_calls} rows, highest position {max_pos}")
+        return ConsistencyCheckResult(consistent=not issues, issues=issues, checked_at=now_utc())
+
+    @operation("queries", agent=False)
+    async def get_metrics(self) -> StoreMetrics:
+        """Operation counters, latency percentiles, and what the schema holds
+        (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT (SELECT count(*) FROM agents WHERE info IS NOT NULL),
+                       (SELECT count(*) FROM messages),
+                       (SELECT count(*) FROM tool_calls),
+                       (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+                          JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = %s AND c.relkind = 'r')
+                """,
+                [self._settings.schema],
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        storage = StorageMetrics(
+            total_agents=int(row[0]),
+            total_messages=int(row[1]),
+            total_tool_calls=int(row[2]),
+            db_size_bytes=int(row[3]) if row[3] is not None else None,
+        )
+        return self.metrics.snapshot(storage)
+
+    @operation("saves")
+    async def batch_fork(self, agent_id: str, count: int) -> list[str]:
+        """Create ``count`` forks of the agent in one transaction: info (new id,
+        lineage + source), messages, tool calls, todos and snapshots."""
+        new_ids = fork_agent_ids(agent_id, count)
+        await self._flush_events()
+        now = _now_ms()
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(info_raw, info::text), message_count, msg_len, tc_len FROM agents"
+                " WHERE agent_id = %s AND info IS NOT NULL FOR SHARE",
+                [agent_id],
+            )
+            source = await cur.fetchone()
+            if source is None:
+                raise AgentNotFoundError(agent_id)
+            info_text, message_count, msg_len, tc_len = source
+            wire = _load(info_text)
+            rows = []
+            for new_id in new_ids:
+                child = {
+                    **wire,
+                    "agentId": new_id,
+                    "lineage": [*wire.get("lineage", []), agent_id],
+                    "createdAt": now,
+                    "messageCount": message_count,
+                }
+                data, raw = _doc(jsoncodec.encode(child, "info"))
+                rows.append(
+                    (
+                        new_id,
+                        data,
+                        raw,
+                        _text(str(wire.get("templateId", ""))),
+                        user_id_of(wire.get("metadata")),
+                        now,
+                        now,
+                        message_count,
+                        wire.get("lastSfpIndex", -1),
+                        wire.get("breakpoint"),
+                        msg_len,
+                        tc_len,
+                    )
+                )
+            await conn.cursor().executemany(
+                "INSERT INTO agents (agent_id, info, info_raw, template_id, user_id, created_at, updated_at,"
+                " message_count, last_sfp_index, breakpoint, msg_len, msg_version, tc_len, tc_version)"
+                " VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, 1)",
+                rows,
+            )
+            await conn.execute(
+                "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)"
+                " SELECT n.id, m.seq, m.role, m.block_types, m.created_at, m.data, m.raw"
+                " FROM messages m CROSS JOIN unnest(%s::text[]) AS n(id) WHERE m.agent_id = %s",
+                [new_ids, agent_id],
+            )
+            await conn.execute(
+                "INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at,"
+                " updated_at, data, raw) SELECT n.id, t.pos, t.id, t.name, t.state, t.is_error, t.approval_required,"
+                " t.created_at, t.updated_at, t.data, t.raw"
+                " FROM tool_calls t CROSS JOIN unnest(%s::text[]) AS n(id) WHERE t.agent_id = %s",
+                [new_ids, agent_id],
+            )
+            await conn.execute(
+                "INSERT INTO todos (agent_id, version, updated_at, data, raw)"
+                " SELECT n.id, t.version, t.updated_at, t.data, t.raw"
+                " FROM todos t CROSS JOIN unnest(%s::text[]) AS n(id) WHERE t.agent_id = %s",
+                [new_ids, agent_id],
+            )
+            await conn.execute(
+                "INSERT INTO snapshots (agent_id, id, created_at, data, raw)"
+                " SELECT n.id, s.id, s.created_at, s.data, s.raw"
+                " FROM snapshots s CROSS JOIN unnest(%s::text[]) AS n(id) WHERE s.agent_id = %s",
+                [new_ids, agent_id],
+            )
+        return new_ids
+
+    # ------------------------------------------------------------------ locks
+
+    @operation("other")
+    async def acquire_agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AgentLock:
+        """Wait up to ``timeout_ms`` for the agent's lock, then raise
+        :class:`LockTimeoutError`. The lock is a session advisory lock on a
+        connection of its own, held until ``release()`` or until that
+        connection (or this process) dies; it never expires.
+
+        >>> lock = await store.acquire_agent_lock("agt-1", timeout_ms=5000)   # doctest: +SKIP
+        >>> try: ...
+        ... finally: await lock.release()
+        """
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
+        pool = self._lock_pool
+        if pool is None or self._state != "open":
+            raise StoreClosedError("postgres store is closed")
+        key = advisory_lock_key(self._settings.schema, agent_id)
+        deadline = time.monotonic() + timeout_ms / 1000
+        try:
+            conn = await pool.getconn(timeout=max(timeout_ms / 1000, self._settings.connect_timeout_s))
+        except PoolTimeout as exc:
+            stats = pool.get_stats()
+            if stats.get("pool_size", 0) >= pool.max_size:
+                raise LockTimeoutError(agent_id, timeout_ms) from None
+            raise self._connection_error(exc) from None
+        except _CONNECTION_ERRORS as exc:
+            raise self._connection_error(exc) from None
+        got = False
+        try:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [key])
+                row = await cur.fetchone()
+                got = bool(row and row[0])
+            else:
+                # The server does the waiting: no polling, and the lock passes to
+                # the next waiter the moment it is released.
+                await conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{remaining_ms}ms"])
+                try:
+                    await conn.execute("SELECT pg_advisory_lock(%s)", [key])
+                    got = True
+                except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+                    got = False
+                await conn.execute("SELECT set_config('lock_timeout', '0', false)")
+        except BaseException as exc:
+            # Closing the session frees anything it might hold; the pool drops it.
+            with contextlib.suppress(Exception):
+                await conn.close()
+            await pool.putconn(conn)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise self._connection_error(exc) from None
+            raise
+        if not got:
+            await pool.putconn(conn)
+            raise LockTimeoutError(agent_id, timeout_ms)
+        lock = PostgresAgentLock(agent_id, key, conn, pool, self)
+        self._held_locks.add(lock)
+        return lock
+
+    # ------------------------------------------------------------------ listing
+    # Last in the class: below it, ``list`` names this method, not the builtin.
+
+    @operation("queries", agent=False)
+    async def list(self, prefix: str | None = None) -> list[str]:
+        """Ids of existing agents, sorted; ``prefix`` matches literally and
+        case-sensitively (an index range, not LIKE)."""
+        query, params = list_query(prefix)
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return [row[0] for row in await cur.fetchall()]
+
+
+async def _unlock_all(conn: AsyncConnection[Any]) -> None:
+    """Pool reset hook: a connection never goes back to the pool holding a lock."""
+    await conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+class PostgresAgentLock(AgentLock):
+    """A held agent lock: a session advisory lock on a connection of its own."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        key: int,
+        conn: AsyncConnection[Any],
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        store: PostgresStore,
+    ) -> None:
+        super().__init__(agent_id)
+        self._key = key
+        self._conn: AsyncConnection[Any] | None = conn
+        self._pool = pool
+        self._store = store
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        self._store._held_locks.discard(self)
+        if conn is None:
+            return
+        try:
+            cur = await conn.execute("SELECT pg_advisory_unlock(%s)", [self._key])
+            row = await cur.fetchone()
+            if not (row and row[0]):
+                logger.warning("lock of agent %r was no longer held at release", self.agent_id)
+        except Exception as exc:
+            # The session is gone (or going): the server has freed the lock with it.
+            logger.warning("lock of agent %r: connection lost before release (%s)", self.agent_id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await conn.close()
+        finally:
+            # Returned exactly once; a closed connection is discarded by the pool.
+            with contextlib.suppress(Exception):
+                await self._pool.putconn(conn)
