@@ -88,8 +88,10 @@ def _median_of(values: list[Any]) -> Any:
         return int(m) if all(isinstance(v, int) for v in numbers) and m == int(m) else m
     if all(isinstance(v, bool) for v in values):
         return all(values)
-    if all(isinstance(v, list) for v in values) and values and all(
-        isinstance(x, int | float) for v in values for x in v
+    if (
+        all(isinstance(v, list) for v in values)
+        and values
+        and all(isinstance(x, int | float) for v in values for x in v)
     ):
         length = min(len(v) for v in values)
         return [statistics.median(v[i] for v in values) for i in range(length)]
@@ -286,7 +288,9 @@ def headline(rows: list[dict[str, Any]]) -> list[str]:
         ]
         if not peers:
             continue
-        parts = [f"{r['system']} {_fmt_ratio(r['write_vs_ours'])}" for r in sorted(peers, key=lambda r: r["write_vs_ours"])]
+        parts = [
+            f"{r['system']} {_fmt_ratio(r['write_vs_ours'])}" for r in sorted(peers, key=lambda r: r["write_vs_ours"])
+        ]
         lines.append(
             f"- W4 on {backend}: `append_messages` writes the conversation in {_fmt_s(ours['write_seconds'])} s "
             f"({_fmt_ratio(ours.get('bytes_per_raw_text'))} the raw text on disk); peers take "

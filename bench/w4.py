@@ -182,6 +182,30 @@ async def run_system(spec: SystemSpec, conversation: Conversation, dsn: str, rep
     return row
 
 
+def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from single-repetition rows of the same system: medians, all runs listed."""
+    if len(rows) == 1 or "skipped" in rows[0]:
+        return rows[0]
+    failed = next((r for r in rows if "skipped" in r), None)
+    if failed is not None:
+        return failed
+    row = dict(rows[0])
+    for key in ("write_seconds", "read_seconds"):
+        row[key] = statistics.median(r[key] for r in rows)
+        row[f"{key}_runs"] = [run for r in rows for run in r[f"{key}_runs"]]
+    sizes = [r["bytes"] for r in rows if r.get("bytes") is not None]
+    row["bytes"] = int(statistics.median(sizes)) if sizes else None
+    row["verified"] = all(r["verified"] for r in rows)
+    row["repeats"] = len(rows)
+    unverified = sorted({s for r in rows for s in r.get("unverified_sessions", [])})
+    if unverified:
+        row["unverified_sessions"] = unverified[:5]
+    if row["bytes"] is not None:
+        row["bytes_per_raw_text"] = round(row["bytes"] / row["raw_text_bytes"], 3)
+    row["turns_per_s"] = round(row["sessions"] * row["turns"] / row["write_seconds"], 1)
+    return row
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Ratios to ours on the same backend, and the graph-only cost for LangGraph rows."""
     by_name = {r["system"]: r for r in rows if "write_seconds" in r}
@@ -212,7 +236,7 @@ def run_in_subprocess(spec: SystemSpec, args: argparse.Namespace, dsn: str) -> d
         "--systems", spec.name,
         "--sessions", str(args.sessions),
         "--turns", str(args.turns),
-        "--repeat", str(args.repeat),
+        "--repeat", "1",
         "--seed", str(args.seed),
         "--dsn", dsn,
         "--in-process",
@@ -282,10 +306,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     else:
-        rows = []
-        for spec in specs:
-            rows.append(run_in_subprocess(spec, args, dsn))
-            print(f"w4: {spec.name} done", file=sys.stderr)
+        # Repetitions go round the systems (all systems once, then again), so a
+        # burst of load from elsewhere on the machine hits every system alike.
+        runs: dict[str, list[dict[str, Any]]] = {spec.name: [] for spec in specs}
+        for repetition in range(args.repeat):
+            for spec in specs:
+                done = runs[spec.name]
+                if done and "skipped" in done[0]:
+                    continue
+                done.append(run_in_subprocess(spec, args, dsn))
+                print(f"w4: {spec.name} repetition {repetition + 1}/{args.repeat} done", file=sys.stderr)
+        rows = [combine(runs[spec.name]) for spec in specs]
         add_ratios(rows)
     lines = [json.dumps(row, sort_keys=False) for row in rows]
     print("\n".join(lines))

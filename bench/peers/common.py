@@ -236,7 +236,9 @@ def pg_durability(conn: Any) -> str:
     cursor = conn.cursor()
     try:
         cursor.execute("SHOW synchronous_commit")
-        return f"synchronous_commit={cursor.fetchone()[0]}"
+        row = cursor.fetchone()
+        value = next(iter(row.values())) if isinstance(row, dict) else row[0]
+        return f"synchronous_commit={value}"
     finally:
         cursor.close()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Skip, System, Turn, pg_durability, sqlite_durability
+from .common import Skip, System, Turn, sqlite_durability
 
 __all__ = ["KodeStore"]
 
@@ -101,9 +101,10 @@ class KodeStore(System):
         try:
             if self.backend == "sqlite":
                 return str(await self.store._hop(sqlite_durability))
-            pool = self.store._pool
-            with pool.connection() as conn:
-                return pg_durability(conn)
+            async with self.store._pool.connection() as conn:
+                row = await (await conn.execute("SHOW synchronous_commit")).fetchone()
+                value = row[0] if isinstance(row, tuple | list) else next(iter(row.values()))
+                return f"synchronous_commit={value}"
         except Exception:
             return "unknown (store internals changed)"
 
