@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -28,9 +29,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .. import jsoncodec
 from ..errors import (
@@ -71,6 +75,7 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
+    ListDiff,
     PendingEvent,
     SavedListCache,
     check_channel,
@@ -80,7 +85,6 @@ from .base import (
     diff_lists,
     event_row,
     fork_agent_ids,
-    message_from_wire,
     message_to_wire,
     operation,
     operation_iter,
@@ -88,7 +92,6 @@ from .base import (
     since_seq,
     stats_from_counts,
     time_bound,
-    timeline_from_wire,
     user_id_of,
     validate_agent_id,
     wait_with_backoff,
@@ -229,12 +232,14 @@ def split_sql(script: str) -> list[str]:
     return statements
 
 
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
 def _has_code(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and stripped != ";" and not stripped.startswith("--"):
-            return True
-    return False
+    """True unless ``text`` is only comments, whitespace and semicolons."""
+    bare = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
+    return bool(bare.replace(";", "").strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +319,93 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
     )
 
 
+# Loading parses stored JSON with pydantic's own parser (model_validate_json):
+# measured faster than decoding and constructing, it keeps integers beyond 64
+# bits exact, and it re-checks what comes back.
 def _load_tool_call(data: str) -> ToolCallRecord:
-    return ToolCallRecord.model_validate(jsoncodec.decode(data))
+    return ToolCallRecord.model_validate_json(data)
+
+
+# What the incremental saves compare. The keys are plain dicts, lists and
+# tuples, so comparing a whole unchanged prefix is one list comparison in C,
+# with no pydantic ``__eq__`` per object. A saved list is cached as *frozen*
+# keys (see _freeze): containers copied, immutable leaves shared. A caller
+# mutating a saved object in place therefore still differs from the cache,
+# while an unchanged string compares by identity, without reading its bytes —
+# the comparison of a long history touches far less memory.
+_MESSAGE_FIELDS = frozenset(Message.model_fields)
+_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
+
+
+class _NeverEqual:
+    """Stands in for a value that cannot be snapshotted: compares unequal to
+    everything, so its position is always rewritten."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _freeze(value: Any) -> Any:
+    """A copy of ``value`` that no later mutation of ``value`` can change:
+    dicts, lists and tuples are copied, immutable leaves are shared."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: _freeze(item) for key, item in value.items()}
+    if kind is list:
+        return [_freeze(item) for item in value]
+    if kind is tuple:
+        return tuple(_freeze(item) for item in value)
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if isinstance(value, dict):
+        return {key: _freeze(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_freeze(item) for item in value]
+    return _NeverEqual()
+
+
+def _snapshot(cached: list[Any] | None, keys: list[Any], diff: ListDiff) -> list[Any]:
+    """The frozen keys to cache after a save of ``keys``: the cached ones with
+    the changed positions replaced, or — after a cache miss — all of them (once;
+    later comparisons then hit shared leaves instead of decoded copies)."""
+    if cached is None:
+        return [_freeze(key) for key in keys]
+    copies = cached[: diff.truncate_to]
+    for index in diff.changed:
+        frozen = _freeze(keys[index])
+        if index < len(copies):
+            copies[index] = frozen
+        else:
+            copies.append(frozen)
+    return copies
+
+
+def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    return message.__dict__, message.__pydantic_extra__
+
+
+def _message_key_from_wire(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    fields = {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}
+    return fields, {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS}
+
+
+def _tool_call_key(record: ToolCallRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    fields = dict(record.__dict__)
+    approval = fields.get("approval")
+    if isinstance(approval, BaseModel):
+        fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
+    trail = fields.get("audit_trail")
+    if type(trail) is list:
+        fields["audit_trail"] = [
+            (entry.__dict__, entry.__pydantic_extra__) if isinstance(entry, BaseModel) else entry for entry in trail
+        ]
+    return fields, record.__pydantic_extra__
 
 
 @dataclass(slots=True)
@@ -614,23 +704,18 @@ class SqliteStore(BaseStore):
         while True:
             rows = await self._hop(_event_page_job(agent_id, lower, channel))
             for data in rows:
-                yield timeline_from_wire(jsoncodec.decode(data[1]))
+                yield Timeline.model_validate_json(data[1])
             if len(rows) < _EVENT_PAGE:
                 return
             lower = rows[-1][0]
 
     # ------------------------------------------------------------------ messages
 
-    def _stored_messages(self, conn: sqlite3.Connection, agent_id: str, version: int | None) -> list[Any]:
-        """Independent wire dicts of the stored messages: cached when the
-        cache is at the database's version, else read back."""
-        if version is None:
-            return []
-        cached = self._message_cache.get(agent_id, version)
-        if cached is not None:
-            return cached
+    @staticmethod
+    def _stored_message_keys(conn: sqlite3.Connection, agent_id: str) -> list[Any]:
+        """Comparison keys of the stored messages, read back from the database."""
         return [
-            jsoncodec.decode(data)
+            _message_key_from_wire(jsoncodec.decode(data))
             for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
         ]
 
@@ -645,32 +730,33 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
+            keys = [_message_key(m) for m in validated]
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old = self._stored_messages(conn, agent_id, None if row is None else row[0])
-                diff = diff_lists(old, wires)
-                copies = old[: diff.truncate_to]
+                cached = [] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_keys(conn, agent_id)
+                diff = diff_lists(old, keys)
                 updates: list[tuple[str, str, str, str, int]] = []
                 inserts: list[tuple[str, int, str, str, int, str]] = []
                 for index in diff.changed:
-                    role, block_types, data = _message_row_parts(validated[index], wires[index], f"messages[{index}]")
-                    copy = jsoncodec.decode(data)
+                    message = validated[index]
+                    role, block_types, data = _message_row_parts(
+                        message, message_to_wire(message), f"messages[{index}]"
+                    )
                     if index < diff.old_length:
                         updates.append((role, block_types, data, agent_id, index))
-                        copies[index] = copy
                     else:
                         inserts.append((agent_id, index, role, block_types, now, data))
-                        copies.append(copy)
                 version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(wires), version))
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(keys), version))
                 if diff.truncate_to < diff.old_length:
                     conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
                 if updates:
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
+                copies = _snapshot(cached, keys, diff)
             self._message_cache.put(agent_id, version, copies)
 
         await self._hop(job)
@@ -682,9 +768,10 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            wires = [message_to_wire(m) for m in validated]
-            parts = [_message_row_parts(m, wires[i], f"messages[{i}]") for i, m in enumerate(validated)]
+            parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
+            keys = [_freeze(_message_key(m)) for m in validated]
             now = _now_ms()
+            version = _new_version()
             with _transaction(conn, write=True):
                 row = conn.execute(
                     "SELECT msg_version, (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent_id = ?) "
@@ -692,17 +779,15 @@ class SqliteStore(BaseStore):
                     (agent_id, agent_id),
                 ).fetchone()
                 old_version, base = (None, 0) if row is None else row
+                # The agents row first: messages reference it.
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
                 conn.executemany(
                     _INSERT_MESSAGE,
                     [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
                 )
-                version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
-            cached = None if old_version is None else self._message_cache.get(agent_id, old_version)
-            if old_version is None:
-                cached = []
+            cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + [jsoncodec.decode(p[2]) for p in parts])
+                self._message_cache.put(agent_id, version, cached + keys)
             else:
                 self._message_cache.drop(agent_id)
 
@@ -714,7 +799,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> list[Message]:
             return [
-                message_from_wire(jsoncodec.decode(data))
+                Message.model_validate_json(data)
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
 
@@ -742,16 +827,18 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old: list[Any] | None = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
-                if old is None:
+                cached = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
+                if cached is not None:
+                    old = cached
+                else:
                     old = [
-                        _load_tool_call(data)
+                        _tool_call_key(_load_tool_call(data))
                         for (data,) in conn.execute(
                             "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
                         )
                     ]
-                diff = diff_lists(old, validated)
-                copies = old[: diff.truncate_to]
+                keys = [_tool_call_key(r) for r in validated]
+                diff = diff_lists(old, keys)
                 moved: list[tuple[str, int]] = []
                 updates: list[tuple[Any, ...]] = []
                 inserts: list[tuple[Any, ...]] = []
@@ -759,15 +846,11 @@ class SqliteStore(BaseStore):
                     record = validated[index]
                     data = _encode(record.to_wire(), f"records[{index}]")
                     columns = _tool_call_columns(record, data)
-                    copy = _load_tool_call(data)
                     if index < diff.old_length:
-                        copies[index] = copy
-                        if old[index].id == record.id:
+                        if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
-                    else:
-                        copies.append(copy)
                     inserts.append((agent_id, record.id, index, *columns))
                 version = _new_version()
                 conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
@@ -780,6 +863,7 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
+                copies = _snapshot(cached, keys, diff)
             self._tool_call_cache.put(agent_id, version, copies)
 
         await self._hop(job)
@@ -825,7 +909,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else TodoSnapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else TodoSnapshot.model_validate_json(data)
 
     # ------------------------------------------------------------------ append-only lists
 
@@ -857,7 +941,7 @@ class SqliteStore(BaseStore):
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
         """Every history window of the agent, in save order."""
         rows = await self._load_rows("history_windows", agent_id)
-        return [HistoryWindow.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [HistoryWindow.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
@@ -869,7 +953,7 @@ class SqliteStore(BaseStore):
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
         """Every compression record of the agent, in save order."""
         rows = await self._load_rows("compression_records", agent_id)
-        return [CompressionRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [CompressionRecord.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
@@ -881,7 +965,7 @@ class SqliteStore(BaseStore):
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
         """Every recovered file of the agent, in save order."""
         rows = await self._load_rows("recovered_files", agent_id)
-        return [RecoveredFile.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [RecoveredFile.model_validate_json(data) for data in rows]
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
@@ -901,7 +985,7 @@ class SqliteStore(BaseStore):
     async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
         """The agent's media cache, in the order saved."""
         rows = await self._load_rows("media_cache", agent_id)
-        return [MediaCacheRecord.model_validate(jsoncodec.decode(data)) for data in rows]
+        return [MediaCacheRecord.model_validate_json(data) for data in rows]
 
     # ------------------------------------------------------------------ snapshots
 
@@ -935,7 +1019,7 @@ class SqliteStore(BaseStore):
             return None if row is None else str(row[0])
 
         data = await self._hop(job)
-        return None if data is None else Snapshot.model_validate(jsoncodec.decode(data))
+        return None if data is None else Snapshot.model_validate_json(data)
 
     @operation("loads")
     async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
@@ -949,7 +1033,7 @@ class SqliteStore(BaseStore):
                 )
             ]
 
-        return [Snapshot.model_validate(jsoncodec.decode(data)) for data in await self._hop(job)]
+        return [Snapshot.model_validate_json(data) for data in await self._hop(job)]
 
     # ------------------------------------------------------------------ info
 
