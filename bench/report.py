@@ -77,8 +77,10 @@ def read_rows(paths: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (str(row.get("workload")), str(row.get("backend")), str(row.get("system", "")))
+def _key(row: dict[str, Any]) -> tuple[str, ...]:
+    # Sizes are part of the key: a 200-turn growth run is not a repetition of a 40-turn run.
+    sizes = (row.get("agents"), row.get("sessions"), row.get("turns"), row.get("events"), row.get("messages"))
+    return (str(row.get("workload")), str(row.get("backend")), str(row.get("system", "")), repr(sizes))
 
 
 def _median_of(values: list[Any]) -> Any:
@@ -100,7 +102,7 @@ def _median_of(values: list[Any]) -> Any:
 
 def reduce_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (workload, backend, system): medians over repetitions, input order kept."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(_key(row), []).append(row)
     reduced = []
@@ -122,12 +124,18 @@ def reduce_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def floor_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Ours against the raw-driver floor (``<backend>`` vs ``<backend>-raw``) for W1–W3."""
-    by_key = {(r["workload"], r["backend"]): r for r in rows if "skipped" not in r and r.get("workload") != "W4"}
+
+    def sizes(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r.get("agents"), r.get("turns"), r.get("events"), r.get("messages"))
+
+    by_key = {
+        (r["workload"], r["backend"], sizes(r)): r for r in rows if "skipped" not in r and r.get("workload") != "W4"
+    }
     out = []
-    for (workload, backend), raw in by_key.items():
+    for (workload, backend, size), raw in by_key.items():
         if not str(backend).endswith("-raw"):
             continue
-        ours = by_key.get((workload, backend[: -len("-raw")]))
+        ours = by_key.get((workload, backend[: -len("-raw")], size))
         if ours is None:
             continue
         metrics = FLOOR_METRICS.get(workload) or sorted(
@@ -142,6 +150,7 @@ def floor_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "workload": workload,
                     "backend": backend[: -len("-raw")],
+                    "size": _size_label(raw),
                     "metric": metric,
                     "ours": a,
                     "floor": b,
@@ -149,6 +158,16 @@ def floor_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _size_label(row: dict[str, Any]) -> str:
+    if row.get("workload") == "W1":
+        return f"{row.get('agents')}×{row.get('turns')}"
+    if row.get("workload") == "W2":
+        return f"{row.get('events')} events"
+    if row.get("workload") == "W3":
+        return f"{row.get('messages')} msgs"
+    return ""
 
 
 # --------------------------------------------------------------------------- machine
@@ -258,14 +277,14 @@ def floor_table(ratios: list[dict[str, Any]]) -> str:
         return "_No W1–W3 results with a raw floor in this run._\n"
     out = [
         "Ours ÷ floor: how many times the bare driver's cost (time or bytes; for rates, the inverse) ours needs.\n",
-        "| workload | backend | metric | ours | floor | ours ÷ floor |",
-        "|---|---|---|--:|--:|--:|",
+        "| workload | size | backend | metric | ours | floor | ours ÷ floor |",
+        "|---|---|---|---|--:|--:|--:|",
     ]
     for r in ratios:
         ours, floor = r["ours"], r["floor"]
         shown = [f"{v:,.0f}" if v >= 1000 else f"{v:.3f}" for v in (ours, floor)]
         out.append(
-            f"| {r['workload']} | {r['backend']} | {r['metric']} | {shown[0]} | {shown[1]} "
+            f"| {r['workload']} | {r['size']} | {r['backend']} | {r['metric']} | {shown[0]} | {shown[1]} "
             f"| {_fmt_ratio(r['ours_vs_floor'])} |"
         )
     return "\n".join(out) + "\n"
@@ -332,7 +351,13 @@ def plot_w1_growth(rows: list[dict[str, Any]], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [r for r in rows if r.get("workload") == "W1" and isinstance(r.get(SERIES_KEY), list) and r[SERIES_KEY]]
+    longest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("workload") == "W1" and isinstance(r.get(SERIES_KEY), list) and r[SERIES_KEY]:
+            best = longest.get(str(r["backend"]))
+            if best is None or len(r[SERIES_KEY]) > len(best[SERIES_KEY]):
+                longest[str(r["backend"])] = r
+    series = list(longest.values())
     families = list(dict.fromkeys(str(r["backend"]).removesuffix("-raw") for r in series))
     if not families:
         fig, ax = plt.subplots(figsize=(7, 2.5))
