@@ -96,11 +96,15 @@ async def run_once(spec: SystemSpec, conversation: Conversation, dsn: str, repet
         await system.setup()
         sessions, turns = len(conversation.session_ids), conversation.turn_count
         gc.collect()
+        cpu_started = time.process_time()
         started = time.perf_counter()
         for t in range(turns):
             for s in range(sessions):
                 await system.write_turn(s, t)
         write_seconds = time.perf_counter() - started
+        # CPU of this process (all its threads; not the PostgreSQL server's): less
+        # sensitive than wall time to other work on a shared machine.
+        write_cpu_seconds = time.process_time() - cpu_started
 
         started = time.perf_counter()
         natives = [await system.read(s) for s in range(sessions)]
@@ -110,7 +114,12 @@ async def run_once(spec: SystemSpec, conversation: Conversation, dsn: str, repet
         bad = [conversation.session_ids[s] for s in range(sessions) if system.decode(natives[s]) != system.expected(s)]
         closed = True
         await system.close()
-        result: dict[str, Any] = {"write_seconds": write_seconds, "read_seconds": read_seconds, "bad_sessions": bad}
+        result: dict[str, Any] = {
+            "write_seconds": write_seconds,
+            "write_cpu_seconds": write_cpu_seconds,
+            "read_seconds": read_seconds,
+            "bad_sessions": bad,
+        }
         if spec.backend == "sqlite":
             result["bytes"] = sqlite_bytes(workspace.files)
             result["journal_mode"] = ",".join(sqlite_journal_mode(p) for p in workspace.files)
@@ -163,6 +172,7 @@ async def run_system(spec: SystemSpec, conversation: Conversation, dsn: str, rep
         repeats=repeat,
         write_seconds=statistics.median(r["write_seconds"] for r in runs),
         read_seconds=statistics.median(r["read_seconds"] for r in runs),
+        write_cpu_seconds=statistics.median(r["write_cpu_seconds"] for r in runs),
         bytes=int(statistics.median(sizes)) if sizes else None,
         verified=not bad,
         write_seconds_runs=[round(r["write_seconds"], 4) for r in runs],
@@ -193,6 +203,7 @@ def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("write_seconds", "read_seconds"):
         row[key] = statistics.median(r[key] for r in rows)
         row[f"{key}_runs"] = [run for r in rows for run in r[f"{key}_runs"]]
+    row["write_cpu_seconds"] = statistics.median(r["write_cpu_seconds"] for r in rows)
     sizes = [r["bytes"] for r in rows if r.get("bytes") is not None]
     row["bytes"] = int(statistics.median(sizes)) if sizes else None
     row["verified"] = all(r["verified"] for r in rows)
@@ -216,6 +227,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         ours = by_name.get(OURS.get(row["backend"], ""))
         if ours is not None:
             row["write_vs_ours"] = round(row["write_seconds"] / ours["write_seconds"], 3)
+            if row.get("write_cpu_seconds") and ours.get("write_cpu_seconds"):
+                row["write_cpu_vs_ours"] = round(row["write_cpu_seconds"] / ours["write_cpu_seconds"], 3)
             row["read_vs_ours"] = round(row["read_seconds"] / ours["read_seconds"], 3)
             if row.get("bytes") and ours.get("bytes"):
                 row["bytes_vs_ours"] = round(row["bytes"] / ours["bytes"], 3)
