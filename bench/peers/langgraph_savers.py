@@ -25,8 +25,9 @@ class LangGraphSaver(System):
 
     sync = True
     writes_per_turn = (
-        "one graph.invoke(): checkpoints for the input, __start__ and the node steps (each holding the "
-        "whole message list in the channel values) plus their pending writes"
+        "one graph.invoke(): three checkpoints (input, __start__, node) and their pending writes; the whole "
+        "message list is serialized again into each checkpoint (SqliteSaver) or into a blob per new channel "
+        "version, two per turn (PostgresSaver)"
     )
 
     def __init__(self, *args: Any, saver: str) -> None:
