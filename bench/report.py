@@ -435,7 +435,9 @@ def plot_w4(rows: list[dict[str, Any]], path: Path) -> bool:
     raw = next((r.get("raw_text_bytes") for r in w4 if r.get("raw_text_bytes")), None)
     if raw:
         right.axvline(raw, color="black", linestyle=":", linewidth=1)
-        right.text(raw, 0.01, " raw text", fontsize=8, transform=right.get_xaxis_transform(), va="bottom", rotation=90)
+        right.set_title(
+            f"bytes on disk / schema growth (log scale)\ndotted line: the raw text, {raw / 1e6:.2f} MB", fontsize=10
+        )
     fig.suptitle("W4: the same conversation through every system (blue: kode-sdk)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
