@@ -25,7 +25,14 @@ from kode_sdk.errors import (
     StoreClosedError,
 )
 from kode_sdk.store.sqlite import Migration, SqliteStore, migrations, split_sql
-from kode_sdk.types import AgentInfo, Message, ToolCallAuditEntry, ToolCallRecord, ToolCallState
+from kode_sdk.types import (
+    AgentInfo,
+    Message,
+    ToolCallApproval,
+    ToolCallAuditEntry,
+    ToolCallRecord,
+    ToolCallState,
+)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -355,6 +362,56 @@ async def test_in_place_mutation_of_a_saved_tool_call_is_persisted(store: Sqlite
     assert loaded[0].audit_trail[0].note == "a nested model mutated in place"
     assert loaded[1].approval.note == "looked again"
     assert loaded[2].input == {"cmd": "changed"} and loaded[2].state is ToolCallState.SEALED
+
+
+async def test_every_kind_of_in_place_change_is_seen(store: SqliteStore, db: Path) -> None:
+    conversation = [msg("user", f"m{i}") for i in range(10)]
+    conversation[3] = Message.model_validate({"role": "user", "content": "x", "cache_hint": {"ttl": 1}})
+    records = [record(i) for i in range(10)]
+    await store.save_messages("a", conversation)
+    await store.save_tool_call_records("a", records)
+    install_write_log(db)
+    steps: list[tuple[Any, list[tuple[str, str, int]]]] = [
+        # extra keys mutated / added in place (they live outside the field dict)
+        (lambda: conversation[3].__pydantic_extra__["cache_hint"].update(ttl=2), [("messages", "update", 3)]),
+        (lambda: setattr(conversation[5], "provider_note", "added"), [("messages", "update", 5)]),
+        # a change at the head and one at the tail in the same save
+        (
+            lambda: (conversation[0].content.append({"type": "text", "text": "more"}), conversation[9].content.clear()),
+            [("messages", "update", 0), ("messages", "update", 9)],
+        ),
+        # whole attribute replaced
+        (lambda: setattr(conversation[7], "role", "assistant"), [("messages", "update", 7)]),
+    ]
+    for change, expected in steps:
+        change()
+        await store.save_messages("a", conversation)
+        assert sorted(take_write_log(db)) == expected
+    tool_steps: list[tuple[Any, list[tuple[str, str, int]]]] = [
+        (
+            lambda: setattr(records[2], "approval", ToolCallApproval(required=True, decision="deny")),
+            [("tool_calls", "update", 2)],
+        ),
+        (
+            lambda: records[4].audit_trail.append(ToolCallAuditEntry(state="pending", timestamp=1)),
+            [("tool_calls", "update", 4)],
+        ),
+        (lambda: setattr(records[4].audit_trail[0], "flag", True), [("tool_calls", "update", 4)]),
+        (lambda: setattr(records[6].approval, "reviewer", "extra on a nested model"), [("tool_calls", "update", 6)]),
+        (lambda: setattr(records[9], "state", ToolCallState.FAILED), [("tool_calls", "update", 9)]),
+        (lambda: records[1].result.update(stdout="changed"), [("tool_calls", "update", 1)]),
+    ]
+    for change, expected in tool_steps:
+        change()
+        await store.save_tool_call_records("a", records)
+        assert sorted(take_write_log(db)) == expected
+    async with SqliteStore(db) as other:
+        assert await other.load_messages("a") == conversation
+        assert await other.load_tool_call_records("a") == records
+    # Nothing changed: nothing written.
+    await store.save_messages("a", conversation)
+    await store.save_tool_call_records("a", records)
+    assert take_write_log(db) == []
 
 
 async def test_truncation_and_rewrites(store: SqliteStore, db: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -37,6 +36,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from .. import jsoncodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
+    fcntl = None  # type: ignore[assignment]
 from ..errors import (
     AgentNotFoundError,
     LockTimeoutError,
@@ -82,7 +86,6 @@ from .base import (
     check_page,
     check_sort,
     coerce_list,
-    diff_lists,
     event_row,
     fork_agent_ids,
     message_to_wire,
@@ -326,13 +329,27 @@ def _load_tool_call(data: str) -> ToolCallRecord:
     return ToolCallRecord.model_validate_json(data)
 
 
-# What the incremental saves compare. The keys are plain dicts, lists and
-# tuples, so comparing a whole unchanged prefix is one list comparison in C,
-# with no pydantic ``__eq__`` per object. A saved list is cached as *frozen*
-# keys (see _freeze): containers copied, immutable leaves shared. A caller
-# mutating a saved object in place therefore still differs from the cache,
-# while an unchanged string compares by identity, without reading its bytes —
-# the comparison of a long history touches far less memory.
+# What the incremental saves compare.
+#
+# A list of records is seen as parallel "planes", one list per part of each
+# record: for messages their field dicts and their extra-key dicts; for tool
+# calls also the approval's and the audit entries' state. _Planes hold plain
+# dicts, lists and tuples, so comparing an unchanged prefix is a few list
+# comparisons in C, with no pydantic ``__eq__`` per object and no Python call
+# per position. The last _TAIL positions (those an agent loop edits, e.g. a
+# tool call moving from executing to completed) are compared one by one, so
+# editing them keeps the fast path for the rest.
+#
+# The saved state is cached as *frozen* planes (see _freeze): containers
+# copied, immutable leaves shared with the caller's objects. A caller mutating
+# a saved object in place therefore still differs from the cache, while an
+# unchanged string compares by identity, without reading its bytes: comparing
+# a long history touches as little memory as it can.
+#
+# What cannot be avoided: the caller hands over the whole list, and any of its
+# objects may have been mutated in place, so every save still reads every
+# position once (O(history), in C). append_messages is the O(1) way to grow.
+_TAIL = 2
 _MESSAGE_FIELDS = frozenset(Message.model_fields)
 _IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
 
@@ -370,42 +387,83 @@ def _freeze(value: Any) -> Any:
     return _NeverEqual()
 
 
-def _snapshot(cached: list[Any] | None, keys: list[Any], diff: ListDiff) -> list[Any]:
-    """The frozen keys to cache after a save of ``keys``: the cached ones with
-    the changed positions replaced, or — after a cache miss — all of them (once;
-    later comparisons then hit shared leaves instead of decoded copies)."""
-    if cached is None:
-        return [_freeze(key) for key in keys]
-    copies = cached[: diff.truncate_to]
-    for index in diff.changed:
-        frozen = _freeze(keys[index])
-        if index < len(copies):
-            copies[index] = frozen
+def _freeze_record_fields(fields: Any) -> Any:
+    """Freeze a tool call's field dict, keeping its approval and audit entries
+    by identity: their own state is compared in planes of its own."""
+    if type(fields) is not dict:
+        return _freeze(fields)
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "approval" and isinstance(value, BaseModel):
+            out[key] = value
+        elif key == "audit_trail" and type(value) is list:
+            out[key] = list(value)
         else:
-            copies.append(frozen)
-    return copies
+            out[key] = _freeze(value)
+    return out
 
 
-def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    return message.__dict__, message.__pydantic_extra__
+_Planes = list[list[Any]]
+_MESSAGE_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze, _freeze)
+_TOOL_CALL_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze_record_fields, _freeze, _freeze, _freeze, _freeze)
 
 
-def _message_key_from_wire(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    fields = {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}
-    return fields, {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS}
+def _message_planes(messages: Sequence[Message]) -> _Planes:
+    return [[m.__dict__ for m in messages], [m.__pydantic_extra__ for m in messages]]
 
 
-def _tool_call_key(record: ToolCallRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    fields = dict(record.__dict__)
-    approval = fields.get("approval")
-    if isinstance(approval, BaseModel):
-        fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
-    trail = fields.get("audit_trail")
-    if type(trail) is list:
-        fields["audit_trail"] = [
-            (entry.__dict__, entry.__pydantic_extra__) if isinstance(entry, BaseModel) else entry for entry in trail
-        ]
-    return fields, record.__pydantic_extra__
+def _message_planes_from_wire(wires: list[dict[str, Any]]) -> _Planes:
+    fields = [{"role": w["role"], "content": w["content"], "metadata": w.get("metadata")} for w in wires]
+    extras = [{k: v for k, v in w.items() if k not in _MESSAGE_FIELDS} for w in wires]
+    return [fields, extras]
+
+
+def _tool_call_planes(records: Sequence[ToolCallRecord]) -> _Planes:
+    approvals = [r.approval for r in records]
+    return [
+        [r.__dict__ for r in records],
+        [r.__pydantic_extra__ for r in records],
+        [getattr(a, "__dict__", a) for a in approvals],
+        [getattr(a, "__pydantic_extra__", None) for a in approvals],
+        [
+            [(e.__dict__, e.__pydantic_extra__) if isinstance(e, BaseModel) else e for e in r.audit_trail]
+            for r in records
+        ],
+    ]
+
+
+def _diff_planes(old: _Planes, new: _Planes) -> ListDiff:
+    """Which positions of ``new`` differ from ``old`` (see the note above)."""
+    old_length, new_length = len(old[0]), len(new[0])
+    shared = min(old_length, new_length)
+    head = max(0, shared - _TAIL)
+    start = head if all(n[:head] == o[:head] for n, o in zip(new, old, strict=True)) else 0
+    changed = [i for i in range(start, shared) if any(n[i] != o[i] for n, o in zip(new, old, strict=True))]
+    changed.extend(range(shared, new_length))
+    return ListDiff(changed=changed, truncate_to=new_length, old_length=old_length)
+
+
+def _freeze_planes(planes: _Planes, freezers: tuple[Callable[[Any], Any], ...]) -> _Planes:
+    return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, planes, strict=True)]
+
+
+def _frozen_planes(
+    cached: _Planes | None, new: _Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
+) -> _Planes:
+    """The planes to cache after saving ``new``: the cached ones with the
+    changed positions replaced, or — after a cache miss — all of ``new``
+    frozen (once; later comparisons then hit shared leaves)."""
+    if cached is None:
+        return _freeze_planes(new, freezers)
+    out = [plane[: diff.truncate_to] for plane in cached]
+    for index in diff.changed:
+        for plane, fresh, freeze in zip(out, new, freezers, strict=True):
+            frozen = freeze(fresh[index])
+            if index < len(plane):
+                plane[index] = frozen
+            else:
+                plane.append(frozen)
+    return out
 
 
 @dataclass(slots=True)
@@ -462,6 +520,20 @@ class SqliteStore(BaseStore):
     waits up to 10 s for the write lock, then retries), readers never block.
     Incremental saves check a per-agent version inside the write transaction,
     so a save by another process is never overwritten by a stale diff.
+
+    **Incremental saves.** ``save_messages`` and ``save_tool_call_records``
+    take the whole list but write only the positions that changed (a
+    rewritten message keeps its first ``created_at``). Objects mutated in
+    place after a save are detected: every save compares the whole list with
+    a snapshot of what was saved — in C, a fraction of a microsecond per
+    position, but still proportional to the history. ``append_messages`` is
+    the constant-cost way to grow a conversation. Tool-call ids must be unique
+    within an agent's list. History windows, compression records and recovered
+    files are append-only and load in save order; a snapshot saved again with
+    the same id replaces the old one.
+
+    **Locks** (:meth:`acquire_agent_lock`) are ``flock`` locks on files: they
+    work across processes on one machine (POSIX only).
 
     **file_store_base_dir** is accepted for configuration compatibility with
     the reference design, but every record is kept in the database (one
@@ -712,12 +784,14 @@ class SqliteStore(BaseStore):
     # ------------------------------------------------------------------ messages
 
     @staticmethod
-    def _stored_message_keys(conn: sqlite3.Connection, agent_id: str) -> list[Any]:
-        """Comparison keys of the stored messages, read back from the database."""
-        return [
-            _message_key_from_wire(jsoncodec.decode(data))
-            for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
-        ]
+    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
+        """Comparison planes of the stored messages, read back from the database."""
+        return _message_planes_from_wire(
+            [
+                jsoncodec.decode(data)
+                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
+            ]
+        )
 
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
@@ -730,13 +804,13 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            keys = [_message_key(m) for m in validated]
+            planes = _message_planes(validated)
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                cached = [] if row is None else self._message_cache.get(agent_id, row[0])
-                old = cached if cached is not None else self._stored_message_keys(conn, agent_id)
-                diff = diff_lists(old, keys)
+                cached = [[], []] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_planes(conn, agent_id)
+                diff = _diff_planes(old, planes)
                 updates: list[tuple[str, str, str, str, int]] = []
                 inserts: list[tuple[str, int, str, str, int, str]] = []
                 for index in diff.changed:
@@ -749,15 +823,15 @@ class SqliteStore(BaseStore):
                     else:
                         inserts.append((agent_id, index, role, block_types, now, data))
                 version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(keys), version))
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
                 if diff.truncate_to < diff.old_length:
                     conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
                 if updates:
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
-                copies = _snapshot(cached, keys, diff)
-            self._message_cache.put(agent_id, version, copies)
+                frozen = _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff)
+            self._message_cache.put(agent_id, version, frozen)
 
         await self._hop(job)
 
@@ -769,7 +843,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
-            keys = [_freeze(_message_key(m)) for m in validated]
+            added = _freeze_planes(_message_planes(validated), _MESSAGE_FREEZERS)
             now = _now_ms()
             version = _new_version()
             with _transaction(conn, write=True):
@@ -785,9 +859,9 @@ class SqliteStore(BaseStore):
                     _INSERT_MESSAGE,
                     [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
                 )
-            cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
+            cached = [[], []] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + keys)
+                self._message_cache.put(agent_id, version, [old + new for old, new in zip(cached, added, strict=True)])
             else:
                 self._message_cache.drop(agent_id)
 
@@ -827,18 +901,21 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                cached = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
+                empty: _Planes = [[] for _ in _TOOL_CALL_FREEZERS]
+                cached = empty if row is None else self._tool_call_cache.get(agent_id, row[0])
                 if cached is not None:
                     old = cached
                 else:
-                    old = [
-                        _tool_call_key(_load_tool_call(data))
-                        for (data,) in conn.execute(
-                            "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
-                        )
-                    ]
-                keys = [_tool_call_key(r) for r in validated]
-                diff = diff_lists(old, keys)
+                    old = _tool_call_planes(
+                        [
+                            _load_tool_call(data)
+                            for (data,) in conn.execute(
+                                "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
+                            )
+                        ]
+                    )
+                planes = _tool_call_planes(validated)
+                diff = _diff_planes(old, planes)
                 moved: list[tuple[str, int]] = []
                 updates: list[tuple[Any, ...]] = []
                 inserts: list[tuple[Any, ...]] = []
@@ -847,7 +924,7 @@ class SqliteStore(BaseStore):
                     data = _encode(record.to_wire(), f"records[{index}]")
                     columns = _tool_call_columns(record, data)
                     if index < diff.old_length:
-                        if old[index][0]["id"] == record.id:
+                        if old[0][index]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
@@ -863,8 +940,8 @@ class SqliteStore(BaseStore):
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
-                copies = _snapshot(cached, keys, diff)
-            self._tool_call_cache.put(agent_id, version, copies)
+                frozen = _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff)
+            self._tool_call_cache.put(agent_id, version, frozen)
 
         await self._hop(job)
 
@@ -1075,9 +1152,9 @@ class SqliteStore(BaseStore):
         found = await self._hop(job)
         if found is None:
             return None
-        wire = jsoncodec.decode(found[0])
-        wire["messageCount"] = found[1]
-        return AgentInfo.model_validate(wire)
+        loaded = AgentInfo.model_validate_json(found[0])
+        loaded.message_count = found[1]
+        return loaded
 
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
@@ -1146,7 +1223,7 @@ class SqliteStore(BaseStore):
 
         sessions = []
         for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate(jsoncodec.decode(data))
+            info = AgentInfo.model_validate_json(data)
             sessions.append(
                 SessionInfo(
                     agent_id=row_agent,
@@ -1378,6 +1455,8 @@ class SqliteStore(BaseStore):
         """
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
+        if fcntl is None:  # pragma: no cover - Windows
+            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
         lock_dir = self._lock_dir
         path = lock_dir / f"{agent_id}.lock"
 
