@@ -27,8 +27,11 @@ from .errors import RecordValidationError
 
 __all__ = ["check_json", "decode", "dumps", "encode"]
 
-_BIG_NUMBER = re.compile(rb"[0-9]{20}")
-_MAX_DEPTH = 10_000
+# 19 digits reach below -2**63 and above 2**64 - 1 (orjson's integer range).
+_BIG_NUMBER = re.compile(rb"[0-9]{19}")
+# Deeper values are refused: the standard library (the big-int path) recurses
+# per level, and SQLite's JSON functions stop at 1000 levels.
+_MAX_DEPTH = 500
 
 
 def check_json(value: Any, field: str) -> None:
@@ -101,18 +104,41 @@ def _check_text(text: str, where: str) -> None:
         ) from None
 
 
+def _has_non_finite(value: Any) -> bool:
+    # Only floats matter here, and no paths are built: this runs on the
+    # success path of encode() whenever the output holds a null.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def encode(value: Any, field: str = "value") -> bytes:
     """Encode ``value`` as compact UTF-8 JSON bytes, exactly.
 
     Integers beyond 64 bits survive. NaN, Infinity, lone surrogates and
-    non-JSON types raise :class:`RecordValidationError`. ``value`` should have
-    passed :func:`check_json` (records do, at validation); this function only
-    re-checks where orjson itself objects.
+    non-JSON types raise :class:`RecordValidationError`. The full
+    :func:`check_json` walk runs only where orjson objects or its output holds
+    a ``null`` (which is how orjson writes NaN).
     """
     try:
-        return orjson.dumps(value)
+        out = orjson.dumps(value)
     except orjson.JSONEncodeError:
         pass
+    else:
+        # orjson writes NaN and Infinity as null. Output without a null cannot
+        # hold one; otherwise check (records are checked at validation, but a
+        # model mutated in place after validation is not).
+        if b"null" in out and _has_non_finite(value):
+            check_json(value, field)  # raises, naming the place
+        return out
     # Slow path: find out what orjson disliked, with a precise message.
     check_json(value, field)
     try:

@@ -34,6 +34,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -81,6 +82,9 @@ __all__ = [
 # --------------------------------------------------------------------------- time
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def now_utc() -> datetime:
     """The current time as an aware UTC datetime, truncated to milliseconds
     (the precision every backend stores)."""
@@ -121,8 +125,10 @@ def to_epoch_ms(value: datetime | int) -> int:
         raise ValueError("a timestamp must be a datetime or epoch milliseconds, not a bool")
     if isinstance(value, int):
         return value
-    dt = to_datetime(value)
-    return int(dt.timestamp() * 1000) if dt.microsecond % 1000 else int(dt.timestamp()) * 1000 + dt.microsecond // 1000
+    # Integer arithmetic on the timedelta: exact, and floors sub-millisecond
+    # parts for instants before 1970 too (float timestamps do neither).
+    delta = to_datetime(value) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def _datetime_to_ms(value: datetime) -> int:
@@ -163,8 +169,15 @@ def validation_error(exc: ValidationError, prefix: str) -> RecordValidationError
     first_field: str | None = None
     for err in exc.errors(include_url=False):
         where = _format_loc(prefix, tuple(err["loc"]))
-        first_field = first_field or where
         msg = str(err["msg"]).removeprefix("Value error, ")
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, RecordValidationError) and inner.field is not None:
+            # A check below the field (a content block, a nested JSON value)
+            # knows the exact path: extend the location with it.
+            sub = inner.field
+            where += sub if not sub or sub[0] in ".[" else f".{sub}"
+            msg = str(inner).removeprefix(f"{sub}: ")
+        first_field = first_field or where
         problems.append(f"{where}: {msg}")
     return RecordValidationError("; ".join(problems) or str(exc), field=first_field)
 
@@ -227,6 +240,19 @@ class Record(BaseModel):
         except ValidationError as exc:
             raise validation_error(exc, field or cls.__name__) from None
 
+    @model_validator(mode="after")
+    def _check_text_and_extras(self) -> Self:
+        # Typed fields are JSON by construction, with two gaps pydantic leaves
+        # open: a `str` may hold an unpaired surrogate, and extra keys (kept on
+        # every record) are not validated at all — NaN would be stored as null.
+        for name, value in self.__dict__.items():
+            if type(value) is str and not value.isascii():
+                check_json(value, to_camel(name))
+        extra = self.__pydantic_extra__
+        if extra:
+            check_json(extra, "")
+        return self
+
     def to_wire(self) -> dict[str, Any]:
         """The KODE wire shape: camelCase keys, epoch-ms timestamps, plain JSON."""
         return self.model_dump(mode="json", by_alias=True)
@@ -248,27 +274,29 @@ def _normalize_block(block: Any, where: str) -> dict[str, Any]:
     if isinstance(block, BaseModel):
         block = block.model_dump()
     if not isinstance(block, dict):
-        raise ValueError(f"{where}: a content block must be a dict, got {type(block).__name__}")
+        raise RecordValidationError(f"a content block must be a dict, got {type(block).__name__}", field=where)
     kind = block.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ValueError(f"{where}.type: every content block needs a string 'type'")
+        raise RecordValidationError("every content block needs a string 'type'", field=f"{where}.type")
     if kind == "text":
         if not isinstance(block.get("text"), str):
-            raise ValueError(f"{where}.text: a text block needs a string 'text'")
+            raise RecordValidationError("a text block needs a string 'text'", field=f"{where}.text")
     elif kind == "tool_use":
         if not isinstance(block.get("id"), str) or not block["id"]:
-            raise ValueError(f"{where}.id: a tool_use block needs a non-empty string 'id'")
+            raise RecordValidationError("a tool_use block needs a non-empty string 'id'", field=f"{where}.id")
         if not isinstance(block.get("name"), str) or not block["name"]:
-            raise ValueError(f"{where}.name: a tool_use block needs a non-empty string 'name'")
+            raise RecordValidationError("a tool_use block needs a non-empty string 'name'", field=f"{where}.name")
         if "input" in block and not isinstance(block["input"], dict):
-            raise ValueError(f"{where}.input: a tool_use block's 'input' must be an object")
+            raise RecordValidationError("a tool_use block's 'input' must be an object", field=f"{where}.input")
     elif kind == "tool_result":
         if "toolUseId" in block or "isError" in block:
             block = {_CAMEL_BLOCK_KEYS.get(k, k): v for k, v in block.items()}
         if not isinstance(block.get("tool_use_id"), str) or not block["tool_use_id"]:
-            raise ValueError(f"{where}.tool_use_id: a tool_result block needs a non-empty string 'tool_use_id'")
+            raise RecordValidationError(
+                "a tool_result block needs a non-empty string 'tool_use_id'", field=f"{where}.tool_use_id"
+            )
         if "is_error" in block and not isinstance(block["is_error"], bool):
-            raise ValueError(f"{where}.is_error: must be a bool")
+            raise RecordValidationError("must be a bool", field=f"{where}.is_error")
     check_json(block, where)
     return cast(dict[str, Any], block)
 
@@ -294,7 +322,7 @@ class Message(Record):
     @classmethod
     def _check_content(cls, value: Any) -> list[dict[str, Any]]:
         if isinstance(value, str):
-            return [{"type": "text", "text": value}]
+            return [_normalize_block({"type": "text", "text": value}, "[0]")]
         if not isinstance(value, list | tuple):
             raise ValueError(f"must be a list of content blocks or a string, got {type(value).__name__}")
         return [_normalize_block(block, f"[{i}]") for i, block in enumerate(value)]

@@ -111,7 +111,7 @@ def validate_agent_id(agent_id: object) -> str:
 
 
 def _agent_id_problem(agent_id: object) -> str:
-    if not isinstance(agent_id, str):
+    if type(agent_id) is not str:  # a str subclass could override comparisons or hashing
         return f"invalid agent id: expected a str, got {type(agent_id).__name__}"
     shown = repr(agent_id if len(agent_id) <= 40 else agent_id[:40] + "…")
     if not agent_id:
@@ -467,6 +467,8 @@ def coerce_list(model: type[R], items: object, field_name: str) -> list[R]:
         raise RecordValidationError(
             f"{field_name}: expected a list of {model.__name__}, got {type(items).__name__}", field=field_name
         )
+    if type(items) is list and set(map(type, items)) <= {model}:
+        return list(items)  # all validated already: no Python-level loop (hot path of save_*)
     out: list[R] = []
     for index, item in enumerate(items):
         out.append(item if type(item) is model else model.coerce(item, f"{field_name}[{index}]"))
@@ -549,6 +551,14 @@ class SavedListCache:
             return None
         self._entries.move_to_end(agent_id)
         return entry[1]
+
+    def latest(self, agent_id: str) -> tuple[int, list[Any]] | None:
+        """``(version, items)`` cached for ``agent_id``, whatever the version
+        (for an optimistic write that checks the version in its own SQL)."""
+        entry = self._entries.get(agent_id)
+        if entry is not None:
+            self._entries.move_to_end(agent_id)
+        return entry
 
     def put(self, agent_id: str, version: int, items: list[Any]) -> None:
         """Remember ``items`` as the state of ``agent_id`` at ``version``."""

@@ -13,11 +13,12 @@ snapshots — so every worker on every machine sees the same agent::
 
 How it is built, and why:
 
-* **One pool, autocommit connections**, explicit transactions. A write is one
-  transaction sent in pipeline mode: ``BEGIN`` + the agent-row lock travel in
-  one round trip, the writes + ``COMMIT`` in a second. Pooled connections are
-  checked before use, so after a server restart the first call already gets a
-  fresh connection; calls during the outage raise ``StoreConnectionError``.
+* **One pool, autocommit connections**, explicit transactions: ``BEGIN`` …
+  ``COMMIT`` queued in pipeline mode, so a write is one round trip. Pooled
+  connections are checked before use without a round trip (a dead session's
+  socket turns readable; only then is it pinged and replaced), so after a
+  server restart the first call already gets a fresh connection; calls during
+  the outage raise ``StoreConnectionError`` (driver text scrubbed of secrets).
 * **Exact JSON in JSONB.** Documents go to a ``data jsonb`` column (queryable,
   compact). JSONB cannot hold U+0000 and normalises numbers (``1e20`` comes
   back as the integer ``100000000000000000000``), so a document whose JSON
@@ -27,15 +28,20 @@ How it is built, and why:
   Loads read ``COALESCE(raw, data::text)`` and decode with
   :func:`kode_sdk.jsoncodec.decode`, so big integers come back exact.
   Only such rare documents pay for the second copy.
-* **Incremental saves.** ``save_messages`` / ``save_tool_call_records`` lock the
-  agent row (``SELECT … FOR UPDATE``, which also serialises two workers saving
-  one agent), compare its version with the per-agent copy in
-  :class:`~kode_sdk.store.base.SavedListCache` (rebuilt from the rows on a miss),
-  and write only changed positions; a rewritten position keeps its first
-  ``created_at``.
+* **Incremental saves.** ``save_messages`` / ``save_tool_call_records`` diff
+  the new list against independent snapshots of the list saved last (one
+  comparison per position, done in C), and send only changed positions; a
+  rewritten position keeps its first ``created_at``. With a cached snapshot
+  the save is optimistic — one round trip: an ``UPDATE`` of the agent row
+  bumps the version only if it still is the cached one (taking the row lock,
+  which serialises workers saving one agent) and stamps a random token that
+  guards every row write, so a stale cache writes nothing and the save
+  retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
 * **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
-  and inserted with one ``unnest`` statement per flush, followed in the same
-  transaction by ``pg_notify('kode_events', agent_id)``;
+  and inserted with one ``unnest`` statement per flush — inside the next
+  write's transaction when there is one (same round trip; on failure they go
+  back to the buffer, so never twice), else in their own — followed in the same
+  transaction by ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
   table (``seq > last``) after every wake-up and once a second anyway, so a
   lost notification or a reconnect never loses or repeats an event.
@@ -60,8 +66,11 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import operator
 import os
 import re
+import secrets
+import select
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -73,6 +82,7 @@ from typing import Any, cast
 import psycopg
 import psycopg.errors
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .. import jsoncodec
@@ -174,6 +184,26 @@ def _load(text: str) -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def _check_connection(conn: AsyncConnection[Any]) -> None:
+    """Pool check before a connection is handed out, without a round trip
+    when it can be avoided.
+
+    An idle connection's socket has nothing to read. When the server ends the
+    session (restart, shutdown, termination) it sends an error and closes the
+    socket, which makes it readable: only then is the connection pinged (and,
+    if dead, replaced by the pool). A full ``check_connection`` on every
+    checkout would cost one extra round trip per store call.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("connection is closed")
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        readable = [True]
+    if readable:
+        await conn.execute("")
 
 
 def advisory_lock_key(schema: str, agent_id: str) -> int:
@@ -368,7 +398,7 @@ _ENSURE_AGENT = (
 )
 _UPSERT_MESSAGE = """
 INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-VALUES (%s, %s, %s, %s::text[], %s, %s::jsonb, %s)
+VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s)
 ON CONFLICT (agent_id, seq) DO UPDATE
 SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
@@ -380,14 +410,44 @@ SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = E
     approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
+# Optimistic writes (cache hit): the version check, the row lock and the
+# writes travel in one round trip. The first statement bumps the version only
+# if it is the cached one and stamps a random token; every write is guarded by
+# that token, so when the check fails (another writer got there first) nothing
+# is written and the save retries on the locking path.
+_GUARD = "EXISTS (SELECT 1 FROM agents WHERE agent_id = %s AND write_token = %s)"
+_BUMP_MESSAGES = (
+    "UPDATE agents SET msg_version = msg_version + 1, msg_len = %s, message_count = %s, updated_at = %s,"
+    " write_token = %s WHERE agent_id = %s AND msg_version = %s AND msg_len = %s RETURNING 1"
+)
+_BUMP_TOOL_CALLS = (
+    "UPDATE agents SET tc_version = tc_version + 1, tc_len = %s, updated_at = %s,"
+    " write_token = %s WHERE agent_id = %s AND tc_version = %s AND tc_len = %s RETURNING 1"
+)
+_GUARDED_UPSERT_MESSAGE = f"""
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
+SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s WHERE {_GUARD}
+ON CONFLICT (agent_id, seq) DO UPDATE
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+"""
+_GUARDED_UPSERT_TOOL_CALL = f"""
+INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
+SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s WHERE {_GUARD}
+ON CONFLICT (agent_id, pos) DO UPDATE
+SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = EXCLUDED.is_error,
+    approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
+    updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
+"""
+# Arrays go in binary (%b): the text format escapes every element with a regex.
 _INSERT_EVENTS = """
 INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
-FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[])
+FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
 ON CONFLICT (agent_id, seq) DO NOTHING
 """
-_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', a) FROM unnest(%s::text[]) AS n(a)"
+# Payload "<schema>:<agent_id>": stores in other schemas of the database share the channel.
+_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s || ':' || a) FROM unnest(%s::text[]) AS n(a)"
 _READ_EVENTS = (
     "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s"
 )
@@ -429,6 +489,37 @@ def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: byt
         data,
         raw,
     )
+
+
+_MESSAGE_FIELDS = frozenset(("role", "content", "metadata"))
+
+
+def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A message's fields as it holds them (no copy): compared in C with a snapshot."""
+    return message.__dict__, message.__pydantic_extra__ or None
+
+
+def _message_snapshot(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The :func:`_message_key` shape of a decoded (so independent) wire dict."""
+    extra = {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS} or None
+    return {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}, extra
+
+
+def _changed_positions(new: list[Any], cached: list[Any]) -> list[int]:
+    """Positions of ``new`` that differ from ``cached`` (compared in C), plus the tail."""
+    same = list(map(operator.eq, new, cached))
+    return [i for i, equal in enumerate(same) if not equal] + list(range(len(same), len(new)))
+
+
+def _record_key(record: ToolCallRecord) -> tuple[Any, ...]:
+    """Everything a tool-call record holds, as plain dicts and lists, so two
+    records compare in C (2-3x faster than pydantic's ``==`` on nested models).
+    Build it from a deep copy to keep an independent snapshot."""
+    fields = dict(record.__dict__)
+    approval = record.approval
+    fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
+    fields["audit_trail"] = [(entry.__dict__, entry.__pydantic_extra__) for entry in record.audit_trail]
+    return fields, record.__pydantic_extra__
 
 
 def _text(value: str) -> str:
@@ -495,7 +586,7 @@ class PostgresStore(BaseStore):
             min_size=settings.min_size,
             max_size=settings.max_size,
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
             max_idle=max(idle, 1.0),
@@ -506,7 +597,7 @@ class PostgresStore(BaseStore):
             min_size=0,
             max_size=max(4, settings.max_size),
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=_check_connection,
             reset=_unlock_all,
             name="kode-postgres-locks",
             timeout=settings.connect_timeout_s,
@@ -587,7 +678,7 @@ class PostgresStore(BaseStore):
         return StoreConnectionError(f"PostgreSQL at {self._settings.describe()} is unreachable: {detail}")
 
     def _require_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
-        if self._pool is None or self._state != "open":
+        if self._pool is None:
             raise StoreClosedError("postgres store is closed")
         return self._pool
 
@@ -605,26 +696,50 @@ class PostgresStore(BaseStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
-        waiting, a fetch or the commit collects the results."""
-        async with self._connection() as conn, conn.pipeline(), conn.transaction():
-            yield conn
+        waiting; a fetch or the commit collects the results.
+
+        Buffered events are written first, inside the same transaction (so in
+        the same round trip): they commit with the call, or go back to the
+        buffer if it fails, never twice.
+        """
+        async with self._connection() as conn:
+            if not len(self._events) and not self._flush_lock.locked():
+                async with _pipelined_transaction(conn):
+                    yield conn
+                return
+            # Connection first, then the flush lock: the holder never waits for the pool.
+            async with self._flush_lock:
+                rows = self._events.take()
+                try:
+                    async with _pipelined_transaction(conn):
+                        cur = await self._insert_events(conn, rows) if rows else None
+                        yield conn
+                except BaseException:
+                    self._events.put_back(rows)
+                    raise
+            if cur is not None:
+                self._check_inserted(cur, rows)
 
     # ------------------------------------------------------------------ events (group commit)
 
     async def _flush_events(self) -> None:
+        """Write what the event buffer holds, in a transaction of its own."""
         if not len(self._events) and not self._flush_lock.locked():
             return
-        async with self._flush_lock:
+        async with self._connection() as conn, self._flush_lock:
             rows = self._events.take()
             if not rows:
                 return
             try:
-                await self._write_events(rows)
+                async with _pipelined_transaction(conn):
+                    cur = await self._insert_events(conn, rows)
             except BaseException:
                 self._events.put_back(rows)
                 raise
+        self._check_inserted(cur, rows)
 
-    async def _write_events(self, rows: list[PendingEvent]) -> None:
+    async def _insert_events(self, conn: AsyncConnection[Any], rows: list[PendingEvent]) -> psycopg.AsyncCursor[Any]:
+        """Queue one INSERT of ``rows`` (unnest of column arrays) and the NOTIFY."""
         columns: list[list[Any]] = [[], [], [], [], [], [], []]
         for row in rows:
             data, raw = _doc(row.data.encode())
@@ -634,15 +749,16 @@ class PostgresStore(BaseStore):
                 strict=True,
             ):
                 column.append(value)
-        agents = sorted({row.agent_id for row in rows})
-        async with self._transaction() as conn:
-            cur = await conn.execute(_INSERT_EVENTS, columns)
-            await conn.execute(_NOTIFY, [agents])
-        inserted = cur.rowcount
-        if inserted != len(rows):
+        cur = await conn.execute(_INSERT_EVENTS, columns)
+        await conn.execute(_NOTIFY, [self._settings.schema, sorted({row.agent_id for row in rows})])
+        return cur
+
+    @staticmethod
+    def _check_inserted(cur: psycopg.AsyncCursor[Any], rows: list[PendingEvent]) -> None:
+        if cur.rowcount != len(rows):
             logger.warning(
                 "%d buffered event(s) were dropped: their seq was stored meanwhile by another writer",
-                len(rows) - inserted,
+                len(rows) - cur.rowcount,
             )
 
     @operation("saves")
@@ -656,7 +772,6 @@ class PostgresStore(BaseStore):
             if self._events.queue(row):
                 await self._flush_events()
             return
-        await self._flush_events()
         data, raw = _doc(row.data.encode())
         async with self._transaction() as conn:
             cur = await conn.execute(
@@ -668,7 +783,7 @@ class PostgresStore(BaseStore):
             cur = await conn.execute("SELECT max(seq) FROM events WHERE agent_id = %s", [agent_id])
             top = await cur.fetchone()
             if inserted is not None:
-                await conn.execute(_NOTIFY, [[agent_id]])
+                await conn.execute(_NOTIFY, [self._settings.schema, [agent_id]])
         self._events.note_max_seq(agent_id, top[0] if top else None)
         if inserted is None:
             raise RecordValidationError(
@@ -721,6 +836,7 @@ class PostgresStore(BaseStore):
         after = since_seq(since)
         only = check_channel(channel)
         last = _MIN_SEQ if after is None else after
+        wanted = f"{self._settings.schema}:{agent_id}"
         conn: AsyncConnection[Any] | None = None
         backoff = 0.05
         try:
@@ -744,7 +860,7 @@ class PostgresStore(BaseStore):
                     backoff = 0.05
                     async with contextlib.aclosing(conn.notifies(timeout=poll_interval_s)) as wakeups:
                         async for note in wakeups:
-                            if note.payload == agent_id:
+                            if note.payload == wanted:
                                 break
                 except (psycopg.OperationalError, psycopg.InterfaceError, StoreConnectionError) as exc:
                     logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
@@ -779,29 +895,37 @@ class PostgresStore(BaseStore):
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Replace the agent's messages with ``messages``, writing only the
-        positions that changed (a rewritten position keeps its ``created_at``)."""
+        positions that changed (a rewritten position keeps its ``created_at``).
+
+        The diff compares each message's wire form with an independent copy of
+        what was saved last (cached per agent, checked against the row version
+        under the row lock), so only changed messages are encoded and sent.
+        """
         items = coerce_list(Message, messages, "messages")
-        wires = [message_to_wire(m) for m in items]
-        encoded = [jsoncodec.encode(w, f"messages[{i}]") for i, w in enumerate(wires)]
-        await self._flush_events()
         now = _now_ms()
+        latest = self._messages_cache.latest(agent_id)
+        if latest is not None and await self._save_messages_optimistic(agent_id, items, now, *latest):
+            return
+        new_cache: list[Any] = []
         try:
             async with self._transaction() as conn:
                 version, length, _, _ = await self._lock_agent(conn, agent_id, now)
-                cached = self._messages_cache.get(agent_id, version)
-                if cached is not None and len(cached) == length:
-                    changed = [i for i in range(len(encoded)) if i >= length or encoded[i] != cached[i]]
-                else:
-                    cur = await conn.execute(
-                        "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
-                    )
-                    stored = [_load(text) for (text,) in await cur.fetchall()]
-                    length = len(stored)
-                    changed = [i for i in range(len(wires)) if i >= length or stored[i] != wires[i]]
-                if changed:
-                    await conn.cursor().executemany(
-                        _UPSERT_MESSAGE, [_message_row(agent_id, i, items[i], encoded[i], now) for i in changed]
-                    )
+                cur = await conn.execute(
+                    "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
+                )
+                stored = [_load(text) for (text,) in await cur.fetchall()]
+                length = len(stored)
+                rows = []
+                for i, message in enumerate(items):
+                    wire = message_to_wire(message)
+                    if i < length and wire == stored[i]:
+                        new_cache.append(_message_snapshot(stored[i]))
+                        continue
+                    encoded = jsoncodec.encode(wire, f"messages[{i}]")
+                    rows.append(_message_row(agent_id, i, message, encoded, now))
+                    new_cache.append(_message_snapshot(jsoncodec.decode(encoded)))  # an independent copy
+                if rows:
+                    await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
                 if length > len(items):
                     await conn.execute("DELETE FROM messages WHERE agent_id = %s AND seq >= %s", [agent_id, len(items)])
                 await conn.execute(
@@ -812,14 +936,51 @@ class PostgresStore(BaseStore):
         except BaseException:
             self._messages_cache.drop(agent_id)
             raise
-        self._messages_cache.put(agent_id, version + 1, encoded)
+        self._messages_cache.put(agent_id, version + 1, new_cache)
+
+    async def _save_messages_optimistic(
+        self, agent_id: str, items: list[Message], now: int, version: int, cached: list[Any]
+    ) -> bool:
+        """One round trip when the cached copy is current; False if it was not
+        (nothing written then)."""
+        length = len(cached)
+        token = secrets.randbits(63)
+        new_cache = list(cached[: len(items)])
+        rows = []
+        for i in _changed_positions([_message_key(m) for m in items], cached):
+            encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
+            rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
+            snapshot = _message_snapshot(jsoncodec.decode(encoded))  # an independent copy
+            if i < len(new_cache):
+                new_cache[i] = snapshot
+            else:
+                new_cache.append(snapshot)
+        n = len(items)
+        try:
+            async with self._transaction() as conn:
+                bumped = await conn.execute(_BUMP_MESSAGES, [n, n, now, token, agent_id, version, length])
+                if rows:
+                    await conn.cursor().executemany(_GUARDED_UPSERT_MESSAGE, rows)
+                if length > n:
+                    await conn.execute(
+                        f"DELETE FROM messages WHERE agent_id = %s AND seq >= %s AND {_GUARD}",
+                        [agent_id, n, agent_id, token],
+                    )
+            matched = await bumped.fetchone() is not None
+        except BaseException:
+            self._messages_cache.drop(agent_id)
+            raise
+        if matched:
+            self._messages_cache.put(agent_id, version + 1, new_cache)
+        else:
+            self._messages_cache.drop(agent_id)
+        return matched
 
     @operation("saves")
     async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Append ``messages`` after the stored ones: no re-read, one round trip for the rows."""
         items = coerce_list(Message, messages, "messages")
         encoded = [jsoncodec.encode(message_to_wire(m), f"messages[{i}]") for i, m in enumerate(items)]
-        await self._flush_events()
         now = _now_ms()
         try:
             async with self._transaction() as conn:
@@ -840,7 +1001,9 @@ class PostgresStore(BaseStore):
             raise
         cached = self._messages_cache.get(agent_id, version)
         if cached is not None and len(cached) == length:
-            self._messages_cache.put(agent_id, version + 1, [*cached, *encoded])
+            self._messages_cache.put(
+                agent_id, version + 1, [*cached, *(_message_snapshot(jsoncodec.decode(e)) for e in encoded)]
+            )
         else:
             self._messages_cache.drop(agent_id)
 
@@ -861,29 +1024,31 @@ class PostgresStore(BaseStore):
     async def save_tool_call_records(
         self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
     ) -> None:
-        """Replace the agent's tool-call records, writing only changed positions."""
+        """Replace the agent's tool-call records, writing only changed positions
+        (compared with snapshots of the records saved last)."""
         items = coerce_list(ToolCallRecord, records, "records")
-        wires = [r.to_wire() for r in items]
-        encoded = [jsoncodec.encode(w, f"records[{i}]") for i, w in enumerate(wires)]
-        await self._flush_events()
         now = _now_ms()
+        latest = self._tool_calls_cache.latest(agent_id)
+        if latest is not None and await self._save_tool_calls_optimistic(agent_id, items, now, *latest):
+            return
+        new_cache: list[Any] = []
         try:
             async with self._transaction() as conn:
                 _, _, version, length = await self._lock_agent(conn, agent_id, now)
-                cached = self._tool_calls_cache.get(agent_id, version)
-                if cached is not None and len(cached) == length:
-                    changed = [i for i in range(len(encoded)) if i >= length or encoded[i] != cached[i]]
-                else:
-                    cur = await conn.execute(
-                        "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
-                    )
-                    stored = [_load(text) for (text,) in await cur.fetchall()]
-                    length = len(stored)
-                    changed = [i for i in range(len(wires)) if i >= length or stored[i] != wires[i]]
-                if changed:
-                    await conn.cursor().executemany(
-                        _UPSERT_TOOL_CALL, [_tool_call_row(agent_id, i, items[i], encoded[i]) for i in changed]
-                    )
+                cur = await conn.execute(
+                    "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
+                )
+                stored = [_load(text) for (text,) in await cur.fetchall()]
+                length = len(stored)
+                rows = []
+                for i, record in enumerate(items):
+                    wire = record.to_wire()
+                    new_cache.append(_record_key(record.model_copy(deep=True)))  # an independent snapshot
+                    if i < length and wire == stored[i]:
+                        continue
+                    rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
+                if rows:
+                    await conn.cursor().executemany(_UPSERT_TOOL_CALL, rows)
                 if length > len(items):
                     await conn.execute(
                         "DELETE FROM tool_calls WHERE agent_id = %s AND pos >= %s", [agent_id, len(items)]
@@ -895,7 +1060,45 @@ class PostgresStore(BaseStore):
         except BaseException:
             self._tool_calls_cache.drop(agent_id)
             raise
-        self._tool_calls_cache.put(agent_id, version + 1, encoded)
+        self._tool_calls_cache.put(agent_id, version + 1, new_cache)
+
+    async def _save_tool_calls_optimistic(
+        self, agent_id: str, items: list[ToolCallRecord], now: int, version: int, cached: list[Any]
+    ) -> bool:
+        """One round trip when the cached copy is current; False if it was not."""
+        length = len(cached)
+        token = secrets.randbits(63)
+        new_cache = list(cached[: len(items)])
+        rows = []
+        for i in _changed_positions([_record_key(r) for r in items], cached):
+            record = items[i]
+            encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
+            rows.append((*_tool_call_row(agent_id, i, record, encoded), agent_id, token))
+            snapshot = _record_key(record.model_copy(deep=True))  # an independent snapshot
+            if i < len(new_cache):
+                new_cache[i] = snapshot
+            else:
+                new_cache.append(snapshot)
+        n = len(items)
+        try:
+            async with self._transaction() as conn:
+                bumped = await conn.execute(_BUMP_TOOL_CALLS, [n, now, token, agent_id, version, length])
+                if rows:
+                    await conn.cursor().executemany(_GUARDED_UPSERT_TOOL_CALL, rows)
+                if length > n:
+                    await conn.execute(
+                        f"DELETE FROM tool_calls WHERE agent_id = %s AND pos >= %s AND {_GUARD}",
+                        [agent_id, n, agent_id, token],
+                    )
+            matched = await bumped.fetchone() is not None
+        except BaseException:
+            self._tool_calls_cache.drop(agent_id)
+            raise
+        if matched:
+            self._tool_calls_cache.put(agent_id, version + 1, new_cache)
+        else:
+            self._tool_calls_cache.drop(agent_id)
+        return matched
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -918,8 +1121,7 @@ class PostgresStore(BaseStore):
         return [_load(row[0]) for row in rows]
 
     async def _execute(self, query: str, params: Sequence[Any]) -> None:
-        await self._flush_events()
-        async with self._connection() as conn:
+        async with self._transaction() as conn:
             await conn.execute(cast(Any, query), params)
 
     @operation("saves")
@@ -942,19 +1144,17 @@ class PostgresStore(BaseStore):
 
     @operation("saves")
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Add a history window (saving an ``id`` again replaces it in place)."""
+        """Append a history window (windows load in save order)."""
         record = HistoryWindow.coerce(window, "window")
         data, raw = _doc(jsoncodec.encode(record.to_wire(), "window"))
         await self._execute(
-            "INSERT INTO history_windows (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
-            " ON CONFLICT (agent_id, id) DO UPDATE SET timestamp = EXCLUDED.timestamp, data = EXCLUDED.data,"
-            " raw = EXCLUDED.raw",
+            "INSERT INTO history_windows (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
             [agent_id, _text(record.id), record.timestamp, data, raw],
         )
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """The agent's history windows, in the order first saved."""
+        """The agent's history windows, in save order."""
         docs = await self._fetch_docs(
             "SELECT COALESCE(raw, data::text) FROM history_windows WHERE agent_id = %s ORDER BY ord", [agent_id]
         )
@@ -962,19 +1162,17 @@ class PostgresStore(BaseStore):
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Add a compression record (saving an ``id`` again replaces it in place)."""
+        """Append a compression record (records load in save order)."""
         item = CompressionRecord.coerce(record, "record")
         data, raw = _doc(jsoncodec.encode(item.to_wire(), "record"))
         await self._execute(
-            "INSERT INTO compression_records (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
-            " ON CONFLICT (agent_id, id) DO UPDATE SET timestamp = EXCLUDED.timestamp, data = EXCLUDED.data,"
-            " raw = EXCLUDED.raw",
+            "INSERT INTO compression_records (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
             [agent_id, _text(item.id), item.timestamp, data, raw],
         )
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """The agent's compression records, in the order first saved."""
+        """The agent's compression records, in save order."""
         docs = await self._fetch_docs(
             "SELECT COALESCE(raw, data::text) FROM compression_records WHERE agent_id = %s ORDER BY ord", [agent_id]
         )
@@ -982,18 +1180,17 @@ class PostgresStore(BaseStore):
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Add a recovered file (the same ``path`` and ``timestamp`` again replaces it)."""
+        """Append a recovered file (files load in save order)."""
         item = RecoveredFile.coerce(file, "file")
         data, raw = _doc(jsoncodec.encode(item.to_wire(), "file"))
         await self._execute(
-            "INSERT INTO recovered_files (agent_id, path, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)"
-            " ON CONFLICT (agent_id, path, timestamp) DO UPDATE SET data = EXCLUDED.data, raw = EXCLUDED.raw",
+            "INSERT INTO recovered_files (agent_id, path, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
             [agent_id, _text(item.path), item.timestamp, data, raw],
         )
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """The agent's recovered files, in the order first saved."""
+        """The agent's recovered files, in save order."""
         docs = await self._fetch_docs(
             "SELECT COALESCE(raw, data::text) FROM recovered_files WHERE agent_id = %s ORDER BY ord", [agent_id]
         )
@@ -1007,7 +1204,6 @@ class PostgresStore(BaseStore):
         for pos, item in enumerate(items):
             data, raw = _doc(jsoncodec.encode(item.to_wire(), f"records[{pos}]"))
             rows.append((agent_id, pos, _text(item.key), data, raw))
-        await self._flush_events()
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM media_cache WHERE agent_id = %s", [agent_id])
             if rows:
@@ -1119,7 +1315,6 @@ class PostgresStore(BaseStore):
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table, in one transaction."""
         self._events.forget(agent_id)
-        await self._flush_events()
         try:
             async with self._transaction() as conn:
                 await conn.execute("DELETE FROM agents WHERE agent_id = %s", [agent_id])
@@ -1274,7 +1469,10 @@ class PostgresStore(BaseStore):
 
     async def health_check(self) -> StoreHealthStatus:
         """Whether the database answers (and how fast) and the file directory
-        accepts writes. Never raises: a failure is reported, scrubbed of secrets."""
+        accepts writes. Raises only :class:`StoreClosedError` after ``close()``;
+        any other failure is reported, scrubbed of secrets."""
+        if self._state == "closed":
+            raise StoreClosedError("postgres store is closed")
         started = time.perf_counter()
         files = self._check_files()
         try:
@@ -1388,7 +1586,6 @@ class PostgresStore(BaseStore):
         """Create ``count`` forks of the agent in one transaction: info (new id,
         lineage + source), messages, tool calls, todos and snapshots."""
         new_ids = fork_agent_ids(agent_id, count)
-        await self._flush_events()
         now = _now_ms()
         async with self._transaction() as conn:
             cur = await conn.execute(
@@ -1498,14 +1695,15 @@ class PostgresStore(BaseStore):
                 got = bool(row and row[0])
             else:
                 # The server does the waiting: no polling, and the lock passes to
-                # the next waiter the moment it is released.
-                await conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{remaining_ms}ms"])
+                # the next waiter the moment it is released. One round trip.
                 try:
-                    await conn.execute("SELECT pg_advisory_lock(%s)", [key])
+                    async with conn.pipeline():
+                        await conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{remaining_ms}ms"])
+                        await conn.execute("SELECT pg_advisory_lock(%s)", [key])
+                        await conn.execute("SELECT set_config('lock_timeout', '0', false)")
                     got = True
                 except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
                     got = False
-                await conn.execute("SELECT set_config('lock_timeout', '0', false)")
         except BaseException as exc:
             # Closing the session frees anything it might hold; the pool drops it.
             with contextlib.suppress(Exception):
@@ -1533,6 +1731,24 @@ class PostgresStore(BaseStore):
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             return [row[0] for row in await cur.fetchall()]
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[None]:
+    """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
+    body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
+    at its edges: measured 330 µs against 140 µs for this.) On any failure the
+    transaction is rolled back before the connection goes back to the pool."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:

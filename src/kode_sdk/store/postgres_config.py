@@ -7,7 +7,8 @@ A connection is a libpq DSN (``"postgresql://user@host:5432/db"`` or
     {"host": "db", "port": 5432, "database": "kode", "user": "kode", "password": "…",
      "max": 20, "idle_timeout_ms": 30000, "connection_timeout_ms": 2000, "ssl": "require",
      "dsn": "postgresql://…",   # optional base that the parts override
-     "schema": "kode"}          # optional, default "public"
+     "schema": "kode",          # optional, default "public"
+     "synchronous_commit": "off"}  # optional durability trade, default: the server's
 
 A bad value raises :class:`~kode_sdk.errors.StoreConfigError` naming the key.
 The password (and an ``sslpassword``) is never echoed: not in errors, not in
@@ -61,8 +62,10 @@ _KNOWN_KEYS = frozenset(
         "dsn",
         "schema",
         "application_name",
+        "synchronous_commit",
     }
 )
+_SYNC_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _SSL_KEYS = {
     "mode": "sslmode",
@@ -238,7 +241,21 @@ def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = N
     schema_name = _check_schema(chosen)
     # search_path for every connection this store opens (pool, locks, tail).
     existing = str(params.get("options") or "")
-    params["options"] = f"{existing} -c search_path={schema_name}".strip()
+    # Store queries are small keyed lookups: parallel workers and JIT only add
+    # latency (measured: aggregate_stats 9 ms with a parallel plan before the
+    # first ANALYZE, 0.14 ms without).
+    options = f"{existing} -c search_path={schema_name} -c max_parallel_workers_per_gather=0 -c jit=off"
+    sync = parts.get("synchronous_commit")
+    if sync is not None:
+        # Opt-in durability trade: "off" makes each commit return before its
+        # WAL is flushed (a crash may lose the last few hundred ms, never
+        # corrupts). Default: the server's setting.
+        if sync not in _SYNC_COMMIT:
+            raise StoreConfigError(
+                f"connection['synchronous_commit']: {sync!r} is not one of {', '.join(_SYNC_COMMIT)}"
+            )
+        options += f" -c synchronous_commit={sync}"
+    params["options"] = options.strip()
 
     secrets = frozenset(str(params[k]) for k in ("password", "sslpassword") if params.get(k))
     try:

@@ -23,7 +23,8 @@ CREATE TABLE agents (
     msg_len         integer NOT NULL DEFAULT 0,   -- number of stored message rows
     msg_version     bigint NOT NULL DEFAULT 0,    -- bumped by every message write (cache check)
     tc_len          integer NOT NULL DEFAULT 0,
-    tc_version      bigint NOT NULL DEFAULT 0
+    tc_version      bigint NOT NULL DEFAULT 0,
+    write_token     bigint                        -- random per optimistic write (guards its rows)
 );
 -- query_sessions: one index per filter, each also serving "newest first".
 CREATE INDEX agents_template_created ON agents (template_id, created_at, agent_id) WHERE info IS NOT NULL;
@@ -88,38 +89,36 @@ CREATE TABLE todos (
     raw         text
 );
 
+-- Append-only lists: loaded in save order.
 CREATE TABLE history_windows (
     agent_id    text COLLATE "C" NOT NULL,
+    ord         bigint GENERATED ALWAYS AS IDENTITY,
     id          text NOT NULL,
-    ord         bigint GENERATED ALWAYS AS IDENTITY,   -- first-save order
     timestamp   bigint NOT NULL,
     data        jsonb NOT NULL,
     raw         text,
-    PRIMARY KEY (agent_id, id)
+    PRIMARY KEY (agent_id, ord)
 );
-CREATE INDEX history_windows_order ON history_windows (agent_id, ord);
 
 CREATE TABLE compression_records (
     agent_id    text COLLATE "C" NOT NULL,
-    id          text NOT NULL,
     ord         bigint GENERATED ALWAYS AS IDENTITY,
+    id          text NOT NULL,
     timestamp   bigint NOT NULL,
     data        jsonb NOT NULL,
     raw         text,
-    PRIMARY KEY (agent_id, id)
+    PRIMARY KEY (agent_id, ord)
 );
-CREATE INDEX compression_records_order ON compression_records (agent_id, ord);
 
 CREATE TABLE recovered_files (
     agent_id    text COLLATE "C" NOT NULL,
+    ord         bigint GENERATED ALWAYS AS IDENTITY,
     path        text NOT NULL,
     timestamp   bigint NOT NULL,
-    ord         bigint GENERATED ALWAYS AS IDENTITY,
     data        jsonb NOT NULL,
     raw         text,
-    PRIMARY KEY (agent_id, path, timestamp)
+    PRIMARY KEY (agent_id, ord)
 );
-CREATE INDEX recovered_files_order ON recovered_files (agent_id, ord);
 
 CREATE TABLE media_cache (
     agent_id    text COLLATE "C" NOT NULL,

@@ -1,0 +1,437 @@
+"""An in-memory QueryableStore built on kode-sdk's shared pieces.
+
+All data lives in a :class:`MemoryStorage`; several :class:`MemoryStore`
+instances over one storage behave like several connections to one database.
+Records are deep-copied on the way in and out, so no caller can change what is
+stored by mutating an argument or a result.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kode_sdk.errors import RecordValidationError
+from kode_sdk.store.base import (
+    BaseStore,
+    check_channel,
+    check_page,
+    check_sort,
+    coerce_list,
+    operation,
+    operation_iter,
+    since_seq,
+    stats_from_counts,
+    time_bound,
+    user_id_of,
+)
+from kode_sdk.types import (
+    AgentInfo,
+    AgentStats,
+    CompressionRecord,
+    HistoryWindow,
+    MediaCacheRecord,
+    Message,
+    RecoveredFile,
+    SessionInfo,
+    Snapshot,
+    StoredMessage,
+    StoredToolCall,
+    Timeline,
+    TodoSnapshot,
+    ToolCallRecord,
+    ToolCallState,
+    now_utc,
+    to_epoch_ms,
+)
+
+
+@dataclass
+class AgentData:
+    """Everything stored for one agent."""
+
+    info: AgentInfo | None = None
+    updated_at: datetime = field(default_factory=now_utc)
+    messages: list[tuple[Message, datetime]] = field(default_factory=list)  # (message, first-save time)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    todos: TodoSnapshot | None = None
+    events: dict[int, Timeline] = field(default_factory=dict)  # by bookmark.seq
+    history_windows: list[HistoryWindow] = field(default_factory=list)
+    compression_records: list[CompressionRecord] = field(default_factory=list)
+    recovered_files: list[RecoveredFile] = field(default_factory=list)
+    media_cache: list[MediaCacheRecord] = field(default_factory=list)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+
+
+class MemoryStorage:
+    """The shared "database": one :class:`AgentData` per agent id."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentData] = {}
+
+
+class MemoryStore(BaseStore):
+    """A :class:`~kode_sdk.store.base.QueryableStore` keeping everything in memory.
+
+    >>> storage = MemoryStorage()
+    >>> store = MemoryStore(storage)      # no I/O; opens on first use
+    """
+
+    backend_name = "memory"
+
+    def __init__(self, storage: MemoryStorage | None = None) -> None:
+        super().__init__()
+        self.storage = storage if storage is not None else MemoryStorage()
+
+    async def _open(self) -> None:
+        pass  # nothing to connect to
+
+    async def _close(self) -> None:
+        pass
+
+    # Every method below runs without awaiting between validation and its
+    # last write, so each call is atomic: validate everything, then mutate.
+
+    def _read(self, agent_id: str) -> AgentData:
+        return self.storage.agents.get(agent_id) or AgentData()
+
+    def _write(self, agent_id: str) -> AgentData:
+        agent = self.storage.agents.setdefault(agent_id, AgentData())
+        agent.updated_at = now_utc()
+        return agent
+
+    # ------------------------------------------------------------------ messages
+
+    @operation("saves")
+    async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Replace the agent's conversation; unchanged messages keep their first-save time."""
+        new = copy.deepcopy(coerce_list(Message, messages, "messages"))
+        agent = self._write(agent_id)
+        now, old = agent.updated_at, agent.messages
+        agent.messages = [
+            (message, old[i][1] if i < len(old) and old[i][0] == message else now) for i, message in enumerate(new)
+        ]
+        if agent.info is not None:
+            agent.info.message_count = len(new)
+
+    @operation("saves")
+    async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Add messages at the end of the conversation."""
+        new = copy.deepcopy(coerce_list(Message, messages, "messages"))
+        agent = self._write(agent_id)
+        agent.messages += [(message, agent.updated_at) for message in new]
+        if agent.info is not None:
+            agent.info.message_count = len(agent.messages)
+
+    @operation("loads")
+    async def load_messages(self, agent_id: str) -> list[Message]:
+        """The conversation, as last saved."""
+        return copy.deepcopy([message for message, _ in self._read(agent_id).messages])
+
+    # ------------------------------------------------------------------ tool calls, todos
+
+    @operation("saves")
+    async def save_tool_call_records(
+        self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
+    ) -> None:
+        """Replace the agent's tool-call records."""
+        new = copy.deepcopy(coerce_list(ToolCallRecord, records, "records"))
+        self._write(agent_id).tool_calls = new
+
+    @operation("loads")
+    async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
+        """The tool-call records, as last saved."""
+        return copy.deepcopy(self._read(agent_id).tool_calls)
+
+    @operation("saves")
+    async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
+        """Replace the agent's todo list."""
+        todos = copy.deepcopy(TodoSnapshot.coerce(snapshot, "snapshot"))
+        self._write(agent_id).todos = todos
+
+    @operation("loads")
+    async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
+        """The todo list, or None if none was saved."""
+        return copy.deepcopy(self._read(agent_id).todos)
+
+    # ------------------------------------------------------------------ events
+
+    @operation("saves")
+    async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
+        """Add one event; its ``bookmark.seq`` must be new for the agent."""
+        event = copy.deepcopy(Timeline.coerce(timeline, "timeline"))
+        seq = event.bookmark.seq
+        if seq in self._read(agent_id).events:
+            raise RecordValidationError(
+                f"timeline.bookmark.seq: {seq} is already stored for agent {agent_id!r}", field="timeline.bookmark.seq"
+            )
+        self._write(agent_id).events[seq] = event
+
+    @operation_iter("loads")
+    async def read_events(
+        self, agent_id: str, *, since: Any = None, channel: str | None = None
+    ) -> AsyncIterator[Timeline]:
+        """Yield the agent's events in ``bookmark.seq`` order, after ``since``, on ``channel``."""
+        after = since_seq(since)
+        wanted = check_channel(channel)
+        events = self._read(agent_id).events
+        for seq in sorted(events):
+            event = events[seq]
+            if (after is None or seq > after) and (wanted is None or event.channel == wanted):
+                yield copy.deepcopy(event)
+
+    # ------------------------------------------------------------------ context-compression records
+
+    @operation("saves")
+    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
+        """Add a history window."""
+        record = copy.deepcopy(HistoryWindow.coerce(window, "window"))
+        self._write(agent_id).history_windows.append(record)
+
+    @operation("loads")
+    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
+        """Every history window, in save order."""
+        return copy.deepcopy(self._read(agent_id).history_windows)
+
+    @operation("saves")
+    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
+        """Add a compression record."""
+        item = copy.deepcopy(CompressionRecord.coerce(record, "record"))
+        self._write(agent_id).compression_records.append(item)
+
+    @operation("loads")
+    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
+        """Every compression record, in save order."""
+        return copy.deepcopy(self._read(agent_id).compression_records)
+
+    @operation("saves")
+    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
+        """Add a recovered file."""
+        item = copy.deepcopy(RecoveredFile.coerce(file, "file"))
+        self._write(agent_id).recovered_files.append(item)
+
+    @operation("loads")
+    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
+        """Every recovered file, in save order."""
+        return copy.deepcopy(self._read(agent_id).recovered_files)
+
+    @operation("saves")
+    async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
+        """Replace the agent's media cache."""
+        new = copy.deepcopy(coerce_list(MediaCacheRecord, records, "records"))
+        self._write(agent_id).media_cache = new
+
+    @operation("loads")
+    async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
+        """The media cache, as last saved."""
+        return copy.deepcopy(self._read(agent_id).media_cache)
+
+    # ------------------------------------------------------------------ snapshots
+
+    @operation("saves")
+    async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
+        """Save a snapshot (replacing one with the same id)."""
+        item = copy.deepcopy(Snapshot.coerce(snapshot, "snapshot"))
+        self._write(agent_id).snapshots[item.id] = item
+
+    @operation("loads")
+    async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
+        """One snapshot, or None."""
+        return copy.deepcopy(self._read(agent_id).snapshots.get(snapshot_id))
+
+    @operation("loads")
+    async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
+        """Every snapshot, newest first."""
+        snapshots = self._read(agent_id).snapshots.values()
+        return copy.deepcopy(sorted(snapshots, key=lambda s: (s.created_at, s.id), reverse=True))
+
+    # ------------------------------------------------------------------ info, existence
+
+    @operation("saves")
+    async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
+        """Save the agent's info; from now on the agent exists."""
+        item = copy.deepcopy(AgentInfo.coerce(info, "info"))
+        if item.agent_id != agent_id:
+            raise RecordValidationError(
+                f"info.agent_id: {item.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
+            )
+        self._write(agent_id).info = item
+
+    @operation("loads")
+    async def load_info(self, agent_id: str) -> AgentInfo | None:
+        """The agent's info, or None."""
+        return copy.deepcopy(self._read(agent_id).info)
+
+    @operation("loads")
+    async def exists(self, agent_id: str) -> bool:
+        """True once ``save_info`` ran for the agent."""
+        return self._read(agent_id).info is not None
+
+    @operation("deletes")
+    async def delete(self, agent_id: str) -> None:
+        """Remove every record of the agent; unknown agents are ignored."""
+        self.storage.agents.pop(agent_id, None)
+
+    @operation("loads", agent=False)
+    async def list(self, prefix: str | None = None) -> list[str]:
+        """Ids of existing agents starting with ``prefix`` (literally, case-sensitive), sorted."""
+        return sorted(
+            agent_id
+            for agent_id, agent in self.storage.agents.items()
+            if agent.info is not None and (prefix is None or agent_id.startswith(prefix))
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    @operation("queries", agent=False)
+    async def query_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[SessionInfo]:
+        """Agents matching every given filter, sorted by ``sort_by``, one page."""
+        sort_by, sort_order = check_sort(sort_by, sort_order)
+        limit, offset = check_page(limit, offset)
+        after = time_bound(created_after, "created_after")
+        before = time_bound(created_before, "created_before")
+        sessions = []
+        for aid, agent in self.storage.agents.items():
+            info = agent.info
+            if info is None or (agent_id is not None and aid != agent_id):
+                continue
+            if template_id is not None and info.template_id != template_id:
+                continue
+            if user_id is not None and user_id_of(info.metadata) != user_id:
+                continue
+            created = to_epoch_ms(info.created_at)
+            if (after is not None and created < after) or (before is not None and created > before):
+                continue
+            sessions.append(
+                SessionInfo(
+                    agent_id=aid,
+                    template_id=info.template_id,
+                    created_at=info.created_at,
+                    updated_at=agent.updated_at,
+                    message_count=len(agent.messages),
+                    last_sfp_index=info.last_sfp_index,
+                    breakpoint=info.breakpoint,
+                    metadata=copy.deepcopy(info.metadata),
+                )
+            )
+        sessions.sort(key=lambda s: (getattr(s, sort_by), s.agent_id), reverse=sort_order == "desc")
+        return sessions[offset : offset + limit]
+
+    @operation("queries", agent=False)
+    async def query_messages(
+        self,
+        *,
+        agent_id: str | None = None,
+        role: str | None = None,
+        content_type: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredMessage]:
+        """Messages matching every given filter, newest first, one page."""
+        limit, offset = check_page(limit, offset)
+        after = time_bound(created_after, "created_after")
+        before = time_bound(created_before, "created_before")
+        rows = []
+        for aid, agent in self.storage.agents.items():
+            if agent_id is not None and aid != agent_id:
+                continue
+            for seq, (message, created_at) in enumerate(agent.messages):
+                created = to_epoch_ms(created_at)
+                if (after is not None and created < after) or (before is not None and created > before):
+                    continue
+                if role is not None and message.role != role:
+                    continue
+                if content_type is not None and content_type not in message.block_types():
+                    continue
+                rows.append((created, seq, aid, message, created_at))
+        rows.sort(key=lambda row: row[:3], reverse=True)
+        return [
+            StoredMessage(
+                agent_id=aid,
+                seq=seq,
+                role=message.role,
+                content=copy.deepcopy(message.content),
+                created_at=created_at,
+                metadata=copy.deepcopy(message.metadata),
+            )
+            for _, seq, aid, message, created_at in rows[offset : offset + limit]
+        ]
+
+    @operation("queries", agent=False)
+    async def query_tool_calls(
+        self,
+        *,
+        agent_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        has_approval: bool | None = None,
+        state: ToolCallState | str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredToolCall]:
+        """Tool calls matching every given filter, newest first, one page."""
+        limit, offset = check_page(limit, offset)
+        after = time_bound(created_after, "created_after")
+        before = time_bound(created_before, "created_before")
+        wanted_state = None if state is None else ToolCallState(state)
+        rows = []
+        for aid, agent in self.storage.agents.items():
+            if agent_id is not None and aid != agent_id:
+                continue
+            for index, record in enumerate(agent.tool_calls):
+                created = to_epoch_ms(record.created_at)
+                if (after is not None and created < after) or (before is not None and created > before):
+                    continue
+                if tool_name is not None and record.name != tool_name:
+                    continue
+                if is_error is not None and record.is_error != is_error:
+                    continue
+                if has_approval is not None and record.approval.required != has_approval:
+                    continue
+                if wanted_state is not None and record.state != wanted_state:
+                    continue
+                rows.append((created, index, aid, record))
+        rows.sort(key=lambda row: row[:3], reverse=True)
+        return [
+            StoredToolCall.from_record(aid, copy.deepcopy(record))
+            for _, _, aid, record in rows[offset : offset + limit]
+        ]
+
+    @operation("queries")
+    async def aggregate_stats(self, agent_id: str) -> AgentStats:
+        """Totals for one agent (all zeros for an unknown one)."""
+        agent = self._read(agent_id)
+        by_role: dict[str, int] = {}
+        for message, _ in agent.messages:
+            by_role[message.role] = by_role.get(message.role, 0) + 1
+        by_state: dict[str, int] = {}
+        by_name: dict[str, int] = {}
+        for record in agent.tool_calls:
+            by_state[record.state.value] = by_state.get(record.state.value, 0) + 1
+            by_name[record.name] = by_name.get(record.name, 0) + 1
+        return stats_from_counts(
+            total_messages=len(agent.messages),
+            total_snapshots=len(agent.snapshots),
+            messages_by_role=by_role,
+            tool_calls_by_state=by_state,
+            tool_calls_by_name=by_name,
+        )
