@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Skip, System, Turn, engine_durability
+from .common import Skip, System, Turn, engine_durability, sqlalchemy_pg_url
 
 __all__ = ["ADKDatabaseSessions"]
 
@@ -54,8 +54,7 @@ class ADKDatabaseSessions(System):
                 import asyncpg  # noqa: F401
             except ImportError as exc:
                 raise Skip("asyncpg (ADK's PostgreSQL driver) not installed") from exc
-            dsn = self.workspace.dsn
-            url = "postgresql+asyncpg://" + dsn.split("://", 1)[1]
+            url = sqlalchemy_pg_url(self.workspace.dsn, "asyncpg")
             self.service = DatabaseSessionService(
                 url, connect_args={"server_settings": {"search_path": self.workspace.schema}}
             )

@@ -315,6 +315,14 @@ def pg_schema_bytes(dsn: str, schema: str) -> int:
     return int(row[0]) if row else 0
 
 
+def sqlalchemy_pg_url(dsn: str, driver: str) -> str:
+    """``postgresql://…`` → ``postgresql+<driver>://…`` (SQLAlchemy needs a URL, not ``key=value`` form)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return f"postgresql+{driver}://" + dsn[len(prefix) :]
+    raise Skip("SQLAlchemy-based systems need the DSN as a postgresql:// URL, not in key=value form")
+
+
 def search_path_options(schema: str) -> str:
     """libpq ``options`` that make ``schema`` the only schema new tables go to."""
     return f"-c search_path={schema}"

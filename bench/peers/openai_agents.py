@@ -12,7 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import Skip, System, Turn, engine_durability, search_path_options, sqlite_durability
+from .common import (
+    Skip,
+    System,
+    Turn,
+    engine_durability,
+    search_path_options,
+    sqlalchemy_pg_url,
+    sqlite_durability,
+)
 
 __all__ = ["OpenAISQLAlchemy", "OpenAISQLiteSession"]
 
@@ -156,7 +164,7 @@ class OpenAISQLAlchemy(_AgentsSession):
             self.workspace.files.append(path)
             self.engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
         else:
-            url = _sqlalchemy_pg_url(self.workspace.dsn, self.driver)
+            url = sqlalchemy_pg_url(self.workspace.dsn, self.driver)
             self.engine = create_async_engine(url, connect_args=_pg_connect_args(self.driver, self.workspace.schema))
         self.sessions = [
             SQLAlchemySession(sid, engine=self.engine, create_tables=True) for sid in self.conversation.session_ids
@@ -170,14 +178,6 @@ class OpenAISQLAlchemy(_AgentsSession):
     async def close(self) -> None:
         if self.engine is not None:
             await self.engine.dispose()
-
-
-def _sqlalchemy_pg_url(dsn: str, driver: str) -> str:
-    """``postgresql://…`` → ``postgresql+<driver>://…``."""
-    for prefix in ("postgresql://", "postgres://"):
-        if dsn.startswith(prefix):
-            return f"postgresql+{driver}://" + dsn[len(prefix) :]
-    raise Skip(f"cannot turn DSN into a SQLAlchemy URL (expected a postgresql:// URL): {dsn.split('@')[-1]}")
 
 
 def _pg_connect_args(driver: str, schema: str) -> dict[str, Any]:
