@@ -418,6 +418,8 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "events": 6 * agents * turns,
         "db_size_bytes": target.size_bytes,
         **({"step_p50_ms": target.step_summary(turns)} if isinstance(target, StoreTarget) else {}),
+        # One value per turn: the median over agents of that turn's latency (the growth picture).
+        "turn_series_ms": [ms(percentile(row, 0.50)) for row in latency],
     }
 
 
