@@ -24,9 +24,16 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest
 
+# Every workload on every backend and peer it can reach (PostgreSQL ones when
+# KODE_TEST_POSTGRES_URL or the local server answers), 3 repeats, medians, pictures.
 bench: $(STAMP)
-	$(PY) bench/run.py --workload W1 --backend sqlite
-	$(PY) bench/run.py --workload W1 --backend sqlite-raw
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p bench/results && rm -f bench/results/w1w3.json
+	for i in 1 2 3; do $(PY) bench/run.py --workload W1,W2,W3 --backend all --out bench/results/w1w3.json || [ $$? -eq 2 ] || exit 1; done
+	$(PY) bench/run.py --workload W3 --backend sqlite,postgres --agents 100 --out bench/results/w1w3.json || [ $$? -eq 2 ]
+	$(PY) bench/run.py --workload W1 --backend sqlite,sqlite-raw,postgres,postgres-raw --agents 3 --turns 200 --out bench/results/w1w3.json || [ $$? -eq 2 ]
+	$(PY) bench/w4.py --backend all --repeat 3 --out bench/results/w4.json
+	$(PY) bench/report.py bench/results/w1w3.json bench/results/w4.json --docs docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

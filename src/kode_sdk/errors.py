@@ -14,15 +14,19 @@ Messages say what happened and where; they never contain a password.
 from __future__ import annotations
 
 __all__ = [
+    "AgentExistsError",
     "AgentNotFoundError",
+    "AgentStateError",
     "InvalidAgentIdError",
     "KodeError",
     "LockTimeoutError",
+    "ProviderError",
     "RecordValidationError",
     "SchemaVersionError",
     "StoreClosedError",
     "StoreConfigError",
     "StoreConnectionError",
+    "StoreCorruptionError",
 ]
 
 
@@ -81,3 +85,31 @@ class AgentNotFoundError(KodeError, LookupError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(f"agent {agent_id!r} not found")
         self.agent_id = agent_id
+
+
+class AgentExistsError(KodeError, ValueError):
+    """``Agent.create`` was given the id of an agent the store already holds
+    (use ``Agent.resume_from_store`` to continue it)."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id!r} already exists; resume it with Agent.resume_from_store")
+        self.agent_id = agent_id
+
+
+class AgentStateError(KodeError, RuntimeError):
+    """The agent cannot do what was asked in its current state (e.g. ``chat``
+    while tool calls await approval, or ``decide`` on an unknown permission id)."""
+
+
+class ProviderError(KodeError, RuntimeError):
+    """A model provider failed: the SDK is missing, the API answered with an
+    error, or a scripted provider ran out of turns."""
+
+
+class StoreCorruptionError(KodeError, RuntimeError):
+    """Stored data could not be read back: a file or row is damaged (unparseable
+    JSON, a missing header, a truncated record).
+
+    Raised instead of treating damaged data as empty, so nothing is silently
+    lost; the message names the file or table and what was wrong.
+    """

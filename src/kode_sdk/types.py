@@ -199,6 +199,8 @@ class Record(BaseModel):
         extra="allow",
         use_enum_values=False,
         ser_json_inf_nan="strings",
+        # NaN and Infinity are not JSON: orjson would silently store them as null.
+        allow_inf_nan=False,
     )
 
     @classmethod

@@ -1807,6 +1807,57 @@ class PostgresStore(BaseStore):
         return lock
 
     # ------------------------------------------------------------------ listing
+    # ------------------------------------------------------------------ retention (kode prune)
+
+    @operation("deletes", agent=False)
+    async def prune(
+        self,
+        *,
+        created_before: datetime | int,
+        template_id: str | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete every agent created strictly before ``created_before`` (of
+        ``template_id`` only, when given) and return their ids, sorted.
+
+        One statement however many agents: a data-modifying CTE deletes the
+        registry rows and, from their ``RETURNING`` list, every table's rows
+        (there are no foreign keys to cascade). ``dry_run`` only lists them.
+
+        >>> await store.prune(created_before=datetime(2025, 1, 1, tzinfo=UTC))   # doctest: +SKIP
+        ['agt-old-1', 'agt-old-2']
+        """
+        cutoff = time_bound(created_before, "created_before")
+        if cutoff is None:
+            raise ValueError("created_before is required")
+        where = "info IS NOT NULL AND created_at < %s"
+        params: list[Any] = [cutoff]
+        if template_id is not None:
+            where += " AND template_id = %s"
+            params.append(template_id)
+        if dry_run:
+            async with self._connection() as conn:
+                cur = await conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)
+                return sorted(row[0] for row in await cur.fetchall())
+        # Pending events of doomed agents must reach the table before it is cleared.
+        await self._flush_events()
+        children = ", ".join(
+            f"d_{table} AS (DELETE FROM {table} WHERE agent_id IN (SELECT agent_id FROM doomed))"
+            for table in _DATA_TABLES
+        )
+        statement = (
+            f"WITH doomed AS (DELETE FROM agents WHERE {where} RETURNING agent_id), {children} "
+            "SELECT agent_id FROM doomed"
+        )
+        async with self._transaction() as conn:
+            cur = await conn.execute(statement, params)
+            doomed = sorted(row[0] for row in await cur.fetchall())
+        for agent_id in doomed:
+            self._messages_cache.drop(agent_id)
+            self._tool_calls_cache.drop(agent_id)
+            self._events.forget(agent_id)
+        return doomed
+
     # Last in the class: below it, ``list`` names this method, not the builtin.
 
     @operation("queries", agent=False)

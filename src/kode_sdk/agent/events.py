@@ -1,0 +1,145 @@
+"""An agent's event bus: every event is stored first, then handed to listeners.
+
+Events go to one timeline with three channels — ``progress`` (text chunks,
+tool start/end, done), ``control`` (permission required/decided) and
+``monitor`` (state changes, steps, token usage, tools executed, errors,
+resumes). Each gets the next ``seq`` (rising by one, across channels) and is
+written with :meth:`Store.append_event` before any handler sees it, so what a
+subscriber is shown is always what a later reader of the store will find.
+
+``on(type, handler)`` calls ``handler(timeline)`` for every event of that type
+(``"*"``: every event); ``subscribe(channels, since=...)`` replays stored events
+after ``since`` and then follows live ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeAlias
+
+from ..errors import RecordValidationError
+from ..store.base import Store, check_channel, since_seq
+from ..types import CHANNELS, Bookmark, Timeline
+
+__all__ = ["EventBus", "Handler", "last_stored_seq"]
+
+logger = logging.getLogger("kode_sdk.agent")
+
+Handler: TypeAlias = Callable[[Timeline], Awaitable[None] | None]
+
+
+async def last_stored_seq(store: Store, agent_id: str, hint: Bookmark | None = None) -> int:
+    """The highest event ``seq`` stored for ``agent_id`` (0 when none).
+
+    ``hint`` (the bookmark saved in the agent's info) makes this a short range
+    read of the events after it, instead of a scan of the whole timeline.
+    """
+    last = hint.seq if hint is not None else 0
+    async for timeline in store.read_events(agent_id, since=hint):
+        last = max(last, timeline.bookmark.seq)
+    return last
+
+
+class EventBus:
+    """Numbers, stores and dispatches one agent's events."""
+
+    def __init__(self, store: Store, agent_id: str, last_seq: int = 0, last_bookmark: Bookmark | None = None) -> None:
+        self._store = store
+        self._agent_id = agent_id
+        self._seq = last_seq
+        self.last_bookmark: Bookmark | None = last_bookmark
+        self._handlers: dict[str, list[Handler]] = {}
+        self._subscribers: list[tuple[frozenset[str], asyncio.Queue[Timeline]]] = []
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last event emitted (0 before the first)."""
+        return self._seq
+
+    def reset(self, last_seq: int, last_bookmark: Bookmark | None) -> None:
+        """Continue numbering after ``last_seq`` (the agent was reloaded from the store)."""
+        self._seq = last_seq
+        self.last_bookmark = last_bookmark
+
+    async def emit(self, channel: str, type: str, data: dict[str, Any] | None = None) -> Timeline:
+        """Store an event, then hand it to subscribers and handlers; returns it."""
+        event = {"channel": channel, "type": type, **(data or {})}
+        timeline = self._next(event)
+        try:
+            await self._store.append_event(self._agent_id, timeline)
+        except RecordValidationError:
+            # Another writer (a second Agent over the same id, an earlier
+            # process) took this seq: continue after what the store holds.
+            self._seq = await last_stored_seq(self._store, self._agent_id, self.last_bookmark)
+            timeline = self._next(event)
+            await self._store.append_event(self._agent_id, timeline)
+        self.last_bookmark = timeline.bookmark
+        for channels, queue in self._subscribers:
+            if channel in channels:
+                queue.put_nowait(timeline)
+        for handler in (*self._handlers.get(type, ()), *self._handlers.get("*", ())):
+            try:
+                outcome = handler(timeline)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                # A listener's bug must not stop the agent; it is logged with its traceback.
+                logger.exception("event handler %r failed on %s event", handler, type)
+        return timeline
+
+    def _next(self, event: dict[str, Any]) -> Timeline:
+        self._seq += 1
+        now = int(time.time() * 1000)
+        return Timeline(cursor=self._seq, bookmark=Bookmark(seq=self._seq, timestamp=now), event=event)
+
+    def on(self, type: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(timeline)`` for each event of ``type`` (``"*"``: all);
+        returns a function that removes the handler again."""
+        if not isinstance(type, str) or not type:
+            raise ValueError(f"event type must be a non-empty string; got {type!r}")
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {handler!r}")
+        self._handlers.setdefault(type, []).append(handler)
+
+        def unsubscribe() -> None:
+            handlers = self._handlers.get(type, [])
+            if handler in handlers:
+                handlers.remove(handler)
+
+        return unsubscribe
+
+    async def subscribe(
+        self, channels: Iterable[str] | str | None = None, since: Any = None
+    ) -> AsyncIterator[Timeline]:
+        """Yield events of ``channels`` (default: all three): first the stored
+        ones after ``since`` (a Bookmark, a dict with ``seq``, or an int), when
+        given, then live ones as they are emitted. Leave the loop to stop."""
+        if isinstance(channels, str):
+            channels = [channels]
+        wanted = frozenset(channels) if channels is not None else frozenset(CHANNELS)
+        for channel in wanted:
+            check_channel(channel)
+        queue: asyncio.Queue[Timeline] = asyncio.Queue()
+        entry = (wanted, queue)
+        # Listen before replaying, so nothing emitted during the replay is missed.
+        self._subscribers.append(entry)
+        try:
+            last = 0
+            start = since_seq(since)
+            if start is not None:
+                last = start
+                async for timeline in self._store.read_events(self._agent_id, since=start):
+                    if timeline.event["channel"] in wanted and timeline.bookmark.seq > last:
+                        last = timeline.bookmark.seq
+                        yield timeline
+            while True:
+                timeline = await queue.get()
+                if timeline.bookmark.seq > last:
+                    last = timeline.bookmark.seq
+                    yield timeline
+        finally:
+            self._subscribers.remove(entry)

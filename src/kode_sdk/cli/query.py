@@ -1,0 +1,351 @@
+"""Read-only commands: ``sessions``, ``messages``, ``tool-calls``, ``stats``,
+``events``, ``health`` and ``metrics``.
+
+Filters mirror the query API. Tables for people; ``--json`` prints one JSON
+document (``events --json`` prints JSON Lines, one event per line, so
+``--follow`` can stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+import typer
+from rich.table import Table
+
+from ..errors import AgentNotFoundError
+from ..ops.dump import wire
+from ..ops.filters import message_filters, session_filters, tool_call_filters
+from ..ops.health import store_health, store_metrics, store_metrics_text
+from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..types import StoredMessage, StoredToolCall, Timeline
+from .app import JsonOption, UsageError, app, emit_json, emit_jsonl, run_with_store, stdout
+
+__all__ = ["events", "health", "messages", "metrics", "sessions", "stats", "tool_calls"]
+
+Agent = Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")]
+After = Annotated[
+    str | None, typer.Option("--after", help="Created at or after: ISO date/time, epoch ms, or 90d/12h ago.")
+]
+Before = Annotated[
+    str | None, typer.Option("--before", help="Created at or before: ISO date/time, epoch ms, or 90d/12h ago.")
+]
+Limit = Annotated[int, typer.Option("--limit", "-n", help="At most this many rows (1–10000).")]
+Offset = Annotated[int, typer.Option("--offset", help="Skip this many rows first.")]
+
+
+def _queryable(store: Store) -> QueryableStore:
+    if not hasattr(store, "query_sessions"):
+        raise UsageError(f"{type(store).__name__} does not answer queries")
+    return cast(QueryableStore, store)
+
+
+def _table(title: str, *names: str) -> Table:
+    """A table whose id columns never wrap (people copy them into other commands)."""
+    table = Table(*names, title=title)
+    for column in table.columns:
+        if column.header in ("agent", "id", "seq"):
+            column.no_wrap = True
+    return table
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _preview(content: list[dict[str, Any]], width: int = 60) -> str:
+    parts: list[str] = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            parts.append(f"[tool_use {block.get('name')}]")
+        elif kind == "tool_result":
+            parts.append(f"[tool_result{' error' if block.get('is_error') else ''}]")
+        else:
+            parts.append(f"[{kind}]")
+    text = " ".join(parts).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def sessions(
+    ctx: typer.Context,
+    agent: Agent = None,
+    template: Annotated[str | None, typer.Option("--template", "-t", help="Only this template.")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user (metadata userId).")] = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    sort: Annotated[str, typer.Option("--sort", help="created_at, updated_at or message_count.")] = "created_at",
+    order: Annotated[str, typer.Option("--order", help="asc or desc.")] = "desc",
+    json: JsonOption = False,
+) -> None:
+    """List agent sessions, newest first."""
+    params = {"agent": agent, "template": template, "user": user, "after": after, "before": before}
+    kwargs = session_filters({**params, "limit": limit, "offset": offset, "sort": sort, "order": order})
+
+    async def go(store: Store) -> None:
+        rows = await _queryable(store).query_sessions(**kwargs)
+        if json:
+            emit_json(rows)
+            return
+        table = _table("sessions", "agent", "template", "created", "updated", "msgs", "breakpoint", "user")
+        for row in rows:
+            user_id = row.metadata.get("userId", row.metadata.get("user_id", ""))
+            table.add_row(
+                row.agent_id,
+                row.template_id,
+                _time(row.created_at),
+                _time(row.updated_at),
+                str(row.message_count),
+                row.breakpoint.value if row.breakpoint else "",
+                str(user_id or ""),
+            )
+        stdout.print(table)
+
+    run_with_store(ctx, go)
+
+
+@app.command()
+def messages(
+    ctx: typer.Context,
+    agent: Agent = None,
+    role: Annotated[str | None, typer.Option("--role", "-r", help="user, assistant or system.")] = None,
+    content_type: Annotated[
+        str | None, typer.Option("--content-type", "-c", help="Only messages with a block of this type.")
+    ] = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    json: JsonOption = False,
+) -> None:
+    """List stored messages, newest first."""
+    kwargs = message_filters(
+        {
+            "agent": agent,
+            "role": role,
+            "content_type": content_type,
+            "after": after,
+            "before": before,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+    async def go(store: Store) -> None:
+        rows: list[StoredMessage] = await _queryable(store).query_messages(**kwargs)
+        if json:
+            emit_json(rows)
+            return
+        table = _table("messages", "agent", "seq", "role", "created", "content")
+        for row in rows:
+            table.add_row(row.agent_id, str(row.seq), row.role, _time(row.created_at), _preview(row.content))
+        stdout.print(table)
+
+    run_with_store(ctx, go)
+
+
+@app.command("tool-calls")
+def tool_calls(
+    ctx: typer.Context,
+    agent: Agent = None,
+    tool: Annotated[str | None, typer.Option("--tool", help="Only calls of this tool.")] = None,
+    errors: Annotated[
+        bool | None, typer.Option("--errors/--no-errors", help="Only failed calls / only successful ones.")
+    ] = None,
+    approval: Annotated[
+        bool | None, typer.Option("--approval/--no-approval", help="Only calls that needed approval / did not.")
+    ] = None,
+    state: Annotated[str | None, typer.Option("--state", help="pending, completed, failed, denied, …")] = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    json: JsonOption = False,
+) -> None:
+    """List tool calls, newest first."""
+    kwargs = tool_call_filters(
+        {
+            "agent": agent,
+            "tool": tool,
+            "errors": errors,
+            "approval": approval,
+            "state": state,
+            "after": after,
+            "before": before,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+    async def go(store: Store) -> None:
+        rows: list[StoredToolCall] = await _queryable(store).query_tool_calls(**kwargs)
+        if json:
+            emit_json(rows)
+            return
+        table = _table("tool calls", "agent", "id", "tool", "state", "error", "approval", "ms", "created")
+        for row in rows:
+            decision = row.approval.decision or ("required" if row.approval.required else "")
+            table.add_row(
+                row.agent_id,
+                row.tool_call_id,
+                row.tool_name,
+                row.state.value,
+                "yes" if row.is_error else "",
+                decision,
+                "" if row.duration_ms is None else f"{row.duration_ms:g}",
+                _time(row.created_at),
+            )
+        stdout.print(table)
+
+    run_with_store(ctx, go)
+
+
+@app.command()
+def stats(
+    ctx: typer.Context, agent: Annotated[str, typer.Argument(help="Agent id.")], json: JsonOption = False
+) -> None:
+    """Totals for one agent: messages by role, tool calls by state and name, snapshots."""
+    validate_agent_id(agent)
+
+    async def go(store: Store) -> None:
+        if not await store.exists(agent):
+            raise AgentNotFoundError(agent)
+        result = await _queryable(store).aggregate_stats(agent)
+        if json:
+            emit_json({"agentId": agent, **result.model_dump(mode="json", by_alias=True)})
+            return
+        table = Table("what", "count", title=f"stats of {agent}")
+        table.add_row("messages", str(result.total_messages))
+        for role, n in sorted(result.messages_by_role.items()):
+            table.add_row(f"  role {role}", str(n))
+        table.add_row("tool calls", str(result.total_tool_calls))
+        for state, n in sorted(result.tool_calls_by_state.items()):
+            table.add_row(f"  state {state}", str(n))
+        for name, n in sorted(result.tool_calls_by_name.items()):
+            table.add_row(f"  tool {name}", str(n))
+        table.add_row("snapshots", str(result.total_snapshots))
+        stdout.print(table)
+
+    run_with_store(ctx, go)
+
+
+def _event_line(timeline: Timeline) -> str:
+    event = timeline.event
+    detail = {k: v for k, v in event.items() if k not in ("channel", "type")}
+    text = str(detail)[:80] if detail else ""
+    return f"{timeline.bookmark.seq:>8}  {timeline.bookmark.timestamp}  {event['channel']:<8}  {event['type']}  {text}"
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(help="Agent id.")],
+    since: Annotated[int | None, typer.Option("--since", help="Only events with seq greater than this.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="progress, control or monitor.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C stops).")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls with --follow.")] = 0.5,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines: one event per line.")] = False,
+) -> None:
+    """Print an agent's event timeline in seq order (JSON Lines with --json)."""
+    validate_agent_id(agent)
+    check_channel(channel)
+    if interval <= 0:
+        raise UsageError("--interval must be positive")
+
+    def show(timeline: Timeline) -> None:
+        if json:
+            emit_jsonl(wire(timeline))
+        else:
+            stdout.print(_event_line(timeline), highlight=False, markup=False)
+
+    async def go(store: Store) -> None:
+        last = since
+        if not follow and not await store.exists(agent):
+            raise AgentNotFoundError(agent)
+        async for timeline in store.read_events(agent, since=last, channel=channel):
+            show(timeline)
+            last = timeline.bookmark.seq
+        if not follow:
+            return
+        tail = getattr(store, "tail_events", None)
+        if tail is not None:
+            # PostgreSQL: LISTEN/NOTIFY wakes the tail; no polling delay.
+            async with contextlib.aclosing(tail(agent, since=last, channel=channel)) as live:
+                async for timeline in live:
+                    show(timeline)
+            return
+        while True:
+            await asyncio.sleep(interval)
+            async for timeline in store.read_events(agent, since=last, channel=channel):
+                show(timeline)
+                last = timeline.bookmark.seq
+
+    try:
+        run_with_store(ctx, go)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        # Ctrl-C is how --follow is meant to end.
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def health(ctx: typer.Context, json: JsonOption = False) -> None:
+    """Check the store answers; exit 0 when healthy, 1 when not."""
+
+    async def go(store: Store) -> bool:
+        status = await store_health(store)
+        if json:
+            emit_json(status)
+        else:
+            mark = "[green]healthy[/]" if status.healthy else "[red]UNHEALTHY[/]"
+            latency = status.database.latency_ms
+            stdout.print(f"{mark}  database connected={status.database.connected}", highlight=False)
+            if latency is not None:
+                stdout.print(f"  latency {latency:.2f} ms", highlight=False)
+            stdout.print(f"  file system writable={status.file_system.writable}", highlight=False)
+            for problem in (status.database.error, status.file_system.error):
+                if problem:
+                    stdout.print(f"  {problem}", highlight=False, markup=False)
+        return status.healthy
+
+    if not run_with_store(ctx, go):
+        raise typer.Exit(1)
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    prometheus: Annotated[bool, typer.Option("--prometheus", help="Prometheus text exposition format.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Store metrics: operation counts, latency, what the store holds."""
+    if prometheus and json:
+        raise UsageError("--prometheus and --json are exclusive")
+
+    async def go(store: Store) -> None:
+        if prometheus:
+            typer.echo(await store_metrics_text(store), nl=False)
+            return
+        result = await store_metrics(store)
+        if json:
+            emit_json(result)
+            return
+        table = Table("metric", "value", title="store metrics")
+        for name, value in result.operations.model_dump().items():
+            table.add_row(f"operations.{name}", str(value))
+        for name, value in result.storage.model_dump().items():
+            table.add_row(f"storage.{name}", "" if value is None else str(value))
+        for name, value in result.performance.model_dump().items():
+            table.add_row(f"performance.{name}", f"{value:.3f}")
+        stdout.print(table)
+
+    run_with_store(ctx, go)

@@ -1,0 +1,1759 @@
+"""SqliteStore: the embedded default backend — one SQLite file in WAL mode.
+
+Everything an agent produces lives in one database file: messages, tool calls,
+events, todos, history windows, compression records, recovered files, media
+cache, snapshots and agent info. One file is one backup and one transaction
+boundary.
+
+>>> from kode_sdk.store.sqlite import SqliteStore
+>>> async def main() -> None:                                     # doctest: +SKIP
+...     async with SqliteStore("./data/agents.db") as store:
+...         await store.save_messages("agt-1", [{"role": "user", "content": "Hello!"}])
+...         print(await store.load_messages("agt-1"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from .. import jsoncodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
+    fcntl = None  # type: ignore[assignment]
+from ..errors import (
+    AgentNotFoundError,
+    LockTimeoutError,
+    RecordValidationError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreConnectionError,
+)
+from ..types import (
+    AgentInfo,
+    AgentStats,
+    CompressionRecord,
+    ConsistencyCheckResult,
+    DatabaseHealth,
+    FileSystemHealth,
+    HistoryWindow,
+    MediaCacheRecord,
+    Message,
+    RecoveredFile,
+    SessionInfo,
+    Snapshot,
+    StorageMetrics,
+    StoredMessage,
+    StoredToolCall,
+    StoreHealthStatus,
+    StoreMetrics,
+    Timeline,
+    TodoSnapshot,
+    ToolCallRecord,
+    ToolCallState,
+    ms_to_datetime,
+    now_utc,
+    to_epoch_ms,
+)
+from .base import (
+    AgentLock,
+    BaseStore,
+    EventBuffer,
+    ListDiff,
+    PendingEvent,
+    SavedListCache,
+    check_channel,
+    check_page,
+    check_sort,
+    coerce_list,
+    event_row,
+    fork_agent_ids,
+    message_to_wire,
+    operation,
+    operation_iter,
+    prefix_upper_bound,
+    since_seq,
+    stats_from_counts,
+    time_bound,
+    user_id_of,
+    validate_agent_id,
+    wait_with_backoff,
+)
+
+__all__ = ["SqliteStore"]
+
+logger = logging.getLogger("kode_sdk.store.sqlite")
+
+T = TypeVar("T")
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+# BEGIN IMMEDIATE already waits busy_timeout (10 s) for the write lock; these
+# retries only cover the rare SQLITE_BUSY SQLite returns without waiting
+# (e.g. while another connection recovers the WAL).
+_BUSY_TIMEOUT_MS = 10_000
+_BUSY_RETRIES = 5
+_EVENT_PAGE = 1000
+
+_MIGRATION_PACKAGE = "kode_sdk.store"
+_MIGRATION_DIR = ("schema", "sqlite")
+
+
+# --------------------------------------------------------------------------- SQL
+
+_ENSURE_AGENT = "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) ON CONFLICT (agent_id) DO NOTHING"
+_TOUCH_AGENT = (
+    "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) "
+    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at"
+)
+_SET_MESSAGE_STATE = (
+    "INSERT INTO agents (agent_id, updated_at, message_count, msg_version) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at, "
+    "message_count = excluded.message_count, msg_version = excluded.msg_version"
+)
+_SET_TOOL_CALL_STATE = (
+    "INSERT INTO agents (agent_id, updated_at, tc_version) VALUES (?, ?, ?) "
+    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at, tc_version = excluded.tc_version"
+)
+_SAVE_INFO = (
+    "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (agent_id) DO UPDATE SET info = excluded.info, template_id = excluded.template_id, "
+    "user_id = excluded.user_id, created_at = excluded.created_at, updated_at = excluded.updated_at, "
+    "message_count = excluded.message_count"
+)
+_INSERT_MESSAGE = "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) VALUES (?, ?, ?, ?, ?, ?)"
+# A rewrite keeps the row's created_at: the time the position was first saved.
+_UPDATE_MESSAGE = "UPDATE messages SET role = ?, block_types = ?, data = ? WHERE agent_id = ? AND seq = ?"
+_INSERT_TOOL_CALL = (
+    "INSERT INTO tool_calls (agent_id, id, pos, name, state, is_error, approval_required, created_at, updated_at, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_TOOL_CALL = (
+    "UPDATE tool_calls SET name = ?, state = ?, is_error = ?, approval_required = ?, created_at = ?, "
+    "updated_at = ?, data = ? WHERE agent_id = ? AND pos = ?"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (agent_id, seq) DO NOTHING"
+)
+_APPEND_ROW = (
+    "INSERT INTO {table} (agent_id, idx, data) "
+    "VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {table} WHERE agent_id = ?), ?)"
+)
+# Tables holding rows of one agent, for delete and consistency checks (events
+# and the agents row itself excluded).
+_CHILD_TABLES = (
+    "messages",
+    "tool_calls",
+    "events",
+    "todos",
+    "history_windows",
+    "compression_records",
+    "recovered_files",
+    "media_cache",
+    "snapshots",
+)
+
+_ROLES = ("user", "assistant", "system")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _new_version() -> int:
+    # Random, not a counter: after a delete and re-create (maybe by another
+    # process) a counter would restart and could match a stale cached copy.
+    return secrets.randbits(62) + 1
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _check_int64(value: int, field: str) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise RecordValidationError(f"{field}: {value} does not fit in a 64-bit integer", field=field)
+    return value
+
+
+def _check_text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a str; got {type(value).__name__}")
+    return value
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool; got {type(value).__name__}")
+    return value
+
+
+def split_sql(script: str) -> list[str]:
+    """Split an SQL script into single statements (``;`` inside strings,
+    comments and trigger bodies is handled by ``sqlite3.complete_statement``)."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            if _has_code(statement):
+                statements.append(statement)
+            buffer = ""
+    if _has_code(buffer[:-1]):
+        raise SchemaVersionError(f"migration script ends with an incomplete statement: {buffer[:80]!r}")
+    return statements
+
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+
+
+def _has_code(text: str) -> bool:
+    """True unless ``text`` is only comments, whitespace and semicolons."""
+    bare = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
+    return bool(bare.replace(";", "").strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema migration: ``version`` (from the file name's number) and its SQL."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The SQLite migrations shipped with this package, in version order
+    (files ``NNNN_name.sql`` under ``kode_sdk/store/schema/sqlite``)."""
+    folder = resources.files(_MIGRATION_PACKAGE).joinpath(*_MIGRATION_DIR)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number = name.split("_", 1)[0]
+        if not number.isdigit():
+            raise SchemaVersionError(f"migration file {name!r} does not start with a version number")
+        found.append(Migration(int(number), name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise SchemaVersionError(f"SQLite migrations must be numbered 1, 2, 3, ... without gaps; found {versions}")
+    return found
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
+    """One transaction: ``BEGIN IMMEDIATE`` for writes (takes the write lock up
+    front, so the transaction never fails half-way on a lock upgrade), plain
+    ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error.
+
+    Inside an open transaction (the hop's event flush) it is a SAVEPOINT, so
+    the call is still all-or-nothing while the events before it commit with it.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT kode_call")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO kode_call")
+                conn.execute("RELEASE kode_call")
+            raise
+        conn.execute("RELEASE kode_call")
+        return
+    if write:
+        for attempt in range(_BUSY_RETRIES + 1):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if attempt == _BUSY_RETRIES or not _is_busy(exc):
+                    raise
+                time.sleep(min(0.01 * 2**attempt, 0.5))
+    else:
+        conn.execute("BEGIN")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _encode(value: Any, field: str) -> str:
+    return jsoncodec.encode(value, field).decode("utf-8")
+
+
+def _message_row_parts(message: Message, wire: dict[str, Any], field: str) -> tuple[str, str, str]:
+    """(role, block_types JSON, data JSON) of one message."""
+    return message.role, _encode(message.block_types(), field), _encode(wire, field)
+
+
+def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int, int, int, int, str]:
+    """(name, state, is_error, approval_required, created_at, updated_at, data) of one record."""
+    return (
+        record.name,
+        ToolCallState(record.state).value,
+        1 if record.is_error else 0,
+        1 if record.approval.required else 0,
+        to_epoch_ms(record.created_at),
+        to_epoch_ms(record.updated_at),
+        data,
+    )
+
+
+# Loading parses stored JSON with pydantic's own parser (model_validate_json):
+# measured faster than decoding and constructing, it keeps integers beyond 64
+# bits exact, and it re-checks what comes back.
+def _load_tool_call(data: str) -> ToolCallRecord:
+    return ToolCallRecord.model_validate_json(data)
+
+
+# What the incremental saves compare.
+#
+# A list of records is seen as parallel "planes", one list per part of each
+# record: for messages their field dicts and their extra-key dicts; for tool
+# calls also the approval's and the audit entries' state. _Planes hold plain
+# dicts, lists and tuples, so comparing an unchanged prefix is a few list
+# comparisons in C, with no pydantic ``__eq__`` per object and no Python call
+# per position. The last _TAIL positions (those an agent loop edits, e.g. a
+# tool call moving from executing to completed) are compared one by one, so
+# editing them keeps the fast path for the rest.
+#
+# The saved state is cached as *frozen* planes (see _freeze): containers
+# copied, immutable leaves shared with the caller's objects. A caller mutating
+# a saved object in place therefore still differs from the cache, while an
+# unchanged string compares by identity, without reading its bytes: comparing
+# a long history touches as little memory as it can.
+#
+# What cannot be avoided: the caller hands over the whole list, and any of its
+# objects may have been mutated in place, so every save still reads every
+# position once (O(history), in C). append_messages is the O(1) way to grow.
+_TAIL = 2
+_MESSAGE_FIELDS = frozenset(Message.model_fields)
+_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
+
+
+class _NeverEqual:
+    """Stands in for a value that cannot be snapshotted: compares unequal to
+    everything, so its position is always rewritten."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _freeze(value: Any) -> Any:
+    """A copy of ``value`` that no later mutation of ``value`` can change:
+    dicts, lists and tuples are copied, immutable leaves are shared."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: _freeze(item) for key, item in value.items()}
+    if kind is list:
+        return [_freeze(item) for item in value]
+    if kind is tuple:
+        return tuple(_freeze(item) for item in value)
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if isinstance(value, dict):
+        return {key: _freeze(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_freeze(item) for item in value]
+    return _NeverEqual()
+
+
+def _freeze_record_fields(fields: Any) -> Any:
+    """Freeze a tool call's field dict, keeping its approval and audit entries
+    by identity: their own state is compared in planes of its own."""
+    if type(fields) is not dict:
+        return _freeze(fields)
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "approval" and isinstance(value, BaseModel):
+            out[key] = value
+        elif key == "audit_trail" and type(value) is list:
+            out[key] = list(value)
+        else:
+            out[key] = _freeze(value)
+    return out
+
+
+_Planes = list[list[Any]]
+_MESSAGE_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze, _freeze)
+_TOOL_CALL_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze_record_fields, _freeze, _freeze, _freeze, _freeze)
+
+
+def _message_planes(messages: Sequence[Message]) -> _Planes:
+    return [[m.__dict__ for m in messages], [m.__pydantic_extra__ for m in messages]]
+
+
+def _message_planes_from_wire(wires: list[dict[str, Any]]) -> _Planes:
+    fields = [{"role": w["role"], "content": w["content"], "metadata": w.get("metadata")} for w in wires]
+    extras = [{k: v for k, v in w.items() if k not in _MESSAGE_FIELDS} for w in wires]
+    return [fields, extras]
+
+
+def _tool_call_planes(records: Sequence[ToolCallRecord]) -> _Planes:
+    approvals = [r.approval for r in records]
+    return [
+        [r.__dict__ for r in records],
+        [r.__pydantic_extra__ for r in records],
+        [getattr(a, "__dict__", a) for a in approvals],
+        [getattr(a, "__pydantic_extra__", None) for a in approvals],
+        [
+            [(e.__dict__, e.__pydantic_extra__) if isinstance(e, BaseModel) else e for e in r.audit_trail]
+            for r in records
+        ],
+    ]
+
+
+def _diff_planes(old: _Planes, new: _Planes) -> ListDiff:
+    """Which positions of ``new`` differ from ``old`` (see the note above)."""
+    old_length, new_length = len(old[0]), len(new[0])
+    shared = min(old_length, new_length)
+    head = max(0, shared - _TAIL)
+    start = head if all(n[:head] == o[:head] for n, o in zip(new, old, strict=True)) else 0
+    changed = [i for i in range(start, shared) if any(n[i] != o[i] for n, o in zip(new, old, strict=True))]
+    changed.extend(range(shared, new_length))
+    return ListDiff(changed=changed, truncate_to=new_length, old_length=old_length)
+
+
+def _freeze_planes(planes: _Planes, freezers: tuple[Callable[[Any], Any], ...]) -> _Planes:
+    return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, planes, strict=True)]
+
+
+def _frozen_planes(
+    cached: _Planes | None, new: _Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
+) -> _Planes:
+    """The planes to cache after saving ``new``: the cached ones with the
+    changed positions replaced, or — after a cache miss — all of ``new``
+    frozen (once; later comparisons then hit shared leaves).
+
+    ``cached`` is updated in place (no O(history) copy per save), so call this
+    only after the transaction committed: until then the cache must keep
+    describing what the database holds.
+    """
+    if cached is None:
+        return _freeze_planes(new, freezers)
+    out = cached
+    for plane in out:
+        del plane[diff.truncate_to :]
+    for index in diff.changed:
+        for plane, fresh, freeze in zip(out, new, freezers, strict=True):
+            frozen = freeze(fresh[index])
+            if index < len(plane):
+                plane[index] = frozen
+            else:
+                plane.append(frozen)
+    return out
+
+
+@dataclass(slots=True)
+class _HopState:
+    flush_failed: bool = False
+
+
+class _FlockLock(AgentLock):
+    """An agent lock held as ``flock(LOCK_EX)`` on ``<lock dir>/<agent_id>.lock``.
+
+    The kernel frees it when the holding process dies, whatever way.
+    """
+
+    def __init__(self, agent_id: str, fd: int, on_release: Callable[[_FlockLock], None]) -> None:
+        super().__init__(agent_id)
+        self._fd = fd
+        self._on_release = on_release
+
+    async def _release(self) -> None:
+        fd, self._fd = self._fd, -1
+        self._on_release(self)
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class SqliteStore(BaseStore):
+    """The embedded default store: one SQLite database file in WAL mode.
+
+    >>> store = SqliteStore("./data/agents.db")          # no I/O yet
+    >>> async def main() -> None:                        # doctest: +SKIP
+    ...     async with store:
+    ...         await store.save_info("agt-1", {"agent_id": "agt-1", "template_id": "assistant"})
+    ...         print(await store.query_sessions(template_id="assistant"))
+
+    **Threads.** One dedicated worker thread (``kode-sqlite``) owns the
+    connection; every store call does all its SQL in one hop to that thread,
+    each write in one ``BEGIN IMMEDIATE … COMMIT`` transaction, each
+    multi-statement read in one snapshot.
+
+    **Durability.** ``journal_mode=WAL`` with ``synchronous=NORMAL``: a call
+    that returned has committed and survives the process being killed; a power
+    loss or OS crash can lose the last few commits (never corrupt the file).
+    Events from :meth:`append_event` are group-committed a few milliseconds
+    later (before the next call of this store), so a kill can also cost the
+    events of the last ~5 ms.
+
+    **Several processes** may open the same file: writers take turns (each
+    waits up to 10 s for the write lock, then retries), readers never block.
+    Incremental saves check a per-agent version inside the write transaction,
+    so a save by another process is never overwritten by a stale diff.
+
+    **Incremental saves.** ``save_messages`` and ``save_tool_call_records``
+    take the whole list but write only the positions that changed (a
+    rewritten message keeps its first ``created_at``). Objects mutated in
+    place after a save are detected: every save compares the whole list with
+    a snapshot of what was saved — in C, a fraction of a microsecond per
+    position, but still proportional to the history. ``append_messages`` is
+    the constant-cost way to grow a conversation. Tool-call ids must be unique
+    within an agent's list. History windows, compression records and recovered
+    files are append-only and load in save order; a snapshot saved again with
+    the same id replaces the old one.
+
+    **Locks** (:meth:`acquire_agent_lock`) are ``flock`` locks on files: they
+    work across processes on one machine (POSIX only).
+
+    **file_store_base_dir** is accepted for configuration compatibility with
+    the reference design, but every record is kept in the database (one
+    database is the whole truth). When given, that directory holds the agent
+    lock files (``<dir>/locks/<agent_id>.lock``) and is what
+    :meth:`health_check` probes for writability; otherwise the database file's
+    directory is used. Processes sharing a database must agree on it, or their
+    locks will not see each other.
+    """
+
+    backend_name = "sqlite"
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        file_store_base_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._events = EventBuffer(self._flush_events)
+        # Only ever touched on the worker thread.
+        self._message_cache = SavedListCache()
+        self._tool_call_cache = SavedListCache()
+        self._locks: set[_FlockLock] = set()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.db_path)!r})"
+
+    @property
+    def _base_dir(self) -> Path:
+        if self.file_store_base_dir is not None:
+            return self.file_store_base_dir
+        return self.db_path.parent
+
+    @property
+    def _lock_dir(self) -> Path:
+        return self._base_dir / "locks"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def _open(self) -> None:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kode-sqlite", initializer=_name_worker_thread)
+        try:
+            await asyncio.wrap_future(executor.submit(self._connect))
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        self._executor = executor
+
+    def _connect(self) -> None:
+        path = self.db_path
+        try:
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, cached_statements=256)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal" and str(path) != ":memory:":
+                raise StoreConnectionError(f"SQLite database {str(path)!r} refused WAL mode (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -32000")  # 32 MiB
+            conn.execute("PRAGMA temp_store = MEMORY")
+            self._migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
+            raise
+        self._conn = conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        known = migrations()
+        latest = known[-1].version if known else 0
+        with _transaction(conn, write=True):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+            )
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if current > latest:
+            raise SchemaVersionError(
+                f"the database schema is version {current}, newer than this kode-sdk knows ({latest}); "
+                "upgrade kode-sdk to open it"
+            )
+        for migration in known:
+            if migration.version <= current:
+                continue
+            # One transaction per migration; re-check the version inside it, as
+            # another process may have migrated since we looked.
+            with _transaction(conn, write=True):
+                now_version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+                if now_version >= migration.version:
+                    continue
+                try:
+                    for statement in split_sql(migration.sql):
+                        conn.execute(statement)
+                except sqlite3.Error as exc:
+                    raise SchemaVersionError(f"SQLite migration {migration.name} failed: {exc}") from exc
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (migration.version, _now_ms())
+                )
+            logger.info("applied SQLite migration %s", migration.name)
+
+    async def _close(self) -> None:
+        try:
+            if len(self._events):
+                await self._hop(lambda conn: None)
+        finally:
+            self._events.cancel()
+            for lock in list(self._locks):
+                await lock.release()
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                await asyncio.wrap_future(executor.submit(self._disconnect))
+                executor.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
+            conn.close()
+
+    # ------------------------------------------------------------------ the hop
+
+    async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job`` on the worker thread, after writing the pending events.
+
+        Events and call share one commit (the call runs in a SAVEPOINT): a
+        failing ``job`` is rolled back alone, the events still commit."""
+        executor = self._executor
+        if executor is None:
+            raise StoreClosedError("sqlite store is closed")
+        pending = self._events.take() if len(self._events) else None
+        state = _HopState()
+
+        def work() -> T:
+            conn = self._conn
+            if conn is None:
+                raise StoreClosedError("sqlite store is closed")
+            try:
+                if not pending:
+                    return job(conn)
+                failure: Exception | None = None
+                try:
+                    with _transaction(conn, write=True):
+                        self._write_events(conn, pending)
+                        try:
+                            result = job(conn)
+                        except Exception as exc:  # committed events stand; the call's own work was rolled back
+                            failure = exc
+                except BaseException:
+                    state.flush_failed = True
+                    raise
+                if failure is not None:
+                    raise failure
+                return result
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
+
+        future = executor.submit(work)
+        try:
+            return await asyncio.wrap_future(future)
+        except BaseException:
+            # cancel() is True only if the work never started: then nothing was written.
+            if pending and (future.cancel() or state.flush_failed):
+                self._events.put_back(pending)
+            raise
+
+    # ------------------------------------------------------------------ events
+
+    async def _flush_events(self) -> None:
+        if self._state == "open" and len(self._events):
+            await self._hop(lambda conn: None)
+
+    @staticmethod
+    def _write_events(conn: sqlite3.Connection, rows: list[PendingEvent]) -> None:
+        """Insert queued events (inside the caller's transaction)."""
+        now = _now_ms()
+        conn.executemany(_ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)])
+        cursor = conn.executemany(
+            _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
+        )
+        skipped = len(rows) - cursor.rowcount
+        if skipped > 0:
+            # Another process stored these seqs after we decided they were new.
+            logger.warning(
+                "%d queued event(s) of %s had a seq already stored by another writer; those copies were skipped",
+                skipped,
+                ", ".join(repr(a) for a in dict.fromkeys(r.agent_id for r in rows)),
+            )
+
+    @operation("saves")
+    async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
+        """Append one event; its ``bookmark.seq`` must be new for this agent.
+
+        Usually queued and group-committed within ~5 ms (before any other call
+        of this store); a seq that might already be stored is written at once,
+        so a duplicate raises :class:`RecordValidationError` here.
+        """
+        validated = Timeline.coerce(timeline, "timeline")
+        _check_int64(validated.bookmark.seq, "timeline.bookmark.seq")
+        _check_int64(validated.bookmark.timestamp, "timeline.bookmark.timestamp")
+        row = event_row(agent_id, validated)
+        if self._events.can_queue(agent_id, row.seq):
+            if self._events.queue(row):
+                await self._flush_events()
+            return
+
+        def job(conn: sqlite3.Connection) -> int | None:
+            with _transaction(conn, write=True):
+                conn.execute(_ENSURE_AGENT, (agent_id, _now_ms()))
+                cursor = conn.execute(
+                    _INSERT_EVENT, (agent_id, row.seq, row.channel, row.event_type, row.timestamp, row.data)
+                )
+                if cursor.rowcount == 0:
+                    raise RecordValidationError(
+                        f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
+                        field="timeline.bookmark.seq",
+                    )
+                max_seq: int | None = conn.execute(
+                    "SELECT MAX(seq) FROM events WHERE agent_id = ?", (agent_id,)
+                ).fetchone()[0]
+            return max_seq
+
+        self._events.note_max_seq(agent_id, await self._hop(job))
+
+    @operation_iter("loads")
+    async def read_events(
+        self, agent_id: str, *, since: Any = None, channel: str | None = None
+    ) -> AsyncIterator[Timeline]:
+        """Yield the agent's events in ``bookmark.seq`` order (across channels),
+        only those after ``since`` (a Bookmark, dict with ``seq``, or int) and on
+        ``channel`` when given. Sees every event this store appended before."""
+        after = since_seq(since)
+        check_channel(channel)
+        if after is not None:
+            if after >= _INT64_MAX:
+                return
+            if after < _INT64_MIN:
+                after = None
+        lower = after
+        while True:
+            rows = await self._hop(_event_page_job(agent_id, lower, channel))
+            for data in rows:
+                yield Timeline.model_validate_json(data[1])
+            if len(rows) < _EVENT_PAGE:
+                return
+            lower = rows[-1][0]
+
+    # ------------------------------------------------------------------ messages
+
+    @staticmethod
+    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
+        """Comparison planes of the stored messages, read back from the database."""
+        return _message_planes_from_wire(
+            [
+                jsoncodec.decode(data)
+                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
+            ]
+        )
+
+    @operation("saves")
+    async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Replace the agent's conversation with ``messages``.
+
+        Incremental: only positions that differ from what is stored are
+        written (a rewritten row keeps its first ``created_at``), rows beyond
+        the new length are deleted. ``message_count`` becomes ``len(messages)``.
+        """
+        validated = coerce_list(Message, messages, "messages")
+
+        def job(conn: sqlite3.Connection) -> None:
+            planes = _message_planes(validated)
+            now = _now_ms()
+            with _transaction(conn, write=True):
+                row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+                cached = [[], []] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_planes(conn, agent_id)
+                diff = _diff_planes(old, planes)
+                updates: list[tuple[str, str, str, str, int]] = []
+                inserts: list[tuple[str, int, str, str, int, str]] = []
+                for index in diff.changed:
+                    message = validated[index]
+                    role, block_types, data = _message_row_parts(
+                        message, message_to_wire(message), f"messages[{index}]"
+                    )
+                    if index < diff.old_length:
+                        updates.append((role, block_types, data, agent_id, index))
+                    else:
+                        inserts.append((agent_id, index, role, block_types, now, data))
+                version = _new_version()
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
+                if diff.truncate_to < diff.old_length:
+                    conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
+                if updates:
+                    conn.executemany(_UPDATE_MESSAGE, updates)
+                if inserts:
+                    conn.executemany(_INSERT_MESSAGE, inserts)
+            self._message_cache.put(agent_id, version, _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff))
+
+        await self._hop(job)
+
+    @operation("saves")
+    async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Append ``messages`` after the stored ones: a pure append (nothing is
+        read back or compared), the fastest way to grow a conversation."""
+        validated = coerce_list(Message, messages, "messages")
+
+        def job(conn: sqlite3.Connection) -> None:
+            parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
+            added = _freeze_planes(_message_planes(validated), _MESSAGE_FREEZERS)
+            now = _now_ms()
+            version = _new_version()
+            with _transaction(conn, write=True):
+                row = conn.execute(
+                    "SELECT msg_version, (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent_id = ?) "
+                    "FROM agents WHERE agent_id = ?",
+                    (agent_id, agent_id),
+                ).fetchone()
+                old_version, base = (None, 0) if row is None else row
+                # The agents row first: messages reference it.
+                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
+                conn.executemany(
+                    _INSERT_MESSAGE,
+                    [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
+                )
+            cached = [[], []] if old_version is None else self._message_cache.get(agent_id, old_version)
+            if cached is not None:
+                self._message_cache.put(agent_id, version, [old + new for old, new in zip(cached, added, strict=True)])
+            else:
+                self._message_cache.drop(agent_id)
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_messages(self, agent_id: str) -> list[Message]:
+        """The agent's conversation in order (``[]`` for an unknown agent)."""
+
+        def job(conn: sqlite3.Connection) -> list[Message]:
+            return [
+                Message.model_validate_json(data)
+                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
+            ]
+
+        return await self._hop(job)
+
+    # ------------------------------------------------------------------ tool calls
+
+    @operation("saves")
+    async def save_tool_call_records(
+        self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
+    ) -> None:
+        """Replace the agent's tool-call records with ``records`` (ids must be
+        unique). Incremental like :meth:`save_messages`."""
+        validated = coerce_list(ToolCallRecord, records, "records")
+        seen: dict[str, int] = {}
+        for index, record in enumerate(validated):
+            first = seen.setdefault(record.id, index)
+            if first != index:
+                raise RecordValidationError(
+                    f"records[{index}].id: tool call id {record.id!r} is already used by records[{first}]",
+                    field=f"records[{index}].id",
+                )
+
+        def job(conn: sqlite3.Connection) -> None:
+            now = _now_ms()
+            with _transaction(conn, write=True):
+                row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+                empty: _Planes = [[] for _ in _TOOL_CALL_FREEZERS]
+                cached = empty if row is None else self._tool_call_cache.get(agent_id, row[0])
+                if cached is not None:
+                    old = cached
+                else:
+                    old = _tool_call_planes(
+                        [
+                            _load_tool_call(data)
+                            for (data,) in conn.execute(
+                                "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
+                            )
+                        ]
+                    )
+                planes = _tool_call_planes(validated)
+                diff = _diff_planes(old, planes)
+                moved: list[tuple[str, int]] = []
+                updates: list[tuple[Any, ...]] = []
+                inserts: list[tuple[Any, ...]] = []
+                for index in diff.changed:
+                    record = validated[index]
+                    data = _encode(record.to_wire(), f"records[{index}]")
+                    columns = _tool_call_columns(record, data)
+                    if index < diff.old_length:
+                        if old[0][index]["id"] == record.id:
+                            updates.append((*columns, agent_id, index))
+                            continue
+                        moved.append((agent_id, index))
+                    inserts.append((agent_id, record.id, index, *columns))
+                version = _new_version()
+                conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
+                # Deletes first, so an id moving to another position never collides.
+                if diff.truncate_to < diff.old_length:
+                    conn.execute("DELETE FROM tool_calls WHERE agent_id = ? AND pos >= ?", (agent_id, diff.truncate_to))
+                if moved:
+                    conn.executemany("DELETE FROM tool_calls WHERE agent_id = ? AND pos = ?", moved)
+                if updates:
+                    conn.executemany(_UPDATE_TOOL_CALL, updates)
+                if inserts:
+                    conn.executemany(_INSERT_TOOL_CALL, inserts)
+            self._tool_call_cache.put(agent_id, version, _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff))
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
+        """The agent's tool-call records in order (``[]`` for an unknown agent)."""
+
+        def job(conn: sqlite3.Connection) -> list[ToolCallRecord]:
+            return [
+                _load_tool_call(data)
+                for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,))
+            ]
+
+        return await self._hop(job)
+
+    # ------------------------------------------------------------------ todos
+
+    @operation("saves")
+    async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
+        """Replace the agent's todo list."""
+        validated = TodoSnapshot.coerce(snapshot, "snapshot")
+        data = _encode(validated.to_wire(), "snapshot")
+        updated_at = to_epoch_ms(validated.updated_at)
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+                conn.execute(
+                    "INSERT INTO todos (agent_id, updated_at, data) VALUES (?, ?, ?) ON CONFLICT (agent_id) "
+                    "DO UPDATE SET updated_at = excluded.updated_at, data = excluded.data",
+                    (agent_id, updated_at, data),
+                )
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
+        """The agent's todo list, or ``None`` if none was saved."""
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT data FROM todos WHERE agent_id = ?", (agent_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        data = await self._hop(job)
+        return None if data is None else TodoSnapshot.model_validate_json(data)
+
+    # ------------------------------------------------------------------ append-only lists
+
+    async def _append_row(self, table: str, agent_id: str, data: str) -> None:
+        sql = _APPEND_ROW.format(table=table)
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+                conn.execute(sql, (agent_id, agent_id, data))
+
+        await self._hop(job)
+
+    async def _load_rows(self, table: str, agent_id: str) -> list[str]:
+        sql = f"SELECT data FROM {table} WHERE agent_id = ? ORDER BY idx"
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            return [data for (data,) in conn.execute(sql, (agent_id,))]
+
+        return await self._hop(job)
+
+    @operation("saves")
+    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
+        """Append a history window (windows load in the order they were saved)."""
+        validated = HistoryWindow.coerce(window, "window")
+        await self._append_row("history_windows", agent_id, _encode(validated.to_wire(), "window"))
+
+    @operation("loads")
+    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
+        """Every history window of the agent, in save order."""
+        rows = await self._load_rows("history_windows", agent_id)
+        return [HistoryWindow.model_validate_json(data) for data in rows]
+
+    @operation("saves")
+    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
+        """Append a compression record."""
+        validated = CompressionRecord.coerce(record, "record")
+        await self._append_row("compression_records", agent_id, _encode(validated.to_wire(), "record"))
+
+    @operation("loads")
+    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
+        """Every compression record of the agent, in save order."""
+        rows = await self._load_rows("compression_records", agent_id)
+        return [CompressionRecord.model_validate_json(data) for data in rows]
+
+    @operation("saves")
+    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
+        """Append a recovered file."""
+        validated = RecoveredFile.coerce(file, "file")
+        await self._append_row("recovered_files", agent_id, _encode(validated.to_wire(), "file"))
+
+    @operation("loads")
+    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
+        """Every recovered file of the agent, in save order."""
+        rows = await self._load_rows("recovered_files", agent_id)
+        return [RecoveredFile.model_validate_json(data) for data in rows]
+
+    @operation("saves")
+    async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
+        """Replace the agent's media cache with ``records``."""
+        validated = coerce_list(MediaCacheRecord, records, "records")
+        rows = [(agent_id, i, _encode(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+                conn.execute("DELETE FROM media_cache WHERE agent_id = ?", (agent_id,))
+                conn.executemany("INSERT INTO media_cache (agent_id, idx, data) VALUES (?, ?, ?)", rows)
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
+        """The agent's media cache, in the order saved."""
+        rows = await self._load_rows("media_cache", agent_id)
+        return [MediaCacheRecord.model_validate_json(data) for data in rows]
+
+    # ------------------------------------------------------------------ snapshots
+
+    @operation("saves")
+    async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
+        """Save a snapshot (a snapshot with the same id is replaced)."""
+        validated = Snapshot.coerce(snapshot, "snapshot")
+        data = _encode(validated.to_wire(), "snapshot")
+        created_at = to_epoch_ms(validated.created_at)
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+                conn.execute(
+                    "INSERT INTO snapshots (agent_id, id, created_at, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (agent_id, id) DO UPDATE SET created_at = excluded.created_at, data = excluded.data",
+                    (agent_id, validated.id, created_at, data),
+                )
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
+        """The snapshot ``snapshot_id`` of the agent, or ``None``."""
+        _check_text(snapshot_id, "snapshot_id")
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT data FROM snapshots WHERE agent_id = ? AND id = ?", (agent_id, snapshot_id)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        data = await self._hop(job)
+        return None if data is None else Snapshot.model_validate_json(data)
+
+    @operation("loads")
+    async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
+        """The agent's snapshots, newest first (``created_at``, then id, descending)."""
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            return [
+                data
+                for (data,) in conn.execute(
+                    "SELECT data FROM snapshots WHERE agent_id = ? ORDER BY created_at DESC, id DESC", (agent_id,)
+                )
+            ]
+
+        return [Snapshot.model_validate_json(data) for data in await self._hop(job)]
+
+    # ------------------------------------------------------------------ info
+
+    @operation("saves")
+    async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
+        """Save the agent's info (from then on :meth:`exists` is true).
+
+        ``info.agent_id`` must equal ``agent_id``.
+        """
+        validated = AgentInfo.coerce(info, "info")
+        if validated.agent_id != agent_id:
+            raise RecordValidationError(
+                f"info.agent_id: {validated.agent_id!r} does not match the agent id {agent_id!r}",
+                field="info.agent_id",
+            )
+        data = _encode(validated.to_wire(), "info")
+        message_count = _check_int64(validated.message_count, "info.message_count")
+        template_id = validated.template_id
+        user_id = user_id_of(validated.metadata)
+        created_at = to_epoch_ms(validated.created_at)
+
+        def job(conn: sqlite3.Connection) -> None:
+            # One statement: atomic without an explicit transaction.
+            conn.execute(_SAVE_INFO, (agent_id, data, template_id, user_id, created_at, _now_ms(), message_count))
+
+        await self._hop(job)
+
+    @operation("loads")
+    async def load_info(self, agent_id: str) -> AgentInfo | None:
+        """The agent's info, or ``None``. ``message_count`` reflects the latest
+        :meth:`save_messages` / :meth:`save_info`."""
+
+        def job(conn: sqlite3.Connection) -> tuple[str, int] | None:
+            row = conn.execute(
+                "SELECT info, message_count FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+            ).fetchone()
+            return None if row is None else (str(row[0]), int(row[1]))
+
+        found = await self._hop(job)
+        if found is None:
+            return None
+        loaded = AgentInfo.model_validate_json(found[0])
+        loaded.message_count = found[1]
+        return loaded
+
+    @operation("loads")
+    async def exists(self, agent_id: str) -> bool:
+        """True once :meth:`save_info` ran for the agent (and it was not deleted)."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            sql = "SELECT 1 FROM agents WHERE agent_id = ? AND info IS NOT NULL"
+            return conn.execute(sql, (agent_id,)).fetchone() is not None
+
+        return await self._hop(job)
+
+    @operation("deletes")
+    async def delete(self, agent_id: str) -> None:
+        """Remove every record of the agent, in every table (one transaction).
+        Deleting an unknown agent does nothing."""
+        self._events.forget(agent_id)
+
+        def job(conn: sqlite3.Connection) -> None:
+            self._message_cache.drop(agent_id)
+            self._tool_call_cache.drop(agent_id)
+            # Child rows go with the registry row (ON DELETE CASCADE).
+            conn.execute("DELETE FROM agents WHERE agent_id = ?", (agent_id,))
+
+        await self._hop(job)
+
+    # ------------------------------------------------------------------ queries
+
+    @operation("queries", agent=False)
+    async def query_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[SessionInfo]:
+        """Agents with saved info, filtered; newest first by default (ties by agent id)."""
+        column, order = check_sort(sort_by, sort_order)
+        limit, offset = check_page(limit, offset)
+        clauses = ["info IS NOT NULL"]
+        params: list[Any] = []
+        if agent_id is not None:
+            clauses.append("agent_id = ?")
+            params.append(validate_agent_id(agent_id))
+        if template_id is not None:
+            clauses.append("template_id = ?")
+            params.append(_check_text(template_id, "template_id"))
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(_check_text(user_id, "user_id"))
+        _time_clauses(clauses, params, created_after, created_before)
+        direction = order.upper()
+        sql = (
+            "SELECT agent_id, info, created_at, updated_at, message_count FROM agents "
+            f"WHERE {' AND '.join(clauses)} ORDER BY {column} {direction}, agent_id {direction} LIMIT ? OFFSET ?"
+        )
+        params += [limit, offset]
+
+        def job(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        sessions = []
+        for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
+            info = AgentInfo.model_validate_json(data)
+            sessions.append(
+                SessionInfo(
+                    agent_id=row_agent,
+                    template_id=info.template_id,
+                    created_at=ms_to_datetime(created_at),
+                    updated_at=ms_to_datetime(updated_at),
+                    message_count=message_count,
+                    last_sfp_index=info.last_sfp_index,
+                    breakpoint=info.breakpoint,
+                    metadata=info.metadata,
+                )
+            )
+        return sessions
+
+    @operation("queries", agent=False)
+    async def query_messages(
+        self,
+        *,
+        agent_id: str | None = None,
+        role: str | None = None,
+        content_type: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredMessage]:
+        """Messages across agents, newest first (``created_at``, seq, agent id descending)."""
+        limit, offset = check_page(limit, offset)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if agent_id is not None:
+            clauses.append("agent_id = ?")
+            params.append(validate_agent_id(agent_id))
+        if role is not None:
+            clauses.append("role = ?")
+            params.append(_check_text(role, "role"))
+        if content_type is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)")
+            params.append(_check_text(content_type, "content_type"))
+        _time_clauses(clauses, params, created_after, created_before)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        sql = (
+            f"SELECT agent_id, seq, created_at, data FROM messages {where}"
+            "ORDER BY created_at DESC, seq DESC, agent_id DESC LIMIT ? OFFSET ?"
+        )
+        params += [limit, offset]
+
+        def job(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        found = []
+        for row_agent, seq, created_at, data in await self._hop(job):
+            wire = jsoncodec.decode(data)
+            found.append(
+                StoredMessage.model_construct(
+                    agent_id=row_agent,
+                    seq=seq,
+                    role=wire["role"],
+                    content=wire["content"],
+                    created_at=ms_to_datetime(created_at),
+                    metadata=wire.get("metadata"),
+                )
+            )
+        return found
+
+    @operation("queries", agent=False)
+    async def query_tool_calls(
+        self,
+        *,
+        agent_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        has_approval: bool | None = None,
+        state: ToolCallState | str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredToolCall]:
+        """Tool calls across agents, newest first (``created_at``, id, agent id descending)."""
+        limit, offset = check_page(limit, offset)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if agent_id is not None:
+            clauses.append("agent_id = ?")
+            params.append(validate_agent_id(agent_id))
+        if tool_name is not None:
+            clauses.append("name = ?")
+            params.append(_check_text(tool_name, "tool_name"))
+        if is_error is not None:
+            clauses.append("is_error = ?")
+            params.append(1 if _check_bool(is_error, "is_error") else 0)
+        if has_approval is not None:
+            clauses.append("approval_required = ?")
+            params.append(1 if _check_bool(has_approval, "has_approval") else 0)
+        if state is not None:
+            try:
+                params.append(ToolCallState(state).value)
+            except ValueError:
+                allowed = ", ".join(s.value for s in ToolCallState)
+                raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
+            clauses.append("state = ?")
+        _time_clauses(clauses, params, created_after, created_before)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        sql = (
+            f"SELECT agent_id, data FROM tool_calls {where}"
+            "ORDER BY created_at DESC, id DESC, agent_id DESC LIMIT ? OFFSET ?"
+        )
+        params += [limit, offset]
+
+        def job(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        return [
+            StoredToolCall.from_record(row_agent, _load_tool_call(data)) for row_agent, data in await self._hop(job)
+        ]
+
+    @operation("queries")
+    async def aggregate_stats(self, agent_id: str) -> AgentStats:
+        """Totals for one agent (all zeros for an unknown agent)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], int]:
+            with _transaction(conn, write=False):
+                by_role = conn.execute(
+                    "SELECT role, COUNT(*) FROM messages WHERE agent_id = ? GROUP BY role", (agent_id,)
+                ).fetchall()
+                by_state_name = conn.execute(
+                    "SELECT state, name, COUNT(*) FROM tool_calls WHERE agent_id = ? GROUP BY state, name", (agent_id,)
+                ).fetchall()
+                snapshots = conn.execute("SELECT COUNT(*) FROM snapshots WHERE agent_id = ?", (agent_id,)).fetchone()
+            return by_role, by_state_name, int(snapshots[0])
+
+        by_role, by_state_name, total_snapshots = await self._hop(job)
+        by_state: dict[str, int] = {}
+        by_name: dict[str, int] = {}
+        for state, name, count in by_state_name:
+            by_state[state] = by_state.get(state, 0) + count
+            by_name[name] = by_name.get(name, 0) + count
+        roles = {role: count for role, count in by_role}
+        return stats_from_counts(
+            total_messages=sum(roles.values()),
+            total_snapshots=total_snapshots,
+            messages_by_role=roles,
+            tool_calls_by_state=by_state,
+            tool_calls_by_name=by_name,
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    async def health_check(self) -> StoreHealthStatus:
+        """Probe the database (``SELECT 1`` latency) and the store directory
+        (a file write). Never raises for an unreachable database (one that
+        cannot be opened or answers with an error): reports it instead.
+        Raises :class:`StoreClosedError` after :meth:`close`."""
+        if self.closed:
+            raise StoreClosedError("sqlite store is closed")
+        base = self._base_dir
+        started = time.perf_counter()
+
+        def job(conn: sqlite3.Connection) -> tuple[DatabaseHealth, FileSystemHealth]:
+            started = time.perf_counter()
+            try:
+                conn.execute("SELECT 1").fetchone()
+                database = DatabaseHealth(connected=True, latency_ms=(time.perf_counter() - started) * 1000)
+            except sqlite3.Error as exc:
+                database = DatabaseHealth(connected=False, error=f"SQLite error: {exc}")
+            return database, _probe_writable(base)
+
+        try:
+            await self._ensure_open()
+            database, file_system = await self._hop(job)
+        except (StoreConnectionError, SchemaVersionError, OSError) as exc:
+            database = DatabaseHealth(connected=False, error=str(exc))
+            file_system = await asyncio.to_thread(_probe_writable, base)
+        self.metrics.record("other", "health_check", (time.perf_counter() - started) * 1000, database.connected)
+        return StoreHealthStatus(
+            healthy=database.connected and file_system.writable,
+            database=database,
+            file_system=file_system,
+            checked_at=now_utc(),
+        )
+
+    @operation("other")
+    async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:
+        """Check the agent's stored records against each other; every problem
+        found is reported as a sentence in ``issues``."""
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn, write=False):
+                return _consistency_issues(conn, agent_id)
+
+        issues = await self._hop(job)
+        return ConsistencyCheckResult(consistent=not issues, issues=issues, checked_at=now_utc())
+
+    @operation("other", agent=False)
+    async def get_metrics(self) -> StoreMetrics:
+        """Operation counters, latency percentiles and what the database holds."""
+        wal_path = Path(str(self.db_path) + "-wal")
+
+        def job(conn: sqlite3.Connection) -> StorageMetrics:
+            with _transaction(conn, write=False):
+                agents = conn.execute("SELECT COUNT(*) FROM agents WHERE info IS NOT NULL").fetchone()[0]
+                messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+                tool_calls = conn.execute("SELECT COUNT(*) FROM tool_calls").fetchone()[0]
+                page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            try:
+                wal_size = wal_path.stat().st_size
+            except OSError:
+                wal_size = 0
+            return StorageMetrics(
+                total_agents=agents,
+                total_messages=messages,
+                total_tool_calls=tool_calls,
+                db_size_bytes=page_count * page_size + wal_size,
+            )
+
+        return self.metrics.snapshot(await self._hop(job))
+
+    @operation("other")
+    async def acquire_agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AgentLock:
+        """Take the agent's exclusive lock, waiting up to ``timeout_ms``, else
+        raise :class:`LockTimeoutError`.
+
+        The lock is ``flock`` on ``<lock dir>/<agent_id>.lock``: it excludes
+        other processes on this machine and other acquires in this process
+        (even from this store). It has no expiry: it is held until released,
+        until this store closes, or until the process dies.
+        """
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
+        if fcntl is None:  # pragma: no cover - Windows
+            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
+        lock_dir = self._lock_dir
+        path = lock_dir / f"{agent_id}.lock"
+
+        def open_lock_file() -> int:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+        try:
+            fd = open_lock_file()
+        except OSError as exc:
+            raise StoreConnectionError(f"cannot open lock file {str(path)!r}: {exc}") from exc
+
+        async def attempt() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        try:
+            acquired = await wait_with_backoff(attempt, timeout_ms, max_delay_s=0.025)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not acquired:
+            os.close(fd)
+            raise LockTimeoutError(agent_id, timeout_ms)
+        lock = _FlockLock(agent_id, fd, self._locks.discard)
+        self._locks.add(lock)
+        return lock
+
+    @operation("saves")
+    async def batch_fork(self, agent_id: str, count: int) -> list[str]:
+        """Make ``count`` copies of the agent (info with lineage extended,
+        messages, tool calls, todos, snapshots) in one transaction; returns the
+        new ids. Raises :class:`AgentNotFoundError` if the agent has no info."""
+        new_ids = fork_agent_ids(agent_id, count)
+
+        def job(conn: sqlite3.Connection) -> None:
+            now = _now_ms()
+            with _transaction(conn, write=True):
+                row = conn.execute(
+                    "SELECT info, message_count FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+                ).fetchone()
+                if row is None:
+                    raise AgentNotFoundError(agent_id)
+                source = AgentInfo.model_validate(jsoncodec.decode(row[0]))
+                agent_rows = []
+                for new_id in new_ids:
+                    fork = source.model_copy(
+                        update={
+                            "agent_id": new_id,
+                            "lineage": [*source.lineage, agent_id],
+                            "created_at": ms_to_datetime(now),
+                            "message_count": row[1],
+                        }
+                    )
+                    agent_rows.append(
+                        (new_id, _encode(fork.to_wire(), "info"), fork.template_id, user_id_of(fork.metadata), now)
+                    )
+                conn.executemany(
+                    "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count, "
+                    "msg_version, tc_version) "
+                    "SELECT ?, ?, ?, ?, ?, ?, message_count, 0, 0 FROM agents WHERE agent_id = ?",
+                    [(*r, now, agent_id) for r in agent_rows],
+                )
+                pairs = [(new_id, agent_id) for new_id in new_ids]
+                conn.executemany(
+                    "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) "
+                    "SELECT ?, seq, role, block_types, created_at, data FROM messages WHERE agent_id = ?",
+                    pairs,
+                )
+                conn.executemany(
+                    "INSERT INTO tool_calls (agent_id, id, pos, name, state, is_error, approval_required, "
+                    "created_at, updated_at, data) SELECT ?, id, pos, name, state, is_error, approval_required, "
+                    "created_at, updated_at, data FROM tool_calls WHERE agent_id = ?",
+                    pairs,
+                )
+                conn.executemany(
+                    "INSERT INTO todos (agent_id, updated_at, data) "
+                    "SELECT ?, updated_at, data FROM todos WHERE agent_id = ?",
+                    pairs,
+                )
+                conn.executemany(
+                    "INSERT INTO snapshots (agent_id, id, created_at, data) "
+                    "SELECT ?, id, created_at, data FROM snapshots WHERE agent_id = ?",
+                    pairs,
+                )
+
+        await self._hop(job)
+        return new_ids
+
+    # ------------------------------------------------------------------ retention (kode prune)
+
+    @operation("deletes", agent=False)
+    async def prune(
+        self,
+        *,
+        created_before: datetime | int,
+        template_id: str | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete every agent created strictly before ``created_before`` (of
+        ``template_id`` only, when given) and return their ids, sorted.
+
+        One ``DELETE … RETURNING`` in one transaction, however many agents: the
+        child rows follow by ``ON DELETE CASCADE``. ``dry_run`` only lists them.
+
+        >>> await store.prune(created_before=datetime(2025, 1, 1, tzinfo=UTC))   # doctest: +SKIP
+        ['agt-old-1', 'agt-old-2']
+        """
+        cutoff = time_bound(created_before, "created_before")
+        if cutoff is None:
+            raise ValueError("created_before is required")
+        where = "info IS NOT NULL AND created_at < ?"
+        params: tuple[Any, ...] = (cutoff,)
+        if template_id is not None:
+            where += " AND template_id = ?"
+            params += (template_id,)
+
+        def job(conn: sqlite3.Connection) -> builtins.list[str]:
+            if dry_run:
+                return [a for (a,) in conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)]
+            with _transaction(conn, write=True):
+                doomed = [a for (a,) in conn.execute(f"DELETE FROM agents WHERE {where} RETURNING agent_id", params)]
+            for agent_id in doomed:
+                self._message_cache.drop(agent_id)
+                self._tool_call_cache.drop(agent_id)
+            return doomed
+
+        doomed = sorted(await self._hop(job))
+        if not dry_run:
+            for agent_id in doomed:
+                self._events.forget(agent_id)
+        return doomed
+
+    # Defined last: inside the class body, `list` names this method from here on.
+    @operation("loads", agent=False)
+    async def list(self, prefix: str | None = None) -> list[str]:
+        """Ids of agents with saved info, sorted; only those starting with
+        ``prefix`` (case-sensitive, no wildcards) when given."""
+        clauses = ["info IS NOT NULL"]
+        params: tuple[str, ...] = ()
+        if prefix is not None and _check_text(prefix, "prefix"):
+            upper = prefix_upper_bound(prefix)
+            clauses.append("agent_id >= ?")
+            params = (prefix,)
+            if upper is not None:
+                clauses.append("agent_id < ?")
+                params = (prefix, upper)
+        sql = f"SELECT agent_id FROM agents WHERE {' AND '.join(clauses)} ORDER BY agent_id"
+
+        def job(conn: sqlite3.Connection) -> builtins.list[str]:
+            return [agent for (agent,) in conn.execute(sql, params)]
+
+        return await self._hop(job)
+
+
+# --------------------------------------------------------------------------- module helpers
+
+
+def _name_worker_thread() -> None:
+    threading.current_thread().name = "kode-sqlite"
+
+
+def _time_clauses(
+    clauses: list[str], params: list[Any], created_after: datetime | int | None, created_before: datetime | int | None
+) -> None:
+    after = time_bound(created_after, "created_after")
+    before = time_bound(created_before, "created_before")
+    if after is not None:
+        clauses.append("created_at >= ?")
+        params.append(max(min(after, _INT64_MAX), _INT64_MIN))
+    if before is not None:
+        clauses.append("created_at <= ?")
+        params.append(max(min(before, _INT64_MAX), _INT64_MIN))
+
+
+def _event_page_job(
+    agent_id: str, after: int | None, channel: str | None
+) -> Callable[[sqlite3.Connection], list[tuple[int, str]]]:
+    clauses = ["agent_id = ?"]
+    params: list[Any] = [agent_id]
+    if after is not None:
+        clauses.append("seq > ?")
+        params.append(after)
+    if channel is not None:
+        clauses.append("channel = ?")
+        params.append(channel)
+    params.append(_EVENT_PAGE)
+    sql = f"SELECT seq, data FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+
+    def job(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        return conn.execute(sql, params).fetchall()
+
+    return job
+
+
+def _probe_writable(base: Path) -> FileSystemHealth:
+    probe = base / f".kode-health-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        return FileSystemHealth(writable=False, error=f"{base}: {exc.strerror or exc}")
+    return FileSystemHealth(writable=True)
+
+
+def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
+    issues: list[str] = []
+    row = conn.execute("SELECT info, message_count FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+    if row is None:
+        issues.append(f"Agent {agent_id!r} not found: nothing is stored for it.")
+        # Foreign keys make orphans impossible unless they were switched off.
+        for table in _CHILD_TABLES:
+            if conn.execute(f"SELECT 1 FROM {table} WHERE agent_id = ? LIMIT 1", (agent_id,)).fetchone():
+                issues.append(f"Table {table} holds rows for agent {agent_id!r}, which has no registry row.")
+        return issues
+    info_json, message_count = row
+    if info_json is not None:
+        try:
+            info = jsoncodec.decode(info_json)
+            stored_id = info.get("agentId") if isinstance(info, dict) else None
+            if stored_id != agent_id:
+                issues.append(f"The saved AgentInfo names agent {stored_id!r}, not {agent_id!r}.")
+            AgentInfo.model_validate(info)
+        except (ValueError, RecordValidationError) as exc:
+            issues.append(f"The saved AgentInfo cannot be read back: {exc}")
+    count, low, high = conn.execute(
+        "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE agent_id = ?", (agent_id,)
+    ).fetchone()
+    if count != message_count:
+        issues.append(f"Message count mismatch: the agent records {message_count} messages but {count} are stored.")
+    if count and (low != 0 or high != count - 1):
+        issues.append(f"Message positions are not contiguous: {count} messages span seq {low}..{high}.")
+    tc_count, tc_low, tc_high = conn.execute(
+        "SELECT COUNT(*), MIN(pos), MAX(pos) FROM tool_calls WHERE agent_id = ?", (agent_id,)
+    ).fetchone()
+    if tc_count and (tc_low != 0 or tc_high != tc_count - 1):
+        issues.append(f"Tool-call positions are not contiguous: {tc_count} records span positions {tc_low}..{tc_high}.")
+    tool_use_ids: set[str] = set()
+    results: list[tuple[int, str]] = []
+    for seq, data in conn.execute("SELECT seq, data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)):
+        try:
+            content = jsoncodec.decode(data).get("content", [])
+        except ValueError as exc:
+            issues.append(f"Message {seq} is not valid JSON: {exc}")
+            continue
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use":
+                tool_use_ids.add(str(block.get("id")))
+            elif block.get("type") == "tool_result":
+                results.append((seq, str(block.get("tool_use_id"))))
+    for seq, tool_use_id in results:
+        if tool_use_id not in tool_use_ids:
+            issues.append(f"Message {seq} holds a tool_result for {tool_use_id!r}, but no tool_use has that id.")
+    for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)):
+        try:
+            _load_tool_call(data)
+        except (ValueError, RecordValidationError) as exc:
+            issues.append(f"A tool-call record cannot be read back: {exc}")
+    return issues
