@@ -46,6 +46,7 @@ from .errors import (
 from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
 from .store.factory import config_from_env, create_extended_store, create_store
 from .store.json_store import JSONStore
+from .store.postgres import PostgresStore
 from .store.sqlite import SqliteStore
 from .types import (
     AgentInfo,
@@ -100,6 +101,7 @@ __all__ = [
     "Message",
     "OpenAIProvider",
     "PermissionPolicy",
+    "PostgresStore",
     "ProviderError",
     "QueryableStore",
     "RecordValidationError",
