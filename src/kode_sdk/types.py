@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, cast
+from typing import Annotated, Any, Literal, Self, TypeAlias, cast
 
 from pydantic import (
     BaseModel,
@@ -754,5 +754,3 @@ class StoreMetrics(Result):
     performance: PerformanceMetrics
     storage: StorageMetrics
     collected_at: datetime
-
-    _RESULT: ClassVar[str] = "metrics"
