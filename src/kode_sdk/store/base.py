@@ -523,6 +523,13 @@ def message_from_wire(wire: dict[str, Any]) -> Message:
 # What cannot be avoided: the caller hands over the whole list, and any of its
 # objects may have been mutated in place, so every save still reads every
 # position once (O(history), in C). append_messages is the O(1) way to grow.
+#
+# In a backend (``cached`` from a SavedListCache, version-checked in the write
+# transaction; on a miss, snapshots of the stored rows):
+#
+#     changed = changed_positions(message_keys(messages), cached)
+#     ... write messages[i] for i in changed, delete positions >= len(messages) ...
+#     cache.put(agent_id, version, updated_snapshots(cached, messages, changed, message_snapshot))
 
 T = TypeVar("T")
 
