@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,27 +22,34 @@ from kode_sdk.store.base import (
     EventBuffer,
     Metrics,
     SavedListCache,
+    changed_positions,
     check_channel,
     check_page,
     check_sort,
     coerce_list,
-    diff_lists,
     event_row,
     fork_agent_ids,
     message_from_wire,
+    message_keys,
+    message_snapshot,
+    message_snapshot_from_wire,
     message_to_wire,
     operation,
     operation_iter,
     prefix_upper_bound,
+    share_copy,
     since_seq,
     stats_from_counts,
     time_bound,
     timeline_from_wire,
+    tool_call_keys,
+    tool_call_snapshot,
+    updated_snapshots,
     user_id_of,
     validate_agent_id,
     wait_with_backoff,
 )
-from kode_sdk.types import Bookmark, Message, StorageMetrics, Timeline, ToolCallRecord
+from kode_sdk.types import Bookmark, Message, StorageMetrics, Timeline, ToolCallRecord, ToolCallState
 
 # --------------------------------------------------------------------------- agent ids
 
@@ -102,47 +109,284 @@ def test_valid_ids_never_escape_a_directory(agent_id: str) -> None:
     assert agent_id.isascii()
 
 
-# --------------------------------------------------------------------------- diffs and the saved-list cache
+# --------------------------------------------------------------------------- snapshots, diffs and the saved-list cache
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "changed", "truncate_to"),
+    ("old", "new", "changed"),
     [
-        ([], [], [], 0),
-        ([], [1, 2], [0, 1], 2),
-        ([1, 2, 3], [1, 2, 3], [], 3),
-        ([1, 2, 3], [1, 2, 3, 4], [3], 4),
-        ([1, 2, 3], [1, 2], [], 2),
-        ([1, 2, 3], [], [], 0),
-        ([1, 2, 3], [1, 9, 3], [1], 3),
-        ([1, 2, 3], [9, 2], [0], 2),
-        ([1, 2], [2, 1, 3], [0, 1, 2], 3),
+        ([], [], []),
+        ([], [1, 2], [0, 1]),
+        ([1, 2, 3], [1, 2, 3], []),
+        ([1, 2, 3], [1, 2, 3, 4], [3]),
+        ([1, 2, 3], [1, 2], []),
+        ([1, 2, 3], [], []),
+        ([1, 2, 3], [1, 9, 3], [1]),
+        ([1, 2, 3], [9, 2], [0]),
+        ([1, 2], [2, 1, 3], [0, 1, 2]),
+        # Longer than the tail compared one by one: a change in the head, in the tail, in both.
+        (list(range(10)), list(range(10)), []),
+        (list(range(10)), [0, 1, 99, *range(3, 10)], [2]),
+        (list(range(10)), [*range(8), 99, 9, 10], [8, 10]),
+        (list(range(10)), [99, *range(1, 9), 99], [0, 9]),
+        (list(range(10)), [*range(7), 99, 99, 99], [7, 8, 9]),
     ],
 )
-def test_diff_lists(old: list[int], new: list[int], changed: list[int], truncate_to: int) -> None:
-    diff = diff_lists(old, new)
-    assert diff.changed == changed
-    assert diff.truncate_to == truncate_to
-    assert diff.old_length == len(old)
-    assert diff.unchanged == (old == new)
+def test_changed_positions(old: list[int], new: list[int], changed: list[int]) -> None:
+    assert changed_positions(new, old) == changed
 
 
-@given(st.lists(st.integers(0, 3), max_size=12), st.lists(st.integers(0, 3), max_size=12))
-def test_diff_lists_applied_gives_the_new_list(old: list[int], new: list[int]) -> None:
-    diff = diff_lists(old, new)
-    result = old[: diff.truncate_to] + [None] * max(0, diff.truncate_to - len(old))
-    for index in diff.changed:
-        result[index] = new[index]
-    assert result == new
-    assert all(old[i] == new[i] for i in range(min(len(old), len(new))) if i not in diff.changed)
+@given(st.lists(st.integers(0, 3), max_size=14), st.lists(st.integers(0, 3), max_size=14))
+def test_changed_positions_applied_give_the_new_list(old: list[int], new: list[int]) -> None:
+    changed = changed_positions(new, old)
+    assert changed == sorted(set(changed))
+    assert updated_snapshots(old, new, changed, lambda item: item) == new
+    assert all(old[i] == new[i] for i in range(min(len(old), len(new))) if i not in changed)
 
 
-def test_diff_lists_compares_messages_by_value() -> None:
-    first = [Message.coerce({"role": "user", "content": "a"}), Message.coerce({"role": "user", "content": "b"})]
-    same = [Message.coerce({"role": "user", "content": "a"}), Message.coerce({"role": "user", "content": "b"})]
-    assert diff_lists(first, same).unchanged
-    same[1].content[0]["text"] = "changed"
-    assert diff_lists(first, same).changed == [1]
+def test_updated_snapshots_leaves_the_old_list_alone() -> None:
+    old = [1, 2, 3]
+    assert updated_snapshots(old, [1, 5], [1], lambda item: item * 10) == [1, 50]
+    assert old == [1, 2, 3]
+
+
+def test_share_copy_copies_containers_and_shares_leaves() -> None:
+    text = "x" * 1000
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    value = {"a": [text, {"b": (1, when)}], "n": None, "f": 1.5, "s": ToolCallState.COMPLETED}
+    copy = share_copy(value)
+    assert copy == value
+    assert copy is not value and copy["a"] is not value["a"] and copy["a"][1] is not value["a"][1]
+    assert copy["a"][0] is text and copy["a"][1]["b"][1] is when
+    value["a"][1]["b"] = (2, when)
+    value["a"].append("more")
+    assert copy == {"a": [text, {"b": (1, when)}], "n": None, "f": 1.5, "s": ToolCallState.COMPLETED}
+
+
+def test_share_copy_of_an_unknown_object_equals_nothing() -> None:
+    class Box:
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = None  # type: ignore[assignment]
+
+    box = Box()
+    assert share_copy({"x": box}) != {"x": box}
+    # A message built without validation may hold anything: its position is always rewritten.
+    message = Message.model_construct(role="user", content=[{"type": "custom", "value": box}])
+    assert changed_positions(message_keys([message]), [message_snapshot(message)]) == [0]
+
+
+def _message(text: str = "hello", meta: dict[str, Any] | None = None, **extra: Any) -> Message:
+    return Message.coerce(
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": text},
+                {"type": "tool_use", "id": "toolu_1", "name": "fs_read", "input": {"path": "a.txt", "lines": [1, 2]}},
+            ],
+            "metadata": meta,
+            **extra,
+        }
+    )
+
+
+def _saved(messages: list[Message]) -> list[Any]:
+    return [message_snapshot(m) for m in messages]
+
+
+def test_unchanged_messages_have_no_changed_positions() -> None:
+    messages = [_message(str(i), meta={"i": i}, custom={"k": [i]}) for i in range(12)]
+    saved = _saved(messages)
+    assert changed_positions(message_keys(messages), saved) == []
+    # Equal values in other objects are unchanged too.
+    again = [_message(str(i), meta={"i": i}, custom={"k": [i]}) for i in range(12)]
+    assert changed_positions(message_keys(again), saved) == []
+
+
+def _mutate_text(m: Message) -> None:
+    m.content[0]["text"] = "edited"
+
+
+def _mutate_nested_dict(m: Message) -> None:
+    m.content[1]["input"]["path"] = "b.txt"
+
+
+def _mutate_nested_list(m: Message) -> None:
+    m.content[1]["input"]["lines"].append(3)
+
+
+def _append_block(m: Message) -> None:
+    m.content.append({"type": "text", "text": "more"})
+
+
+def _mutate_metadata(m: Message) -> None:
+    assert m.metadata is not None
+    m.metadata["i"] = -1
+
+
+def _mutate_extra(m: Message) -> None:
+    assert m.__pydantic_extra__ is not None
+    m.__pydantic_extra__["custom"]["k"].append("x")
+
+
+def _add_extra(m: Message) -> None:
+    assert m.__pydantic_extra__ is not None
+    m.__pydantic_extra__["new_key"] = 1
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _mutate_text,
+        _mutate_nested_dict,
+        _mutate_nested_list,
+        _append_block,
+        _mutate_metadata,
+        _mutate_extra,
+        _add_extra,
+    ],
+)
+@pytest.mark.parametrize("position", [0, 5, 11])
+def test_in_place_mutation_of_a_saved_message_is_detected(mutate: Callable[[Message], None], position: int) -> None:
+    messages = [_message(str(i), meta={"i": i}, custom={"k": [i]}) for i in range(12)]
+    saved = _saved(messages)
+    mutate(messages[position])
+    assert changed_positions(message_keys(messages), saved) == [position]
+    # Once snapshotted afresh, the mutated message is unchanged again.
+    saved = updated_snapshots(saved, messages, [position], message_snapshot)
+    assert changed_positions(message_keys(messages), saved) == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _message(),
+        _message(meta={"a": {"b": [1, None, True]}}),
+        _message(custom={"x": 1}, other="y"),
+        Message.coerce({"role": "user", "content": "plain"}),
+    ],
+)
+def test_message_snapshot_from_wire_equals_the_message(message: Message) -> None:
+    wire = jsoncodec.decode(jsoncodec.dumps(message_to_wire(message), "m"))
+    assert message_snapshot_from_wire(wire) == message_snapshot(message)
+    assert changed_positions(message_keys([message]), [message_snapshot_from_wire(wire)]) == []
+    message.content[0]["text"] = "edited"
+    assert changed_positions(message_keys([message]), [message_snapshot_from_wire(wire)]) == [0]
+
+
+def _record(i: int) -> ToolCallRecord:
+    return ToolCallRecord.coerce(
+        {
+            "id": f"toolu_{i}",
+            "name": "bash",
+            "input": {"cmd": "ls", "args": ["-l"]},
+            "state": "completed",
+            "approval": {"required": True, "decision": "allow", "meta": {"by": ["policy"]}},
+            "result": {"output": "x" * 100, "lines": [1, 2]},
+            "createdAt": 1_700_000_000_000 + i,
+            "updatedAt": 1_700_000_000_500 + i,
+            "auditTrail": [
+                {"state": "pending", "timestamp": 1_700_000_000_000 + i},
+                {"state": "completed", "timestamp": 1_700_000_000_500 + i, "note": "done"},
+            ],
+            "custom": {"k": [i]},
+        }
+    )
+
+
+def test_unchanged_tool_calls_have_no_changed_positions() -> None:
+    records = [_record(i) for i in range(12)]
+    saved = [tool_call_snapshot(r) for r in records]
+    assert changed_positions(tool_call_keys(records), saved) == []
+    assert changed_positions(tool_call_keys([_record(i) for i in range(12)]), saved) == []
+    # As read back from storage (other objects, the same values).
+    loaded = [tool_call_snapshot(ToolCallRecord.model_validate(r.to_wire())) for r in records]
+    assert changed_positions(tool_call_keys(records), loaded) == []
+    assert [s[0]["id"] for s in saved] == [r.id for r in records]
+
+
+def _set_decision(r: ToolCallRecord) -> None:
+    r.approval.decision = "deny"
+
+
+def _mutate_approval_meta(r: ToolCallRecord) -> None:
+    assert r.approval.meta is not None
+    r.approval.meta["by"].append("user")
+
+
+def _add_approval_extra(r: ToolCallRecord) -> None:
+    assert r.approval.__pydantic_extra__ is not None
+    r.approval.__pydantic_extra__["why"] = "x"
+
+
+def _replace_approval(r: ToolCallRecord) -> None:
+    r.approval = r.approval.model_copy(update={"note": "new"})
+
+
+def _mutate_audit_entry(r: ToolCallRecord) -> None:
+    r.audit_trail[0].note = "edited"
+
+
+def _append_audit_entry(r: ToolCallRecord) -> None:
+    r.audit_trail.append(r.audit_trail[-1].model_copy())
+
+
+def _mutate_input(r: ToolCallRecord) -> None:
+    assert isinstance(r.input, dict)
+    r.input["args"].append("-a")
+
+
+def _mutate_result(r: ToolCallRecord) -> None:
+    assert isinstance(r.result, dict)
+    r.result["lines"][0] = 9
+
+
+def _set_state(r: ToolCallRecord) -> None:
+    r.state = ToolCallState.FAILED
+
+
+def _mutate_record_extra(r: ToolCallRecord) -> None:
+    assert r.__pydantic_extra__ is not None
+    r.__pydantic_extra__["custom"]["k"].append(1)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _set_decision,
+        _mutate_approval_meta,
+        _add_approval_extra,
+        _replace_approval,
+        _mutate_audit_entry,
+        _append_audit_entry,
+        _mutate_input,
+        _mutate_result,
+        _set_state,
+        _mutate_record_extra,
+    ],
+)
+@pytest.mark.parametrize("position", [0, 5, 11])
+def test_in_place_mutation_of_a_saved_tool_call_is_detected(
+    mutate: Callable[[ToolCallRecord], None], position: int
+) -> None:
+    records = [_record(i) for i in range(12)]
+    saved = [tool_call_snapshot(r) for r in records]
+    mutate(records[position])
+    assert changed_positions(tool_call_keys(records), saved) == [position]
+    saved = updated_snapshots(saved, records, [position], tool_call_snapshot)
+    assert changed_positions(tool_call_keys(records), saved) == []
+
+
+def test_tool_call_keys_accept_a_record_built_without_validation() -> None:
+    # model_construct leaves plain dicts where models belong.
+    record = ToolCallRecord.model_construct(
+        id="t1", name="bash", approval={"required": False}, audit_trail=[{"state": "pending", "timestamp": 1}]
+    )
+    saved = [tool_call_snapshot(record)]
+    assert changed_positions(tool_call_keys([record]), saved) == []
+    record.audit_trail[0]["state"] = "executing"  # type: ignore[index]
+    assert changed_positions(tool_call_keys([record]), saved) == [0]
 
 
 def test_saved_list_cache_checks_the_version() -> None:

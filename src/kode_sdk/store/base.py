@@ -1,6 +1,6 @@
 """What every backend shares: the Store protocols, agent-id validation, the
-store lifecycle, metrics, the list diff behind incremental saves, event group
-commit, and the small rules of the query API.
+store lifecycle, metrics, the snapshots and list diff behind incremental saves,
+event group commit, and the small rules of the query API.
 
 A backend subclasses :class:`BaseStore`, implements the ``_open``/``_close``
 hooks and decorates each public method with :func:`operation`, which opens the
@@ -14,16 +14,24 @@ import asyncio
 import bisect
 import contextlib
 import functools
+import itertools
 import logging
 import math
+import operator
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
+from uuid import UUID
+
+from pydantic import BaseModel
 
 from .. import jsoncodec
 from ..errors import (
@@ -64,25 +72,31 @@ __all__ = [
     "BaseStore",
     "EventBuffer",
     "ExtendedStore",
-    "ListDiff",
     "Metrics",
     "OpKind",
     "QueryableStore",
     "SavedListCache",
     "Store",
+    "changed_positions",
     "check_channel",
     "check_page",
     "check_sort",
     "coerce_list",
-    "diff_lists",
     "fork_agent_ids",
     "message_from_wire",
+    "message_keys",
+    "message_snapshot",
+    "message_snapshot_from_wire",
     "message_to_wire",
     "operation",
     "prefix_upper_bound",
+    "share_copy",
     "since_seq",
     "stats_from_counts",
     "time_bound",
+    "tool_call_keys",
+    "tool_call_snapshot",
+    "updated_snapshots",
     "user_id_of",
     "validate_agent_id",
 ]
@@ -492,43 +506,192 @@ def message_from_wire(wire: dict[str, Any]) -> Message:
 
 
 # --------------------------------------------------------------------------- incremental saves
-
+#
+# An incremental save compares the list being saved with *snapshots* of the
+# list saved last and writes only the positions that differ.
+#
+# A key (message_keys, tool_call_keys) is an object's state as it holds it,
+# read without copying: plain dicts, lists and tuples, so a comparison runs in
+# C, with no pydantic ``__eq__`` and no Python call per position. A snapshot
+# (message_snapshot, tool_call_snapshot) compares equal to the key of an
+# unchanged object but is independent of it: containers are copied, immutable
+# leaves shared (share_copy). A caller mutating a saved object in place
+# therefore still differs from its snapshot, while an unchanged string compares
+# by identity, without reading its bytes: comparing a 600-message history reads
+# pointers, not its 800 KB of text.
+#
+# What cannot be avoided: the caller hands over the whole list, and any of its
+# objects may have been mutated in place, so every save still reads every
+# position once (O(history), in C). append_messages is the O(1) way to grow.
+#
+# In a backend (``cached`` from a SavedListCache, version-checked in the write
+# transaction; on a miss, snapshots of the stored rows):
+#
+#     changed = changed_positions(message_keys(messages), cached)
+#     ... write messages[i] for i in changed, delete positions >= len(messages) ...
+#     cache.put(agent_id, version, updated_snapshots(cached, messages, changed, message_snapshot))
 
 T = TypeVar("T")
 
+_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, date, dt_time, timedelta, Decimal, UUID, Enum)
+# The last positions, those an agent loop edits (a tool call moving from
+# executing to completed, the messages of the current turn), are compared one
+# by one, so editing them keeps the one-comparison fast path for the rest.
+_TAIL = 4
+_MODEL_PARTS = operator.attrgetter("__dict__", "__pydantic_extra__")
+_RECORD_PARTS = operator.attrgetter(
+    "__dict__", "__pydantic_extra__", "approval.__dict__", "approval.__pydantic_extra__", "audit_trail"
+)
 
-@dataclass(frozen=True, slots=True)
-class ListDiff:
-    """What changed between the stored list and the one being saved.
 
-    ``changed`` are positions to (re)write, ascending; positions at or beyond
-    ``truncate_to`` that exist in the store are to be deleted.
+class _NeverEqual:
+    """Stands in for a value that cannot be snapshotted (an object of unknown
+    type, maybe mutable): compares unequal to everything, so its position is
+    always rewritten."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def share_copy(value: Any) -> Any:
+    """A copy of ``value`` that no later mutation of ``value`` can change,
+    sharing what cannot change: dicts, lists and tuples are copied (a dict or
+    list subclass becomes a plain one), immutable leaves (``str``, numbers,
+    ``datetime``, enums, ...) are the same objects. A value of any other type
+    becomes a placeholder equal to nothing.
+
+    >>> content = [{"type": "text", "text": "hi"}]
+    >>> copy = share_copy(content)
+    >>> copy == content, copy[0] is content[0], copy[0]["text"] is content[0]["text"]
+    (True, False, True)
     """
+    kind = type(value)
+    # Exact types first: JSON is nearly all str, dict and list.
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {key: share_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [share_copy(item) for item in value]
+    if kind is tuple:
+        return tuple(share_copy(item) for item in value)
+    if isinstance(value, _IMMUTABLE_LEAVES):
+        return value
+    if isinstance(value, dict):
+        return {key: share_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [share_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(share_copy(item) for item in value)
+    return _NeverEqual()
 
-    changed: list[int]
-    truncate_to: int
-    old_length: int
 
-    @property
-    def unchanged(self) -> bool:
-        """True when nothing needs writing."""
-        return not self.changed and self.truncate_to >= self.old_length
+def message_keys(messages: Sequence[Message]) -> list[Any]:
+    """The comparison keys of ``messages`` (no copy; built in C), for
+    :func:`changed_positions`. Compare them, never keep them: they alias the
+    messages' own dicts."""
+    return list(map(_MODEL_PARTS, messages))
 
 
-def diff_lists(old: Sequence[T], new: Sequence[T]) -> ListDiff:
-    """Compare ``old`` (independent copies of what is stored) with ``new``.
+def message_snapshot(message: Message) -> Any:
+    """An independent snapshot of ``message``, equal to its key while the
+    message is unchanged (and to nothing once it is mutated in place)."""
+    return share_copy(message.__dict__), share_copy(message.__pydantic_extra__)
 
-    Cost is one ``==`` per position; only changed positions are returned.
-    The common case — an unchanged prefix — is one list comparison in C.
 
-    >>> diff_lists([1, 2, 3], [1, 5, 3, 4])
-    ListDiff(changed=[1, 3], truncate_to=4, old_length=3)
+_MESSAGE_FIELDS = frozenset(Message.model_fields)
+
+
+def message_snapshot_from_wire(wire: dict[str, Any]) -> Any:
+    """The snapshot of the message :func:`message_to_wire` gave ``wire`` (as read
+    back from storage, e.g. to rebuild a cache after a miss). ``wire`` becomes
+    part of the snapshot: pass one nobody else holds (freshly decoded)."""
+    fields = {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}
+    return fields, {key: value for key, value in wire.items() if key not in _MESSAGE_FIELDS}
+
+
+def _loose_parts(value: Any) -> tuple[Any, Any]:
+    # A model built with model_construct may hold plain dicts where models belong.
+    return getattr(value, "__dict__", value), getattr(value, "__pydantic_extra__", None)
+
+
+def _tool_call_key(record: ToolCallRecord) -> tuple[Any, ...]:
+    try:
+        fields, extra, approval, approval_extra, trail = _RECORD_PARTS(record)
+        return fields, extra, approval, approval_extra, list(map(_MODEL_PARTS, trail))
+    except AttributeError:
+        return (
+            record.__dict__,
+            record.__pydantic_extra__,
+            *_loose_parts(record.approval),
+            [_loose_parts(entry) for entry in record.audit_trail],
+        )
+
+
+def tool_call_keys(records: Sequence[ToolCallRecord]) -> list[Any]:
+    """The comparison keys of ``records`` (no copy), for :func:`changed_positions`:
+    the record's fields, its approval's and each audit entry's, so an in-place
+    change to any of them shows."""
+    return list(map(_tool_call_key, records))
+
+
+def tool_call_snapshot(record: ToolCallRecord) -> Any:
+    """An independent snapshot of ``record``, equal to its key while the record
+    is unchanged. ``snapshot[0]`` is the record's field dict (``snapshot[0]["id"]``
+    is its id)."""
+    fields, extra, approval, approval_extra, trail = _tool_call_key(record)
+    # The approval and the audit entries stay shared in the field dict (then
+    # they compare by identity): their own state is snapshotted beside it.
+    shared: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "approval" and isinstance(value, BaseModel):
+            shared[name] = value
+        elif name == "audit_trail" and type(value) is list:
+            shared[name] = list(value)
+        else:
+            shared[name] = share_copy(value)
+    return shared, share_copy(extra), share_copy(approval), share_copy(approval_extra), share_copy(trail)
+
+
+def changed_positions(keys: list[Any], snapshots: list[Any]) -> list[int]:
+    """Ascending positions of ``keys`` to write: those that differ from
+    ``snapshots`` (the list saved last) and those beyond its end. Positions of
+    ``snapshots`` at or beyond ``len(keys)`` are the caller's to delete.
+
+    The common case, an unchanged head, is one list comparison in C.
+
+    >>> changed_positions([1, 2, 3, 4, 5, 6, 7], [1, 2, 9, 4, 5, 6])
+    [2, 6]
     """
-    shared = min(len(old), len(new))
-    prefix_unchanged = list(new[:shared]) == list(old[:shared])
-    changed = [] if prefix_unchanged else [i for i in range(shared) if new[i] != old[i]]
-    changed.extend(range(shared, len(new)))
-    return ListDiff(changed=changed, truncate_to=len(new), old_length=len(old))
+    shared = min(len(keys), len(snapshots))
+    head = max(0, shared - _TAIL)
+    # Snapshots on the left: their placeholders for unknown objects then decide
+    # (equal to nothing), not the ``__eq__`` of what the caller holds.
+    start = head if snapshots[:head] == keys[:head] else 0
+    differs = map(operator.ne, snapshots[start:shared], keys[start:shared])
+    changed = list(itertools.compress(range(start, shared), differs))
+    changed.extend(range(shared, len(keys)))
+    return changed
+
+
+def updated_snapshots(
+    snapshots: list[Any], items: Sequence[T], changed: Iterable[int], snapshot: Callable[[T], Any]
+) -> list[Any]:
+    """The snapshots after saving ``items``: a new list, ``snapshots`` cut to
+    ``len(items)`` with each ``changed`` position (from :func:`changed_positions`)
+    snapshotted afresh."""
+    out = snapshots[: len(items)]
+    for index in changed:
+        fresh = snapshot(items[index])
+        if index < len(out):
+            out[index] = fresh
+        else:
+            out.append(fresh)
+    return out
 
 
 class SavedListCache:

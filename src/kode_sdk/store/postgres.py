@@ -66,7 +66,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import operator
 import os
 import re
 import secrets
@@ -127,6 +126,7 @@ from .base import (
     EventBuffer,
     PendingEvent,
     SavedListCache,
+    changed_positions,
     check_channel,
     check_page,
     check_sort,
@@ -134,6 +134,8 @@ from .base import (
     event_row,
     fork_agent_ids,
     message_from_wire,
+    message_keys,
+    message_snapshot,
     message_to_wire,
     operation,
     operation_iter,
@@ -142,6 +144,9 @@ from .base import (
     stats_from_counts,
     time_bound,
     timeline_from_wire,
+    tool_call_keys,
+    tool_call_snapshot,
+    updated_snapshots,
     user_id_of,
     validate_agent_id,
 )
@@ -489,48 +494,6 @@ def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: byt
         data,
         raw,
     )
-
-
-def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A message's fields as it holds them (no copy): compared in C with a snapshot."""
-    return message.__dict__, message.__pydantic_extra__ or None
-
-
-def _share_copy(value: Any) -> Any:
-    """A copy of the containers (dicts, lists, tuples) of a JSON value that
-    shares its immutable leaves. Mutating the original in place never shows in
-    the copy, and comparing the two costs no string compare where a leaf is
-    the same object (``==`` on ``str`` checks identity first): the diff of a
-    600-message list then reads pointers, not the 800 KB of text."""
-    if isinstance(value, dict):
-        return {key: _share_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_share_copy(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_share_copy(item) for item in value)
-    return value
-
-
-def _message_snapshot(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """An independent snapshot of a message, comparable with :func:`_message_key`."""
-    return _share_copy(message.__dict__), _share_copy(message.__pydantic_extra__) or None
-
-
-def _changed_positions(new: list[Any], cached: list[Any]) -> list[int]:
-    """Positions of ``new`` that differ from ``cached`` (compared in C), plus the tail."""
-    same = list(map(operator.eq, new, cached))
-    return [i for i, equal in enumerate(same) if not equal] + list(range(len(same), len(new)))
-
-
-def _record_key(record: ToolCallRecord) -> tuple[Any, ...]:
-    """Everything a tool-call record holds, as plain dicts and lists, so two
-    records compare in C (2-3x faster than pydantic's ``==`` on nested models).
-    Build it from a deep copy to keep an independent snapshot."""
-    fields = dict(record.__dict__)
-    approval = record.approval
-    fields["approval"] = (approval.__dict__, approval.__pydantic_extra__)
-    fields["audit_trail"] = [(entry.__dict__, entry.__pydantic_extra__) for entry in record.audit_trail]
-    return fields, record.__pydantic_extra__
 
 
 def _text(value: str) -> str:
@@ -1012,11 +975,11 @@ class PostgresStore(BaseStore):
                 for i, message in enumerate(items):
                     wire = message_to_wire(message)
                     if i < length and wire == stored[i]:
-                        new_cache.append(_message_snapshot(message))
+                        new_cache.append(message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
                     rows.append(_message_row(agent_id, i, message, encoded, now))
-                    new_cache.append(_message_snapshot(message))
+                    new_cache.append(message_snapshot(message))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
                 if length > len(items):
@@ -1038,16 +1001,12 @@ class PostgresStore(BaseStore):
         (nothing written then)."""
         length = len(cached)
         token = secrets.randbits(63)
-        new_cache = list(cached[: len(items)])
+        changed = changed_positions(message_keys(items), cached)
         rows = []
-        for i in _changed_positions([_message_key(m) for m in items], cached):
+        for i in changed:
             encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
             rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
-            snapshot = _message_snapshot(items[i])
-            if i < len(new_cache):
-                new_cache[i] = snapshot
-            else:
-                new_cache.append(snapshot)
+        new_cache = updated_snapshots(cached, items, changed, message_snapshot)
         n = len(items)
         try:
             async with self._transaction() as conn:
@@ -1094,7 +1053,7 @@ class PostgresStore(BaseStore):
             raise
         cached = self._messages_cache.get(agent_id, version)
         if cached is not None and len(cached) == length:
-            self._messages_cache.put(agent_id, version + 1, [*cached, *(_message_snapshot(m) for m in items)])
+            self._messages_cache.put(agent_id, version + 1, cached + list(map(message_snapshot, items)))
         else:
             self._messages_cache.drop(agent_id)
 
@@ -1134,7 +1093,7 @@ class PostgresStore(BaseStore):
                 rows = []
                 for i, record in enumerate(items):
                     wire = record.to_wire()
-                    new_cache.append(_share_copy(_record_key(record)))  # an independent snapshot
+                    new_cache.append(tool_call_snapshot(record))
                     if i < length and wire == stored[i]:
                         continue
                     rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
@@ -1159,17 +1118,13 @@ class PostgresStore(BaseStore):
         """One round trip when the cached copy is current; False if it was not."""
         length = len(cached)
         token = secrets.randbits(63)
-        new_cache = list(cached[: len(items)])
+        changed = changed_positions(tool_call_keys(items), cached)
         rows = []
-        for i in _changed_positions([_record_key(r) for r in items], cached):
+        for i in changed:
             record = items[i]
             encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
             rows.append((*_tool_call_row(agent_id, i, record, encoded), agent_id, token))
-            snapshot = _share_copy(_record_key(record))  # an independent snapshot
-            if i < len(new_cache):
-                new_cache[i] = snapshot
-            else:
-                new_cache.append(snapshot)
+        new_cache = updated_snapshots(cached, items, changed, tool_call_snapshot)
         n = len(items)
         try:
             async with self._transaction() as conn:

@@ -28,12 +28,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
-
-from pydantic import BaseModel
 
 from .. import jsoncodec
 
@@ -79,15 +76,18 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
-    ListDiff,
     PendingEvent,
     SavedListCache,
+    changed_positions,
     check_channel,
     check_page,
     check_sort,
     coerce_list,
     event_row,
     fork_agent_ids,
+    message_keys,
+    message_snapshot,
+    message_snapshot_from_wire,
     message_to_wire,
     operation,
     operation_iter,
@@ -95,6 +95,9 @@ from .base import (
     since_seq,
     stats_from_counts,
     time_bound,
+    tool_call_keys,
+    tool_call_snapshot,
+    updated_snapshots,
     user_id_of,
     validate_agent_id,
     wait_with_backoff,
@@ -342,150 +345,6 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
 # bits exact, and it re-checks what comes back.
 def _load_tool_call(data: str) -> ToolCallRecord:
     return ToolCallRecord.model_validate_json(data)
-
-
-# What the incremental saves compare.
-#
-# A list of records is seen as parallel "planes", one list per part of each
-# record: for messages their field dicts and their extra-key dicts; for tool
-# calls also the approval's and the audit entries' state. _Planes hold plain
-# dicts, lists and tuples, so comparing an unchanged prefix is a few list
-# comparisons in C, with no pydantic ``__eq__`` per object and no Python call
-# per position. The last _TAIL positions (those an agent loop edits, e.g. a
-# tool call moving from executing to completed) are compared one by one, so
-# editing them keeps the fast path for the rest.
-#
-# The saved state is cached as *frozen* planes (see _freeze): containers
-# copied, immutable leaves shared with the caller's objects. A caller mutating
-# a saved object in place therefore still differs from the cache, while an
-# unchanged string compares by identity, without reading its bytes: comparing
-# a long history touches as little memory as it can.
-#
-# What cannot be avoided: the caller hands over the whole list, and any of its
-# objects may have been mutated in place, so every save still reads every
-# position once (O(history), in C). append_messages is the O(1) way to grow.
-_TAIL = 2
-_MESSAGE_FIELDS = frozenset(Message.model_fields)
-_IMMUTABLE_LEAVES = (str, int, float, bool, bytes, datetime, Enum)
-
-
-class _NeverEqual:
-    """Stands in for a value that cannot be snapshotted: compares unequal to
-    everything, so its position is always rewritten."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _freeze(value: Any) -> Any:
-    """A copy of ``value`` that no later mutation of ``value`` can change:
-    dicts, lists and tuples are copied, immutable leaves are shared."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if kind is dict:
-        return {key: _freeze(item) for key, item in value.items()}
-    if kind is list:
-        return [_freeze(item) for item in value]
-    if kind is tuple:
-        return tuple(_freeze(item) for item in value)
-    if isinstance(value, _IMMUTABLE_LEAVES):
-        return value
-    if isinstance(value, dict):
-        return {key: _freeze(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_freeze(item) for item in value]
-    return _NeverEqual()
-
-
-def _freeze_record_fields(fields: Any) -> Any:
-    """Freeze a tool call's field dict, keeping its approval and audit entries
-    by identity: their own state is compared in planes of its own."""
-    if type(fields) is not dict:
-        return _freeze(fields)
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key == "approval" and isinstance(value, BaseModel):
-            out[key] = value
-        elif key == "audit_trail" and type(value) is list:
-            out[key] = list(value)
-        else:
-            out[key] = _freeze(value)
-    return out
-
-
-_Planes = list[list[Any]]
-_MESSAGE_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze, _freeze)
-_TOOL_CALL_FREEZERS: tuple[Callable[[Any], Any], ...] = (_freeze_record_fields, _freeze, _freeze, _freeze, _freeze)
-
-
-def _message_planes(messages: Sequence[Message]) -> _Planes:
-    return [[m.__dict__ for m in messages], [m.__pydantic_extra__ for m in messages]]
-
-
-def _message_planes_from_wire(wires: list[dict[str, Any]]) -> _Planes:
-    fields = [{"role": w["role"], "content": w["content"], "metadata": w.get("metadata")} for w in wires]
-    extras = [{k: v for k, v in w.items() if k not in _MESSAGE_FIELDS} for w in wires]
-    return [fields, extras]
-
-
-def _tool_call_planes(records: Sequence[ToolCallRecord]) -> _Planes:
-    approvals = [r.approval for r in records]
-    return [
-        [r.__dict__ for r in records],
-        [r.__pydantic_extra__ for r in records],
-        [getattr(a, "__dict__", a) for a in approvals],
-        [getattr(a, "__pydantic_extra__", None) for a in approvals],
-        [
-            [(e.__dict__, e.__pydantic_extra__) if isinstance(e, BaseModel) else e for e in r.audit_trail]
-            for r in records
-        ],
-    ]
-
-
-def _diff_planes(old: _Planes, new: _Planes) -> ListDiff:
-    """Which positions of ``new`` differ from ``old`` (see the note above)."""
-    old_length, new_length = len(old[0]), len(new[0])
-    shared = min(old_length, new_length)
-    head = max(0, shared - _TAIL)
-    start = head if all(n[:head] == o[:head] for n, o in zip(new, old, strict=True)) else 0
-    changed = [i for i in range(start, shared) if any(n[i] != o[i] for n, o in zip(new, old, strict=True))]
-    changed.extend(range(shared, new_length))
-    return ListDiff(changed=changed, truncate_to=new_length, old_length=old_length)
-
-
-def _freeze_planes(planes: _Planes, freezers: tuple[Callable[[Any], Any], ...]) -> _Planes:
-    return [[freeze(item) for item in plane] for freeze, plane in zip(freezers, planes, strict=True)]
-
-
-def _frozen_planes(
-    cached: _Planes | None, new: _Planes, freezers: tuple[Callable[[Any], Any], ...], diff: ListDiff
-) -> _Planes:
-    """The planes to cache after saving ``new``: the cached ones with the
-    changed positions replaced, or — after a cache miss — all of ``new``
-    frozen (once; later comparisons then hit shared leaves).
-
-    ``cached`` is updated in place (no O(history) copy per save), so call this
-    only after the transaction committed: until then the cache must keep
-    describing what the database holds.
-    """
-    if cached is None:
-        return _freeze_planes(new, freezers)
-    out = cached
-    for plane in out:
-        del plane[diff.truncate_to :]
-    for index in diff.changed:
-        for plane, fresh, freeze in zip(out, new, freezers, strict=True):
-            frozen = freeze(fresh[index])
-            if index < len(plane):
-                plane[index] = frozen
-            else:
-                plane.append(frozen)
-    return out
 
 
 @dataclass(slots=True)
@@ -818,14 +677,12 @@ class SqliteStore(BaseStore):
     # ------------------------------------------------------------------ messages
 
     @staticmethod
-    def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
-        """Comparison planes of the stored messages, read back from the database."""
-        return _message_planes_from_wire(
-            [
-                jsoncodec.decode(data)
-                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
-            ]
-        )
+    def _stored_message_snapshots(conn: sqlite3.Connection, agent_id: str) -> list[Any]:
+        """Snapshots of the stored messages, read back from the database."""
+        return [
+            message_snapshot_from_wire(jsoncodec.decode(data))
+            for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
+        ]
 
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
@@ -838,33 +695,40 @@ class SqliteStore(BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            planes = _message_planes(validated)
+            keys = message_keys(validated)
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                cached = [[], []] if row is None else self._message_cache.get(agent_id, row[0])
-                old = cached if cached is not None else self._stored_message_planes(conn, agent_id)
-                diff = _diff_planes(old, planes)
+                cached = [] if row is None else self._message_cache.get(agent_id, row[0])
+                old = cached if cached is not None else self._stored_message_snapshots(conn, agent_id)
+                changed = changed_positions(keys, old)
                 updates: list[tuple[str, str, str, str, int]] = []
                 inserts: list[tuple[str, int, str, str, int, str]] = []
-                for index in diff.changed:
+                for index in changed:
                     message = validated[index]
                     role, block_types, data = _message_row_parts(
                         message, message_to_wire(message), f"messages[{index}]"
                     )
-                    if index < diff.old_length:
+                    if index < len(old):
                         updates.append((role, block_types, data, agent_id, index))
                     else:
                         inserts.append((agent_id, index, role, block_types, now, data))
                 version = _new_version()
                 conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
-                if diff.truncate_to < diff.old_length:
-                    conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, diff.truncate_to))
+                if len(validated) < len(old):
+                    conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, len(validated)))
                 if updates:
                     conn.executemany(_UPDATE_MESSAGE, updates)
                 if inserts:
                     conn.executemany(_INSERT_MESSAGE, inserts)
-            self._message_cache.put(agent_id, version, _frozen_planes(cached, planes, _MESSAGE_FREEZERS, diff))
+            # After a miss, snapshot every message (once): later comparisons then
+            # meet leaves shared with the caller's objects, compared by identity.
+            snapshots = (
+                list(map(message_snapshot, validated))
+                if cached is None
+                else updated_snapshots(cached, validated, changed, message_snapshot)
+            )
+            self._message_cache.put(agent_id, version, snapshots)
 
         await self._hop(job)
 
@@ -876,7 +740,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
-            added = _freeze_planes(_message_planes(validated), _MESSAGE_FREEZERS)
+            added = list(map(message_snapshot, validated))
             now = _now_ms()
             version = _new_version()
             with _transaction(conn, write=True):
@@ -892,9 +756,9 @@ class SqliteStore(BaseStore):
                     _INSERT_MESSAGE,
                     [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
                 )
-            cached = [[], []] if old_version is None else self._message_cache.get(agent_id, old_version)
+            cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
-                self._message_cache.put(agent_id, version, [old + new for old, new in zip(cached, added, strict=True)])
+                self._message_cache.put(agent_id, version, cached + added)
             else:
                 self._message_cache.drop(agent_id)
 
@@ -934,30 +798,26 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                empty: _Planes = [[] for _ in _TOOL_CALL_FREEZERS]
-                cached = empty if row is None else self._tool_call_cache.get(agent_id, row[0])
+                cached = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
                 if cached is not None:
                     old = cached
                 else:
-                    old = _tool_call_planes(
-                        [
-                            _load_tool_call(data)
-                            for (data,) in conn.execute(
-                                "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
-                            )
-                        ]
-                    )
-                planes = _tool_call_planes(validated)
-                diff = _diff_planes(old, planes)
+                    old = [
+                        tool_call_snapshot(_load_tool_call(data))
+                        for (data,) in conn.execute(
+                            "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
+                        )
+                    ]
+                changed = changed_positions(tool_call_keys(validated), old)
                 moved: list[tuple[str, int]] = []
                 updates: list[tuple[Any, ...]] = []
                 inserts: list[tuple[Any, ...]] = []
-                for index in diff.changed:
+                for index in changed:
                     record = validated[index]
                     data = _encode(record.to_wire(), f"records[{index}]")
                     columns = _tool_call_columns(record, data)
-                    if index < diff.old_length:
-                        if old[0][index]["id"] == record.id:
+                    if index < len(old):
+                        if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
@@ -965,15 +825,20 @@ class SqliteStore(BaseStore):
                 version = _new_version()
                 conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
                 # Deletes first, so an id moving to another position never collides.
-                if diff.truncate_to < diff.old_length:
-                    conn.execute("DELETE FROM tool_calls WHERE agent_id = ? AND pos >= ?", (agent_id, diff.truncate_to))
+                if len(validated) < len(old):
+                    conn.execute("DELETE FROM tool_calls WHERE agent_id = ? AND pos >= ?", (agent_id, len(validated)))
                 if moved:
                     conn.executemany("DELETE FROM tool_calls WHERE agent_id = ? AND pos = ?", moved)
                 if updates:
                     conn.executemany(_UPDATE_TOOL_CALL, updates)
                 if inserts:
                     conn.executemany(_INSERT_TOOL_CALL, inserts)
-            self._tool_call_cache.put(agent_id, version, _frozen_planes(cached, planes, _TOOL_CALL_FREEZERS, diff))
+            snapshots = (
+                list(map(tool_call_snapshot, validated))
+                if cached is None
+                else updated_snapshots(cached, validated, changed, tool_call_snapshot)
+            )
+            self._tool_call_cache.put(agent_id, version, snapshots)
 
         await self._hop(job)
 
