@@ -162,8 +162,19 @@ async def test_in_place_mutation_between_saves_is_detected(store: PostgresStore)
     messages = [Message.model_validate(m) for m in turn_messages(0)]
     await store.save_messages("agt-mut", messages)
     messages[0].content[0]["text"] = "changed in place"
+    messages[1].content.append({"type": "text", "text": "appended in place"})
     await store.save_messages("agt-mut", messages)
-    assert (await store.load_messages("agt-mut"))[0].content[0]["text"] == "changed in place"
+    loaded = await store.load_messages("agt-mut")
+    assert loaded[0].content[0]["text"] == "changed in place"
+    assert loaded[1].content[-1]["text"] == "appended in place"
+
+    records = [ToolCallRecord.model_validate(tool_call(i)) for i in range(3)]
+    await store.save_tool_call_records("agt-mut", records)
+    records[0].input["cmd"] = "rm -rf /tmp/x"  # nested JSON
+    records[1].approval.note = "looked at it"  # nested model
+    records[2].audit_trail.append(records[2].audit_trail[0].model_copy(update={"timestamp": 9}))
+    await store.save_tool_call_records("agt-mut", records)
+    assert await store.load_tool_call_records("agt-mut") == records
 
 
 async def test_saves_from_two_store_instances_never_use_a_stale_cache(
@@ -561,6 +572,10 @@ def test_config_errors_name_the_key_and_never_echo_the_password() -> None:
     assert "sslmode=require" in settings.conninfo and SECRET in settings.conninfo
     assert SECRET not in repr(settings) and settings.max_size == 3
     assert SECRET not in repr(PostgresStore({"host": "h", "password": SECRET}))
+    tuned = parse_connection({"dsn": "postgresql://u@h/db", "synchronous_commit": "off"}, None)
+    assert "synchronous_commit=off" in tuned.conninfo and "search_path=public" in tuned.conninfo
+    with pytest.raises(StoreConfigError, match="synchronous_commit"):
+        parse_connection({"host": "h", "synchronous_commit": "sometimes"}, None)
     assert scrub_text(f"password={SECRET} x") == "password=*** x"
     assert scrub_text(f"postgresql://u:{SECRET}@h/db") == "postgresql://u:***@h/db"
 
@@ -630,3 +645,16 @@ async def test_a_stale_optimistic_write_changes_nothing(store: PostgresStore, pg
     # The public call falls back to the locking path and saves correctly.
     await store.save_messages("agt-stale", turn_messages(5))
     assert [m.model_dump() for m in await store.load_messages("agt-stale")] == [m.model_dump() for m in items]
+
+
+async def test_a_recreated_agent_never_matches_a_stale_cache(store: PostgresStore, pg_url: str, pg_schema: str) -> None:
+    await store.save_messages("agt-aba", turn_messages(0))  # store caches version v+1 of this row
+    async with PostgresStore(pg_url, schema=pg_schema) as other:
+        await other.delete("agt-aba")
+        # Re-created and saved once: with versions restarting at 0 this row would
+        # carry the very version `store` has cached, with other content.
+        await other.save_messages("agt-aba", turn_messages(7))
+    await store.save_messages("agt-aba", turn_messages(0) + turn_messages(1))
+    loaded = await store.load_messages("agt-aba")
+    expected = turn_messages(0) + turn_messages(1)
+    assert [m.model_dump() for m in loaded] == [Message.model_validate(m).model_dump() for m in expected]

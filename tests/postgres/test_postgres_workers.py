@@ -125,6 +125,9 @@ async def test_store_recovers_after_a_server_restart(restartable_cluster: Throwa
             await pg_store.save_messages("agt", [{"role": "user", "content": "lost"}])
         health = await pg_store.health_check()
         assert not health.healthy and health.database.error
+        # A longer outage: the pool's own reconnect backoff grows past the
+        # connection timeout, so recovery must not wait for it.
+        await asyncio.sleep(3)
 
         await asyncio.to_thread(cluster.start)
         # The same store object, with no reopen: the very first call works.

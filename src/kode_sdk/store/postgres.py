@@ -491,18 +491,29 @@ def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: byt
     )
 
 
-_MESSAGE_FIELDS = frozenset(("role", "content", "metadata"))
-
-
 def _message_key(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """A message's fields as it holds them (no copy): compared in C with a snapshot."""
     return message.__dict__, message.__pydantic_extra__ or None
 
 
-def _message_snapshot(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The :func:`_message_key` shape of a decoded (so independent) wire dict."""
-    extra = {k: v for k, v in wire.items() if k not in _MESSAGE_FIELDS} or None
-    return {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}, extra
+def _share_copy(value: Any) -> Any:
+    """A copy of the containers (dicts, lists, tuples) of a JSON value that
+    shares its immutable leaves. Mutating the original in place never shows in
+    the copy, and comparing the two costs no string compare where a leaf is
+    the same object (``==`` on ``str`` checks identity first): the diff of a
+    600-message list then reads pointers, not the 800 KB of text."""
+    if isinstance(value, dict):
+        return {key: _share_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_share_copy(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_share_copy(item) for item in value)
+    return value
+
+
+def _message_snapshot(message: Message) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """An independent snapshot of a message, comparable with :func:`_message_key`."""
+    return _share_copy(message.__dict__), _share_copy(message.__pydantic_extra__) or None
 
 
 def _changed_positions(new: list[Any], cached: list[Any]) -> list[int]:
@@ -565,6 +576,9 @@ class PostgresStore(BaseStore):
         self._events = EventBuffer(self._flush_events)
         self._flush_lock = asyncio.Lock()
         self._held_locks: set[PostgresAgentLock] = set()
+        self._renew_lock = asyncio.Lock()
+        self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self._settings.describe()} ({self._state})>"
@@ -576,11 +590,25 @@ class PostgresStore(BaseStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _open(self) -> None:
+    def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
         settings = self._settings
-        register_secrets(settings.secrets)
-        idle = settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
+        if locks:
+            # One connection per held lock: a pool of its own, so locks never
+            # starve the store's queries, and a reset hook that frees any lock.
+            return AsyncConnectionPool(
+                settings.conninfo,
+                kwargs={"autocommit": True},
+                min_size=0,
+                max_size=max(4, settings.max_size),
+                open=False,
+                check=_check_connection,
+                reset=_unlock_all,
+                name="kode-postgres-locks",
+                timeout=settings.connect_timeout_s,
+                max_idle=idle,
+            )
+        return AsyncConnectionPool(
             settings.conninfo,
             kwargs={"autocommit": True},
             min_size=settings.min_size,
@@ -589,20 +617,14 @@ class PostgresStore(BaseStore):
             check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
-            max_idle=max(idle, 1.0),
+            max_idle=idle,
         )
-        lock_pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.conninfo,
-            kwargs={"autocommit": True},
-            min_size=0,
-            max_size=max(4, settings.max_size),
-            open=False,
-            check=_check_connection,
-            reset=_unlock_all,
-            name="kode-postgres-locks",
-            timeout=settings.connect_timeout_s,
-            max_idle=max(idle, 1.0),
-        )
+
+    async def _open(self) -> None:
+        settings = self._settings
+        register_secrets(settings.secrets)
+        pool = self._new_pool(locks=False)
+        lock_pool = self._new_pool(locks=True)
         try:
             await pool.open(wait=settings.min_size > 0, timeout=settings.connect_timeout_s)
             await self._migrate(pool)
@@ -634,6 +656,9 @@ class PostgresStore(BaseStore):
                 await self._pool.close()
             if self._lock_pool is not None:
                 await self._lock_pool.close()
+            for task in list(self._retiring):
+                with contextlib.suppress(Exception):
+                    await task
             unregister_secrets(self._settings.secrets)
 
     async def _migrate(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
@@ -682,16 +707,84 @@ class PostgresStore(BaseStore):
             raise StoreClosedError("postgres store is closed")
         return self._pool
 
+    async def _getconn(
+        self, *, locks: bool = False, wait_s: float | None = None
+    ) -> tuple[AsyncConnectionPool[AsyncConnection[Any]], AsyncConnection[Any]]:
+        """A connection from the store's pool (or the lock pool), with the pool
+        it must go back to. Raises StoreConnectionError, or PoolTimeout when
+        the lock pool is merely full (the caller reports a lock timeout)."""
+        pool = self._lock_pool if locks else self._pool
+        if pool is None:
+            raise StoreClosedError("postgres store is closed")
+        try:
+            conn = await pool.getconn(timeout=wait_s)
+        except PoolTimeout as exc:
+            if self._checked_out[locks] >= (pool.max_size or 0):
+                if locks:
+                    raise
+                raise self._connection_error(exc) from None
+            # Capacity left, yet no connection: the pool cannot connect, or is
+            # still waiting out its reconnect backoff after an outage.
+            fresh = await self._renew_pool(pool, locks=locks)
+            if fresh is None:
+                raise self._connection_error(exc) from None
+            pool = fresh
+            try:
+                conn = await pool.getconn(timeout=wait_s)
+            except _CONNECTION_ERRORS as again:
+                raise self._connection_error(again) from None
+        except PoolClosed:
+            if self._state == "closed":
+                raise StoreClosedError("postgres store is closed") from None
+            return await self._getconn(locks=locks, wait_s=wait_s)  # renewed meanwhile
+        except _CONNECTION_ERRORS as exc:
+            raise self._connection_error(exc) from None
+        self._checked_out[locks] += 1
+        return pool, conn
+
+    async def _putconn(
+        self, pool: AsyncConnectionPool[AsyncConnection[Any]], conn: AsyncConnection[Any], *, locks: bool = False
+    ) -> None:
+        self._checked_out[locks] -= 1
+        await pool.putconn(conn)
+
+    async def _renew_pool(
+        self, stale: AsyncConnectionPool[AsyncConnection[Any]], *, locks: bool
+    ) -> AsyncConnectionPool[AsyncConnection[Any]] | None:
+        """Replace ``stale`` with a fresh pool if the server answers a direct
+        connection (the server is back, but psycopg_pool waits out a reconnect
+        backoff of seconds before it tries again). None if it does not answer."""
+        async with self._renew_lock:
+            current = self._lock_pool if locks else self._pool
+            if current is not stale:
+                return current  # another call renewed it meanwhile
+            try:
+                probe = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+            except psycopg.Error:
+                return None
+            await probe.close()
+            fresh = self._new_pool(locks=locks)
+            await fresh.open(wait=False)
+            if locks:
+                self._lock_pool = fresh
+            else:
+                self._pool = fresh
+            # Connections still out (held locks included) close when returned.
+            task = asyncio.get_running_loop().create_task(stale.close())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            logger.info("server reachable again: %s pool renewed", "lock" if locks else "connection")
+            return fresh
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = self._require_pool()
+        pool, conn = await self._getconn()
         try:
-            async with pool.connection() as conn:
-                yield conn
+            yield conn
         except _CONNECTION_ERRORS as exc:
-            if isinstance(exc, PoolClosed) and self._state == "closed":
-                raise StoreClosedError("postgres store is closed") from None
             raise self._connection_error(exc) from None
+        finally:
+            await self._putconn(pool, conn)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -919,11 +1012,11 @@ class PostgresStore(BaseStore):
                 for i, message in enumerate(items):
                     wire = message_to_wire(message)
                     if i < length and wire == stored[i]:
-                        new_cache.append(_message_snapshot(stored[i]))
+                        new_cache.append(_message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
                     rows.append(_message_row(agent_id, i, message, encoded, now))
-                    new_cache.append(_message_snapshot(jsoncodec.decode(encoded)))  # an independent copy
+                    new_cache.append(_message_snapshot(message))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
                 if length > len(items):
@@ -950,7 +1043,7 @@ class PostgresStore(BaseStore):
         for i in _changed_positions([_message_key(m) for m in items], cached):
             encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
             rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
-            snapshot = _message_snapshot(jsoncodec.decode(encoded))  # an independent copy
+            snapshot = _message_snapshot(items[i])
             if i < len(new_cache):
                 new_cache[i] = snapshot
             else:
@@ -1001,9 +1094,7 @@ class PostgresStore(BaseStore):
             raise
         cached = self._messages_cache.get(agent_id, version)
         if cached is not None and len(cached) == length:
-            self._messages_cache.put(
-                agent_id, version + 1, [*cached, *(_message_snapshot(jsoncodec.decode(e)) for e in encoded)]
-            )
+            self._messages_cache.put(agent_id, version + 1, [*cached, *(_message_snapshot(m) for m in items)])
         else:
             self._messages_cache.drop(agent_id)
 
@@ -1043,7 +1134,7 @@ class PostgresStore(BaseStore):
                 rows = []
                 for i, record in enumerate(items):
                     wire = record.to_wire()
-                    new_cache.append(_record_key(record.model_copy(deep=True)))  # an independent snapshot
+                    new_cache.append(_share_copy(_record_key(record)))  # an independent snapshot
                     if i < length and wire == stored[i]:
                         continue
                     rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
@@ -1074,7 +1165,7 @@ class PostgresStore(BaseStore):
             record = items[i]
             encoded = jsoncodec.encode(record.to_wire(), f"records[{i}]")
             rows.append((*_tool_call_row(agent_id, i, record, encoded), agent_id, token))
-            snapshot = _record_key(record.model_copy(deep=True))  # an independent snapshot
+            snapshot = _share_copy(_record_key(record))  # an independent snapshot
             if i < len(new_cache):
                 new_cache[i] = snapshot
             else:
@@ -1626,8 +1717,8 @@ class PostgresStore(BaseStore):
                 )
             await conn.cursor().executemany(
                 "INSERT INTO agents (agent_id, info, info_raw, template_id, user_id, created_at, updated_at,"
-                " message_count, last_sfp_index, breakpoint, msg_len, msg_version, tc_len, tc_version)"
-                " VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, 1)",
+                " message_count, last_sfp_index, breakpoint, msg_len, tc_len)"
+                " VALUES (%s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
             await conn.execute(
@@ -1672,20 +1763,16 @@ class PostgresStore(BaseStore):
         """
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
-        pool = self._lock_pool
-        if pool is None or self._state != "open":
+        if self._state != "open":
             raise StoreClosedError("postgres store is closed")
         key = advisory_lock_key(self._settings.schema, agent_id)
         deadline = time.monotonic() + timeout_ms / 1000
         try:
-            conn = await pool.getconn(timeout=max(timeout_ms / 1000, self._settings.connect_timeout_s))
-        except PoolTimeout as exc:
-            stats = pool.get_stats()
-            if stats.get("pool_size", 0) >= pool.max_size:
-                raise LockTimeoutError(agent_id, timeout_ms) from None
-            raise self._connection_error(exc) from None
-        except _CONNECTION_ERRORS as exc:
-            raise self._connection_error(exc) from None
+            pool, conn = await self._getconn(
+                locks=True, wait_s=max(timeout_ms / 1000, self._settings.connect_timeout_s)
+            )
+        except PoolTimeout:
+            raise LockTimeoutError(agent_id, timeout_ms) from None
         got = False
         try:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -1708,12 +1795,12 @@ class PostgresStore(BaseStore):
             # Closing the session frees anything it might hold; the pool drops it.
             with contextlib.suppress(Exception):
                 await conn.close()
-            await pool.putconn(conn)
+            await self._putconn(pool, conn, locks=True)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
             raise
         if not got:
-            await pool.putconn(conn)
+            await self._putconn(pool, conn, locks=True)
             raise LockTimeoutError(agent_id, timeout_ms)
         lock = PostgresAgentLock(agent_id, key, conn, pool, self)
         self._held_locks.add(lock)
@@ -1842,4 +1929,4 @@ class PostgresAgentLock(AgentLock):
         finally:
             # Returned exactly once; a closed connection is discarded by the pool.
             with contextlib.suppress(Exception):
-                await self._pool.putconn(conn)
+                await self._store._putconn(self._pool, conn, locks=True)

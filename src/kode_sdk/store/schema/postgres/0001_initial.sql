@@ -21,9 +21,12 @@ CREATE TABLE agents (
     last_sfp_index  integer NOT NULL DEFAULT -1,
     breakpoint      text,
     msg_len         integer NOT NULL DEFAULT 0,   -- number of stored message rows
-    msg_version     bigint NOT NULL DEFAULT 0,    -- bumped by every message write (cache check)
+    -- Bumped by every write, checked against the cached copy. A new row starts
+    -- at a random value, so a deleted and re-created agent never repeats a
+    -- version some store still has cached (no ABA).
+    msg_version     bigint NOT NULL DEFAULT (random() * 4e18)::bigint,
     tc_len          integer NOT NULL DEFAULT 0,
-    tc_version      bigint NOT NULL DEFAULT 0,
+    tc_version      bigint NOT NULL DEFAULT (random() * 4e18)::bigint,
     write_token     bigint                        -- random per optimistic write (guards its rows)
 );
 -- query_sessions: one index per filter, each also serving "newest first".
