@@ -30,7 +30,11 @@ def message(text: str) -> dict[str, Any]:
 
 
 def event(seq: int) -> dict[str, Any]:
-    return {"cursor": seq, "bookmark": {"seq": seq, "timestamp": 1_700_000_000_000 + seq}, "event": {"channel": "progress", "type": "x"}}
+    return {
+        "cursor": seq,
+        "bookmark": {"seq": seq, "timestamp": 1_700_000_000_000 + seq},
+        "event": {"channel": "progress", "type": "x"},
+    }
 
 
 async def locked_increment(store: Any, agent: str, stats: dict[str, Any]) -> None:

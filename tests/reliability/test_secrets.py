@@ -151,7 +151,9 @@ async def test_password_never_shown(role: dict[str, str], caplog: Any, monkeypat
             if connection is None:
                 patch.setenv("POSTGRES_PORT", str(closed_port()))
                 if "KODE_DATABASE_URL" in env:
-                    patch.setenv("KODE_DATABASE_URL", env["KODE_DATABASE_URL"].replace(f":{port}/", f":{closed_port()}/"))
+                    patch.setenv(
+                        "KODE_DATABASE_URL", env["KODE_DATABASE_URL"].replace(f":{port}/", f":{closed_port()}/")
+                    )
                 failing.append(make_store(None, role["schema"]))
             elif isinstance(connection, dict) and "dsn" in connection:
                 dsn = connection["dsn"].replace(f":{port}/", f":{closed_port()}/")
@@ -193,7 +195,9 @@ def test_cli_never_prints_the_password(role: dict[str, str]) -> None:
             env["KODE_STORE"] = f"postgres:{dsn}"
         else:
             cmd += ["--store", f"postgres:{dsn}"]
-        procs.append(subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        procs.append(
+            subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        )
     for (dsn, _, args), proc in zip(plan, procs, strict=True):
         out, err = proc.communicate(timeout=120)
         assert pw not in out + err, f"kode {' '.join(args)} printed the password:\n{out}{err}"
@@ -234,7 +238,10 @@ async def test_json_store_files_are_owner_only(tmp_path: Path) -> None:
         async with JSONStore(root) as store:
             await store.save_info("a", {"agent_id": "a", "template_id": "t"})
             await store.save_messages("a", [{"role": "user", "content": [{"type": "text", "text": "x"}]}])
-            await store.append_event("a", {"cursor": 1, "bookmark": {"seq": 1, "timestamp": 1}, "event": {"channel": "progress", "type": "t"}})
+            await store.append_event(
+                "a",
+                {"cursor": 1, "bookmark": {"seq": 1, "timestamp": 1}, "event": {"channel": "progress", "type": "t"}},
+            )
             await store.save_snapshot("a", {"id": "s", "messages": []})
             await store.save_recovered_file("a", {"path": "f.py", "content": "c", "mtime": 1, "timestamp": 1})
         checked = 0
