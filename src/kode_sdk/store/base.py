@@ -63,6 +63,7 @@ __all__ = [
     "AgentLock",
     "BaseStore",
     "EventBuffer",
+    "ExactNumber",
     "ExtendedStore",
     "ListDiff",
     "Metrics",
@@ -495,6 +496,39 @@ def message_from_wire(wire: dict[str, Any]) -> Message:
 
 
 T = TypeVar("T")
+
+
+class ExactNumber:
+    """A number in a diff snapshot that equals only a number of the same JSON kind.
+
+    Python says ``0 == False == 0.0`` and ``1 == True == 1.0``; JSON tells
+    ``0``, ``false`` and ``0.0`` apart. An incremental save comparing the new
+    list with a snapshot by plain ``==`` would take such a change for "unchanged"
+    and never write it. Snapshots hold numbers wrapped in this class, so a
+    comparison in C (``new == snapshot``) falls back to :meth:`__eq__` for them
+    and stays exact; strings and ``None`` stay shared, compared as before.
+
+    >>> [0, 1.0] == [ExactNumber(0), ExactNumber(1.0)], [False, 1] == [ExactNumber(0), ExactNumber(1.0)]
+    (True, False)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool | int | float) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is ExactNumber:
+            other = other.value
+        value = self.value
+        if type(other) is not type(value) or other != value:
+            return False
+        return type(value) is not float or math.copysign(1.0, value) == math.copysign(1.0, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ExactNumber({self.value!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,7 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
+    ExactNumber,
     PendingEvent,
     SavedListCache,
     check_channel,
@@ -164,6 +165,8 @@ _REAL_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 # A number written with an exponent, where a JSON value starts (compact JSON:
 # no spaces). Inside a string it is only a false positive: the row keeps a raw copy.
 _EXPONENT = re.compile(rb"(?:^|[:,\[])-?[0-9]+(?:\.[0-9]+)?[eE]")
+# -0.0: jsonb's numeric has no negative zero; keep the exact text.
+_NEGATIVE_ZERO = re.compile(rb"(?:^|[:,\[])-0\.0(?:[,\]}]|$)")
 
 
 def _doc(encoded: bytes) -> tuple[str, str | None]:
@@ -172,7 +175,7 @@ def _doc(encoded: bytes) -> tuple[str, str | None]:
         sanitized, count = _REAL_NUL.subn(rb"\1\\ufffd", encoded)
         if count:
             return sanitized.decode(), encoded.decode()
-    if _EXPONENT.search(encoded) is not None:
+    if _EXPONENT.search(encoded) is not None or _NEGATIVE_ZERO.search(encoded) is not None:
         text = encoded.decode()
         return text, text
     return encoded.decode(), None
@@ -508,6 +511,9 @@ def _share_copy(value: Any) -> Any:
         return [_share_copy(item) for item in value]
     if isinstance(value, tuple):
         return tuple(_share_copy(item) for item in value)
+    kind = type(value)
+    if kind is int or kind is bool or kind is float:
+        return ExactNumber(value)  # so 0 / False / 0.0 stay different (see ExactNumber)
     return value
 
 
@@ -1011,7 +1017,7 @@ class PostgresStore(BaseStore):
                 rows = []
                 for i, message in enumerate(items):
                     wire = message_to_wire(message)
-                    if i < length and wire == stored[i]:
+                    if i < length and wire == _share_copy(stored[i]):  # exact: numbers wrapped
                         new_cache.append(_message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
@@ -1135,7 +1141,7 @@ class PostgresStore(BaseStore):
                 for i, record in enumerate(items):
                     wire = record.to_wire()
                     new_cache.append(_share_copy(_record_key(record)))  # an independent snapshot
-                    if i < length and wire == stored[i]:
+                    if i < length and wire == _share_copy(stored[i]):  # exact: numbers wrapped
                         continue
                     rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
                 if rows:

@@ -79,6 +79,7 @@ from .base import (
     AgentLock,
     BaseStore,
     EventBuffer,
+    ExactNumber,
     ListDiff,
     PendingEvent,
     SavedListCache,
@@ -386,8 +387,10 @@ def _freeze(value: Any) -> Any:
     """A copy of ``value`` that no later mutation of ``value`` can change:
     dicts, lists and tuples are copied, immutable leaves are shared."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
+    if kind is str or value is None:
         return value
+    if kind is int or kind is bool or kind is float:
+        return ExactNumber(value)  # so 0 / False / 0.0 stay different (see ExactNumber)
     if kind is dict:
         return {key: _freeze(item) for key, item in value.items()}
     if kind is list:
@@ -824,12 +827,13 @@ class SqliteStore(BaseStore):
     @staticmethod
     def _stored_message_planes(conn: sqlite3.Connection, agent_id: str) -> _Planes:
         """Comparison planes of the stored messages, read back from the database."""
-        return _message_planes_from_wire(
+        planes = _message_planes_from_wire(
             [
                 jsoncodec.decode(data)
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
         )
+        return _freeze_planes(planes, _MESSAGE_FREEZERS)  # numbers compared exactly
 
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
@@ -943,7 +947,7 @@ class SqliteStore(BaseStore):
                 if cached is not None:
                     old = cached
                 else:
-                    old = _tool_call_planes(
+                    stored = _tool_call_planes(
                         [
                             _load_tool_call(data)
                             for (data,) in conn.execute(
@@ -951,6 +955,7 @@ class SqliteStore(BaseStore):
                             )
                         ]
                     )
+                    old = _freeze_planes(stored, _TOOL_CALL_FREEZERS)  # numbers compared exactly
                 planes = _tool_call_planes(validated)
                 diff = _diff_planes(old, planes)
                 moved: list[tuple[str, int]] = []
