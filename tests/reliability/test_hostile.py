@@ -43,7 +43,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return bool(a == b)
 
 
@@ -52,7 +52,7 @@ scalars = (
     | st.booleans()
     | st.integers()
     | st.integers(min_value=-(2**200), max_value=2**200)
-    | st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**40, -(10**40), 0, -1])
+    | st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**40, -(10**40), 0, -1, 0.0, -0.0, 1.0, 1e300, 5e-324])
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
     | st.text(alphabet=st.sampled_from(["\x00", "\U0001f600", "\U00010348", "'", '"', "\\", "%", "_", "\u2028"]))
@@ -129,6 +129,40 @@ def test_arbitrary_json_round_trips_exactly_or_is_refused(spec: str) -> None:
     assert tried >= EXAMPLES
     FIGURES.mkdir(exist_ok=True)
     (FIGURES / f"json-{backend}.json").write_text(json.dumps({"backend": backend, "inputs": tried, "refused": refused}))
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["cached", "reopened"])
+async def test_equal_numbers_of_another_json_kind_are_a_change(spec: str, cold: bool) -> None:
+    """0, False and 0.0 (1, True, 1.0; 0.0, -0.0) are equal in Python and different in JSON:
+    saving one over the other must store the new one (an incremental diff once skipped it)."""
+    pairs = [(0, False), (False, 0), (1, True), (True, 1), (1, 1.0), (1.0, 1), (0.0, -0.0), (-0.0, 0.0), (0, 0.0)]
+
+    def messages(v: Any) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": [{"type": "text", "text": "", "v": v}]}]
+
+    def call(v: Any) -> list[dict[str, Any]]:
+        return [{"id": "c", "name": "n", "input": {"v": v}, "result": v}]
+
+    for index, (before, after) in enumerate(pairs):
+        agent = f"kind-{index}"
+        store = open_store(spec)
+        async with store:
+            await store.save_messages(agent, messages(before))
+            await store.save_tool_call_records(agent, call(before))
+            if cold:  # a new store object: the diff reads what is stored
+                await store.close()
+                store = open_store(spec)
+                await store.open()
+            await store.save_messages(agent, messages(after))
+            await store.save_tool_call_records(agent, call(after))
+            await store.close()
+        async with open_store(spec) as fresh:
+            message = (await fresh.load_messages(agent))[0]
+            record = (await fresh.load_tool_call_records(agent))[0]
+        assert same(message.content[0]["v"], after), (
+            f"{before!r} -> {after!r}: message kept {message.content[0]['v']!r}"
+        )
+        assert same(record.result, after) and same(record.input, {"v": after}), f"{before!r} -> {after!r}: tool call"
 
 
 @pytest.mark.parametrize("depth", [64, 500, 5000])
