@@ -51,7 +51,7 @@ async def locked_increment(store: Any, agent: str, stats: dict[str, Any]) -> Non
 
 async def worker(spec: str, name: str, deadline: float, rng: random.Random) -> dict[str, Any]:
     store = open_store(spec)
-    stats: dict[str, Any] = {"ops": 0, "errors": [], "increments": {}, "appends": 0, "private": name}
+    stats: dict[str, Any] = {"ops": 0, "errors": [], "increments": {}, "appends": 0, "private": name, "last_ops": []}
     private: list[dict[str, Any]] = []
     private_seq = 0
     await store.open()
@@ -87,14 +87,22 @@ async def worker(spec: str, name: str, deadline: float, rng: random.Random) -> d
                     await store.query_tool_calls(tool_name="bash", limit=5)
                     await store.aggregate_stats(rng.choice(SHARED))
                 else:
-                    loaded = await store.load_messages(name)
-                    if [m.content[0]["text"] for m in loaded] != [m["content"][0]["text"] for m in private]:
-                        stats["errors"].append(f"read: {name} does not hold its last saved list")
+                    loaded = [m.content[0]["text"] for m in await store.load_messages(name)]
+                    expected = [m["content"][0]["text"] for m in private]
+                    if loaded != expected:
+                        at = next((i for i, (a, b) in enumerate(zip(loaded, expected, strict=False)) if a != b), None)
+                        stats["errors"].append(
+                            f"read: {name} does not hold its last saved list: {len(loaded)} loaded,"
+                            f" {len(expected)} saved, first difference at {at}:"
+                            f" {loaded[at : at + 2] if at is not None else ''}"
+                            f" vs {expected[at : at + 2] if at is not None else ''}; last ops {stats['last_ops']}"
+                        )
                     await store.load_info(rng.choice(SHARED))
                     count = 0
                     async for _ in store.read_events(rng.choice(SHARED)):
                         count += 1
                 stats["ops"] += 1
+                stats["last_ops"] = [*stats["last_ops"][-5:], op]
             except Exception as exc:  # every error is a finding: report it, keep going
                 stats["errors"].append(f"{op}: {type(exc).__name__}: {exc}")
                 if len(stats["errors"]) == 1:
