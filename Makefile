@@ -35,5 +35,9 @@ bench: $(STAMP)
 	$(PY) bench/w4.py --backend all --repeat 3 --out bench/results/w4.json
 	$(PY) bench/report.py bench/results/w1w3.json bench/results/w4.json --docs docs/benchmarks.md
 
+# The long reliability run: 50 kills per backend, 30 s of contention, restarts, full disks.
+torture: $(STAMP)
+	KODE_TORTURE=1 $(VENV)/bin/pytest tests/reliability -m reliability
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

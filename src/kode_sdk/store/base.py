@@ -71,6 +71,7 @@ __all__ = [
     "AgentLock",
     "BaseStore",
     "EventBuffer",
+    "ExactNumber",
     "ExtendedStore",
     "Metrics",
     "OpKind",
@@ -544,6 +545,39 @@ _RECORD_PARTS = operator.attrgetter(
 )
 
 
+class ExactNumber:
+    """A number in a diff snapshot that equals only a number of the same JSON kind.
+
+    Python says ``0 == False == 0.0`` and ``1 == True == 1.0``; JSON tells
+    ``0``, ``false`` and ``0.0`` apart. An incremental save comparing the new
+    list with a snapshot by plain ``==`` would take such a change for "unchanged"
+    and never write it. Snapshots hold numbers wrapped in this class, so a
+    comparison in C (``new == snapshot``) falls back to :meth:`__eq__` for them
+    and stays exact; strings and ``None`` stay shared, compared as before.
+
+    >>> [0, 1.0] == [ExactNumber(0), ExactNumber(1.0)], [False, 1] == [ExactNumber(0), ExactNumber(1.0)]
+    (True, False)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool | int | float) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is ExactNumber:
+            other = other.value
+        value = self.value
+        if type(other) is not type(value) or other != value:
+            return False
+        return type(value) is not float or math.copysign(1.0, value) == math.copysign(1.0, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ExactNumber({self.value!r})"
+
+
 class _NeverEqual:
     """Stands in for a value that cannot be snapshotted (an object of unknown
     type, maybe mutable): compares unequal to everything, so its position is
@@ -571,8 +605,10 @@ def share_copy(value: Any) -> Any:
     """
     kind = type(value)
     # Exact types first: JSON is nearly all str, dict and list.
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
+    if kind is str or value is None:
         return value
+    if kind is int or kind is bool or kind is float:
+        return ExactNumber(value)  # so 0 / False / 0.0 stay different (see ExactNumber)
     if kind is dict:
         return {key: share_copy(item) for key, item in value.items()}
     if kind is list:
@@ -611,7 +647,9 @@ def message_snapshot_from_wire(wire: dict[str, Any]) -> Any:
     back from storage, e.g. to rebuild a cache after a miss). ``wire`` becomes
     part of the snapshot: pass one nobody else holds (freshly decoded)."""
     fields = {"role": wire["role"], "content": wire["content"], "metadata": wire.get("metadata")}
-    return fields, {key: value for key, value in wire.items() if key not in _MESSAGE_FIELDS}
+    extra = {key: value for key, value in wire.items() if key not in _MESSAGE_FIELDS}
+    # Numbers must become ExactNumber like in any snapshot; containers are fresh already.
+    return share_copy(fields), share_copy(extra)
 
 
 def _loose_parts(value: Any) -> tuple[Any, Any]:

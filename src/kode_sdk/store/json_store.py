@@ -398,6 +398,10 @@ class JSONStore(BaseStore):
                 if fd is not None:
                     try:
                         recover_agent(agent_dir)
+                    except OSError as exc:
+                        # E.g. a full disk: the journal stays and the agent's next
+                        # call retries; every other agent is still readable.
+                        logger.warning("could not recover %s yet (%s); retried on its next call", agent_dir, exc)
                     finally:
                         os.close(fd)
 
@@ -431,6 +435,11 @@ class JSONStore(BaseStore):
                 with contextlib.suppress(BaseException):
                     await asyncio.wait({future})
                 raise
+            except OSError as exc:
+                # A full disk, a read-only remount, EIO: a KodeError naming the
+                # cause, not a bare OSError. The journal keeps the files whole.
+                reason = exc.strerror or str(exc)
+                raise StoreConnectionError(f"JSONStore {self._root}: agent {agent_id!r}: {reason}") from exc
 
     def _locked(self, agent_id: str, fn: Callable[[Path, int], T], absent: T, *, write: bool) -> T:
         """Call ``fn(agent_dir, lock_fd)`` holding the agent's file lock

@@ -140,6 +140,7 @@ from .base import (
     operation,
     operation_iter,
     prefix_upper_bound,
+    share_copy,
     since_seq,
     stats_from_counts,
     time_bound,
@@ -169,6 +170,8 @@ _REAL_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 # A number written with an exponent, where a JSON value starts (compact JSON:
 # no spaces). Inside a string it is only a false positive: the row keeps a raw copy.
 _EXPONENT = re.compile(rb"(?:^|[:,\[])-?[0-9]+(?:\.[0-9]+)?[eE]")
+# -0.0: jsonb's numeric has no negative zero; keep the exact text.
+_NEGATIVE_ZERO = re.compile(rb"(?:^|[:,\[])-0\.0(?:[,\]}]|$)")
 
 
 def _doc(encoded: bytes) -> tuple[str, str | None]:
@@ -177,7 +180,7 @@ def _doc(encoded: bytes) -> tuple[str, str | None]:
         sanitized, count = _REAL_NUL.subn(rb"\1\\ufffd", encoded)
         if count:
             return sanitized.decode(), encoded.decode()
-    if _EXPONENT.search(encoded) is not None:
+    if _EXPONENT.search(encoded) is not None or _NEGATIVE_ZERO.search(encoded) is not None:
         text = encoded.decode()
         return text, text
     return encoded.decode(), None
@@ -974,7 +977,7 @@ class PostgresStore(BaseStore):
                 rows = []
                 for i, message in enumerate(items):
                     wire = message_to_wire(message)
-                    if i < length and wire == stored[i]:
+                    if i < length and share_copy(stored[i]) == wire:  # exact: numbers wrapped
                         new_cache.append(message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
@@ -1094,7 +1097,7 @@ class PostgresStore(BaseStore):
                 for i, record in enumerate(items):
                     wire = record.to_wire()
                     new_cache.append(tool_call_snapshot(record))
-                    if i < length and wire == stored[i]:
+                    if i < length and share_copy(stored[i]) == wire:  # exact: numbers wrapped
                         continue
                     rows.append(_tool_call_row(agent_id, i, record, jsoncodec.encode(wire, f"records[{i}]")))
                 if rows:

@@ -115,6 +115,7 @@ _INT64_MAX = 2**63 - 1
 # BEGIN IMMEDIATE already waits busy_timeout (10 s) for the write lock; these
 # retries only cover the rare SQLITE_BUSY SQLite returns without waiting
 # (e.g. while another connection recovers the WAL).
+_FILE_MODE = 0o600  # the database and lock files: readable by their owner only
 _BUSY_TIMEOUT_MS = 10_000
 _BUSY_RETRIES = 5
 _EVENT_PAGE = 1000
@@ -472,6 +473,9 @@ class SqliteStore(BaseStore):
         try:
             if str(path) != ":memory:":
                 path.parent.mkdir(parents=True, exist_ok=True)
+                # Agent transcripts are private: create the file owner-only before
+                # SQLite opens it; SQLite gives the -wal and -shm files the db's mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE))
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, cached_statements=256)
         except (OSError, sqlite3.Error) as exc:
             raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
@@ -1358,8 +1362,8 @@ class SqliteStore(BaseStore):
         path = lock_dir / f"{agent_id}.lock"
 
         def open_lock_file() -> int:
-            lock_dir.mkdir(parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
 
         try:
             fd = open_lock_file()
