@@ -1191,59 +1191,56 @@ class PostgresStore(BaseStore):
         docs = await self._fetch_docs("SELECT COALESCE(raw, data::text) FROM todos WHERE agent_id = %s", [agent_id])
         return TodoSnapshot.model_validate(docs[0]) if docs else None
 
+    async def _append_doc(
+        self, table: str, agent_id: str, key_column: str, key: str, timestamp: int, doc: bytes
+    ) -> None:
+        # The append-only record lists: one row per save, loaded in save order (``ord``).
+        data, raw = _doc(doc)
+        await self._execute(
+            f"INSERT INTO {table} (agent_id, {key_column}, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
+            [agent_id, _text(key), timestamp, data, raw],
+        )
+
+    async def _load_ordered(self, table: str, agent_id: str) -> list[Any]:
+        return await self._fetch_docs(
+            f"SELECT COALESCE(raw, data::text) FROM {table} WHERE agent_id = %s ORDER BY ord", [agent_id]
+        )
+
     @operation("saves")
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Append a history window (windows load in save order)."""
         record = HistoryWindow.coerce(window, "window")
-        data, raw = _doc(jsoncodec.encode(record.to_wire(), "window"))
-        await self._execute(
-            "INSERT INTO history_windows (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
-            [agent_id, _text(record.id), record.timestamp, data, raw],
-        )
+        doc = jsoncodec.encode(record.to_wire(), "window")
+        await self._append_doc("history_windows", agent_id, "id", record.id, record.timestamp, doc)
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
         """The agent's history windows, in save order."""
-        docs = await self._fetch_docs(
-            "SELECT COALESCE(raw, data::text) FROM history_windows WHERE agent_id = %s ORDER BY ord", [agent_id]
-        )
-        return [HistoryWindow.model_validate(d) for d in docs]
+        return [HistoryWindow.model_validate(d) for d in await self._load_ordered("history_windows", agent_id)]
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Append a compression record (records load in save order)."""
         item = CompressionRecord.coerce(record, "record")
-        data, raw = _doc(jsoncodec.encode(item.to_wire(), "record"))
-        await self._execute(
-            "INSERT INTO compression_records (agent_id, id, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
-            [agent_id, _text(item.id), item.timestamp, data, raw],
-        )
+        doc = jsoncodec.encode(item.to_wire(), "record")
+        await self._append_doc("compression_records", agent_id, "id", item.id, item.timestamp, doc)
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
         """The agent's compression records, in save order."""
-        docs = await self._fetch_docs(
-            "SELECT COALESCE(raw, data::text) FROM compression_records WHERE agent_id = %s ORDER BY ord", [agent_id]
-        )
-        return [CompressionRecord.model_validate(d) for d in docs]
+        return [CompressionRecord.model_validate(d) for d in await self._load_ordered("compression_records", agent_id)]
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Append a recovered file (files load in save order)."""
         item = RecoveredFile.coerce(file, "file")
-        data, raw = _doc(jsoncodec.encode(item.to_wire(), "file"))
-        await self._execute(
-            "INSERT INTO recovered_files (agent_id, path, timestamp, data, raw) VALUES (%s, %s, %s, %s::jsonb, %s)",
-            [agent_id, _text(item.path), item.timestamp, data, raw],
-        )
+        doc = jsoncodec.encode(item.to_wire(), "file")
+        await self._append_doc("recovered_files", agent_id, "path", item.path, item.timestamp, doc)
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
         """The agent's recovered files, in save order."""
-        docs = await self._fetch_docs(
-            "SELECT COALESCE(raw, data::text) FROM recovered_files WHERE agent_id = %s ORDER BY ord", [agent_id]
-        )
-        return [RecoveredFile.model_validate(d) for d in docs]
+        return [RecoveredFile.model_validate(d) for d in await self._load_ordered("recovered_files", agent_id)]
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
