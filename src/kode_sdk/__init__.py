@@ -14,20 +14,9 @@ PostgreSQL — and fast answers about them.
 
 from __future__ import annotations
 
-from .agent import (
-    Agent,
-    AgentTemplate,
-    AnthropicProvider,
-    CompleteResult,
-    OpenAIProvider,
-    PermissionPolicy,
-    ScriptedProvider,
-    TemplateRegistry,
-    Tool,
-    ToolContext,
-    ToolRegistry,
-    tool,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AgentExistsError,
     AgentNotFoundError,
@@ -46,7 +35,6 @@ from .errors import (
 from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
 from .store.factory import config_from_env, create_extended_store, create_store
 from .store.json_store import JSONStore
-from .store.postgres import PostgresStore
 from .store.sqlite import SqliteStore
 from .types import (
     AgentInfo,
@@ -73,6 +61,56 @@ from .types import (
     ToolCallRecord,
     ToolCallState,
 )
+
+if TYPE_CHECKING:
+    from .agent import (
+        Agent,
+        AgentTemplate,
+        AnthropicProvider,
+        CompleteResult,
+        OpenAIProvider,
+        PermissionPolicy,
+        ScriptedProvider,
+        TemplateRegistry,
+        Tool,
+        ToolContext,
+        ToolRegistry,
+        tool,
+    )
+    from .store.postgres import PostgresStore
+
+# The agent loop and the PostgreSQL driver load on first use: a SQLite-only
+# program (and `kode --help`) does not pay for psycopg and the agent modules.
+_LAZY = {
+    "PostgresStore": ".store.postgres",
+    **dict.fromkeys(
+        (
+            "Agent",
+            "AgentTemplate",
+            "AnthropicProvider",
+            "CompleteResult",
+            "OpenAIProvider",
+            "PermissionPolicy",
+            "ScriptedProvider",
+            "TemplateRegistry",
+            "Tool",
+            "ToolContext",
+            "ToolRegistry",
+            "tool",
+        ),
+        ".agent",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kode_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
