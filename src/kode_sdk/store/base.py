@@ -83,6 +83,7 @@ __all__ = [
     "check_page",
     "check_sort",
     "coerce_list",
+    "created_at_clauses",
     "fork_agent_ids",
     "message_from_wire",
     "message_keys",
@@ -1006,6 +1007,33 @@ def time_bound(value: datetime | int | None, name: str) -> int | None:
         return to_epoch_ms(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a datetime or epoch milliseconds; got {value!r}") from None
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def created_at_clauses(
+    created_after: datetime | int | None, created_before: datetime | int | None, placeholder: str
+) -> tuple[list[str], list[int]]:
+    """SQL conditions (inclusive) and parameters for the ``created_after`` /
+    ``created_before`` filters, in the backend's ``placeholder`` style (``?``,
+    ``%s``). Bounds are clamped to the BIGINT range every stored timestamp is
+    in, which keeps the result the same and the parameter bindable.
+
+    >>> created_at_clauses(0, None, "?")
+    (['created_at >= ?'], [0])
+    """
+    clauses: list[str] = []
+    params: list[int] = []
+    for value, name, operator_ in (
+        (created_after, "created_after", ">="),
+        (created_before, "created_before", "<="),
+    ):
+        bound = time_bound(value, name)
+        if bound is not None:
+            clauses.append(f"created_at {operator_} {placeholder}")
+            params.append(max(min(bound, _INT64_MAX), _INT64_MIN))
+    return clauses, params
 
 
 def prefix_upper_bound(prefix: str) -> str | None:

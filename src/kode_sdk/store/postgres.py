@@ -131,6 +131,7 @@ from .base import (
     check_page,
     check_sort,
     coerce_list,
+    created_at_clauses,
     event_row,
     fork_agent_ids,
     message_from_wire,
@@ -274,7 +275,9 @@ def sessions_query(
     if user_id is not None:
         where.append("user_id = %s")
         params.append(user_id)
-    _time_filters(where, params, created_after, created_before)
+    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
+    where += time_clauses
+    params += time_params
     direction = "DESC" if order == "desc" else "ASC"
     query = (
         f"SELECT {_SESSION_COLUMNS} FROM agents WHERE {' AND '.join(where)}"
@@ -306,7 +309,9 @@ def messages_query(
     if content_type is not None:
         where.append("block_types @> ARRAY[%s]::text[]")
         params.append(content_type)
-    _time_filters(where, params, created_after, created_before)
+    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
+    where += time_clauses
+    params += time_params
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     query = (
         f"SELECT {_MESSAGE_COLUMNS} FROM messages{condition}"
@@ -353,7 +358,9 @@ def tool_calls_query(
         except ValueError:
             allowed = ", ".join(s.value for s in ToolCallState)
             raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
-    _time_filters(where, params, created_after, created_before)
+    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
+    where += time_clauses
+    params += time_params
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     query = (
         f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls{condition}"
@@ -383,19 +390,6 @@ def list_query(prefix: str | None) -> tuple[str, list[Any]]:
         "SELECT agent_id FROM agents WHERE info IS NOT NULL AND agent_id >= %s AND agent_id < %s ORDER BY agent_id",
         [prefix, upper],
     )
-
-
-def _time_filters(
-    where: list[str], params: list[Any], after: datetime | int | None, before: datetime | int | None
-) -> None:
-    low = time_bound(after, "created_after")
-    high = time_bound(before, "created_before")
-    if low is not None:
-        where.append("created_at >= %s")
-        params.append(low)
-    if high is not None:
-        where.append("created_at <= %s")
-        params.append(high)
 
 
 # --------------------------------------------------------------------------- SQL statements

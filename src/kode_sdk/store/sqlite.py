@@ -83,6 +83,7 @@ from .base import (
     check_page,
     check_sort,
     coerce_list,
+    created_at_clauses,
     event_row,
     fork_agent_ids,
     message_keys,
@@ -1111,7 +1112,9 @@ class SqliteStore(BaseStore):
         if user_id is not None:
             clauses.append("user_id = ?")
             params.append(_check_text(user_id, "user_id"))
-        _time_clauses(clauses, params, created_after, created_before)
+        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
+        clauses += time_clauses
+        params += time_params
         direction = order.upper()
         sql = (
             "SELECT agent_id, info, created_at, updated_at, message_count FROM agents "
@@ -1164,7 +1167,9 @@ class SqliteStore(BaseStore):
         if content_type is not None:
             clauses.append("EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)")
             params.append(_check_text(content_type, "content_type"))
-        _time_clauses(clauses, params, created_after, created_before)
+        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
+        clauses += time_clauses
+        params += time_params
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         sql = (
             f"SELECT agent_id, seq, created_at, data FROM messages {where}"
@@ -1227,7 +1232,9 @@ class SqliteStore(BaseStore):
                 allowed = ", ".join(s.value for s in ToolCallState)
                 raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
             clauses.append("state = ?")
-        _time_clauses(clauses, params, created_after, created_before)
+        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
+        clauses += time_clauses
+        params += time_params
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         sql = (
             f"SELECT agent_id, data FROM tool_calls {where}"
@@ -1521,19 +1528,6 @@ class SqliteStore(BaseStore):
 
 def _name_worker_thread() -> None:
     threading.current_thread().name = "kode-sqlite"
-
-
-def _time_clauses(
-    clauses: list[str], params: list[Any], created_after: datetime | int | None, created_before: datetime | int | None
-) -> None:
-    after = time_bound(created_after, "created_after")
-    before = time_bound(created_before, "created_before")
-    if after is not None:
-        clauses.append("created_at >= ?")
-        params.append(max(min(after, _INT64_MAX), _INT64_MIN))
-    if before is not None:
-        clauses.append("created_at <= ?")
-        params.append(max(min(before, _INT64_MAX), _INT64_MIN))
 
 
 def _event_page_job(
