@@ -184,3 +184,40 @@ async def test_lock_of_a_killed_holder_is_freed(tmp_path: Path) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+# --------------------------------------------------------------------------- two stores in one process
+
+
+def _run_sqlite(db: Path, sql: str) -> str:
+    """Run ``sql`` on ``db`` in a fresh Python process (its own POSIX locks); print the last row."""
+    code = (
+        "import sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "rows = [conn.execute(s).fetchall() for s in sys.argv[2].split(';') if s.strip()]\n"
+        "conn.close()\n"
+        "print(rows[-1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(db), sql], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+async def test_opening_a_second_store_keeps_the_first_ones_file_locks(tmp_path: Path) -> None:
+    # POSIX locks belong to the process: closing *any* descriptor of the
+    # database file drops every lock this process holds on it, including the
+    # shared lock an open WAL connection keeps. Without it, another process
+    # closing its last connection believes it is the last user, checkpoints and
+    # deletes the WAL, and later commits here go to a deleted file: lost.
+    db = tmp_path / "locks.db"
+    first = SqliteStore(db)
+    await first.save_messages("a", [{"role": "user", "content": [{"type": "text", "text": "one"}]}])
+    second = SqliteStore(db)
+    await second.open()  # must not touch the file behind first's back
+    _run_sqlite(db, "SELECT count(*) FROM messages")  # another process opens and closes
+    await first.append_messages("a", [{"role": "user", "content": [{"type": "text", "text": "two"}]}])
+    # A third process must see both messages while this one still runs.
+    assert _run_sqlite(db, "SELECT count(*) FROM messages") == "[(2,)]"
+    await second.close()
+    await first.close()
+    assert _run_sqlite(db, "SELECT count(*) FROM messages") == "[(2,)]"

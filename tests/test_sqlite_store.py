@@ -537,6 +537,54 @@ async def test_queued_events_survive_close_and_a_failing_call(db: Path) -> None:
     assert [r[0] for r in rows(db, "SELECT seq FROM events WHERE agent_id = 'a' ORDER BY seq")] == [1, 2, 3, 4]
 
 
+async def test_a_call_cancelled_before_it_ran_writes_nothing_and_keeps_queued_events(db: Path) -> None:
+    import threading
+
+    store = SqliteStore(db)
+    await store.append_event("a", event(1))  # the first event of an agent is written at once
+    assert store._thread is not None
+    release = threading.Event()
+    # Occupy the connection thread, so the next call waits in its queue.
+    busy, _ = store._thread.submit(lambda: release.wait(10))
+    await store.append_event("a", event(2))  # queued: the next call's transaction takes it
+    waiting = asyncio.ensure_future(store.save_info("a", info("a")))
+    await asyncio.sleep(0.05)
+    assert len(store._events) == 0  # taken by the waiting call
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting  # gives up while its job still waits in the queue
+    assert len(store._events) == 1  # put back
+    release.set()
+    await busy
+    assert await store.load_info("a") is None  # the cancelled save never ran
+    assert [e.bookmark.seq async for e in store.read_events("a")] == [1, 2]
+    await store.close()
+
+
+async def test_a_call_cancelled_while_it_runs_still_commits_whole(db: Path) -> None:
+    import threading
+
+    store = SqliteStore(db)
+    await store.save_info("a", info("a"))
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+        with sqlite_module._transaction(conn, write=True):
+            conn.execute("UPDATE agents SET template_id = 'changed' WHERE agent_id = 'a'")
+
+    running = asyncio.ensure_future(store._hop(slow))
+    assert await asyncio.to_thread(started.wait, 10)
+    running.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    info_after = await store.load_info("a")  # queued behind the job: sees its commit
+    assert info_after is not None and rows(db, "SELECT template_id FROM agents")[0][0] == "changed"
+    await store.close()
+
+
 async def test_events_of_another_writer_are_not_duplicated(db: Path) -> None:
     async with SqliteStore(db) as first, SqliteStore(db) as second:
         await first.append_event("a", event(1))
