@@ -820,6 +820,44 @@ def test_split_sql_handles_comments_strings_and_triggers() -> None:
     assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
 
 
+async def test_a_version_1_database_keeps_its_sessions_after_upgrading(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = migrations()
+    monkeypatch.setattr(sqlite_module, "migrations", lambda: shipped[:1])
+    async with SqliteStore(db) as store:
+        await store.save_info("a", info("a", "tpl-a"))
+        await store.save_info("b", info("b", "tpl-b"))
+        await store.append_event("c", event(1))  # a row without info: never listed
+    monkeypatch.setattr(sqlite_module, "migrations", lambda: shipped)
+    async with SqliteStore(db) as store:
+        assert await store.list() == ["a", "b"]
+        assert [s.agent_id for s in await store.query_sessions(template_id="tpl-b")] == ["b"]
+        assert await store.exists("a") and not await store.exists("c")
+        await store.save_info("c", info("c", "tpl-a"))
+        assert [s.agent_id for s in await store.query_sessions(template_id="tpl-a", sort_order="asc")] == ["a", "c"]
+    assert max(v for (v,) in rows(db, "SELECT version FROM schema_version")) == len(shipped)
+
+
+async def test_save_info_keeping_the_identity_writes_only_the_moving_indexes(store: SqliteStore, db: Path) -> None:
+    first = info("a", "tpl", metadata={"userId": "u1"})
+    await store.save_info("a", first)
+    await store.save_info("a", first.model_copy(update={"message_count": 7}))  # fast path
+    assert (await store.load_info("a")).message_count == 7  # type: ignore[union-attr]
+    # A changed identity column goes through the full upsert, and the indexes follow.
+    await store.save_info("a", first.model_copy(update={"template_id": "other", "metadata": {"userId": "u2"}}))
+    assert [s.agent_id for s in await store.query_sessions(template_id="other")] == ["a"]
+    assert await store.query_sessions(template_id="tpl") == []
+    assert [s.agent_id for s in await store.query_sessions(user_id="u2")] == ["a"]
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    # What the fast path's statement opens for writing (from SQLite's own plan):
+    # the table, its key, and the two indexes whose columns move on every save.
+    names = dict(rows(db, "SELECT rootpage, name FROM sqlite_master"))
+    plan = rows(db, f"EXPLAIN {sqlite_module._UPDATE_INFO}", (None,) * sqlite_module._UPDATE_INFO.count("?"))
+    written = sorted(names.get(step[3], step[3]) for step in plan if step[1] == "OpenWrite")
+    assert written == ["agents", "agents_by_message_count", "agents_by_updated", "sqlite_autoindex_agents_1"]
+
+
 def test_shipped_migrations_are_found() -> None:
     found = migrations()
     assert found[0].version == 1 and found[0].name == "0001_initial.sql"

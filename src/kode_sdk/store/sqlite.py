@@ -148,6 +148,10 @@ _SAVE_INFO = (
     "user_id = excluded.user_id, created_at = excluded.created_at, updated_at = excluded.updated_at, "
     "message_count = excluded.message_count"
 )
+_UPDATE_INFO = (
+    "UPDATE agents SET info = ?, updated_at = ?, message_count = ? "
+    "WHERE agent_id = ? AND template_id IS ? AND user_id IS ? AND created_at IS ?"
+)
 _INSERT_MESSAGE = "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) VALUES (?, ?, ?, ?, ?, ?)"
 # A rewrite keeps the row's created_at: the time the position was first saved.
 _UPDATE_MESSAGE = "UPDATE messages SET role = ?, block_types = ?, data = ? WHERE agent_id = ? AND seq = ?"
@@ -1122,8 +1126,16 @@ class SqliteStore(BaseStore):
         created_at = to_epoch_ms(validated.created_at)
 
         def job(conn: sqlite3.Connection) -> None:
-            # One statement: atomic without an explicit transaction.
-            conn.execute(_SAVE_INFO, (agent_id, data, template_id, user_id, created_at, _now_ms(), message_count))
+            now = _now_ms()
+            # Usually only info and the counters change: then an UPDATE that
+            # leaves the indexed identity columns out of its SET list touches
+            # two index entries instead of six. Each statement is atomic alone,
+            # and the second runs only when the first matched no row.
+            if conn.execute(
+                _UPDATE_INFO, (data, now, message_count, agent_id, template_id, user_id, created_at)
+            ).rowcount:
+                return
+            conn.execute(_SAVE_INFO, (agent_id, data, template_id, user_id, created_at, now, message_count))
 
         await self._hop(job)
 
@@ -1134,7 +1146,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> tuple[str, int] | None:
             row = conn.execute(
-                "SELECT info, message_count FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+                "SELECT info, message_count FROM agents WHERE agent_id = ? AND template_id IS NOT NULL", (agent_id,)
             ).fetchone()
             return None if row is None else (str(row[0]), int(row[1]))
 
@@ -1150,7 +1162,7 @@ class SqliteStore(BaseStore):
         """True once :meth:`save_info` ran for the agent (and it was not deleted)."""
 
         def job(conn: sqlite3.Connection) -> bool:
-            sql = "SELECT 1 FROM agents WHERE agent_id = ? AND info IS NOT NULL"
+            sql = "SELECT 1 FROM agents WHERE agent_id = ? AND template_id IS NOT NULL"
             return conn.execute(sql, (agent_id,)).fetchone() is not None
 
         return await self._hop(job)
@@ -1188,7 +1200,7 @@ class SqliteStore(BaseStore):
         """Agents with saved info, filtered; newest first by default (ties by agent id)."""
         column, order = check_sort(sort_by, sort_order)
         limit, offset = check_page(limit, offset)
-        clauses = ["info IS NOT NULL"]
+        clauses = ["template_id IS NOT NULL"]
         params: list[Any] = []
         if agent_id is not None:
             clauses.append("agent_id = ?")
@@ -1420,7 +1432,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> StorageMetrics:
             with _transaction(conn, write=False):
-                agents = conn.execute("SELECT COUNT(*) FROM agents WHERE info IS NOT NULL").fetchone()[0]
+                agents = conn.execute("SELECT COUNT(*) FROM agents WHERE template_id IS NOT NULL").fetchone()[0]
                 messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
                 tool_calls = conn.execute("SELECT COUNT(*) FROM tool_calls").fetchone()[0]
                 page_count = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -1494,7 +1506,7 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             with _transaction(conn, write=True):
                 row = conn.execute(
-                    "SELECT info, message_count FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+                    "SELECT info, message_count FROM agents WHERE agent_id = ? AND template_id IS NOT NULL", (agent_id,)
                 ).fetchone()
                 if row is None:
                     raise AgentNotFoundError(agent_id)
@@ -1566,7 +1578,7 @@ class SqliteStore(BaseStore):
         cutoff = time_bound(created_before, "created_before")
         if cutoff is None:
             raise ValueError("created_before is required")
-        where = "info IS NOT NULL AND created_at < ?"
+        where = "template_id IS NOT NULL AND created_at < ?"
         params: tuple[Any, ...] = (cutoff,)
         if template_id is not None:
             where += " AND template_id = ?"
@@ -1593,7 +1605,7 @@ class SqliteStore(BaseStore):
     async def list(self, prefix: str | None = None) -> list[str]:
         """Ids of agents with saved info, sorted; only those starting with
         ``prefix`` (case-sensitive, no wildcards) when given."""
-        clauses = ["info IS NOT NULL"]
+        clauses = ["template_id IS NOT NULL"]
         params: tuple[str, ...] = ()
         if prefix is not None and _check_text(prefix, "prefix"):
             upper = prefix_upper_bound(prefix)
