@@ -49,11 +49,14 @@ async def locked_increment(store: Any, agent: str, stats: dict[str, Any]) -> Non
     stats["increments"][agent] = stats["increments"].get(agent, 0) + 1
 
 
-async def worker(spec: str, name: str, deadline: float, rng: random.Random) -> dict[str, Any]:
+async def worker(spec: str, name: str, deadline: float, rng: random.Random, open_delay: float) -> dict[str, Any]:
     store = open_store(spec)
     stats: dict[str, Any] = {"ops": 0, "errors": [], "increments": {}, "appends": 0, "private": name, "last_ops": []}
     private: list[dict[str, Any]] = []
     private_seq = 0
+    # Later workers open while the first one's store is in use: a store opened
+    # beside another in the same process must not disturb it.
+    await asyncio.sleep(open_delay)
     await store.open()
     try:
         await store.save_info(name, {"agent_id": name, "template_id": "contention", "metadata": {"counter": 0}})
@@ -117,7 +120,7 @@ async def worker(spec: str, name: str, deadline: float, rng: random.Random) -> d
 async def main(spec: str, proc: int, tasks: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     results = await asyncio.gather(
-        *(worker(spec, f"private-{proc}-{t}", deadline, random.Random()) for t in range(tasks)),
+        *(worker(spec, f"private-{proc}-{t}", deadline, random.Random(), 0.2 * t) for t in range(tasks)),
         return_exceptions=True,
     )
     out = [r if isinstance(r, dict) else {"ops": 0, "errors": [f"worker: {r!r}"], "increments": {}} for r in results]

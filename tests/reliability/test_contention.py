@@ -2,11 +2,12 @@
 
 SQLite: 4 processes x 2 workers on one file (JSONStore has no agent locks: not here);
 PostgreSQL: 4 processes x 2 workers = 8 workers on one database. Each worker
-has its own store object. For a bounded time (5 s, 30 s under KODE_TORTURE=1)
-they mix saves, appends, events, queries and locked read-modify-writes on
-shared and private agents. Afterwards: no error reached a caller, no locked
-increment was lost, every agent's event seqs run 1..N with no gap or repeat,
-and every append landed.
+has its own store object; the second one of a process opens while the first
+is in use. For a bounded time (5 s, 30 s under KODE_TORTURE=1) they mix saves,
+appends, events, queries and locked read-modify-writes on shared and private
+agents, while a fifth process opens, reads and closes a store in a loop.
+Afterwards: no error reached a caller, no locked increment was lost, every
+agent's event seqs run 1..N with no gap or repeat, and every append landed.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ async def test_contention_no_error_no_lost_update_no_gap(spec: str) -> None:
         for agent in (*SHARED, LOG):
             await store.save_info(agent, {"agent_id": agent, "template_id": "contention"})  # type: ignore[attr-defined]
     procs = [child("contention_worker.py", spec, str(p), str(TASKS), str(SECONDS)) for p in range(PROCESSES)]
+    churn = child("contention_churn.py", spec, str(SECONDS))
     workers: list[dict[str, object]] = []
     for proc in procs:
         out, err = proc.communicate(timeout=SECONDS + 240)
         assert proc.returncode == 0, f"worker process failed: {err[-3000:]}"
         workers.extend(json.loads(out.strip().splitlines()[-1]))
-    errors = [e for w in workers for e in w["errors"]]  # type: ignore[attr-defined]
+    out, err = churn.communicate(timeout=SECONDS + 240)
+    assert churn.returncode == 0, f"churn process failed: {err[-3000:]}"
+    churned = json.loads(out.strip().splitlines()[-1])
+    errors = [e for w in workers for e in w["errors"]] + churned["errors"]  # type: ignore[attr-defined]
     tracebacks = [w.get("traceback") for w in workers if w.get("traceback")]
     assert errors == [], f"{len(errors)} errors reached callers, first: {errors[:5]}\n{tracebacks[:1]}"
 
@@ -66,6 +71,7 @@ async def test_contention_no_error_no_lost_update_no_gap(spec: str) -> None:
         appends = sum(int(w["appends"]) for w in workers)  # type: ignore[call-overload]
         assert len(await store.load_messages(LOG)) == appends, "an append_messages was lost"  # type: ignore[attr-defined]
     assert sum(increments[a] for a in SHARED) > 0
+    assert churned["cycles"] > 0
     ops = sum(int(w["ops"]) for w in workers)  # type: ignore[call-overload]
     FIGURES.mkdir(exist_ok=True)
     backend = spec.partition(":")[0]
@@ -79,6 +85,7 @@ async def test_contention_no_error_no_lost_update_no_gap(spec: str) -> None:
                 "locked_increments": sum(increments.values()),
                 "events": events_total,
                 "appends": appends,
+                "open_close_cycles": churned["cycles"],
                 "errors": 0,
             }
         )

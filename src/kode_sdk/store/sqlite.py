@@ -324,6 +324,32 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
         raise
 
 
+# Held while a store creates its database file (see _create_private).
+_CREATE_LOCK = threading.Lock()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only if it does not exist yet.
+
+    Agent transcripts are private, so the file is made 0600 before SQLite
+    opens it (SQLite gives the -wal and -shm files the database's mode). An
+    existing file is never opened here: SQLite's locks are POSIX locks, owned
+    by the process, and closing *any* descriptor of the file drops all of them,
+    those of every connection this process has open on it. A process left
+    without its lock lets another process, closing, take itself for the last
+    connection and checkpoint and delete the WAL still in use here: the
+    commits made here afterwards are lost. ``O_EXCL`` opens only a file this
+    call creates, and the lock keeps other stores of this process from
+    connecting to it before that descriptor is closed.
+    """
+    with _CREATE_LOCK:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        except FileExistsError:
+            return
+        os.close(fd)
+
+
 def _encode(value: Any, field: str) -> str:
     return jsoncodec.encode(value, field).decode("utf-8")
 
