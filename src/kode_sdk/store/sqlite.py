@@ -452,24 +452,6 @@ class _ConnectionThread:
                 loop.call_soon_threadsafe(_deliver, future, outcome)
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file owner-only (0600) if it does not exist yet;
-    SQLite gives the -wal and -shm files the database file's mode.
-
-    An existing file is never opened here: POSIX locks belong to the process,
-    and closing *any* descriptor of the file would drop every lock this
-    process holds on it, including the shared lock another open store's WAL
-    connection keeps. Another process could then take itself for the last
-    user, checkpoint and delete the WAL under us, and later commits would be
-    lost. ``O_EXCL`` opens only a file nobody has yet.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
-    except FileExistsError:
-        return
-    os.close(fd)
-
-
 def _claim(box: list[Callable[[], Any]]) -> bool:
     """Take a queued job back; True if it had not started (and now never will)."""
     try:
