@@ -45,6 +45,7 @@ from ..errors import (
     SchemaVersionError,
     StoreClosedError,
     StoreConnectionError,
+    StoreCorruptionError,
 )
 from ..types import (
     AgentInfo,
@@ -103,6 +104,7 @@ from .base import (
     validate_agent_id,
     wait_with_backoff,
 )
+from .sqlite_blob import pack, unpack
 
 __all__ = ["SqliteStore"]
 
@@ -152,6 +154,16 @@ _UPDATE_INFO = (
     "UPDATE agents SET info = ?, updated_at = ?, message_count = ? "
     "WHERE agent_id = ? AND template_id IS ? AND user_id IS ? AND created_at IS ?"
 )
+# msg_version, the next seq and the created_at of the last message, in one read.
+_LAST_MESSAGE = (
+    "SELECT a.msg_version, COALESCE(m.seq + 1, 0), m.created_at FROM agents a "
+    "LEFT JOIN messages m ON m.agent_id = a.agent_id "
+    "AND m.seq = (SELECT MAX(seq) FROM messages WHERE agent_id = a.agent_id) WHERE a.agent_id = ?"
+)
+_ROLES = ("user", "assistant", "system")
+_COUNT_ROLES = (
+    "SELECT " + ", ".join(f"COALESCE(SUM(role = '{r}'), 0)" for r in _ROLES) + " FROM messages WHERE agent_id = ?"
+)
 _INSERT_MESSAGE = "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) VALUES (?, ?, ?, ?, ?, ?)"
 # A rewrite keeps the row's created_at: the time the position was first saved.
 _UPDATE_MESSAGE = "UPDATE messages SET role = ?, block_types = ?, data = ? WHERE agent_id = ? AND seq = ?"
@@ -184,8 +196,6 @@ _CHILD_TABLES = (
     "media_cache",
     "snapshots",
 )
-
-_ROLES = ("user", "assistant", "system")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -354,12 +364,17 @@ def _encode(value: Any, field: str) -> str:
     return jsoncodec.encode(value, field).decode("utf-8")
 
 
-def _message_row_parts(message: Message, wire: dict[str, Any], field: str) -> tuple[str, str, str]:
-    """(role, block_types JSON, data JSON) of one message."""
-    return message.role, _encode(message.block_types(), field), _encode(wire, field)
+def _pack(value: Any, field: str) -> str | bytes:
+    """The ``data`` column value of a document: JSON TEXT, or a compressed BLOB (sqlite_blob)."""
+    return pack(jsoncodec.encode(value, field))
 
 
-def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int, int, int, int, str]:
+def _message_row_parts(message: Message, wire: dict[str, Any], field: str) -> tuple[str, str, str | bytes]:
+    """(role, block_types JSON, packed data) of one message."""
+    return message.role, _encode(message.block_types(), field), _pack(wire, field)
+
+
+def _tool_call_columns(record: ToolCallRecord, data: str | bytes) -> tuple[str, str, int, int, int, int, str | bytes]:
     """(name, state, is_error, approval_required, created_at, updated_at, data) of one record."""
     return (
         record.name,
@@ -372,11 +387,23 @@ def _tool_call_columns(record: ToolCallRecord, data: str) -> tuple[str, str, int
     )
 
 
+def _created_at_floor(conn: sqlite3.Connection, agent_id: str, seq: int, now: int) -> int:
+    """The created_at for new messages from position ``seq`` on: ``now``, or the
+    created_at of the message before it if the clock has stepped back since.
+
+    Along one agent's list created_at never decreases, so "newest first"
+    within an agent is seq order, served by the primary key (schema 0002)."""
+    if seq == 0:
+        return now
+    row = conn.execute("SELECT created_at FROM messages WHERE agent_id = ? AND seq = ?", (agent_id, seq - 1)).fetchone()
+    return now if row is None or row[0] <= now else int(row[0])
+
+
 # Loading parses stored JSON with pydantic's own parser (model_validate_json):
 # measured faster than decoding and constructing, it keeps integers beyond 64
 # bits exact, and it re-checks what comes back.
-def _load_tool_call(data: str) -> ToolCallRecord:
-    return ToolCallRecord.model_validate_json(data)
+def _load_tool_call(data: str | bytes) -> ToolCallRecord:
+    return ToolCallRecord.model_validate_json(unpack(data))
 
 
 @dataclass(slots=True)
@@ -773,7 +800,7 @@ class SqliteStore(BaseStore):
         while True:
             rows = await self._hop(_event_page_job(agent_id, lower, channel))
             for data in rows:
-                yield Timeline.model_validate_json(data[1])
+                yield Timeline.model_validate_json(unpack(data[1]))
             if len(rows) < _EVENT_PAGE:
                 return
             lower = rows[-1][0]
@@ -784,7 +811,7 @@ class SqliteStore(BaseStore):
     def _stored_message_snapshots(conn: sqlite3.Connection, agent_id: str) -> list[Any]:
         """Snapshots of the stored messages, read back from the database."""
         return [
-            message_snapshot_from_wire(jsoncodec.decode(data))
+            message_snapshot_from_wire(jsoncodec.decode(unpack(data)))
             for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
         ]
 
@@ -806,8 +833,11 @@ class SqliteStore(BaseStore):
                 cached = [] if row is None else self._message_cache.get(agent_id, row[0])
                 old = cached if cached is not None else self._stored_message_snapshots(conn, agent_id)
                 changed = changed_positions(keys, old)
-                updates: list[tuple[str, str, str, str, int]] = []
-                inserts: list[tuple[str, int, str, str, int, str]] = []
+                updates: list[tuple[str, str, str | bytes, str, int]] = []
+                inserts: list[tuple[str, int, str, str, int, str | bytes]] = []
+                created_at = now
+                if len(validated) > len(old):
+                    created_at = _created_at_floor(conn, agent_id, len(old), now)
                 for index in changed:
                     message = validated[index]
                     role, block_types, data = _message_row_parts(
@@ -816,7 +846,7 @@ class SqliteStore(BaseStore):
                     if index < len(old):
                         updates.append((role, block_types, data, agent_id, index))
                     else:
-                        inserts.append((agent_id, index, role, block_types, now, data))
+                        inserts.append((agent_id, index, role, block_types, created_at, data))
                 version = _new_version()
                 conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
                 if len(validated) < len(old):
@@ -848,17 +878,17 @@ class SqliteStore(BaseStore):
             now = _now_ms()
             version = _new_version()
             with _transaction(conn, write=True):
-                row = conn.execute(
-                    "SELECT msg_version, (SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent_id = ?) "
-                    "FROM agents WHERE agent_id = ?",
-                    (agent_id, agent_id),
-                ).fetchone()
-                old_version, base = (None, 0) if row is None else row
+                row = conn.execute(_LAST_MESSAGE, (agent_id,)).fetchone()
+                old_version, base, last_created_at = (None, 0, None) if row is None else row
+                created_at = now if last_created_at is None or last_created_at <= now else last_created_at
                 # The agents row first: messages reference it.
                 conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
                 conn.executemany(
                     _INSERT_MESSAGE,
-                    [(agent_id, base + i, role, types, now, data) for i, (role, types, data) in enumerate(parts)],
+                    [
+                        (agent_id, base + i, role, types, created_at, data)
+                        for i, (role, types, data) in enumerate(parts)
+                    ],
                 )
             cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
             if cached is not None:
@@ -874,7 +904,7 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> list[Message]:
             return [
-                Message.model_validate_json(data)
+                Message.model_validate_json(unpack(data))
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
 
@@ -918,8 +948,7 @@ class SqliteStore(BaseStore):
                 inserts: list[tuple[Any, ...]] = []
                 for index in changed:
                     record = validated[index]
-                    data = _encode(record.to_wire(), f"records[{index}]")
-                    columns = _tool_call_columns(record, data)
+                    columns = _tool_call_columns(record, _pack(record.to_wire(), f"records[{index}]"))
                     if index < len(old):
                         if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
@@ -964,7 +993,7 @@ class SqliteStore(BaseStore):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         validated = TodoSnapshot.coerce(snapshot, "snapshot")
-        data = _encode(validated.to_wire(), "snapshot")
+        data = _pack(validated.to_wire(), "snapshot")
         updated_at = to_epoch_ms(validated.updated_at)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -982,16 +1011,16 @@ class SqliteStore(BaseStore):
     async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
         """The agent's todo list, or ``None`` if none was saved."""
 
-        def job(conn: sqlite3.Connection) -> str | None:
+        def job(conn: sqlite3.Connection) -> str | bytes | None:
             row = conn.execute("SELECT data FROM todos WHERE agent_id = ?", (agent_id,)).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else unpack(row[0])
 
         data = await self._hop(job)
         return None if data is None else TodoSnapshot.model_validate_json(data)
 
     # ------------------------------------------------------------------ append-only lists
 
-    async def _append_row(self, table: str, agent_id: str, data: str) -> None:
+    async def _append_row(self, table: str, agent_id: str, data: str | bytes) -> None:
         sql = _APPEND_ROW.format(table=table)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -1001,11 +1030,11 @@ class SqliteStore(BaseStore):
 
         await self._hop(job)
 
-    async def _load_rows(self, table: str, agent_id: str) -> list[str]:
+    async def _load_rows(self, table: str, agent_id: str) -> list[str | bytes]:
         sql = f"SELECT data FROM {table} WHERE agent_id = ? ORDER BY idx"
 
-        def job(conn: sqlite3.Connection) -> list[str]:
-            return [data for (data,) in conn.execute(sql, (agent_id,))]
+        def job(conn: sqlite3.Connection) -> list[str | bytes]:
+            return [unpack(data) for (data,) in conn.execute(sql, (agent_id,))]
 
         return await self._hop(job)
 
@@ -1013,7 +1042,7 @@ class SqliteStore(BaseStore):
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Append a history window (windows load in the order they were saved)."""
         validated = HistoryWindow.coerce(window, "window")
-        await self._append_row("history_windows", agent_id, _encode(validated.to_wire(), "window"))
+        await self._append_row("history_windows", agent_id, _pack(validated.to_wire(), "window"))
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
@@ -1025,7 +1054,7 @@ class SqliteStore(BaseStore):
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Append a compression record."""
         validated = CompressionRecord.coerce(record, "record")
-        await self._append_row("compression_records", agent_id, _encode(validated.to_wire(), "record"))
+        await self._append_row("compression_records", agent_id, _pack(validated.to_wire(), "record"))
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
@@ -1037,7 +1066,7 @@ class SqliteStore(BaseStore):
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Append a recovered file."""
         validated = RecoveredFile.coerce(file, "file")
-        await self._append_row("recovered_files", agent_id, _encode(validated.to_wire(), "file"))
+        await self._append_row("recovered_files", agent_id, _pack(validated.to_wire(), "file"))
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
@@ -1049,7 +1078,7 @@ class SqliteStore(BaseStore):
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the agent's media cache with ``records``."""
         validated = coerce_list(MediaCacheRecord, records, "records")
-        rows = [(agent_id, i, _encode(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
+        rows = [(agent_id, i, _pack(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
 
         def job(conn: sqlite3.Connection) -> None:
             with _transaction(conn, write=True):
@@ -1071,7 +1100,7 @@ class SqliteStore(BaseStore):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save a snapshot (a snapshot with the same id is replaced)."""
         validated = Snapshot.coerce(snapshot, "snapshot")
-        data = _encode(validated.to_wire(), "snapshot")
+        data = _pack(validated.to_wire(), "snapshot")
         created_at = to_epoch_ms(validated.created_at)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -1090,11 +1119,11 @@ class SqliteStore(BaseStore):
         """The snapshot ``snapshot_id`` of the agent, or ``None``."""
         _check_text(snapshot_id, "snapshot_id")
 
-        def job(conn: sqlite3.Connection) -> str | None:
+        def job(conn: sqlite3.Connection) -> str | bytes | None:
             row = conn.execute(
                 "SELECT data FROM snapshots WHERE agent_id = ? AND id = ?", (agent_id, snapshot_id)
             ).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else unpack(row[0])
 
         data = await self._hop(job)
         return None if data is None else Snapshot.model_validate_json(data)
@@ -1103,9 +1132,9 @@ class SqliteStore(BaseStore):
     async def list_snapshots(self, agent_id: str) -> list[Snapshot]:
         """The agent's snapshots, newest first (``created_at``, then id, descending)."""
 
-        def job(conn: sqlite3.Connection) -> list[str]:
+        def job(conn: sqlite3.Connection) -> list[str | bytes]:
             return [
-                data
+                unpack(data)
                 for (data,) in conn.execute(
                     "SELECT data FROM snapshots WHERE agent_id = ? ORDER BY created_at DESC, id DESC", (agent_id,)
                 )
@@ -1278,10 +1307,16 @@ class SqliteStore(BaseStore):
         clauses += time_clauses
         params += time_params
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        sql = (
-            f"SELECT agent_id, seq, created_at, data FROM messages {where}"
-            "ORDER BY created_at DESC, seq DESC, agent_id DESC LIMIT ? OFFSET ?"
-        )
+        # Within one agent created_at never decreases along seq (see
+        # _created_at_floor), so seq order is the same order, read backwards
+        # on the primary key. Across agents, walk the created_at index newest
+        # first, filtering as it goes, and stop at the limit: with a role
+        # filter SQLite would otherwise estimate a scan and a full sort cheaper.
+        if agent_id is not None:
+            source, order = "messages", "seq DESC"
+        else:
+            source, order = "messages INDEXED BY messages_by_time", "created_at DESC, seq DESC, agent_id DESC"
+        sql = f"SELECT agent_id, seq, created_at, data FROM {source} {where}ORDER BY {order} LIMIT ? OFFSET ?"
         params += [limit, offset]
 
         def job(conn: sqlite3.Connection) -> list[Any]:
@@ -1289,7 +1324,7 @@ class SqliteStore(BaseStore):
 
         found = []
         for row_agent, seq, created_at, data in await self._hop(job):
-            wire = jsoncodec.decode(data)
+            wire = jsoncodec.decode(unpack(data))
             found.append(
                 StoredMessage.model_construct(
                     agent_id=row_agent,
@@ -1362,9 +1397,10 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], int]:
             with _transaction(conn, write=False):
-                by_role = conn.execute(
-                    "SELECT role, COUNT(*) FROM messages WHERE agent_id = ? GROUP BY role", (agent_id,)
-                ).fetchall()
+                # Message.role is one of three values: one pass over the
+                # agent's rows, no GROUP BY sorter.
+                counts = conn.execute(_COUNT_ROLES, (agent_id,)).fetchone()
+                by_role = [(role, count) for role, count in zip(_ROLES, counts, strict=True) if count]
                 by_state_name = conn.execute(
                     "SELECT state, name, COUNT(*) FROM tool_calls WHERE agent_id = ? GROUP BY state, name", (agent_id,)
                 ).fetchall()
@@ -1701,10 +1737,16 @@ def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
         issues.append(f"Tool-call positions are not contiguous: {tc_count} records span positions {tc_low}..{tc_high}.")
     tool_use_ids: set[str] = set()
     results: list[tuple[int, str]] = []
-    for seq, data in conn.execute("SELECT seq, data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)):
+    previous_created_at: int | None = None
+    for seq, created_at, data in conn.execute(
+        "SELECT seq, created_at, data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)
+    ):
+        if previous_created_at is not None and created_at < previous_created_at:
+            issues.append(f"Message {seq} has a created_at earlier than the message before it.")
+        previous_created_at = created_at
         try:
-            content = jsoncodec.decode(data).get("content", [])
-        except ValueError as exc:
+            content = jsoncodec.decode(unpack(data)).get("content", [])
+        except (ValueError, StoreCorruptionError) as exc:
             issues.append(f"Message {seq} is not valid JSON: {exc}")
             continue
         for block in content:
@@ -1720,6 +1762,6 @@ def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
     for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)):
         try:
             _load_tool_call(data)
-        except (ValueError, RecordValidationError) as exc:
+        except (ValueError, RecordValidationError, StoreCorruptionError) as exc:
             issues.append(f"A tool-call record cannot be read back: {exc}")
     return issues
