@@ -7,23 +7,24 @@ because SQLite's foreign keys want the parent before the children). JSON is
 still encoded (orjson) and decoded on reads, because a store cannot skip that
 either.
 
-The schema mirrors the stores' own (schema/sqlite/0001_initial.sql and
-schema/postgres/0001_initial.sql) for the tables the workloads touch, with the
+The schema mirrors the stores' own (SQLite: schema/sqlite/ up to version 3;
+PostgreSQL: schema/postgres/0001_initial.sql) for the tables the workloads touch, with the
 same primary keys, secondary indexes, partial indexes and (SQLite) foreign
 keys, so the floor pays the same index maintenance and is no unindexed
 strawman:
 
 SQLite
-  agents      PK (agent_id); partial (WHERE info IS NOT NULL): (agent_id),
-              (created_at, agent_id), (updated_at, agent_id), (message_count, agent_id),
+  agents      PK (agent_id); partial (WHERE template_id IS NOT NULL): (created_at, agent_id),
+              (updated_at, agent_id), (message_count, agent_id),
               (template_id, created_at, agent_id), (user_id, created_at, agent_id)
-  messages    PK (agent_id, seq); (created_at, seq, agent_id); (role, created_at, seq, agent_id);
-              (agent_id, created_at, seq); (agent_id, role, created_at, seq); FK → agents
+  messages    PK (agent_id, seq); (created_at); FK → agents
   tool_calls  PK (agent_id, id); UNIQUE (agent_id, pos); (created_at, id, agent_id);
               (agent_id, created_at, id); (name, created_at, id, agent_id);
               (name, is_error, created_at, id, agent_id); (agent_id, state, name); FK → agents
   events      PK (agent_id, seq) WITHOUT ROWID; FK → agents
-  snapshots   PK (agent_id, id); (agent_id, created_at, id)
+  snapshots   PK (agent_id, id) WITHOUT ROWID
+  The floor writes JSON as TEXT: the store's compression is work the store
+  chooses to do, not part of the physical minimum.
 PostgreSQL (agent ids COLLATE "C", JSONB documents, no foreign keys)
   agents      PK (agent_id); partial: (template_id, created_at, agent_id), (user_id, created_at, agent_id),
               (created_at, agent_id), (updated_at, agent_id), (message_count, agent_id)
@@ -157,20 +158,16 @@ CREATE TABLE agents (
     agent_id TEXT NOT NULL PRIMARY KEY, info TEXT, template_id TEXT, user_id TEXT, created_at INTEGER,
     updated_at INTEGER NOT NULL, message_count INTEGER NOT NULL DEFAULT 0,
     msg_version INTEGER NOT NULL DEFAULT 0, tc_version INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX agents_listed ON agents (agent_id) WHERE info IS NOT NULL;
-CREATE INDEX agents_by_created ON agents (created_at, agent_id) WHERE info IS NOT NULL;
-CREATE INDEX agents_by_updated ON agents (updated_at, agent_id) WHERE info IS NOT NULL;
-CREATE INDEX agents_by_message_count ON agents (message_count, agent_id) WHERE info IS NOT NULL;
-CREATE INDEX agents_by_template ON agents (template_id, created_at, agent_id) WHERE info IS NOT NULL;
-CREATE INDEX agents_by_user ON agents (user_id, created_at, agent_id) WHERE info IS NOT NULL;
+CREATE INDEX agents_by_created ON agents (created_at, agent_id) WHERE template_id IS NOT NULL;
+CREATE INDEX agents_by_updated ON agents (updated_at, agent_id) WHERE template_id IS NOT NULL;
+CREATE INDEX agents_by_message_count ON agents (message_count, agent_id) WHERE template_id IS NOT NULL;
+CREATE INDEX agents_by_template ON agents (template_id, created_at, agent_id) WHERE template_id IS NOT NULL;
+CREATE INDEX agents_by_user ON agents (user_id, created_at, agent_id) WHERE template_id IS NOT NULL;
 CREATE TABLE messages (
     agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, seq INTEGER NOT NULL,
     role TEXT NOT NULL, block_types TEXT NOT NULL, created_at INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (agent_id, seq));
-CREATE INDEX messages_by_time ON messages (created_at, seq, agent_id);
-CREATE INDEX messages_by_role ON messages (role, created_at, seq, agent_id);
-CREATE INDEX messages_by_agent_time ON messages (agent_id, created_at, seq);
-CREATE INDEX messages_by_agent_role ON messages (agent_id, role, created_at, seq);
+CREATE INDEX messages_by_time ON messages (created_at);
 CREATE TABLE tool_calls (
     agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, id TEXT NOT NULL,
     pos INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, is_error INTEGER NOT NULL,
@@ -187,8 +184,7 @@ CREATE TABLE events (
     PRIMARY KEY (agent_id, seq)) WITHOUT ROWID;
 CREATE TABLE snapshots (
     agent_id TEXT NOT NULL REFERENCES agents (agent_id) ON DELETE CASCADE, id TEXT NOT NULL,
-    created_at INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, id));
-CREATE INDEX snapshots_by_time ON snapshots (agent_id, created_at, id);
+    created_at INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (agent_id, id)) WITHOUT ROWID;
 """
 
 
@@ -329,15 +325,16 @@ class SqliteRaw:
     async def query_sessions(self, template_id: str) -> int:
         rows = self._con.execute(
             "SELECT agent_id, info, created_at, updated_at, message_count FROM agents"
-            " WHERE template_id = ? AND info IS NOT NULL ORDER BY created_at DESC, agent_id DESC LIMIT 20",
+            " WHERE template_id = ? ORDER BY created_at DESC, agent_id DESC LIMIT 20",
             (template_id,),
         ).fetchall()
         return len([(r, orjson.loads(r[1])) for r in rows])
 
     async def query_messages(self, agent_id: str) -> int:
         rows = self._con.execute(
-            "SELECT seq, created_at, data FROM messages WHERE agent_id = ? AND role = ?"
-            " ORDER BY created_at DESC, seq DESC LIMIT 50",
+            # Like the store: created_at never decreases along one agent's list,
+            # so its newest first is seq order, read backwards on the primary key.
+            "SELECT seq, created_at, data FROM messages WHERE agent_id = ? AND role = ? ORDER BY seq DESC LIMIT 50",
             (agent_id, "assistant"),
         ).fetchall()
         return len([(r[0], r[1], orjson.loads(r[2])) for r in rows])
@@ -362,7 +359,8 @@ class SqliteRaw:
     async def query_list(self, prefix: str) -> int:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         rows = self._con.execute(
-            "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? AND info IS NOT NULL ORDER BY agent_id",
+            "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? AND template_id IS NOT NULL"
+            " ORDER BY agent_id",
             (prefix, upper),
         ).fetchall()
         return len(rows)
