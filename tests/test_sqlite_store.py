@@ -1164,3 +1164,31 @@ async def test_bad_query_arguments(store: SqliteStore) -> None:
         await store.query_tool_calls(is_error="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout_ms"):
         await store.acquire_agent_lock("a", timeout_ms=-5)
+
+
+# --------------------------------------------------------------------------- WAL checkpoints
+
+
+def _rows_in_main_file(db: Path) -> int:
+    # immutable=1 reads the database file alone and ignores the WAL: it sees
+    # only what a checkpoint has already copied into the file.
+    conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    except sqlite3.OperationalError:  # not even the schema copied yet
+        return 0
+    finally:
+        conn.close()
+
+
+async def test_commits_reach_the_database_file_without_a_checkpoint_on_the_writer(db: Path) -> None:
+    async with SqliteStore(db) as store:
+        for n in range(100):  # far below the writer's own automatic checkpoint (10,000 pages)
+            await store.append_messages("a", [msg("user", f"m{n}")])
+        deadline = asyncio.get_running_loop().time() + 10
+        while _rows_in_main_file(db) < 100 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert _rows_in_main_file(db) == 100  # the background checkpointer copied them
+        assert len(await store.load_messages("a")) == 100
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert not Path(f"{db}-wal").exists()  # closed last: the WAL folded back into the file
