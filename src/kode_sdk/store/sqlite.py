@@ -576,11 +576,14 @@ class SqliteStore(BaseStore):
     **Threads.** One dedicated worker thread (``kode-sqlite``) owns the
     connection; every store call does all its SQL in one hop to that thread,
     each write in one ``BEGIN IMMEDIATE … COMMIT`` transaction, each
-    multi-statement read in one snapshot.
+    multi-statement read in one snapshot. A second thread
+    (``kode-sqlite-checkpoint``, its own connection) moves the WAL into the
+    database file, so no call waits for a checkpoint.
 
     **Durability.** ``journal_mode=WAL`` with ``synchronous=NORMAL``: a call
     that returned has committed and survives the process being killed; a power
-    loss or OS crash can lose the last few commits (never corrupt the file).
+    loss or OS crash can lose the commits since the last background checkpoint
+    (about the last second of writes), never corrupt the file.
     Events from :meth:`append_event` are group-committed a few milliseconds
     later (before the next call of this store), so a kill can also cost the
     events of the last ~5 ms.
