@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1181,14 +1182,20 @@ def _rows_in_main_file(db: Path) -> int:
         conn.close()
 
 
+def _wait_for_rows_in_main_file(db: Path, expected: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (found := _rows_in_main_file(db)) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 async def test_commits_reach_the_database_file_without_a_checkpoint_on_the_writer(db: Path) -> None:
     async with SqliteStore(db) as store:
         for n in range(100):  # far below the writer's own automatic checkpoint (10,000 pages)
             await store.append_messages("a", [msg("user", f"m{n}")])
-        deadline = asyncio.get_running_loop().time() + 10
-        while _rows_in_main_file(db) < 100 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        assert _rows_in_main_file(db) == 100  # the background checkpointer copied them
+        # The background checkpointer copies them into the file within about a second.
+        assert await asyncio.to_thread(_wait_for_rows_in_main_file, db, 100, 10.0) == 100
         assert len(await store.load_messages("a")) == 100
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
-    assert not Path(f"{db}-wal").exists()  # closed last: the WAL folded back into the file
+    wal = Path(f"{db}-wal")
+    assert not await asyncio.to_thread(wal.exists)  # closed last: the WAL folded back into the file
