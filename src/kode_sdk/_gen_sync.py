@@ -162,6 +162,39 @@ class _Qualify(ast.NodeTransformer):
             return inner
         return node
 
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if ast.unparse(node.value).rsplit(".", 1)[-1] == "Literal":  # its strings are values, not names
+            node.value = self.visit(node.value)
+            return node
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        # ``typing.ForwardRef('Timeline')``, as formatannotation shows a typing forward reference.
+        name = ast.unparse(node.func).rsplit(".", 1)[-1]
+        if name == "ForwardRef" and node.args and isinstance(node.args[0], ast.Constant):
+            return self.visit_Constant(node.args[0])
+        raise GenerationError(f"cannot use {ast.unparse(node)!r} in an annotation")
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        parts = ast.unparse(node).split(".")
+        if not all(part.isidentifier() for part in parts) or parts[0] in self.a.namespace:
+            self.generic_visit(node)  # `contextlib.AbstractAsyncContextManager`: imports the module
+            return node
+        # A dotted path the protocol's module does not name (``collections.abc.Sequence``,
+        # how formatannotation writes a non-string annotation): import the object itself.
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                obj: Any = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for part in parts[cut:]:
+                obj = getattr(obj, part)
+            module, attribute = _where(obj, parts[-1], ".".join(parts[:cut]))
+            self.a.imports.add(parts[-1], module, attribute)
+            return ast.Name(id=parts[-1], ctx=ast.Load())
+        raise GenerationError(f"cannot resolve {'.'.join(parts)!r}")
+
     def visit_Name(self, node: ast.Name) -> ast.AST:
         obj = _lookup(node.id, self.a.namespace)
         if getattr(builtins, node.id, None) is obj:
@@ -232,10 +265,10 @@ def _signature(
     return rendered, forwarded
 
 
-def _method(protocol: type, name: str, fn: Callable[..., Any], imports: Imports, shadowed: set[str]) -> Method:
+def _method(protocol: str, name: str, fn: Callable[..., Any], imports: Imports, shadowed: set[str]) -> Method:
     home = fn.__module__
     namespace = vars(sys.modules[home])
-    where = f"{protocol.__name__}.{name}"
+    where = f"{protocol}.{name}"
     sig = inspect.signature(fn, eval_str=False)
     params, forwarded = _signature(sig, where, namespace, home, imports, shadowed)
     if not params or params[0] != "self":
@@ -276,10 +309,16 @@ def _method(protocol: type, name: str, fn: Callable[..., Any], imports: Imports,
 
 
 def _own_methods(protocol: type, done: set[str]) -> Iterable[tuple[str, Callable[..., Any]]]:
-    for name, value in vars(protocol).items():
-        if name.startswith("_") or name in HAND_WRITTEN or name in done or not inspect.isfunction(value):
+    """The protocol's public methods not generated yet, bases first, each in definition order."""
+    seen = set(done)
+    for cls in reversed(protocol.__mro__):
+        if cls.__module__ in ("builtins", "typing", "typing_extensions"):
             continue
-        yield name, value
+        for name, value in vars(cls).items():
+            if name.startswith("_") or name in HAND_WRITTEN or name in seen or not inspect.isfunction(value):
+                continue
+            seen.add(name)
+            yield name, getattr(protocol, name)
 
 
 def _docstring(text: str, indent: str) -> str:
@@ -287,8 +326,9 @@ def _docstring(text: str, indent: str) -> str:
     return f'{indent}"""{body}\n{indent}"""' if "\n" in text else f'{indent}"""{body}"""'
 
 
-def generate() -> str:
-    """The text of ``_generated.py`` for the protocols as they are now."""
+def generate(protocols: dict[str, type] | None = None) -> str:
+    """The text of ``_generated.py`` for the protocols as they are now
+    (``protocols`` replaces some of them by name, for the generator's own tests)."""
     import kode_sdk
     from kode_sdk.store import factory
 
@@ -296,13 +336,13 @@ def generate() -> str:
     chunks: list[str] = []
     done: set[str] = set(HAND_WRITTEN)
     for class_name, protocol_name, base in CLASSES:
-        protocol = getattr(kode_sdk, protocol_name)
+        protocol = (protocols or {}).get(protocol_name) or getattr(kode_sdk, protocol_name)
         imports.add(protocol_name, "kode_sdk", protocol_name)
         own = list(_own_methods(protocol, done))
         # Inside the class body a method named like a builtin (``list``)
         # hides it from the annotations after it.
         shadowed = {name for name, _ in own} | {n for n in done if hasattr(builtins, n)}
-        methods = [_method(protocol, name, fn, imports, shadowed) for name, fn in own]
+        methods = [_method(protocol_name, name, fn, imports, shadowed) for name, fn in own]
         done.update(name for name, _ in own)
         lines = [
             f"class {class_name}({base}):",

@@ -10,15 +10,22 @@ The loop thread is a daemon, so it never keeps a program alive; an ``atexit``
 hook closes every store still open before the interpreter goes down, which
 writes whatever a store acknowledged but still buffers (events). After
 ``os.fork()`` the child starts a new loop of its own on first use and never
-touches what the parent's loop owned (see :func:`generation`).
+touches what the parent's loop owned (see :func:`generation`); a
+``multiprocessing`` child, which ends with ``os._exit()``, gets the same close
+from multiprocessing's exit finalizers. A process ended by ``os._exit()``
+otherwise, or killed, skips every exit hook: what a store buffers then is lost
+(at most the last few milliseconds of events), as with the async store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import concurrent.futures.thread  # imported now: importing it at exit fails
 import logging
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar, cast
@@ -59,6 +66,26 @@ class _Loop:
         self.thread.join(timeout=5)
 
 
+class _ThreadPerCall(concurrent.futures.ThreadPoolExecutor):
+    """Runs each job on a new daemon thread: the executor the loop uses while
+    the interpreter exits, when ThreadPoolExecutor no longer accepts jobs.
+    (A subclass only because ``loop.set_default_executor`` insists on one.)"""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="kode-sdk-sync-exit", daemon=True).start()
+        return future
+
+
 _lock = threading.Lock()
 _current: _Loop | None = None
 _stopped = False
@@ -83,7 +110,17 @@ def _loop() -> _Loop:
             raise StoreClosedError("kode_sdk.sync is shut down (the interpreter is exiting)")
         if _current is None:
             _current = _Loop()
+            _register_multiprocessing_exit()
         return _current
+
+
+def _register_multiprocessing_exit() -> None:
+    # A multiprocessing child ends with os._exit(), which skips atexit; it
+    # runs multiprocessing's own finalizers first (the registry is cleared when
+    # the child starts, hence registering here, on first use in each process).
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, _close_all_at_exit, exitpriority=100)
 
 
 def generation() -> int:
@@ -176,6 +213,11 @@ def _close_all_at_exit() -> None:
         current = _current
     if current is None:
         return
+    # By now the standard thread pool refuses work ("cannot schedule new
+    # futures after interpreter shutdown"), and closing a store may hop to a
+    # thread (SQLite stops its checkpointer that way): give the loop an
+    # executor that still can.
+    current.loop.call_soon_threadsafe(current.loop.set_default_executor, _ThreadPerCall())
     for store in stores:
         future = asyncio.run_coroutine_threadsafe(store.close(), current.loop)
         try:
