@@ -247,7 +247,7 @@ def test_child_exiting_without_close_loses_nothing_acknowledged(tmp_path: Path, 
     assert seqs == list(range(1, acknowledged + 1))
 
 
-def _forked_child(store: sync.SyncStore, agent_id: str) -> None:
+def forked_child(store: sync.SyncStore, agent_id: str) -> None:
     # Runs in a multiprocessing child made by fork, with the parent's facade
     # object; multiprocessing ends it with os._exit(), after its finalizers
     # (the last calls are events, which a store may still buffer).
@@ -261,7 +261,7 @@ def test_forked_child_gets_its_own_loop_and_keeps_its_writes(tmp_path: Path, bac
     store = sync.create_store(_configs(tmp_path)[backend])
     try:
         store.append_event("agt-parent", data.timeline(1))  # the parent's store is open and in use
-        child = multiprocessing.get_context("fork").Process(target=_forked_child, args=(store, "agt-child"))
+        child = multiprocessing.get_context("fork").Process(target=forked_child, args=(store, "agt-child"))
         child.start()
         child.join(60)
         assert child.exitcode == 0
