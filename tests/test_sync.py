@@ -92,6 +92,27 @@ def test_generator_refuses_a_shape_it_does_not_know(monkeypatch: Any) -> None:
         _gen_sync.generate({"ExtendedStore": toy.WeirdStore})
 
 
+def test_docs_sync_examples_run(tmp_path: Path) -> None:
+    """Every Python example in docs/sync.md runs as shown and prints what it says."""
+    import os
+    import re
+
+    text = (ROOT / "docs" / "sync.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KODE_", "POSTGRES_"))}
+    outputs = []
+    for index, block in enumerate(blocks):
+        script = tmp_path / f"sync_doc_{index}.py"
+        script.write_text(block, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"docs/sync.md example {index} failed:\n{done.stderr}"
+        outputs.append(done.stdout.split())
+    assert outputs == [["10", "10", "['chat-u1']", "10"], ["1"]]
+
+
 # ---------------------------------------------------------------- factories and classes
 
 

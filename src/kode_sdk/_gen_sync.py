@@ -277,7 +277,7 @@ def _method(protocol: str, name: str, fn: Callable[..., Any], imports: Imports, 
         raise GenerationError(f"{where}: no return annotation")
     returns = Annotation(sig.return_annotation, namespace, home, imports, shadowed)
     head = returns.head()
-    target = f"self._target().{name}"
+    target = f"self.async_store.{name}"
     args = ", ".join([target, *forwarded])
     if inspect.iscoroutinefunction(fn):
         if head == "AgentLock":
@@ -354,7 +354,9 @@ def generate(protocols: dict[str, type] | None = None) -> str:
             "",
             f"    _protocol: ClassVar[type] = _kode.{protocol_name}",
             "",
-            f"    def _target(self) -> {protocol_name}:",
+            "    @property",
+            f"    def async_store(self) -> {protocol_name}:",
+            '        """The async store underneath. Await it only in coroutines run by :func:`kode_sdk.sync.call`."""',
             f"        return cast({protocol_name!r}, self._inner())",
         ]
         for method in methods:
