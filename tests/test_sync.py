@@ -183,6 +183,51 @@ def test_wrapping_a_store_instance_and_a_callable(tmp_path: Path) -> None:
         made.close()
 
 
+def test_iterate_hands_over_items_before_waiting_for_more() -> None:
+    """A live iterator (a tail) must not sit on an item while it waits for the next."""
+    released = threading.Event()
+
+    async def live() -> Any:
+        yield "first"
+        # Waits for the consumer, who can only react after receiving "first".
+        yield await asyncio.to_thread(released.wait, 10)
+
+    items = sync.iterate(live)
+    assert next(items) == "first"
+    released.set()
+    assert next(items) is True
+    assert list(items) == []
+
+
+def test_iterate_delivers_items_then_the_error_and_closes_early_exits() -> None:
+    async def failing() -> Any:
+        yield 1
+        yield 2
+        raise ValueError("bad row")
+
+    received: list[int] = []
+    with pytest.raises(ValueError, match="bad row"):
+        for item in sync.iterate(failing):
+            received.append(item)
+    assert received == [1, 2]
+
+    closed_on: list[str] = []
+
+    async def endless() -> Any:
+        try:
+            count = 0
+            while True:
+                count += 1
+                yield count
+        finally:
+            closed_on.append(threading.current_thread().name)
+
+    for item in sync.iterate(endless):
+        if item == 1000:
+            break
+    assert closed_on == ["kode-sdk-sync"]
+
+
 # ---------------------------------------------------------------- threads
 
 
