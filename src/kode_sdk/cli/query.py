@@ -21,6 +21,7 @@ from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
 from ..ops.health import store_health, store_metrics, store_metrics_text
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..store.catalog import stored_agent_ids
 from ..types import StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, UsageError, app, emit_json, emit_jsonl, run_with_store, stdout
 
@@ -268,7 +269,8 @@ def events(
 
     async def go(store: Store) -> None:
         last = since
-        if not follow and not await store.exists(agent):
+        # An agent is known by any stored record: events need no saved info.
+        if not follow and not await store.exists(agent) and agent not in await stored_agent_ids(store):
             raise AgentNotFoundError(agent)
         async for timeline in store.read_events(agent, since=last, channel=channel):
             show(timeline)
