@@ -269,13 +269,16 @@ def events(
 
     async def go(store: Store) -> None:
         last = since
-        # An agent is known by any stored record: events need no saved info.
-        if not follow and not await store.exists(agent) and agent not in await stored_agent_ids(store):
-            raise AgentNotFoundError(agent)
+        shown = False
         async for timeline in store.read_events(agent, since=last, channel=channel):
             show(timeline)
+            shown = True
             last = timeline.bookmark.seq
         if not follow:
+            # An agent is known by any stored record, info or not; the full
+            # listing is read only when the agent has no events and no info.
+            if not shown and not await store.exists(agent) and agent not in await stored_agent_ids(store):
+                raise AgentNotFoundError(agent)
             return
         tail = getattr(store, "tail_events", None)
         if tail is not None:

@@ -203,9 +203,9 @@ class AgentDump:
         return copy
 
     def same_as(self, other: AgentDump) -> bool:
-        """True when ``other`` holds the same records and, where this dump
-        knows them, the same times."""
-        if self.message_times is None:
+        """True when ``other`` holds the same records and, where both dumps
+        know them, the same times."""
+        if self.message_times is None or other.message_times is None:
             return self.without_times() == other.without_times()
         if self.updated_at is None:
             return self == dataclasses.replace(other, updated_at=None)
