@@ -12,7 +12,8 @@ Exit codes scripts can trust:
 ====  ===========================================================================
 
 Errors print as one line on stderr (``kode: error: …``); ``--debug`` adds the
-traceback. Passwords never appear: the configured one is masked in every message.
+traceback. Passwords never appear: every message goes through
+:func:`kode_sdk.redact.redact` (password-shaped parts and the configured secrets).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ..errors import (
@@ -40,8 +42,10 @@ from ..errors import (
     StoreConfigError,
 )
 from ..ops.dump import plain_json
+from ..redact import redact
 from ..store.base import Store
 from ..store.factory import config_from_env, create_store
+from .text import inert
 
 __all__ = [
     "CliError",
@@ -137,15 +141,21 @@ def parse_store_spec(spec: str) -> dict[str, Any]:
     kind = kind.lower()
     if kind in ("postgres", "postgresql") and rest.startswith("//"):
         return _postgres_config(text)
+    if "=" in kind or (not sep and "=" in text):
+        raise StoreConfigError(
+            f"store {redact(spec)!r}: a libpq key=value DSN needs the postgres: prefix (postgres:host=… dbname=…)"
+        )
     if not sep or not rest:
-        raise StoreConfigError(f"--store {_mask_url(spec)!r}: expected sqlite:PATH, postgres:DSN or json:DIR")
+        raise StoreConfigError(f"store {redact(spec)!r}: expected sqlite:PATH, postgres:DSN or json:DIR")
     if kind == "sqlite":
         return {"type": "sqlite", "db_path": rest}
     if kind == "json":
         return {"type": "json", "base_dir": rest}
     if kind in ("postgres", "postgresql", "pg"):
         return _postgres_config(rest)
-    raise StoreConfigError(f"--store: unknown backend {kind!r} (use sqlite:PATH, postgres:DSN or json:DIR)")
+    raise StoreConfigError(
+        f"store {redact(spec)!r}: unknown backend {redact(kind)!r} (use sqlite:PATH, postgres:DSN or json:DIR)"
+    )
 
 
 def _postgres_config(dsn: str) -> dict[str, Any]:
@@ -162,14 +172,6 @@ def _postgres_config(dsn: str) -> dict[str, Any]:
     if "schema" not in config and schema_env:
         config["schema"] = schema_env
     return config
-
-
-def _mask_url(text: str) -> str:
-    parts = urlsplit(text) if "://" in text else None
-    if parts is not None and parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return text
 
 
 to_json = plain_json
@@ -196,10 +198,9 @@ def emit_jsonl(value: Any) -> None:
 
 
 def fail(message: str, code: int = 1, state: State | None = None) -> NoReturn:
-    """Print ``kode: error: message`` (secrets masked) and exit with ``code``."""
-    for secret in state.secrets if state else []:
-        message = message.replace(secret, "***")
-    stderr.print(f"[bold red]kode: error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``kode: error: message`` (secrets redacted, controls escaped) and exit with ``code``."""
+    shown = inert(redact(message, state.secrets if state else ()))
+    stderr.print(Text("kode: error: ", style="bold red") + Text(shown), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -232,7 +233,7 @@ def report_error(state: State | None, exc: BaseException) -> NoReturn:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1)
     if state is not None and state.debug:
-        traceback.print_exception(exc)
+        sys.stderr.write(redact("".join(traceback.format_exception(exc)), state.secrets))
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, KodeError | CliError | ValueError | OSError):
         message = f"{type(exc).__name__}: {message}"

@@ -24,6 +24,7 @@ from ..store.migrate import AgentOutcome
 from ..store.migrate import migrate as migrate_stores
 from ..types import now_utc
 from .app import JsonOption, State, UsageError, app, emit_json, run_async, run_with_store, stderr, stdout
+from .text import inert
 
 __all__ = ["backup", "export", "import_", "migrate", "prune", "restore"]
 
@@ -111,7 +112,7 @@ def migrate(
             table.add_row("verify mismatches", str(len(report.mismatches)))
         stdout.print(table)
         for outcome in report.conflicts[:20]:
-            stdout.print(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}", markup=False, highlight=False)
+            stdout.print(inert(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}"), markup=False, highlight=False)
         for mismatch in report.mismatches[:20]:
             stdout.print(f"  {mismatch['agentId']}: content differs after copy", markup=False, highlight=False)
     if not report.ok:
@@ -217,7 +218,7 @@ def import_(
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
         stdout.print(f"imported {stats.agents} agents ({summary})", highlight=False)
         for outcome in conflicts[:20]:
-            stdout.print(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}", markup=False, highlight=False)
+            stdout.print(inert(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}"), markup=False, highlight=False)
     if conflicts:
         raise typer.Exit(1)
 
