@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -40,6 +41,7 @@ from ..errors import (
     KodeError,
     RecordValidationError,
     StoreConfigError,
+    StoreConnectionError,
 )
 from ..ops.dump import plain_json
 from ..redact import redact
@@ -100,9 +102,10 @@ class State:
         self.secrets.extend(_secrets_of(config))
         return config
 
-    def store(self, spec: str | None = None) -> Store:
-        """An unopened store for ``spec`` (see :meth:`config`)."""
-        return create_store(self.config(spec))
+    def store(self, spec: str | None = None, *, create: bool = False) -> Store:
+        """An unopened store for ``spec`` (see :meth:`config`). Unless ``create``,
+        opening it never creates a missing store (StoreConfigError, exit 2)."""
+        return create_store({**self.config(spec), "create": create})
 
 
 def _secrets_of(config: Mapping[str, Any]) -> list[str]:
@@ -237,6 +240,9 @@ def report_error(state: State | None, exc: BaseException) -> NoReturn:
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, KodeError | CliError | ValueError | OSError):
         message = f"{type(exc).__name__}: {message}"
+    cause = _driver_log.last
+    if isinstance(exc, StoreConnectionError) and cause:
+        message = f"{message} ({cause.removeprefix('error connecting in ').split(': ', 1)[-1]})"
     fail(message, _code_of(exc), state)
 
 
@@ -252,6 +258,31 @@ class KodeGroup(TyperGroup):
             report_error(ctx.obj if isinstance(ctx.obj, State) else None, exc)
 
 
+class _LastRecord(logging.Handler):
+    """Keeps the driver's last warning instead of printing it: the one error
+    line names it (see :func:`report_error`); ``--debug`` shows them all."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.last = record.getMessage().strip().splitlines()[0]
+
+
+_driver_log = _LastRecord()
+
+
+def _quiet_driver_logs() -> None:
+    # psycopg_pool logs a warning per failed connection attempt while it
+    # retries; for a command that is noise before the one error line.
+    logger = logging.getLogger("psycopg.pool")
+    if _driver_log not in logger.handlers:
+        logger.addHandler(_driver_log)
+    logger.propagate = False
+
+
 def _is_framework_exception(exc: BaseException) -> bool:
     # typer vendors click in recent versions and uses click itself in older ones.
     module = type(exc).__module__
@@ -262,12 +293,18 @@ async def _call(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
 
 
-def run_with_store(ctx: typer.Context, fn: Callable[[Store], Awaitable[T]], spec: str | None = None) -> T:
-    """Open the command's store, run ``fn(store)``, close the store."""
+def run_with_store(
+    ctx: typer.Context, fn: Callable[[Store], Awaitable[T]], spec: str | None = None, *, create: bool = False
+) -> T:
+    """Open the command's store, run ``fn(store)``, close the store.
+
+    Only commands that write a store they were pointed at pass ``create``:
+    every other one fails on a missing store instead of creating it.
+    """
     state: State = ctx.obj
 
     async def go() -> T:
-        store = state.store(spec)
+        store = state.store(spec, create=create)
         try:
             await store.open()
             return await fn(store)
@@ -305,6 +342,8 @@ def _global(
 ) -> None:
     """Query and operate kode-sdk agent stores."""
     ctx.obj = State(store_spec=store, debug=debug)
+    if not debug:
+        _quiet_driver_logs()
 
 
 def main(argv: list[str] | None = None) -> None:

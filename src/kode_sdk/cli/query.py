@@ -16,13 +16,13 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from ..errors import AgentNotFoundError
+from ..errors import AgentNotFoundError, StoreConfigError
 from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
-from ..ops.health import store_health, store_metrics, store_metrics_text
+from ..ops.health import store_health, store_metrics, store_metrics_text, unhealthy_status
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
 from ..types import StoredMessage, StoredToolCall, Timeline
-from .app import JsonOption, UsageError, app, emit_json, emit_jsonl, run_with_store, stdout
+from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
 from .text import cell, inert
 
 __all__ = ["events", "health", "messages", "metrics", "sessions", "stats", "tool_calls"]
@@ -303,10 +303,28 @@ def events(
 
 @app.command()
 def health(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Check the store answers; exit 0 when healthy, 1 when not."""
+    """Check the store answers; exit 0 when healthy, 1 when not (2: no such store).
 
-    async def go(store: Store) -> bool:
-        status = await store_health(store)
+    A store that cannot be opened is reported like any unhealthy one, with the
+    reason (``--json`` always prints a status document).
+    """
+    state: State = ctx.obj
+
+    async def go() -> bool:
+        store = state.store()
+        try:
+            try:
+                await store.open()
+            except StoreConfigError as exc:
+                if json:
+                    emit_json(unhealthy_status(exc))
+                raise
+            except Exception as exc:
+                status = unhealthy_status(exc)
+            else:
+                status = await store_health(store)
+        finally:
+            await store.close()
         if json:
             emit_json(status)
         else:
@@ -321,7 +339,7 @@ def health(ctx: typer.Context, json: JsonOption = False) -> None:
                     stdout.print(f"  {inert(problem)}", highlight=False, markup=False)
         return status.healthy
 
-    if not run_with_store(ctx, go):
+    if not run_async(ctx, go):
         raise typer.Exit(1)
 
 
