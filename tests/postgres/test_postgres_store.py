@@ -507,7 +507,12 @@ async def test_lock_waits_even_from_the_same_store(store: PostgresStore) -> None
         assert not held.released
     assert held.released
     # Every lock connection went back to the pool with no lock left on it.
-    rows = await fetch(store, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    # (pg_locks is server-wide: only this database's locks count, not other test runs'.)
+    rows = await fetch(
+        store,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
     assert rows == [(0,)]
 
 
