@@ -186,6 +186,7 @@ class StoreTarget:
                 for name in ("insert", "delete", "update"):
                     conn.execute(f"DROP TRIGGER messages_search_{name}")
                 conn.execute("DROP TABLE messages_search")
+                conn.execute("DROP TABLE messages_search_pending")
 
             await self.store._hop(drop)
         elif self.backend == "postgres":
@@ -579,7 +580,11 @@ async def run_w3(
             log(f"  populated in {populate_seconds:.2f} s")
             for name, call, expect in checks:
                 for i in range(5):  # warm-up: statement caches, first page reads
+                    begin = clock()
                     await call(i)
+                    if name == "search" and i == 0:
+                        # SQLite indexes queued messages before a search: here, all of them.
+                        timings["search_first_ms"] = ms(clock() - begin)
                 times: list[float] = []
                 # JSONStore searches by reading every message: a few runs tell enough.
                 runs = min(queries, 10) if name.startswith("search") and target.backend == "json" else queries

@@ -434,9 +434,37 @@ def _index_text_of(data: str | bytes) -> str:
         return ""
 
 
+# Messages indexed per transaction when the index catches up (a search waits
+# for the whole backlog; batches keep each write lock short for other writers).
+_INDEX_BATCH = 2_000
+
+
+def _index_pending(conn: sqlite3.Connection) -> None:
+    """Index the messages queued in messages_search_pending (schema 0004)."""
+    if conn.execute("SELECT 1 FROM messages_search_pending LIMIT 1").fetchone() is None:
+        return
+    while True:
+        with _transaction(conn, write=True):
+            rows = conn.execute(
+                "SELECT p.id, m.data FROM messages_search_pending p LEFT JOIN messages m ON m.rowid = p.id"
+                " ORDER BY p.id LIMIT ?",
+                (_INDEX_BATCH,),
+            ).fetchall()
+            if not rows:
+                return
+            conn.executemany(
+                "INSERT INTO messages_search (rowid, body) VALUES (?, ?)",
+                [(rowid, _index_text_of(data)) for rowid, data in rows if data is not None],
+            )
+            # Every pending id up to the last one read was read (in id order).
+            conn.execute("DELETE FROM messages_search_pending WHERE id <= ?", (rows[-1][0],))
+        if len(rows) < _INDEX_BATCH:
+            return
+
+
 def register_functions(conn: sqlite3.Connection) -> None:
     """Register the SQL functions the schema's triggers call (``kode_index_text``)
-    on ``conn``. Any connection that writes messages needs them."""
+    on ``conn``. Any connection that deletes or rewrites messages needs them."""
     conn.create_function("kode_index_text", 1, _index_text_of, deterministic=True)
 
 
@@ -1535,7 +1563,8 @@ class SqliteStore(MessageSearch, BaseStore):
         return found
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
-        """``search_messages``: FTS5 finds the rows, bm25 ranks them.
+        """``search_messages``: FTS5 finds the rows, bm25 ranks them, after the
+        index has caught up with the messages queued since the last search.
 
         Without filters, FTS5 alone picks the best ``offset + limit`` (its
         bounded sort by rank), and only those rows are read from messages;
@@ -1558,6 +1587,7 @@ class SqliteStore(MessageSearch, BaseStore):
         full_sql, full_params = _search_sql(request, match)
 
         def job(conn: sqlite3.Connection) -> list[Any]:
+            _index_pending(conn)
             page: list[Any] | None = None
             fetch = want * 4 + 16  # a bounded sort: fetching more costs little, a retry a whole query
             while unfiltered and page is None and fetch <= _SEARCH_TOP_MAX:
