@@ -150,3 +150,22 @@ def test_long_runs_and_other_scripts_go_through_the_tokenizer() -> None:
     for text, expected in (("x" * 450, " ".join(["x" * 200, "x" * 200, "x" * 50])), ("Café 数据", "cafe 数 据")):
         wire = {"role": "user", "content": [{"type": "text", "text": text}]}
         assert _index_text_of(json.dumps(wire, ensure_ascii=False)) == expected
+
+
+async def test_writes_queue_and_any_store_on_the_file_catches_the_index_up(db: Path) -> None:
+    async with SqliteStore(db) as writer, SqliteStore(db) as reader:
+        await writer.save_messages("a", [text("user", f"rambutan {i}") for i in range(5)])
+        assert rows(db, "SELECT count(*) FROM messages_search_pending") == [(5,)]
+        # Another connection's search indexes what is queued, then finds it.
+        assert sorted(h.seq for h in await reader.search_messages("rambutan")) == [0, 1, 2, 3, 4]
+        assert rows(db, "SELECT count(*) FROM messages_search_pending") == [(0,)]
+        # Rewriting and deleting indexed rows (by the other store) is seen at once.
+        await writer.save_messages("a", [text("user", "rambutan 0"), text("user", "lychee 1")])
+        assert sorted(h.seq for h in await reader.search_messages("rambutan")) == [0]
+        assert [h.seq for h in await reader.search_messages("lychee")] == [1]
+        await writer.delete("a")
+        assert await reader.search_messages("rambutan") == []
+        assert await reader.search_messages("lychee") == []
+        await reader._hop(
+            lambda conn: conn.execute("INSERT INTO messages_search (messages_search) VALUES ('integrity-check')")
+        )
