@@ -65,19 +65,19 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     text = _gen_sync.generate({"ExtendedStore": toy.ToyExtendedStore})
     module = _load_generated(text, tmp_path)
     cls = module.SyncExtendedStore
-    assert str(inspect.signature(cls.append_events)) == (
+    assert str(inspect.signature(cls.toy_append_events)) == (
         "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
     )
-    assert str(inspect.signature(cls.search_messages)) == (
+    assert str(inspect.signature(cls.toy_search)) == (
         "(self, query: 'str', /, *, agent_id: 'str | None' = None, mode: \"Literal['any', 'all']\" = 'any', "
-        "limit: 'int' = 20) -> 'builtins.list[MessageHit]'"
+        "limit: 'int' = 20) -> 'builtins.list[ToyHit]'"
     )
-    assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
-    assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
-    assert inspect.signature(cls.begin).return_annotation == "SyncToyTransaction"
-    assert "Append many events in one transaction." in (cls.append_events.__doc__ or "")
+    assert inspect.signature(cls.toy_tail).return_annotation == "Iterator[Timeline]"
+    assert inspect.signature(cls.toy_transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
+    assert inspect.signature(cls.toy_begin).return_annotation == "SyncToyTransaction"
+    assert "Append many events in one transaction." in (cls.toy_append_events.__doc__ or "")
     # The names those annotations need are imported from where they live.
-    assert "from sync_toy_protocols import MessageHit" in text
+    assert "from sync_toy_protocols import ToyHit" in text
     assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
     # The inherited methods are all still there, once.
     for name in ("health_check", "agent_lock", "batch_fork", "query_messages", "save_messages"):
@@ -87,11 +87,11 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     toy_store = toy.ToyStoreImpl()
     blocking = cls(toy_store)
     try:
-        with blocking.transaction("agt-1") as tx:
+        with blocking.toy_transaction("agt-1") as tx:
             assert type(tx).__name__ == "SyncToyTransaction"
             tx.save_messages("agt-1", [TEXT])
             assert list(tx.events()) == [0, 1, 2]
-        blocking.begin("agt-1").save_messages("agt-2", [TEXT])
+        blocking.toy_begin("agt-1").save_messages("agt-2", [TEXT])
     finally:
         blocking.close()
     assert toy_store.tx.saved == [("agt-1", [TEXT]), ("agt-2", [TEXT])]
@@ -357,6 +357,24 @@ def test_forked_child_gets_its_own_loop_and_keeps_its_writes(tmp_path: Path, bac
         store.append_event("agt-parent", data.timeline(2))
         assert [e.bookmark.seq for e in store.read_events("agt-parent")] == [1, 2]
     finally:
+        store.close()
+
+
+def test_fork_while_a_parent_thread_is_inside_the_facade(tmp_path: Path) -> None:
+    store = sync.create_store(_configs(tmp_path)["sqlite"])
+    child = multiprocessing.get_context("fork").Process(target=forked_child, args=(store, "agt-child"))
+    try:
+        store.list()
+        # As if another parent thread were inside the facade at the moment of fork:
+        # that thread does not exist in the child, so its lock must not either.
+        with store._guard:
+            child.start()
+            child.join(30)
+        assert child.exitcode == 0
+        assert len(list(store.read_events("agt-child"))) == 20
+    finally:
+        if child.pid is not None and child.exitcode is None:
+            child.kill()
         store.close()
 
 
