@@ -275,6 +275,39 @@ def test_calling_from_the_loop_thread_raises_instead_of_deadlocking(tmp_path: Pa
         store.close()
 
 
+def test_ctrl_c_during_a_blocking_call_cancels_the_call() -> None:
+    """KeyboardInterrupt while waiting stops the coroutine instead of leaving it running unobserved."""
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt() -> None:
+        if started.wait(10):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sync.call(slow)
+    finally:
+        killer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert cancelled.wait(5)
+
+
 def test_usable_from_inside_a_running_event_loop(tmp_path: Path) -> None:
     """A blocking call from async code blocks that loop, but works: the store runs on its own loop."""
     store = sync.create_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})

@@ -164,8 +164,8 @@ def call(fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) ->
         started.append(task)
         task.add_done_callback(lambda _: done.release())
 
-    loop.call_soon_threadsafe(start)
     try:
+        loop.call_soon_threadsafe(start)
         done.acquire()
     except BaseException:
         # KeyboardInterrupt or the like while waiting: stop the call instead of
