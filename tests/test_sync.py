@@ -352,6 +352,27 @@ async def stored(make: Callable[[], Any], agent_id: str) -> tuple[int, list[int]
     return len(messages), seqs
 
 
+def test_a_call_after_the_exit_hook_raises_instead_of_hanging(tmp_path: Path) -> None:
+    """An atexit handler registered before kode_sdk.sync was imported runs after its hook."""
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit\n"
+        "def late():\n"
+        "    try:\n"
+        "        store.list()\n"
+        "    except StoreClosedError:\n"
+        "        print('closed', flush=True)\n"
+        "atexit.register(late)\n"
+        "from kode_sdk import StoreClosedError, sync\n"
+        f"store = sync.create_store({{'type': 'sqlite', 'db_path': {str(tmp_path / 'a.db')!r}}})\n"
+        "store.list()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["closed"]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "json"])
 def test_child_exiting_without_close_loses_nothing_acknowledged(tmp_path: Path, backend: str) -> None:
     """What users try first is asyncio.run() per call (49 of 50 events lost when

@@ -252,12 +252,14 @@ def untrack(store: Any) -> None:
 
 
 def _close_all_at_exit() -> None:
-    global _stopped
+    global _stopped, _current
     with _lock:
+        # From here on a new call raises StoreClosedError instead of queueing
+        # onto a loop that is about to stop (and would never answer).
         _stopped = True
         stores = list(_open_stores.values())
         _open_stores.clear()
-        current = _current
+        current, _current = _current, None
     if current is None:
         return
     # By now the standard thread pool refuses work ("cannot schedule new
