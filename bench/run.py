@@ -5,6 +5,7 @@
     python bench/run.py --workload W1 --backend sqlite --agents 3 --turns 200      # growth run
     python bench/run.py --workload W3 --backend sqlite --agents 100                # 10,000 messages
     python bench/run.py --workload W1 --backend sqlite --profile w1.prof           # cProfile, threads merged
+    python bench/run.py --workload W1 --backend sqlite,postgres --search-index both  # what the search index costs
 
 Backends: json, sqlite, postgres (the kode-sdk stores) and sqlite-raw,
 postgres-raw (the floors: the same rows through the bare driver). stdout
@@ -75,6 +76,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", help="data directory (default: a fresh temporary directory, removed after)")
     parser.add_argument("--out", help="also append each JSON line to this file")
     parser.add_argument("--profile", help="write a cProfile of the timed phase here (one file per run: suffixed)")
+    parser.add_argument(
+        "--search-index",
+        default="on",
+        choices=("on", "off", "both"),
+        help="sqlite/postgres: keep the full-text search index (on, the default), drop it after opening (off:"
+        " measures what it costs; W3's search queries need it), or run each workload both ways, on then off",
+    )
     args = parser.parse_args(argv)
     args.workloads = split_choices(args.workload, WORKLOADS, "W1", "workload")
     args.backends = split_choices(args.backend, BACKENDS, "sqlite", "backend")
@@ -86,17 +94,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_target(backend: str, workdir: Path, args: argparse.Namespace) -> Target:
+def make_target(backend: str, workdir: Path, args: argparse.Namespace, search_index: bool = True) -> Target:
     if backend == "sqlite-raw":
         return raw.SqliteRaw(workdir, args.event_batch)
     if backend == "postgres-raw":
         return raw.PostgresRaw(args.dsn, args.event_batch)
     workloads.store_class(backend)  # fail before building any data when the module is missing
-    return StoreTarget(backend, workdir, args.dsn)
+    return StoreTarget(backend, workdir, args.dsn, search_index=search_index)
 
 
-async def run_one(workload: str, backend: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    target = make_target(backend, workdir, args)
+def index_modes(workload: str, backend: str, args: argparse.Namespace) -> list[bool]:
+    """The ``--search-index`` settings to run ``workload`` on ``backend`` with."""
+    if backend not in ("sqlite", "postgres"):
+        return [True]
+    if args.search_index == "both":
+        return [True, False] if workload != "W3" else [True]
+    return [args.search_index == "on"]
+
+
+async def run_one(
+    workload: str, backend: str, workdir: Path, args: argparse.Namespace, search_index: bool = True
+) -> dict[str, Any]:
+    target = make_target(backend, workdir, args, search_index)
     profile = f"{args.profile}.{workload}.{backend}" if args.profile else None
     if workload == "W1":
         return await workloads.run_w1(target, args.agents or 20, args.turns, profile)
@@ -124,28 +143,28 @@ def emit(result: dict[str, Any], out: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     failed = 0
-    for workload in args.workloads:
-        for backend in args.backends:
-            if args.dir:
-                workdir = Path(args.dir) / f"{workload}-{backend}-{os.getpid()}-{int(time.time())}"
-                workdir.mkdir(parents=True, exist_ok=True)
-            else:
-                workdir = Path(tempfile.mkdtemp(prefix=f"kode-bench-{workload}-{backend}-"))
-            try:
-                result = asyncio.run(run_one(workload, backend, workdir, args))
-            except BackendUnavailable as exc:
-                log(f"SKIPPED {workload} {backend}: {exc}")
-                failed += 1
-                continue
-            finally:
-                if not args.dir:
-                    workloads.remove_tree(workdir)
-            result["cpus"] = os.cpu_count()
-            result["load_avg_1m"] = round(os.getloadavg()[0], 2)
-            emit(result, args.out)
-            if result.get("verified") is False:
-                log(f"FAILED {workload} {backend}: what was read back differs from what was written")
-                failed += 1
+    runs = [(w, b, i) for w in args.workloads for b in args.backends for i in index_modes(w, b, args)]
+    for workload, backend, search_index in runs:
+        if args.dir:
+            workdir = Path(args.dir) / f"{workload}-{backend}-{os.getpid()}-{int(time.time())}"
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(tempfile.mkdtemp(prefix=f"kode-bench-{workload}-{backend}-"))
+        try:
+            result = asyncio.run(run_one(workload, backend, workdir, args, search_index))
+        except BackendUnavailable as exc:
+            log(f"SKIPPED {workload} {backend}: {exc}")
+            failed += 1
+            continue
+        finally:
+            if not args.dir:
+                workloads.remove_tree(workdir)
+        result["cpus"] = os.cpu_count()
+        result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+        emit(result, args.out)
+        if result.get("verified") is False:
+            log(f"FAILED {workload} {backend}: what was read back differs from what was written")
+            failed += 1
     return 2 if failed else 0
 
 

@@ -117,6 +117,25 @@ def test_every_workload_runs_and_verifies(backend: str, tmp_path: Path) -> None:
     assert w2["events"] == 200 and w2["since_events"] == 20 and w2["channel_events"] == 40
     assert w3["messages"] == 1000 and w3["tool_calls"] == 300
     assert w3["db_size_bytes"] > 0
+    search_keys = {f"{q}_{p}_ms" for q in ("search", "search_agent") for p in ("p50", "p95")}
+    if backend.endswith("-raw"):
+        assert not search_keys & set(w3)  # the floors have no search
+    else:
+        assert search_keys <= set(w3)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_w1_runs_with_and_without_the_search_index(backend: str, tmp_path: Path) -> None:
+    require_backend(backend)
+    code, results, stderr = run_bench(
+        "--workload", "W1", "--backend", backend, "--agents", "2", "--turns", "3", "--search-index", "both",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert [(r["backend"], r["search_index"], r["verified"]) for r in results] == [
+        (backend, True, True),
+        (backend, False, True),
+    ]
 
 
 def test_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:

@@ -433,11 +433,16 @@ def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
         where.append("m.created_at <= %(before)s")
         params["before"] = request.created_before
     params["limit"], params["offset"] = request.limit, request.offset
+    # The page is chosen first; only its rows' documents are read and turned
+    # into text (data::text over every match would cost more than the search).
     query = (
-        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
-        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        "SELECT p.agent_id, p.seq, p.role, p.created_at, COALESCE(d.raw, d.data::text), p.score FROM ("
+        f"SELECT m.agent_id, m.seq, m.role, m.created_at, ts_rank(m.search, {tsquery}, 1) AS score"
+        f" FROM messages m{join} WHERE {' AND '.join(where)}"
         " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
-        " LIMIT %(limit)s OFFSET %(offset)s"
+        " LIMIT %(limit)s OFFSET %(offset)s) p"
+        " JOIN messages d ON d.agent_id = p.agent_id AND d.seq = p.seq"
+        " ORDER BY p.score DESC, p.created_at DESC, p.seq DESC, p.agent_id DESC"
     )
     return query, params
 
