@@ -1731,7 +1731,7 @@ class PostgresStore(MessageSearch, BaseStore):
         issues: list[str] = []
         if not has_row:
             if n_msgs or n_calls or n_other:
-                issues.append(f"agent {agent_id!r} has records but no registry row")
+                issues.append(f"agent {agent_id!r} has records but no AgentInfo was saved (and no registry row)")
             else:
                 issues.append(f"agent {agent_id!r} not found")
         else:
