@@ -15,11 +15,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import StoreConfigError
 from ..ops import backup as backup_ops
-from ..ops.export import export_jsonl, import_jsonl
+from ..ops.export import export_jsonl, import_dumps, parse_jsonl
 from ..ops.filters import parse_duration, time_ago
 from ..ops.prune import prune as prune_store
 from ..store.base import Store, validate_agent_id
+from ..store.catalog import stored_agent_ids
+from ..store.factory import create_store
 from ..store.migrate import AgentOutcome
 from ..store.migrate import migrate as migrate_stores
 from ..types import now_utc
@@ -71,13 +74,22 @@ def migrate(
     """Copy every agent from SRC into DST (any backend to any other); safe to re-run."""
     state: State = ctx.obj
     agent_ids = _agents(agent)
-    source, target = state.store(src), state.store(dst, create=True)
+    source, target = state.store(src), state.store(dst, create=not dry_run)
 
     async def go() -> Any:
+        nonlocal target
         try:
             await source.open()
-            await target.open()
-            total = len(agent_ids) if agent_ids is not None else len(await source.list())
+            try:
+                await target.open()
+            except StoreConfigError:
+                if not dry_run:
+                    raise
+                # A dry run into a store that does not exist yet compares with an
+                # empty one, and creates nothing.
+                target = create_store({"type": "sqlite", "db_path": ":memory:"})
+                await target.open()
+            total = len(agent_ids) if agent_ids is not None else len(await stored_agent_ids(source))
             with _progress("migrating", total, quiet=False) as advance:
 
                 def on_agent(outcome: AgentOutcome) -> None:
@@ -173,7 +185,13 @@ def export(
     agent_ids = _agents(agent)
 
     async def go(store: Store) -> Any:
-        total = len(agent_ids) if agent_ids is not None else len(await store.list())
+        stored = await stored_agent_ids(store)
+        if agent_ids is not None:
+            # Checked before any output exists: an unknown agent is a usage error.
+            missing = sorted(set(agent_ids) - set(stored))
+            if missing:
+                raise UsageError(f"--agent: nothing is stored for agent {missing[0]!r}")
+        total = len(agent_ids) if agent_ids is not None else len(stored)
         out: IO[bytes]
         with contextlib.ExitStack() as stack:
             if file == "-":
@@ -182,11 +200,12 @@ def export(
                 path = Path(file)
                 partial = path.with_name(path.name + ".partial")
                 out = stack.enter_context(partial.open("wb"))
+                stack.callback(partial.unlink, missing_ok=True)  # a no-op once it is renamed
             with _progress("exporting", total, quiet=file == "-") as advance:
                 stats = await export_jsonl(store, out, agent_ids=agent_ids, on_agent=advance)
             out.flush()
-        if file != "-":
-            partial.replace(path)
+            if file != "-":
+                partial.replace(path)
         return stats
 
     stats = run_with_store(ctx, go)
@@ -213,8 +232,12 @@ def import_(
         except FileNotFoundError:
             raise UsageError(f"{file}: no such file") from None
 
+    # The whole file is validated before the store is opened: a bad file
+    # creates no database and writes nothing.
+    dumps = list(parse_jsonl(lines))
+
     async def go(store: Store) -> Any:
-        return await import_jsonl(store, lines, overwrite=overwrite, dry_run=dry_run)
+        return await import_dumps(store, dumps, overwrite=overwrite, dry_run=dry_run)
 
     stats = run_with_store(ctx, go, create=not dry_run)
     conflicts = [o for o in stats.outcomes if o.status in ("conflict", "failed")]

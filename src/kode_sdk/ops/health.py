@@ -18,6 +18,7 @@ from typing import Any
 
 from ..redact import redact
 from ..store.base import Store
+from ..store.catalog import stored_agent_ids
 from ..types import (
     DatabaseHealth,
     FileSystemHealth,
@@ -98,7 +99,7 @@ async def store_metrics(store: Store) -> StoreMetrics:
 async def _counted_storage(store: Store) -> StorageMetrics:
     """What a store without ``get_metrics`` holds, counted by reading it (a
     JSONStore keeps no totals; this reads every agent's lists once)."""
-    agent_ids = await store.list()
+    agent_ids = await stored_agent_ids(store)  # info or not
     messages = tool_calls = 0
     for agent_id in agent_ids:
         messages += len(await store.load_messages(agent_id))
