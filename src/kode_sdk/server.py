@@ -10,7 +10,9 @@
 ``GET /tool-calls``             ``query_tool_calls``
 ``GET /agents/{id}/stats``      ``aggregate_stats`` (404 for an unknown agent)
 ``GET /agents/{id}/events``     the agent's events (``since``, ``channel``)
-``GET /``, ``/session/{id}``     the session browser (:mod:`kode_sdk.web`)
+``GET /api/search``             ``search_messages`` (``q`` or ``query``, and filters)
+``GET /`` and other pages       the session browser (:mod:`kode_sdk.web`): ``/``,
+                                ``/session/{id}``, ``/search``
 ==============================  ===============================================
 
 Filters take the names of the query API (``agent_id``, ``template_id``,
@@ -48,7 +50,15 @@ from starlette.routing import Route
 
 from .errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
 from .ops.dump import plain_json, wire
-from .ops.filters import message_filters, parse_int, pick_params, session_filters, tool_call_filters
+from .ops.filters import (
+    SEARCH_PARAMS,
+    message_filters,
+    parse_int,
+    pick_params,
+    search_filters,
+    session_filters,
+    tool_call_filters,
+)
 from .ops.health import store_health, store_metrics_text, unhealthy_status
 from .redact import redact
 from .store.base import QueryableStore, Store, check_channel, validate_agent_id
@@ -176,6 +186,10 @@ def create_app(store: Store, *, close_store: bool = True, token: str | None = No
         keys = ("agent", "tool", "errors", "approval", "state", "after", "before", "limit", "offset")
         return _json(await queryable.query_tool_calls(**tool_call_filters(_params(request, keys))))
 
+    async def search(request: Request) -> Response:
+        text, kwargs = search_filters(_params(request, SEARCH_PARAMS))
+        return _json(await queryable.search_messages(text, **kwargs))
+
     async def stats(request: Request) -> Response:
         agent_id = validate_agent_id(request.path_params["agent_id"])
         if not await store.exists(agent_id):
@@ -207,9 +221,10 @@ def create_app(store: Store, *, close_store: bool = True, token: str | None = No
         Route("/sessions", _guard(guard_ready(sessions))),
         Route("/messages", _guard(guard_ready(messages))),
         Route("/tool-calls", _guard(guard_ready(tool_calls))),
+        Route("/api/search", _guard(guard_ready(search))),
         Route("/agents/{agent_id}/stats", _guard(guard_ready(stats))),
         Route("/agents/{agent_id}/events", _guard(guard_ready(events))),
-        *page_routes(queryable),
+        *page_routes(queryable, guard_ready),
     ]
     middleware = [Middleware(TokenGate, token=token)] if token is not None else []
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -50,16 +50,16 @@ def serve(
         check_bind(host, token)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    store_config = state.config()
-    if str(store_config.get("type", "sqlite")).lower() != "postgres":
+    config = state.config()
+    if str(config.get("type", "sqlite")).lower() != "postgres":
         # A missing file or folder is a typo to report now, not a database to wait for.
-        run_async(ctx, lambda: _check_exists(store_config))
+        run_async(ctx, lambda: _check_exists(config))
     # An unreachable database is not fatal: the app answers 503 until it opens.
-    store = create_store({**store_config, "create": False})
-    config = uvicorn.Config(create_app(store, token=token), host=host, port=port, log_level=log_level)
+    app_ = create_app(create_store({**config, "create": False}), token=token)
+    server_config = uvicorn.Config(app_, host=host, port=port, log_level=log_level)
     # uvicorn configures its loggers when the Config is built; the filter goes on after that.
     logging.getLogger("uvicorn.access").addFilter(RedactTokenFilter())
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config).run()
 
 
 async def _check_exists(config: dict[str, Any]) -> None:

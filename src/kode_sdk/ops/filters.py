@@ -20,12 +20,14 @@ from ..types import ToolCallState, to_datetime
 
 __all__ = [
     "LIBRARY_NAMES",
+    "SEARCH_PARAMS",
     "message_filters",
     "parse_bool",
     "parse_duration",
     "parse_int",
     "parse_when",
     "pick_params",
+    "search_filters",
     "session_filters",
     "time_ago",
     "tool_call_filters",
@@ -44,6 +46,7 @@ LIBRARY_NAMES: dict[str, str] = {
     "created_before": "before",
     "sort_by": "sort",
     "sort_order": "order",
+    "query": "q",
 }
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -167,20 +170,40 @@ def session_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **_time_range(params), **_page(params)}
 
 
+def _role(role: str) -> str:
+    if role not in ("user", "assistant", "system"):
+        raise ValueError(f"role must be one of user, assistant, system; got {role!r}")
+    return role
+
+
 def message_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of ``query_messages`` from ``agent, role, content_type, after,
     before, limit, offset``."""
     out: dict[str, Any] = {}
     if params.get("agent") is not None:
         out["agent_id"] = params["agent"]
-    role = params.get("role")
-    if role is not None:
-        if role not in ("user", "assistant", "system"):
-            raise ValueError(f"role must be one of user, assistant, system; got {role!r}")
-        out["role"] = role
+    if params.get("role") is not None:
+        out["role"] = _role(params["role"])
     if params.get("content_type") is not None:
         out["content_type"] = params["content_type"]
     return {**out, **_time_range(params), **_page(params)}
+
+
+#: The text filters of ``search_messages`` (short names; :func:`pick_params` adds the long ones).
+SEARCH_PARAMS: tuple[str, ...] = ("q", "agent", "template", "user", "role", "after", "before", "limit", "offset")
+
+
+def search_filters(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The query text and keyword arguments of ``search_messages`` from ``q,
+    agent, template, user, role, after, before, limit, offset`` (a missing
+    ``q`` is an empty query, which ``search_messages`` refuses)."""
+    out: dict[str, Any] = {}
+    for key, name in (("agent", "agent_id"), ("template", "template_id"), ("user", "user_id")):
+        if params.get(key) is not None:
+            out[name] = params[key]
+    if params.get("role") is not None:
+        out["role"] = _role(params["role"])
+    return str(params.get("q") or ""), {**out, **_time_range(params), **_page(params)}
 
 
 def tool_call_filters(params: Mapping[str, Any]) -> dict[str, Any]:

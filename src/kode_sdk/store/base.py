@@ -49,6 +49,7 @@ from ..types import (
     HistoryWindow,
     MediaCacheRecord,
     Message,
+    MessageHit,
     OperationCounts,
     PerformanceMetrics,
     RecoveredFile,
@@ -1187,6 +1188,20 @@ class QueryableStore(Store, Protocol):
     ) -> list[StoredToolCall]: ...
 
     async def aggregate_stats(self, agent_id: str) -> AgentStats: ...
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        role: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[MessageHit]: ...
 
 
 @runtime_checkable

@@ -173,6 +173,7 @@ from .json_files import (
     set_aside,
     sync_data,
 )
+from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 __all__ = ["JSONStore"]
 
@@ -346,7 +347,7 @@ def _event_seq(line: bytes, path: Path, offset: int) -> int:
 # --------------------------------------------------------------------------- the store
 
 
-class JSONStore(BaseStore):
+class JSONStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` over a directory of JSON files.
 
     ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
@@ -1069,6 +1070,38 @@ class JSONStore(BaseStore):
                     )
                 )
             return page
+
+        return await asyncio.to_thread(run)
+
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages`` by scanning every agent's messages (no index)."""
+        role_prefix = None if request.role is None else b'{"role":' + jsoncodec.encode(request.role)
+        after, before = request.created_after, request.created_before
+
+        def run() -> list[SearchRow]:
+            scan = SearchScan(request)
+
+            def visit(name: str, agent_dir: Path) -> None:
+                if request.template_id is not None or request.user_id is not None:
+                    doc = self._read_meta(agent_dir)
+                    if doc is None:
+                        return
+                    info = doc["info"]
+                    if request.template_id is not None and info.get("templateId") != request.template_id:
+                        return
+                    if request.user_id is not None and user_id_of(info.get("metadata")) != request.user_id:
+                        return
+                path = agent_dir / MESSAGES
+                for seq, (payload, created) in enumerate(self._read_list(agent_dir, MESSAGES)):
+                    if (after is not None and created < after) or (before is not None and created > before):
+                        continue
+                    if role_prefix is not None and not payload.startswith(role_prefix):
+                        continue
+                    wire = _decode(payload, path)
+                    scan.offer(SearchCandidate(name, seq, wire["role"], created, wire))
+
+            self._scan(request.agent_id, visit)
+            return scan.rows()
 
         return await asyncio.to_thread(run)
 
