@@ -78,11 +78,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-import psycopg.errors
-from psycopg import AsyncConnection, sql
-from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg import AsyncConnection, sql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
 
 from .. import jsoncodec
 from ..errors import (
