@@ -336,6 +336,10 @@ class BaseStore:
         if self._state != "open":
             await self.open()
 
+    def _before_write(self, agent_id: str) -> None:
+        """Called before every write call for ``agent_id``; a backend whose
+        locks can lapse raises :class:`~kode_sdk.errors.LockLostError` here."""
+
     @contextlib.asynccontextmanager
     async def agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AsyncIterator[AgentLock]:
         """Hold the agent's lock for the ``async with`` block.
@@ -355,6 +359,8 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
     ``close()``, validate the first argument as an agent id (``agent=True``),
     and record the call in the store's metrics."""
 
+    writes = kind in ("saves", "deletes")
+
     def decorate(fn: F) -> F:
         name = fn.__name__
 
@@ -363,7 +369,10 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             if self._state != "open":
                 await self._ensure_open()
             if agent:
-                validate_agent_id(args[0] if args else kwargs.get("agent_id"))
+                agent_id = args[0] if args else kwargs.get("agent_id")
+                validate_agent_id(agent_id)
+                if writes:
+                    self._before_write(cast(str, agent_id))
             started = time.perf_counter()
             ok = False
             try:
