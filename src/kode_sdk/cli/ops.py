@@ -146,7 +146,11 @@ def backup(
         emit_json(result.to_json())
     else:
         integrity = f", integrity {result.integrity}" if result.integrity else ""
-        stdout.print(f"backed up {result.backend} store to {result.path} ({result.size_bytes} bytes{integrity})")
+        stdout.print(
+            inert(f"backed up {result.backend} store to {result.path} ({result.size_bytes} bytes{integrity})"),
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -169,7 +173,7 @@ def restore(
     if json:
         emit_json(result.to_json())
     else:
-        stdout.print(f"restored {result.backend} store from {src}")
+        stdout.print(inert(f"restored {result.backend} store from {src}"), markup=False, highlight=False)
 
 
 @app.command()
@@ -212,7 +216,11 @@ def export(
     if json:
         emit_json({"file": file, **stats.to_json()})
     elif file != "-":
-        stdout.print(f"exported {stats.agents} agents, {sum(stats.records.values())} records to {file}")
+        stdout.print(
+            inert(f"exported {stats.agents} agents, {sum(stats.records.values())} records to {file}"),
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("import")
