@@ -78,11 +78,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-import psycopg.errors
-from psycopg import AsyncConnection, sql
-from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg import AsyncConnection, sql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
 
 from .. import jsoncodec
 from ..errors import (
@@ -91,6 +96,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
 )
 from ..types import (
@@ -599,7 +605,9 @@ class PostgresStore(MessageSearch, BaseStore):
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
     password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
-    and ``schema``). ``schema`` (default ``public``) is created if missing.
+    and ``schema``). ``schema`` (default ``public``) is created if missing,
+    unless ``create`` is false: then a schema without kode tables raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
     The constructor does no I/O.
@@ -617,9 +625,12 @@ class PostgresStore(MessageSearch, BaseStore):
         file_store_base_dir: str | os.PathLike[str] | None = None,
         *,
         schema: str | None = None,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self._settings: PostgresSettings = parse_connection(connection, schema)
+        # False: open only a schema that already holds a kode store (read-only tools).
+        self._create = create
         self._file_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -728,6 +739,16 @@ class PostgresStore(MessageSearch, BaseStore):
             # Serialises concurrent openers; released at commit.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
             schema = self._settings.schema
+            if not self._create:
+                cur = await conn.execute(
+                    "SELECT to_regclass(format('%%I.kode_schema_version', %s::text)) IS NOT NULL", [schema]
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    raise StoreConfigError(
+                        f"PostgreSQL store {self._settings.describe()} does not exist (no kode tables in"
+                        f" schema {schema!r}; create=False: nothing created)"
+                    )
             cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
             if await cur.fetchone() is None:
                 await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
