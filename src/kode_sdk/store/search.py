@@ -52,6 +52,7 @@ __all__ = [
     "MAX_INDEXED_WORDS",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
+    "MAX_WORD_CHARS",
     "SNIPPET_CHARS",
     "MessageSearch",
     "SearchCandidate",
@@ -77,6 +78,8 @@ MAX_QUERY_WORDS = 64
 #: Only the first this many words of a message are indexed and searched
 #: (PostgreSQL keeps word positions only up to 16,383).
 MAX_INDEXED_WORDS = 16_000
+#: The longest word, in characters; a longer run of letters is several words.
+MAX_WORD_CHARS = 200
 #: The length a snippet aims at, in characters (ellipses not counted).
 SNIPPET_CHARS = 200
 # Characters of context kept before the first match in a snippet.
@@ -104,8 +107,11 @@ _MARKS = (
     "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
     "\u0900-\u0dff\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 )
-_WORD = re.compile(f"[{_UNSPACED}][{_MARKS}]*|(?:(?![{_UNSPACED}])[^\\W_]|[{_MARKS}])+")
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+# A run longer than MAX_WORD_CHARS is cut into words of that length (in the
+# index and in queries alike, so a long run is still found, as a phrase):
+# PostgreSQL does not index a lexeme of more than 2,047 bytes.
+_WORD = re.compile(f"[{_UNSPACED}][{_MARKS}]*|(?:(?![{_UNSPACED}])[^\\W_]|[{_MARKS}]){{1,200}}")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]{1,200}")
 # Diacritics dropped when folding: the combining blocks used by Latin (and
 # Greek and Cyrillic) text, not the vowel signs of other scripts.
 _DIACRITICS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
