@@ -29,6 +29,7 @@ __all__ = [
     "pick_params",
     "search_filters",
     "session_filters",
+    "time_ago",
     "tool_call_filters",
 ]
 
@@ -59,7 +60,18 @@ def parse_duration(text: str) -> timedelta:
     if not value or not _DURATION.fullmatch(value):
         raise ValueError(f"{text!r} is not a duration (use e.g. 90d, 12h, 30m, 45s, 2w, 1d12h)")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(value))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration (at most {timedelta.max.days} days)") from None
+
+
+def time_ago(duration: timedelta, text: str, *, now: datetime | None = None) -> datetime:
+    """``now`` minus ``duration``; ``ValueError`` naming ``text`` when that is before year 1."""
+    try:
+        return (now or datetime.now(UTC)) - duration
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches back before the year 1") from None
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -68,9 +80,12 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     if not value:
         raise ValueError("an empty time is not valid")
     if value.isdigit() and len(value) > 8:
-        return to_datetime(int(value))
+        try:
+            return to_datetime(int(value))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{text!r} is out of range as epoch milliseconds (a time from year 1 to 9999)") from None
     if _DURATION.fullmatch(value.lower()):
-        return (now or datetime.now(UTC)) - parse_duration(value)
+        return time_ago(parse_duration(value), text, now=now)
     try:
         return to_datetime(value)
     except ValueError:

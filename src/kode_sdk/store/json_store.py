@@ -107,6 +107,7 @@ from .. import jsoncodec
 from ..errors import (
     InvalidAgentIdError,
     RecordValidationError,
+    StoreConfigError,
     StoreConnectionError,
     StoreCorruptionError,
 )
@@ -349,15 +350,19 @@ def _event_seq(line: bytes, path: Path, offset: int) -> int:
 class JSONStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` over a directory of JSON files.
 
-    ``base_dir`` is created (mode 0700) on :meth:`open`; the constructor does
-    no I/O. See the module documentation for the layout and crash safety.
+    ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
+    false: then a missing directory raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created. The
+    constructor does no I/O. See the module documentation for the layout and
+    crash safety.
     """
 
     backend_name = "json"
 
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, base_dir: str | os.PathLike[str], *, create: bool = True) -> None:
         super().__init__()
         self.base_dir = Path(base_dir)
+        self.create = create
         self._root = self.base_dir
         self._real_root = ""
         self._agent_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -376,6 +381,8 @@ class JSONStore(MessageSearch, BaseStore):
 
     def _open_sync(self) -> None:
         root = self.base_dir.absolute()
+        if not self.create and not root.is_dir():
+            raise StoreConfigError(f"store directory {str(root)!r} does not exist (create=False: nothing created)")
         try:
             os.makedirs(root, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:

@@ -154,6 +154,7 @@ from .base import (
 )
 from .catalog import RecordTimes
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
+from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
@@ -235,8 +236,10 @@ def migrations() -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise SchemaVersionError(f"postgres migrations are not numbered 1..n without gaps: {versions}")
+    # Numbers are handed out per feature, so one may land before a lower one:
+    # each is applied by number, not by "everything above the highest".
+    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
+        raise SchemaVersionError(f"postgres migrations must start at 1 and never repeat a number: {versions}")
     return found
 
 
@@ -621,7 +624,10 @@ class PostgresStore(MessageSearch, BaseStore):
         self._search_index = True
         self._events = EventBuffer(self._flush_events)
         self._flush_lock = asyncio.Lock()
-        self._held_locks: set[PostgresAgentLock] = set()
+        self._held_locks: set[AgentLock] = set()
+        self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
+        self._pooled = self._settings.transaction_pooled
+        self._prologue = settings_statement(self._settings) if self._pooled else None
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
         self._retiring: set[asyncio.Task[None]] = set()
@@ -639,12 +645,16 @@ class PostgresStore(MessageSearch, BaseStore):
     def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
         settings = self._settings
         idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self._pooled:
+            # A statement prepared on one server session is unknown to the next.
+            kwargs["prepare_threshold"] = None
         if locks:
             # One connection per held lock: a pool of its own, so locks never
             # starve the store's queries, and a reset hook that frees any lock.
             return AsyncConnectionPool(
                 settings.conninfo,
-                kwargs={"autocommit": True},
+                kwargs=kwargs,
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
@@ -656,7 +666,7 @@ class PostgresStore(MessageSearch, BaseStore):
             )
         return AsyncConnectionPool(
             settings.conninfo,
-            kwargs={"autocommit": True},
+            kwargs=kwargs,
             min_size=settings.min_size,
             max_size=settings.max_size,
             open=False,
@@ -721,9 +731,9 @@ class PostgresStore(MessageSearch, BaseStore):
                 "CREATE TABLE IF NOT EXISTS kode_schema_version"
                 " (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
             )
-            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM kode_schema_version")
-            row = await cur.fetchone()
-            current = int(row[0]) if row else 0
+            cur = await conn.execute("SELECT version FROM kode_schema_version")
+            applied = {int(row[0]) for row in await cur.fetchall()}
+            current = max(applied, default=0)
             latest = known[-1][0] if known else 0
             if current > latest:
                 raise SchemaVersionError(
@@ -731,7 +741,7 @@ class PostgresStore(MessageSearch, BaseStore):
                     f" ({latest}); upgrade kode-sdk"
                 )
             for version, name, text in known:
-                if version <= current:
+                if version in applied:
                     continue
                 try:
                     await conn.execute(cast(Any, text))
@@ -826,10 +836,18 @@ class PostgresStore(MessageSearch, BaseStore):
             return fresh
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(self, *, bare: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled autocommit connection. Behind a transaction pooler (unless
+        ``bare``: the caller opens its own transaction) the body runs in one
+        pipelined transaction that starts with the store's settings, since
+        each autocommit statement could land on another server session."""
         pool, conn = await self._getconn()
         try:
-            yield conn
+            if self._prologue is None or bare:
+                yield conn
+            else:
+                async with _pipelined_transaction(conn, self._prologue):
+                    yield conn
         except _CONNECTION_ERRORS as exc:
             raise self._connection_error(exc) from None
         finally:
@@ -844,16 +862,16 @@ class PostgresStore(MessageSearch, BaseStore):
         the same round trip): they commit with the call, or go back to the
         buffer if it fails, never twice.
         """
-        async with self._connection() as conn:
+        async with self._connection(bare=True) as conn:
             if not len(self._events) and not self._flush_lock.locked():
-                async with _pipelined_transaction(conn):
+                async with _pipelined_transaction(conn, self._prologue):
                     yield conn
                 return
             # Connection first, then the flush lock: the holder never waits for the pool.
             async with self._flush_lock:
                 rows = self._events.take()
                 try:
-                    async with _pipelined_transaction(conn):
+                    async with _pipelined_transaction(conn, self._prologue):
                         cur = await self._insert_events(conn, rows) if rows else None
                         yield conn
                 except BaseException:
@@ -868,12 +886,12 @@ class PostgresStore(MessageSearch, BaseStore):
         """Write what the event buffer holds, in a transaction of its own."""
         if not len(self._events) and not self._flush_lock.locked():
             return
-        async with self._connection() as conn, self._flush_lock:
+        async with self._connection(bare=True) as conn, self._flush_lock:
             rows = self._events.take()
             if not rows:
                 return
             try:
-                async with _pipelined_transaction(conn):
+                async with _pipelined_transaction(conn, self._prologue):
                     cur = await self._insert_events(conn, rows)
             except BaseException:
                 self._events.put_back(rows)
@@ -978,6 +996,12 @@ class PostgresStore(MessageSearch, BaseStore):
         after = since_seq(since)
         only = check_channel(channel)
         last = _MIN_SEQ if after is None else after
+        if self._pooled:
+            # LISTEN needs a session of its own, which a transaction pooler
+            # does not give: poll the table instead.
+            async for item in self._poll_events(agent_id, only, last, poll_interval_s):
+                yield item
+            return
         wanted = f"{self._settings.schema}:{agent_id}"
         conn: AsyncConnection[Any] | None = None
         backoff = 0.05
@@ -1016,6 +1040,33 @@ class PostgresStore(MessageSearch, BaseStore):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _poll_events(
+        self, agent_id: str, only: str | None, last: int, poll_interval_s: float
+    ) -> AsyncIterator[Timeline]:
+        """The tail behind a transaction pooler: read ``seq > last`` every
+        ``poll_interval_s``; no connection is held between polls."""
+        backoff = 0.05
+        while self._state == "open":
+            try:
+                await self._flush_events()
+                async with self._connection() as conn:
+                    if only is None:
+                        cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                    else:
+                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                    rows = await cur.fetchall()
+            except StoreConnectionError as exc:
+                logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for seq, text in rows:
+                last = seq
+                yield timeline_from_wire(_load(text))
+            if len(rows) < _EVENT_PAGE:
+                await asyncio.sleep(poll_interval_s)
 
     def _scrub(self, exc: BaseException) -> str:
         return self._settings.scrub(str(exc))
@@ -1818,6 +1869,8 @@ class PostgresStore(MessageSearch, BaseStore):
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
         if self._state != "open":
             raise StoreClosedError("postgres store is closed")
+        if self._pooled:
+            return await self._acquire_lease(agent_id, timeout_ms)
         key = advisory_lock_key(self._settings.schema, agent_id)
         deadline = time.monotonic() + timeout_ms / 1000
         try:
@@ -1897,6 +1950,36 @@ class PostgresStore(MessageSearch, BaseStore):
                     "UPDATE agents SET updated_at = %s WHERE agent_id = %s", [times.updated_at, agent_id]
                 )
 
+    async def _acquire_lease(self, agent_id: str, timeout_ms: int) -> AgentLock:
+        """Behind a transaction pooler: the lock is a lease row (see
+        :mod:`kode_sdk.store.postgres_pooler`), renewed while held."""
+        lock = await acquire_lease(agent_id, timeout_ms, self._settings.lock_lease_s, self._run_row, self._forget_lease)
+        if lock is None:
+            raise LockTimeoutError(agent_id, timeout_ms)
+        self._held_locks.add(lock)
+        self._leases.setdefault(agent_id, set()).add(lock)
+        return lock
+
+    async def _run_row(self, query: str, params: Sequence[Any]) -> bool:
+        """Run one statement in its own transaction; True if it returned a row."""
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchone() is not None
+
+    def _forget_lease(self, lock: LeaseAgentLock) -> None:
+        self._held_locks.discard(lock)
+        held = self._leases.get(lock.agent_id)
+        if held is not None:
+            held.discard(lock)
+            if not held:
+                del self._leases[lock.agent_id]
+
+    def _before_write(self, agent_id: str) -> None:
+        """A store holding a lapsed lease of ``agent_id`` writes nothing for it."""
+        if self._leases:
+            for lock in self._leases.get(agent_id, ()):
+                lock.check()
+
     # ------------------------------------------------------------------ retention (kode prune)
 
     @operation("deletes", agent=False)
@@ -1962,14 +2045,20 @@ class PostgresStore(MessageSearch, BaseStore):
 
 
 @contextlib.asynccontextmanager
-async def _pipelined_transaction(conn: AsyncConnection[Any]) -> AsyncIterator[None]:
+async def _pipelined_transaction(
+    conn: AsyncConnection[Any], prologue: tuple[str, Sequence[Any]] | None = None
+) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
-    at its edges: measured 330 µs against 140 µs for this.) On any failure the
-    transaction is rolled back before the connection goes back to the pool."""
+    at its edges: measured 330 µs against 140 µs for this.) ``prologue`` (the
+    per-transaction settings behind a pooler) follows ``BEGIN`` in the same
+    pipeline. On any failure the transaction is rolled back before the
+    connection goes back to the pool."""
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN")
+            if prologue is not None:
+                await conn.execute(cast(Any, prologue[0]), prologue[1])
             yield
             await conn.execute("COMMIT")
     except BaseException:

@@ -44,6 +44,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
     StoreCorruptionError,
 )
@@ -634,6 +635,11 @@ class SqliteStore(MessageSearch, BaseStore):
     :meth:`health_check` probes for writability; otherwise the database file's
     directory is used. Processes sharing a database must agree on it, or their
     locks will not see each other.
+
+    **create** (default ``True``): :meth:`open` creates the database file
+    (0600) and its parent folders when missing. With ``create=False`` a
+    missing file raises :class:`~kode_sdk.errors.StoreConfigError` and
+    nothing is created (what read-only tools want).
     """
 
     backend_name = "sqlite"
@@ -642,9 +648,12 @@ class SqliteStore(MessageSearch, BaseStore):
         self,
         db_path: str | os.PathLike[str],
         file_store_base_dir: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
+        self.create = create
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
         self._thread: _ConnectionThread | None = None
@@ -684,11 +693,19 @@ class SqliteStore(MessageSearch, BaseStore):
 
     def _connect(self) -> None:
         path = self.db_path
+        target: str | Path = path
+        if str(path) != ":memory:" and not self.create:
+            # Open only what exists: a typo must not leave folders and a database behind.
+            if not path.is_file():
+                raise StoreConfigError(f"SQLite database {str(path)!r} does not exist (create=False: nothing created)")
+            target = path.absolute().as_uri() + "?mode=rw"
         try:
-            if str(path) != ":memory:":
+            if str(path) != ":memory:" and self.create:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _create_private(path)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, cached_statements=256)
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=True, cached_statements=256, uri=not self.create
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
         try:

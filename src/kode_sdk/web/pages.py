@@ -18,7 +18,7 @@ JavaScript is used anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from ..types import CHANNELS, MessageHit, StoredMessage, Timeline
 from .charts import duration_chart, is_failed, success_chart
 
 __all__ = ["MESSAGES_PER_PAGE", "page_routes"]
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 #: Messages shown per page of a conversation.
 MESSAGES_PER_PAGE = 200
@@ -289,13 +291,21 @@ def _page_of(seq: int) -> int:
     return seq - seq % MESSAGES_PER_PAGE
 
 
-def page_routes(store: QueryableStore) -> list[BaseRoute]:
-    """The browser's routes over ``store`` (mount them beside the JSON API)."""
+def page_routes(store: QueryableStore, wrap: Callable[[Handler], Handler] | None = None) -> list[BaseRoute]:
+    """The browser's routes over ``store`` (mount them beside the JSON API).
+
+    ``wrap`` goes around every page handler (the app's "store not open yet"
+    answer, say)."""
     pages = _Pages(store)
     pages.env.globals["page_of"] = _page_of
+
+    def page(handler: Handler) -> Handler:
+        guarded: Handler = _guard(pages, handler)
+        return guarded if wrap is None else wrap(guarded)
+
     return [
-        Route("/", _guard(pages, pages.sessions), name="sessions_page"),
-        Route("/session/{agent_id}", _guard(pages, pages.session), name="session_page"),
-        Route("/search", _guard(pages, pages.search), name="search_page"),
+        Route("/", page(pages.sessions), name="sessions_page"),
+        Route("/session/{agent_id}", page(pages.session), name="session_page"),
+        Route("/search", page(pages.search), name="search_page"),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
