@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from httpserve import Page, fetch, serving
-from webdata import FAILED_CALL, HOSTILE, STORY, XSS, fill_web
+from webdata import FAILED_CALL, HOSTILE, NEEDLE, STORY, XSS, fill_web
 
 from kode_sdk.cli.app import parse_store_spec
 from kode_sdk.store.factory import create_store
@@ -160,6 +160,10 @@ def _story_pages(url: str) -> None:
     assert "failed" in page.ids[f"call-{FAILED_CALL}"].split() and "Decision: deny by alice" in page.text
     assert [f"msg-{i}" in page.ids for i in range(12)] == [True] * 12
     assert "permission_decided" in page.text
+    hits = fetch(url + f"/api/search?q={NEEDLE}").json()
+    assert [(h["agentId"], h["seq"]) for h in hits] == [(STORY, 4)]
+    found = Page(fetch(url + f"/search?q={NEEDLE}").text)
+    assert f"/session/{STORY}#msg-4" in found.links and "mark" in found.tags
 
 
 def test_pages_on_a_json_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
