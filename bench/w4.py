@@ -54,6 +54,8 @@ FRAMEWORK = {
     "kode-langgraph-postgres": "langgraph-postgressaver",
     "kode-openai-session-sqlite": "openai-sqlitesession",
     "kode-openai-session-postgres": "openai-sqlalchemy-psycopg",
+    "kode-adk-sqlite": "adk-databasesessionservice-sqlite",
+    "kode-adk-postgres": "adk-databasesessionservice-postgres",
 }
 
 

@@ -67,6 +67,7 @@ async def test_our_stores_write_and_read_back_the_conversation(backend: str) -> 
         ("langgraph-inmemorysaver", "langgraph"),
         ("kode-langgraph-sqlite", "langgraph"),
         ("kode-openai-session-sqlite", "agents"),
+        ("kode-adk-sqlite", "google.adk"),
         ("adk-databasesessionservice-sqlite", "google.adk"),
     ],
 )

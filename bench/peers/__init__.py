@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .adk import ADKDatabaseSessions
+from .adk import ADKDatabaseSessions, KodeADKSessions
 from .common import Conversation, Skip, System, Turn, Workspace, make_conversation
 from .kode import KodeStore
 from .langgraph_savers import LangGraphSaver
@@ -59,6 +59,7 @@ REGISTRY: list[SystemSpec] = [
     _spec("langgraph-sqlitesaver", "sqlite", "langgraph-checkpoint-sqlite", LangGraphSaver, saver="sqlite"),
     _spec("kode-langgraph-sqlite", "sqlite", "kode-sdk", LangGraphSaver, saver="kode-sqlite"),
     _spec("adk-databasesessionservice-sqlite", "sqlite", "google-adk", ADKDatabaseSessions, backend="sqlite"),
+    _spec("kode-adk-sqlite", "sqlite", "kode-sdk", KodeADKSessions, backend="sqlite"),
     _spec("langgraph-inmemorysaver", "memory", "langgraph", LangGraphSaver, saver="memory"),
     _spec("kode-postgres-append", "postgres", "kode-sdk", KodeStore, backend="postgres", mode="append", ours=True),
     _spec("kode-postgres-save", "postgres", "kode-sdk", KodeStore, backend="postgres", mode="save", ours=True),
@@ -68,4 +69,5 @@ REGISTRY: list[SystemSpec] = [
     _spec("langgraph-postgressaver", "postgres", "langgraph-checkpoint-postgres", LangGraphSaver, saver="postgres"),
     _spec("kode-langgraph-postgres", "postgres", "kode-sdk", LangGraphSaver, saver="kode-postgres"),
     _spec("adk-databasesessionservice-postgres", "postgres", "google-adk", ADKDatabaseSessions, backend="postgres"),
+    _spec("kode-adk-postgres", "postgres", "kode-sdk", KodeADKSessions, backend="postgres"),
 ]
