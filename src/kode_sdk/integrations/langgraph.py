@@ -491,9 +491,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         if info is None or latest.get(ns) is None or cid > latest[ns] or new:
             if latest.get(ns) is None or cid > latest[ns]:
                 latest[ns] = cid
-            # Both at once (on PostgreSQL, two connections: one round trip's wait instead of two). A
-            # crash between them leaves either an unlisted checkpoint, never acknowledged, or a pointer
-            # to a missing one, which get_tuple passes over to the newest checkpoint stored.
+            # Both queued at once. A crash between them leaves either an unlisted checkpoint, never
+            # acknowledged, or a pointer to a missing one, which get_tuple passes over to the newest
+            # checkpoint stored. (The messages it refers to were appended before: never at risk.)
             await asyncio.gather(save, self._save_info(agent, info, meta, len(log.wires)))
         else:
             await save
