@@ -141,3 +141,29 @@ def test_bad_prune_strategy_is_refused(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="strategy"),
     ):
         saver.prune(["t"], strategy="keep_some")
+
+
+def test_writes_of_parallel_tasks_are_all_kept(tmp_path: Path) -> None:
+    """Parallel tasks of one step store their writes at the same time, from several threads."""
+    import threading
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(tmp_path / "k.db")}) as saver:
+        stored = saver.put({"configurable": {"thread_id": "fan", "checkpoint_ns": ""}}, empty_checkpoint(), {}, {})
+        start = threading.Barrier(8)
+
+        def task(i: int) -> None:
+            start.wait()
+            for j in range(5):
+                saver.put_writes(stored, [(f"ch{j}", i)], task_id=f"task-{i}", task_path=f"~{i}")
+
+        threads = [threading.Thread(target=task, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        tup = saver.get_tuple(stored)
+        assert tup is not None
+        # Each task's first write (idx 0) is kept once; the other four repeat idx 0 and are ignored.
+        assert sorted((w[0], w[2]) for w in tup.pending_writes or []) == [(f"task-{i}", i) for i in range(8)]

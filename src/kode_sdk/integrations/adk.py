@@ -47,8 +47,9 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("kode_sdk.integrations.adk needs Google ADK: pip install 'kode-sdk[adk]'") from exc
 
 from ..errors import InvalidAgentIdError
-from ..store.base import Store, validate_agent_id
+from ..store.base import ExtendedStore, Store, validate_agent_id
 from ..types import AgentInfo, Message
+from ._locks import KeyedLocks
 from ._loop import LoopHome
 
 __all__ = ["KodeSessionService", "event_from_message", "event_to_message"]
@@ -132,6 +133,7 @@ class KodeSessionService(BaseSessionService):
         self.store = store
         self.agent_prefix = agent_prefix
         self._home = LoopHome("adk")
+        self._locks = KeyedLocks()
 
     # ------------------------------------------------------------------ naming
 
@@ -157,6 +159,16 @@ class KodeSessionService(BaseSessionService):
         return dict(info.metadata.get("state", {})) if info is not None else {}
 
     async def _update_scoped(self, agent: str, template: str, delta: dict[str, Any]) -> None:
+        # App and user state are shared by sessions that other processes may be running: read,
+        # merge and save under the agent's lock where the store has one (and always in-process).
+        async with self._locks.hold(agent):
+            if isinstance(self.store, ExtendedStore):
+                async with self.store.agent_lock(agent):
+                    await self._update_scoped_locked(agent, template, delta)
+            else:
+                await self._update_scoped_locked(agent, template, delta)
+
+    async def _update_scoped_locked(self, agent: str, template: str, delta: dict[str, Any]) -> None:
         info = await self.store.load_info(agent)
         state = dict(info.metadata.get("state", {})) if info is not None else {}
         state.update(delta)
@@ -252,6 +264,10 @@ class KodeSessionService(BaseSessionService):
 
     async def _append(self, session: Session, event: Event) -> Event:
         agent = self.agent_id(session.app_name, session.user_id, session.id)
+        async with self._locks.hold(agent):
+            return await self._append_locked(agent, session, event)
+
+    async def _append_locked(self, agent: str, session: Session, event: Event) -> Event:
         # Validate first: an event for a missing session must not create half a session.
         info = await self.store.load_info(agent)
         if info is None:
