@@ -30,6 +30,14 @@ def run_child(config: dict[str, Any], thread_id: str, *texts: str) -> list[list[
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def kode_cli(*args: str) -> str:
+    """What ``kode ARGS`` prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kode_sdk.cli", *args], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout
+
+
 def turn(n: int, turn_no: int) -> list[list[Any]]:
     call = {"name": "add", "args": {"a": n, "b": turn_no}, "id": f"call_{turn_no}", "type": "tool_call"}
     return [
@@ -64,6 +72,12 @@ async def test_conversation_with_tool_calls_survives_a_restart(store_config: dic
         assert stats.total_messages == 12 and stats.messages_by_role == {"user": 6, "assistant": 6}
     finally:
         await store.close()
+    if store_config["type"] == "sqlite":
+        # And from the shell: `kode messages` lists the thread's tool calls.
+        out = kode_cli(
+            "-s", f"sqlite:{store_config['db_path']}", "messages", "--agent", "chat-1", "-c", "tool_use", "--json"
+        )
+        assert [m["content"][0]["id"] for m in json.loads(out)] == ["call_3", "call_2", "call_1"]
 
 
 async def test_async_graph_and_kode_view(store_config: dict[str, Any]) -> None:
