@@ -181,3 +181,29 @@ def test_writes_of_parallel_tasks_are_all_kept(tmp_path: Path) -> None:
         assert tup is not None
         # Each task's first write (idx 0) is kept once; the other four repeat idx 0 and are ignored.
         assert sorted((w[0], w[2]) for w in tup.pending_writes or []) == [(f"task-{i}", i) for i in range(8)]
+
+
+def test_blocking_then_async_use_of_one_saver(tmp_path: Path) -> None:
+    """invoke() first (the store opens on the saver's own loop), then ainvoke() from another loop."""
+    import asyncio
+
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"reply {len(state['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(tmp_path / "k.db")}) as saver:
+        graph = builder.compile(checkpointer=saver)
+        run = {"configurable": {"thread_id": "mixed"}}
+        graph.invoke({"messages": [("user", "one")]}, run)
+
+        async def more() -> list[str]:
+            await graph.ainvoke({"messages": [("user", "two")]}, run)
+            state = await graph.aget_state(run)
+            return [str(m.content) for m in state.values["messages"]]
+
+        assert asyncio.run(more()) == ["one", "reply 1", "two", "reply 3"]
+        assert [str(m.content) for m in graph.get_state(run).values["messages"]][-1] == "reply 3"
