@@ -207,3 +207,54 @@ def test_blocking_then_async_use_of_one_saver(tmp_path: Path) -> None:
 
         assert asyncio.run(more()) == ["one", "reply 1", "two", "reply 3"]
         assert [str(m.content) for m in graph.get_state(run).values["messages"]][-1] == "reply 3"
+
+
+def test_removed_and_replaced_messages_and_time_travel(tmp_path: Path) -> None:
+    """State stays exact when a graph removes or rewrites messages, or runs again from an old checkpoint;
+    the kode message list keeps every message the thread held (it is the thread's log)."""
+    from langchain_core.messages import RemoveMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def node(state: MessagesState) -> dict[str, Any]:
+        last = state["messages"][-1]
+        text = str(last.content)
+        if text == "forget":
+            return {"messages": [RemoveMessage(id=m.id) for m in state["messages"] if m.content == "secret"]}
+        if text == "fix":
+            first = state["messages"][0]
+            return {"messages": [HumanMessage(content="hello (edited)", id=first.id)]}
+        return {"messages": [AIMessage(content=f"echo {text}", id=f"ai-{text}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    path = tmp_path / "k.db"
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(path)}) as saver:
+        graph = builder.compile(checkpointer=saver)
+        run = {"configurable": {"thread_id": "edits"}}
+        for text in ("hello", "secret", "forget", "fix"):
+            graph.invoke({"messages": [HumanMessage(content=text, id=f"h-{text}")]}, run)
+        contents = [m.content for m in graph.get_state(run).values["messages"]]
+        assert contents == ["hello (edited)", "echo hello", "echo secret", "forget", "fix"]
+
+        # Run again from the checkpoint after the first turn: a fork with its own history.
+        history = list(graph.get_state_history(run))
+        after_first = next(
+            s for s in history if [m.content for m in s.values.get("messages", [])] == ["hello", "echo hello"]
+        )
+        graph.invoke({"messages": [HumanMessage(content="again", id="h-again")]}, after_first.config)
+        contents = [m.content for m in graph.get_state(run).values["messages"]]
+        assert contents == ["hello", "echo hello", "again", "echo again"]
+
+    async def log() -> list[Any]:
+        store = create_store({"type": "sqlite", "db_path": str(path)})
+        try:
+            return [m.content[0]["text"] for m in await store.load_messages("edits")]
+        finally:
+            await store.close()
+
+    import asyncio
+
+    logged = asyncio.run(log())
+    assert logged[:2] == ["hello", "echo hello"] and "secret" in logged and "hello (edited)" in logged
+    assert logged[-2:] == ["again", "echo again"] and len(logged) == len(set(logged))
