@@ -249,10 +249,14 @@ class KodeSaver(BaseCheckpointSaver[str]):
     def _encode(self, value: Any) -> dict[str, Any]:
         if _json_native(value):
             return {"j": value}
-        if isinstance(value, list) and value:
+        if type(value) is list and value:
             wires = [to_wire(item) for item in value]
             if all(w is not None for w in wires):
                 return {"m": wires}
+        if type(value) is dict and all(type(k) is str for k in value):
+            # E.g. a graph's input, {"messages": [HumanMessage(...)]}: its messages as kode wire
+            # messages rather than inside an opaque serialized blob.
+            return {"d": {k: self._encode(v) for k, v in value.items()}}
         kind, data = self.serde.dumps_typed(value)
         return {"s": kind, "b": base64.b64encode(data).decode("ascii")}
 
@@ -261,6 +265,8 @@ class KodeSaver(BaseCheckpointSaver[str]):
             return encoded["j"]
         if "m" in encoded:
             return [from_wire(w) for w in encoded["m"]]
+        if "d" in encoded:
+            return {k: self._decode(v, log) for k, v in encoded["d"].items()}
         if "r" in encoded:
             assert log is not None
             messages = []
