@@ -258,3 +258,20 @@ def test_removed_and_replaced_messages_and_time_travel(tmp_path: Path) -> None:
     logged = asyncio.run(log())
     assert logged[:2] == ["hello", "echo hello"] and "secret" in logged and "hello (edited)" in logged
     assert logged[-2:] == ["again", "echo again"] and len(logged) == len(set(logged))
+
+
+def test_a_closed_home_loop_is_a_clear_error(tmp_path: Path) -> None:
+    """A store lives on the loop that first used it; once that loop is gone, say so (never hang)."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    saver = KodeSaver(create_store({"type": "sqlite", "db_path": str(tmp_path / "k.db")}))
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+
+    async def first() -> None:
+        await saver.aput(config, empty_checkpoint(), {}, {})
+
+    asyncio.run(first())
+    with pytest.raises(RuntimeError, match="is closed"):
+        saver.get_tuple(config)
