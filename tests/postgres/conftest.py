@@ -111,6 +111,26 @@ class ThrowawayCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class StandbyCluster(ThrowawayCluster):
+    """A streaming replica of ``primary`` (``pg_basebackup -R``), hot standby,
+    in a temporary directory on a free port."""
+
+    def __init__(self, primary: ThrowawayCluster) -> None:
+        basebackup = _pg_bin("pg_basebackup")
+        if basebackup is None:
+            raise RuntimeError("pg_basebackup not found")
+        self.pg_ctl = primary.pg_ctl
+        self.as_user = primary.as_user
+        self.dir = Path(tempfile.mkdtemp(prefix="kode-pg-standby-"))
+        self.data = self.dir / "data"
+        self.port = _free_port()
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+        self._run([basebackup, *source, "-D", str(self.data), "-R", "-X", "stream", "--no-sync"])
+        self.start()
+
+
 def _start_cluster() -> ThrowawayCluster | str:
     try:
         return ThrowawayCluster()
@@ -169,6 +189,26 @@ def bouncer(pg_url: str) -> Iterator[PgBouncer]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def replica_pair() -> Iterator[tuple[ThrowawayCluster, StandbyCluster]]:
+    """A primary cluster of this run's own and a streaming replica of it."""
+    primary = _start_cluster()
+    if isinstance(primary, str):
+        _unavailable(f"no throwaway cluster for the replica tests: {primary}")
+        return
+    try:
+        standby = StandbyCluster(primary)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        primary.destroy()
+        _unavailable(f"no streaming replica for the replica tests: {exc}")
+        return
+    try:
+        yield primary, standby
+    finally:
+        standby.destroy()
+        primary.destroy()
 
 
 def drop_schema(url: str, schema: str) -> None:
