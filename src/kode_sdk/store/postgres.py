@@ -69,7 +69,6 @@ import logging
 import os
 import re
 import secrets
-import select
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -152,6 +151,7 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
@@ -195,26 +195,6 @@ def _load(text: str) -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _check_connection(conn: AsyncConnection[Any]) -> None:
-    """Pool check before a connection is handed out, without a round trip
-    when it can be avoided.
-
-    An idle connection's socket has nothing to read. When the server ends the
-    session (restart, shutdown, termination) it sends an error and closes the
-    socket, which makes it readable: only then is the connection pinged (and,
-    if dead, replaced by the pool). A full ``check_connection`` on every
-    checkout would cost one extra round trip per store call.
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("connection is closed")
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        readable = [True]
-    if readable:
-        await conn.execute("")
 
 
 def advisory_lock_key(schema: str, agent_id: str) -> int:
@@ -577,7 +557,6 @@ class PostgresStore(BaseStore):
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
-                check=_check_connection,
                 reset=_unlock_all,
                 name="kode-postgres-locks",
                 timeout=settings.connect_timeout_s,
@@ -589,7 +568,6 @@ class PostgresStore(BaseStore):
             min_size=settings.min_size if conninfo is None else 0,
             max_size=settings.max_size,
             open=False,
-            check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
             max_idle=idle,
@@ -615,7 +593,7 @@ class PostgresStore(BaseStore):
         self._lock_pool = lock_pool
         if settings.replicas:
             self._replicas = ReplicaRouter(
-                settings.replicas, lambda conninfo: self._new_pool(locks=False, conninfo=conninfo)
+                settings.replicas, lambda conninfo: self._new_pool(locks=False, conninfo=conninfo), checked_getconn
             )
             await self._replicas.open()
 
@@ -732,7 +710,7 @@ class PostgresStore(BaseStore):
         if pool is None:
             raise StoreClosedError("postgres store is closed")
         try:
-            conn = await pool.getconn(timeout=wait_s)
+            conn = await checked_getconn(pool, wait_s)
         except PoolTimeout as exc:
             if self._checked_out[locks] >= (pool.max_size or 0):
                 if locks:
@@ -745,7 +723,7 @@ class PostgresStore(BaseStore):
                 raise self._connection_error(exc) from None
             pool = fresh
             try:
-                conn = await pool.getconn(timeout=wait_s)
+                conn = await checked_getconn(pool, wait_s)
             except _CONNECTION_ERRORS as again:
                 raise self._connection_error(again) from None
         except PoolClosed:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -50,7 +50,8 @@ def lsn_value(text: str) -> int:
 class ReplicaRouter:
     """The replica pools of one store, and the WAL position its reads must see.
 
-    ``new_pool(conninfo)`` builds an unopened pool like the store's own.
+    ``new_pool(conninfo)`` builds an unopened pool like the store's own;
+    ``getconn(pool, timeout)`` takes a live connection from one.
     Counters in :attr:`reads` (``replica``, ``primary``) say where routed
     reads went."""
 
@@ -58,9 +59,11 @@ class ReplicaRouter:
         self,
         conninfos: tuple[str, ...],
         new_pool: Callable[[str], AsyncConnectionPool[AsyncConnection[Any]]],
+        getconn: Callable[[AsyncConnectionPool[AsyncConnection[Any]], float | None], Awaitable[AsyncConnection[Any]]],
     ) -> None:
         self._conninfos = conninfos
         self._new_pool = new_pool
+        self._getconn = getconn
         self._pools: list[AsyncConnectionPool[AsyncConnection[Any]]] = []
         self._seen: list[int] = []  # replay position each replica was last seen at
         self._down_until: list[float] = []
@@ -138,7 +141,7 @@ class ReplicaRouter:
         self._next += 1
         pool = self._pools[index]
         try:
-            conn = await pool.getconn(timeout=timeout_s)
+            conn = await self._getconn(pool, timeout_s)
         except _ERRORS as exc:
             logger.warning("read replica %d unreachable, reading the primary: %s", index, type(exc).__name__)
             self.mark_down(index)
