@@ -105,6 +105,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sync":  # `import kode_sdk; kode_sdk.sync.create_store(...)` (loads the blocking API on first use)
+        return importlib.import_module(".sync", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kode_sdk' has no attribute {name!r}")

@@ -24,7 +24,7 @@ def test_export_format(sqlite_spec: str, tmp_path: Path) -> None:
     stats = json.loads(result.stdout)
     assert stats["agents"] == 30 and stats["records"]["info"] == 30
     lines = out.read_bytes().splitlines()
-    assert json.loads(lines[0]) == {"format": "kode-sdk-export", "version": 1}
+    assert json.loads(lines[0]) == {"format": "kode-sdk-export", "version": 2}
     records = [json.loads(line) for line in lines[1:]]
     assert len(records) == sum(stats["records"].values())
     assert {r["kind"] for r in records} == {

@@ -16,10 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..ops import backup as backup_ops
-from ..ops.export import export_jsonl, import_jsonl
+from ..ops.export import export_jsonl, import_dumps, parse_jsonl
 from ..ops.filters import parse_duration
 from ..ops.prune import prune as prune_store
 from ..store.base import Store, validate_agent_id
+from ..store.catalog import stored_agent_ids
 from ..store.migrate import AgentOutcome
 from ..store.migrate import migrate as migrate_stores
 from ..types import now_utc
@@ -76,7 +77,7 @@ def migrate(
         try:
             await source.open()
             await target.open()
-            total = len(agent_ids) if agent_ids is not None else len(await source.list())
+            total = len(agent_ids) if agent_ids is not None else len(await stored_agent_ids(source))
             with _progress("migrating", total, quiet=False) as advance:
 
                 def on_agent(outcome: AgentOutcome) -> None:
@@ -165,7 +166,13 @@ def export(
     agent_ids = _agents(agent)
 
     async def go(store: Store) -> Any:
-        total = len(agent_ids) if agent_ids is not None else len(await store.list())
+        stored = await stored_agent_ids(store)
+        if agent_ids is not None:
+            # Checked before any output exists: an unknown agent is a usage error.
+            missing = sorted(set(agent_ids) - set(stored))
+            if missing:
+                raise UsageError(f"--agent: nothing is stored for agent {missing[0]!r}")
+        total = len(agent_ids) if agent_ids is not None else len(stored)
         out: IO[bytes]
         with contextlib.ExitStack() as stack:
             if file == "-":
@@ -174,11 +181,12 @@ def export(
                 path = Path(file)
                 partial = path.with_name(path.name + ".partial")
                 out = stack.enter_context(partial.open("wb"))
+                stack.callback(partial.unlink, missing_ok=True)  # a no-op once it is renamed
             with _progress("exporting", total, quiet=file == "-") as advance:
                 stats = await export_jsonl(store, out, agent_ids=agent_ids, on_agent=advance)
             out.flush()
-        if file != "-":
-            partial.replace(path)
+            if file != "-":
+                partial.replace(path)
         return stats
 
     stats = run_with_store(ctx, go)
@@ -205,8 +213,12 @@ def import_(
         except FileNotFoundError:
             raise UsageError(f"{file}: no such file") from None
 
+    # The whole file is validated before the store is opened: a bad file
+    # creates no database and writes nothing.
+    dumps = list(parse_jsonl(lines))
+
     async def go(store: Store) -> Any:
-        return await import_jsonl(store, lines, overwrite=overwrite, dry_run=dry_run)
+        return await import_dumps(store, dumps, overwrite=overwrite, dry_run=dry_run)
 
     stats = run_with_store(ctx, go)
     conflicts = [o for o in stats.outcomes if o.status in ("conflict", "failed")]

@@ -21,6 +21,7 @@ from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
 from ..ops.health import store_health, store_metrics, store_metrics_text
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..store.catalog import stored_agent_ids
 from ..types import StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, UsageError, app, emit_json, emit_jsonl, run_with_store, stdout
 
@@ -268,12 +269,16 @@ def events(
 
     async def go(store: Store) -> None:
         last = since
-        if not follow and not await store.exists(agent):
-            raise AgentNotFoundError(agent)
+        shown = False
         async for timeline in store.read_events(agent, since=last, channel=channel):
             show(timeline)
+            shown = True
             last = timeline.bookmark.seq
         if not follow:
+            # An agent is known by any stored record, info or not; the full
+            # listing is read only when the agent has no events and no info.
+            if not shown and not await store.exists(agent) and agent not in await stored_agent_ids(store):
+                raise AgentNotFoundError(agent)
             return
         tail = getattr(store, "tail_events", None)
         if tail is not None:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..store.base import Store
+from ..store.catalog import stored_agent_ids
 from ..types import (
     DatabaseHealth,
     FileSystemHealth,
@@ -77,7 +78,7 @@ async def store_metrics(store: Store) -> StoreMetrics:
     if get is not None:
         result: StoreMetrics = await get()
         return result
-    storage = StorageMetrics(total_agents=len(await store.list()))
+    storage = StorageMetrics(total_agents=len(await stored_agent_ids(store)))  # info or not
     metrics: Any = getattr(store, "metrics", None)
     if metrics is None:
         from ..types import OperationCounts, PerformanceMetrics

@@ -149,6 +149,7 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .catalog import RecordTimes
 from .json_files import (
     DIR_MODE,
     FILE_MODE,
@@ -1155,6 +1156,59 @@ class JSONStore(BaseStore):
             )
 
         return await self._read(agent_id, read, AgentStats())
+
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("loads", agent=False)
+    async def list_stored_agents(self) -> builtins.list[str]:
+        """Every agent with a directory (any stored record, info or not), sorted."""
+        return await asyncio.to_thread(self._agent_names)
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``createdAt`` (by position) and the session's ``updatedAt``."""
+
+        def read(agent_dir: Path) -> RecordTimes:
+            meta = self._read_meta(agent_dir)
+            created = [c for _, c in self._read_list(agent_dir, MESSAGES)]
+            return RecordTimes(created, None if meta is None else meta["updatedAt"])
+
+        return await self._read(agent_id, read, RecordTimes())
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Rewrite the messages' ``createdAt`` and the session's ``updatedAt``
+        (see store/catalog.py), both files in one journaled transaction."""
+
+        def run() -> None:
+            def locked(agent_dir: Path, _fd: int) -> None:
+                ops: builtins.list[Op] = []
+                state: _ListState | None = None
+                path = agent_dir / MESSAGES
+                data = read_file(path)
+                if data is not None and times.message_created_at:
+                    parsed = _parse_list(path, MESSAGES, data)
+                    created = times.message_created_at
+                    items = [(p, created[i] if i < len(created) else c) for i, (p, c) in enumerate(parsed.items)]
+                    gen = secrets.token_hex(16)
+                    body = b"".join([_header(gen), *(_line(MESSAGES, i, p, c) for i, (p, c) in enumerate(items))])
+                    ops.append(Replace(MESSAGES, body))
+                    state = _ListState(gen, len(body), [(_digest(p), c) for p, c in items])
+                meta = self._read_meta(agent_dir)
+                if meta is not None and times.updated_at is not None:
+                    meta["updatedAt"] = times.updated_at
+                    ops.append(Replace(META, jsoncodec.encode(meta, "info")))
+                try:
+                    commit(agent_dir, ops)
+                except BaseException:
+                    self._remember_list(agent_id, MESSAGES, None)
+                    raise
+                if state is not None:
+                    self._remember_list(agent_id, MESSAGES, state)
+
+            self._locked(agent_id, locked, None, write=True)
+
+        await self._in_thread(agent_id, run)
 
     # ------------------------------------------------------------------ retention (kode prune)
 

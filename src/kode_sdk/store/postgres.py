@@ -151,6 +151,7 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .catalog import RecordTimes
 from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
@@ -452,6 +453,10 @@ _DATA_TABLES = (
     "media_cache",
     "snapshots",
 )
+# Every agent with any stored record, info or not: without foreign keys a
+# record may have no registry row, so every table is read (whole-store
+# operations only: export, migrate, metrics).
+_STORED_AGENTS = " UNION ".join(f"SELECT agent_id FROM {table}" for table in ("agents", *_DATA_TABLES))
 
 
 def _message_row(agent_id: str, seq: int, message: Message, encoded: bytes, now: int) -> tuple[Any, ...]:
@@ -1667,8 +1672,8 @@ class PostgresStore(BaseStore):
         await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
-                """
-                SELECT (SELECT count(*) FROM agents WHERE info IS NOT NULL),
+                f"""
+                SELECT (SELECT count(*) FROM ({_STORED_AGENTS}) AS stored),
                        (SELECT count(*) FROM messages),
                        (SELECT count(*) FROM tool_calls),
                        (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
@@ -1853,7 +1858,44 @@ class PostgresStore(BaseStore):
             for lock in self._leases.get(agent_id, ()):
                 lock.check()
 
-    # ------------------------------------------------------------------ listing
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("queries", agent=False)
+    async def list_stored_agents(self) -> list[str]:
+        """Every agent with any stored record, info or not, sorted."""
+        await self._flush_events()
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, f"SELECT agent_id FROM ({_STORED_AGENTS}) AS stored ORDER BY agent_id"))
+            return [row[0] for row in await cur.fetchall()]
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT created_at FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id])
+            created = [int(row[0]) for row in await cur.fetchall()]
+            cur = await conn.execute(
+                "SELECT updated_at FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id]
+            )
+            row = await cur.fetchone()
+        return RecordTimes(created, None if row is None else int(row[0]))
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Set the messages' ``created_at`` and the session's ``updated_at`` (see store/catalog.py)."""
+        async with self._transaction() as conn:
+            if times.message_created_at:
+                await conn.execute(
+                    "UPDATE messages AS m SET created_at = t.created_at"
+                    " FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(created_at, n)"
+                    " WHERE m.agent_id = %s AND m.seq = t.n - 1",
+                    [times.message_created_at, agent_id],
+                )
+            if times.updated_at is not None:
+                await conn.execute(
+                    "UPDATE agents SET updated_at = %s WHERE agent_id = %s", [times.updated_at, agent_id]
+                )
+
     # ------------------------------------------------------------------ retention (kode prune)
 
     @operation("deletes", agent=False)

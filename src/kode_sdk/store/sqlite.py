@@ -105,6 +105,7 @@ from .base import (
     validate_agent_id,
     wait_with_backoff,
 )
+from .catalog import RecordTimes
 from .sqlite_blob import pack, unpack
 
 __all__ = ["SqliteStore"]
@@ -1566,7 +1567,8 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> StorageMetrics:
             with _transaction(conn, write=False):
-                agents = conn.execute("SELECT COUNT(*) FROM agents WHERE template_id IS NOT NULL").fetchone()[0]
+                # Every agent with a stored record, info or not (see store/catalog.py).
+                agents = conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0]
                 messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
                 tool_calls = conn.execute("SELECT COUNT(*) FROM tool_calls").fetchone()[0]
                 page_count = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -1690,6 +1692,50 @@ class SqliteStore(BaseStore):
         await self._hop(job)
         return new_ids
 
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("loads", agent=False)
+    async def list_stored_agents(self) -> builtins.list[str]:
+        """Every agent with any stored record, info or not, sorted: each one
+        has a registry row (foreign keys make it so)."""
+
+        def job(conn: sqlite3.Connection) -> builtins.list[str]:
+            return [agent for (agent,) in conn.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+
+        return await self._hop(job)
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
+
+        def job(conn: sqlite3.Connection) -> RecordTimes:
+            with _transaction(conn, write=False):
+                created = [
+                    c
+                    for (c,) in conn.execute(
+                        "SELECT created_at FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)
+                    )
+                ]
+                row = conn.execute(
+                    "SELECT updated_at FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+                ).fetchone()
+            return RecordTimes(created, None if row is None else row[0])
+
+        return await self._hop(job)
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Set the messages' ``created_at`` and the session's ``updated_at`` (see store/catalog.py)."""
+        rows = [(created, agent_id, seq) for seq, created in enumerate(times.message_created_at)]
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.executemany("UPDATE messages SET created_at = ? WHERE agent_id = ? AND seq = ?", rows)
+                if times.updated_at is not None:
+                    conn.execute("UPDATE agents SET updated_at = ? WHERE agent_id = ?", (times.updated_at, agent_id))
+
+        await self._hop(job)
+
     # ------------------------------------------------------------------ retention (kode prune)
 
     @operation("deletes", agent=False)
@@ -1804,7 +1850,12 @@ def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
                 issues.append(f"Table {table} holds rows for agent {agent_id!r}, which has no registry row.")
         return issues
     info_json, message_count = row
-    if info_json is not None:
+    if info_json is None:
+        issues.append(
+            f"Agent {agent_id!r} has stored records but no AgentInfo: save_info never ran, "
+            "so list() and query_sessions do not show it."
+        )
+    else:
         try:
             info = jsoncodec.decode(info_json)
             stored_id = info.get("agentId") if isinstance(info, dict) else None
