@@ -31,8 +31,7 @@ import psycopg
 import pytest
 
 from kode_sdk.store.postgres import PostgresStore
-
-from .pgbouncer import REQUIRE_ENV, PgBouncer
+from kode_sdk.testing.pgbouncer import REQUIRE_ENV, PgBouncer
 
 REQUIRE = os.environ.get("KODE_REQUIRE_POSTGRES") == "1"
 _notices: list[str] = []

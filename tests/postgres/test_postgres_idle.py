@@ -12,8 +12,7 @@ import psycopg
 import pytest
 
 from kode_sdk.store.postgres import PostgresStore
-
-from .pgbouncer import PgBouncer
+from kode_sdk.testing.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgres
 
