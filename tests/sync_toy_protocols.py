@@ -19,9 +19,9 @@ class ToyExtendedStore(ExtendedStore, Protocol):
     async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
         """Append many events in one transaction."""
 
-    async def search_messages(
+    async def find_messages(
         self, query: str, /, *, agent_id: "str | None" = None, mode: Literal["any", "all"] = "any", limit: int = 20
-    ) -> "list[MessageHit]": ...
+    ) -> "list[ToyHit]": ...
 
     def tail_events(self, agent_id: str, *, poll_interval_s: float = 0.5) -> AsyncIterator["Timeline"]: ...
 
@@ -37,7 +37,7 @@ class ToyTransaction(Protocol):
     def events(self) -> AsyncIterator[int]: ...
 
 
-class MessageHit(BaseModel):
+class ToyHit(BaseModel):
     agent_id: str
     seq: int
 

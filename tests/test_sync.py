@@ -68,16 +68,16 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     assert str(inspect.signature(cls.append_events)) == (
         "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
     )
-    assert str(inspect.signature(cls.search_messages)) == (
+    assert str(inspect.signature(cls.find_messages)) == (
         "(self, query: 'str', /, *, agent_id: 'str | None' = None, mode: \"Literal['any', 'all']\" = 'any', "
-        "limit: 'int' = 20) -> 'builtins.list[MessageHit]'"
+        "limit: 'int' = 20) -> 'builtins.list[ToyHit]'"
     )
     assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
     assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
     assert inspect.signature(cls.begin).return_annotation == "SyncToyTransaction"
     assert "Append many events in one transaction." in (cls.append_events.__doc__ or "")
     # The names those annotations need are imported from where they live.
-    assert "from sync_toy_protocols import MessageHit" in text
+    assert "from sync_toy_protocols import ToyHit" in text
     assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
     # The inherited methods are all still there, once.
     for name in ("health_check", "agent_lock", "batch_fork", "query_messages", "save_messages"):

@@ -49,6 +49,7 @@ from ..types import (
     HistoryWindow,
     MediaCacheRecord,
     Message,
+    MessageHit,
     OperationCounts,
     PerformanceMetrics,
     RecoveredFile,
@@ -1000,11 +1001,11 @@ MAX_LIMIT = 10_000
 
 
 def check_page(limit: int, offset: int) -> tuple[int, int]:
-    """Validate ``limit`` (1–10,000) and ``offset`` (>= 0)."""
+    """Validate ``limit`` (1–10,000) and ``offset`` (0 to 2**63 - 1, what SQL can bind)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}; got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be an int >= 0; got {offset!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _INT64_MAX:
+        raise ValueError(f"offset must be an int from 0 to {_INT64_MAX}; got {offset!r}")
     return limit, offset
 
 
@@ -1196,6 +1197,20 @@ class QueryableStore(Store, Protocol):
     ) -> list[StoredToolCall]: ...
 
     async def aggregate_stats(self, agent_id: str) -> AgentStats: ...
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        role: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[MessageHit]: ...
 
 
 @runtime_checkable

@@ -107,6 +107,7 @@ from .. import jsoncodec
 from ..errors import (
     InvalidAgentIdError,
     RecordValidationError,
+    StoreConfigError,
     StoreConnectionError,
     StoreCorruptionError,
 )
@@ -172,6 +173,7 @@ from .json_files import (
     set_aside,
     sync_data,
 )
+from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 __all__ = ["JSONStore"]
 
@@ -345,18 +347,22 @@ def _event_seq(line: bytes, path: Path, offset: int) -> int:
 # --------------------------------------------------------------------------- the store
 
 
-class JSONStore(BaseStore):
+class JSONStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` over a directory of JSON files.
 
-    ``base_dir`` is created (mode 0700) on :meth:`open`; the constructor does
-    no I/O. See the module documentation for the layout and crash safety.
+    ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
+    false: then a missing directory raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created. The
+    constructor does no I/O. See the module documentation for the layout and
+    crash safety.
     """
 
     backend_name = "json"
 
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, base_dir: str | os.PathLike[str], *, create: bool = True) -> None:
         super().__init__()
         self.base_dir = Path(base_dir)
+        self.create = create
         self._root = self.base_dir
         self._real_root = ""
         self._agent_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -375,6 +381,8 @@ class JSONStore(BaseStore):
 
     def _open_sync(self) -> None:
         root = self.base_dir.absolute()
+        if not self.create and not root.is_dir():
+            raise StoreConfigError(f"store directory {str(root)!r} does not exist (create=False: nothing created)")
         try:
             os.makedirs(root, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:
@@ -1062,6 +1070,38 @@ class JSONStore(BaseStore):
                     )
                 )
             return page
+
+        return await asyncio.to_thread(run)
+
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages`` by scanning every agent's messages (no index)."""
+        role_prefix = None if request.role is None else b'{"role":' + jsoncodec.encode(request.role)
+        after, before = request.created_after, request.created_before
+
+        def run() -> list[SearchRow]:
+            scan = SearchScan(request)
+
+            def visit(name: str, agent_dir: Path) -> None:
+                if request.template_id is not None or request.user_id is not None:
+                    doc = self._read_meta(agent_dir)
+                    if doc is None:
+                        return
+                    info = doc["info"]
+                    if request.template_id is not None and info.get("templateId") != request.template_id:
+                        return
+                    if request.user_id is not None and user_id_of(info.get("metadata")) != request.user_id:
+                        return
+                path = agent_dir / MESSAGES
+                for seq, (payload, created) in enumerate(self._read_list(agent_dir, MESSAGES)):
+                    if (after is not None and created < after) or (before is not None and created > before):
+                        continue
+                    if role_prefix is not None and not payload.startswith(role_prefix):
+                        continue
+                    wire = _decode(payload, path)
+                    scan.offer(SearchCandidate(name, seq, wire["role"], created, wire))
+
+            self._scan(request.agent_id, visit)
+            return scan.rows()
 
         return await asyncio.to_thread(run)
 

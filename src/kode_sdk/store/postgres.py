@@ -71,7 +71,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -156,8 +156,9 @@ from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
+from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
-__all__ = ["PostgresStore", "advisory_lock_key", "migrations"]
+__all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
 
 logger = logging.getLogger("kode_sdk.store.postgres")
 
@@ -227,6 +228,9 @@ def migrations() -> list[tuple[int, str, str]]:
 # Module-level so tests can EXPLAIN exactly the SQL the store runs.
 
 _MESSAGE_COLUMNS = "agent_id, seq, role, created_at, COALESCE(raw, data::text)"
+# The text-search configuration of messages.search: no stemming, no stop words
+# (the words are folded in Python before they get here).
+TS_CONFIG = "'pg_catalog.simple'::regconfig"
 _TOOL_CALL_COLUMNS = "agent_id, COALESCE(raw, data::text)"
 _SESSION_COLUMNS = (
     "agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint,"
@@ -377,17 +381,88 @@ def list_query(prefix: str | None) -> tuple[str, list[Any]]:
     )
 
 
+def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.search_messages`: the GIN
+    index on ``search`` finds the rows, ``ts_rank`` (normalised by length) ranks them."""
+    params: dict[str, Any] = {}
+    parts = []
+    for i, phrase in enumerate(request.query.phrases()):
+        params[f"t{i}"] = phrase
+        parts.append(f"phraseto_tsquery({TS_CONFIG}, %(t{i})s)")
+    tsquery = "(" + " && ".join(parts) + ")"
+    where = [f"m.search @@ {tsquery}"]
+    join = ""
+    if request.template_id is not None or request.user_id is not None:
+        join = " JOIN agents a ON a.agent_id = m.agent_id AND a.info IS NOT NULL"
+        if request.template_id is not None:
+            where.append("a.template_id = %(template)s")
+            params["template"] = request.template_id
+        if request.user_id is not None:
+            where.append("a.user_id = %(user)s")
+            params["user"] = request.user_id
+    for column, key, value in (
+        ("m.agent_id", "agent", request.agent_id),
+        ("m.role", "role", request.role),
+    ):
+        if value is not None:
+            where.append(f"{column} = %({key})s")
+            params[key] = value
+    if request.created_after is not None:
+        where.append("m.created_at >= %(after)s")
+        params["after"] = request.created_after
+    if request.created_before is not None:
+        where.append("m.created_at <= %(before)s")
+        params["before"] = request.created_before
+    params["limit"], params["offset"] = request.limit, request.offset
+    query = (
+        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
+        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
+        " LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    return query, params
+
+
+async def _index_existing_messages(conn: AsyncConnection[Any]) -> None:
+    """Migration 2's data step: index the messages stored before it, in batches
+    read through a server-side cursor (same transaction as the DDL)."""
+    reader = conn.cursor(name="kode_index_messages")
+    await reader.execute("SELECT agent_id, seq, COALESCE(raw, data::text) FROM messages")
+    while True:
+        batch = await reader.fetchmany(1000)
+        if not batch:
+            break
+        agents, seqs, texts = [], [], []
+        for agent_id, seq, document in batch:
+            agents.append(agent_id)
+            seqs.append(seq)
+            texts.append(index_text(jsoncodec.decode(document)))
+        await conn.execute(
+            f"UPDATE messages m SET search = to_tsvector({TS_CONFIG}, u.t)"
+            " FROM unnest(%s::text[], %s::integer[], %s::text[]) AS u(a, s, t)"
+            " WHERE m.agent_id = u.a AND m.seq = u.s",
+            [agents, seqs, texts],
+        )
+    await reader.close()
+
+
+# Python steps run right after a migration's SQL, in its transaction.
+_MIGRATION_STEPS: dict[int, Callable[[AsyncConnection[Any]], Awaitable[None]]] = {2: _index_existing_messages}
+
 # --------------------------------------------------------------------------- SQL statements
 
 _LOCK_AGENT = "SELECT msg_version, msg_len, tc_version, tc_len FROM agents WHERE agent_id = %s FOR UPDATE"
 _ENSURE_AGENT = (
     "INSERT INTO agents (agent_id, created_at, updated_at) VALUES (%s, %s, %s) ON CONFLICT (agent_id) DO NOTHING"
 )
-_UPSERT_MESSAGE = """
-INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s)
+# `search`: the message's folded words (kode_sdk.store.search.index_text) as
+# a tsvector of the `simple` configuration; NULL when the store keeps no index.
+_UPSERT_MESSAGE = f"""
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)
+VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s, to_tsvector({TS_CONFIG}, %s))
 ON CONFLICT (agent_id, seq) DO UPDATE
-SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw,
+    search = EXCLUDED.search
 """
 _UPSERT_TOOL_CALL = """
 INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
@@ -412,10 +487,11 @@ _BUMP_TOOL_CALLS = (
     " write_token = %s WHERE agent_id = %s AND tc_version = %s AND tc_len = %s RETURNING 1"
 )
 _GUARDED_UPSERT_MESSAGE = f"""
-INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s WHERE {_GUARD}
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)
+SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s, to_tsvector({TS_CONFIG}, %s) WHERE {_GUARD}
 ON CONFLICT (agent_id, seq) DO UPDATE
-SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw,
+    search = EXCLUDED.search
 """
 _GUARDED_UPSERT_TOOL_CALL = f"""
 INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
@@ -459,10 +535,13 @@ _DATA_TABLES = (
 _STORED_AGENTS = " UNION ".join(f"SELECT agent_id FROM {table}" for table in ("agents", *_DATA_TABLES))
 
 
-def _message_row(agent_id: str, seq: int, message: Message, encoded: bytes, now: int) -> tuple[Any, ...]:
+def _message_row(
+    agent_id: str, seq: int, message: Message, encoded: bytes, now: int, index: bool = True
+) -> tuple[Any, ...]:
     data, raw = _doc(encoded)
     types = [t.replace("\x00", "\ufffd") for t in message.block_types()]
-    return (agent_id, seq, message.role, types, now, data, raw)
+    words = index_text({"content": message.content}) if index else None
+    return (agent_id, seq, message.role, types, now, data, raw, words)
 
 
 def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: bytes) -> tuple[Any, ...]:
@@ -490,7 +569,7 @@ def _text(value: str) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-class PostgresStore(BaseStore):
+class PostgresStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.ExtendedStore` in PostgreSQL, shared by any
     number of workers.
 
@@ -522,6 +601,8 @@ class PostgresStore(BaseStore):
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._messages_cache = SavedListCache()
         self._tool_calls_cache = SavedListCache()
+        # False only to measure what the index costs (bench/run.py --search-index off).
+        self._search_index = True
         self._events = EventBuffer(self._flush_events)
         self._flush_lock = asyncio.Lock()
         self._held_locks: set[AgentLock] = set()
@@ -691,6 +772,9 @@ class PostgresStore(BaseStore):
                     if isinstance(exc, _CONNECTION_ERRORS):
                         raise
                     raise SchemaVersionError(f"migration {name} failed: {self._settings.scrub(str(exc))}") from None
+                step = _MIGRATION_STEPS.get(version)
+                if step is not None:
+                    await step(conn)
                 await conn.execute(
                     "INSERT INTO kode_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
                     [version, name, _now_ms()],
@@ -1054,7 +1138,7 @@ class PostgresStore(BaseStore):
                         new_cache.append(message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
-                    rows.append(_message_row(agent_id, i, message, encoded, now))
+                    rows.append(_message_row(agent_id, i, message, encoded, now, self._search_index))
                     new_cache.append(message_snapshot(message))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
@@ -1081,7 +1165,7 @@ class PostgresStore(BaseStore):
         rows = []
         for i in changed:
             encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
-            rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
+            rows.append((*_message_row(agent_id, i, items[i], encoded, now, self._search_index), agent_id, token))
         new_cache = updated_snapshots(cached, items, changed, message_snapshot)
         n = len(items)
         try:
@@ -1116,7 +1200,10 @@ class PostgresStore(BaseStore):
                 if items:
                     await conn.cursor().executemany(
                         _UPSERT_MESSAGE,
-                        [_message_row(agent_id, length + i, m, encoded[i], now) for i, m in enumerate(items)],
+                        [
+                            _message_row(agent_id, length + i, m, encoded[i], now, self._search_index)
+                            for i, m in enumerate(items)
+                        ],
                     )
                 total = length + len(items)
                 await conn.execute(
@@ -1491,6 +1578,16 @@ class PostgresStore(BaseStore):
             )
         return out
 
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
+        query, params = search_query(request)
+        await self._flush_events()
+        rows = await self._read_rows(query, params)
+        return [
+            SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
+            for agent, seq, role, created, text, score in rows
+        ]
+
     @operation("queries", agent=False)
     async def query_messages(
         self,
@@ -1742,8 +1839,8 @@ class PostgresStore(BaseStore):
                 rows,
             )
             await conn.execute(
-                "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)"
-                " SELECT n.id, m.seq, m.role, m.block_types, m.created_at, m.data, m.raw"
+                "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)"
+                " SELECT n.id, m.seq, m.role, m.block_types, m.created_at, m.data, m.raw, m.search"
                 " FROM messages m CROSS JOIN unnest(%s::text[]) AS n(id) WHERE m.agent_id = %s",
                 [new_ids, agent_id],
             )
@@ -1828,36 +1925,6 @@ class PostgresStore(BaseStore):
         self._held_locks.add(lock)
         return lock
 
-    async def _acquire_lease(self, agent_id: str, timeout_ms: int) -> AgentLock:
-        """Behind a transaction pooler: the lock is a lease row (see
-        :mod:`kode_sdk.store.postgres_pooler`), renewed while held."""
-        lock = await acquire_lease(agent_id, timeout_ms, self._settings.lock_lease_s, self._run_row, self._forget_lease)
-        if lock is None:
-            raise LockTimeoutError(agent_id, timeout_ms)
-        self._held_locks.add(lock)
-        self._leases.setdefault(agent_id, set()).add(lock)
-        return lock
-
-    async def _run_row(self, query: str, params: Sequence[Any]) -> bool:
-        """Run one statement in its own transaction; True if it returned a row."""
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            return await cur.fetchone() is not None
-
-    def _forget_lease(self, lock: LeaseAgentLock) -> None:
-        self._held_locks.discard(lock)
-        held = self._leases.get(lock.agent_id)
-        if held is not None:
-            held.discard(lock)
-            if not held:
-                del self._leases[lock.agent_id]
-
-    def _before_write(self, agent_id: str) -> None:
-        """A store holding a lapsed lease of ``agent_id`` writes nothing for it."""
-        if self._leases:
-            for lock in self._leases.get(agent_id, ()):
-                lock.check()
-
     # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
 
     @operation("queries", agent=False)
@@ -1895,6 +1962,36 @@ class PostgresStore(BaseStore):
                 await conn.execute(
                     "UPDATE agents SET updated_at = %s WHERE agent_id = %s", [times.updated_at, agent_id]
                 )
+
+    async def _acquire_lease(self, agent_id: str, timeout_ms: int) -> AgentLock:
+        """Behind a transaction pooler: the lock is a lease row (see
+        :mod:`kode_sdk.store.postgres_pooler`), renewed while held."""
+        lock = await acquire_lease(agent_id, timeout_ms, self._settings.lock_lease_s, self._run_row, self._forget_lease)
+        if lock is None:
+            raise LockTimeoutError(agent_id, timeout_ms)
+        self._held_locks.add(lock)
+        self._leases.setdefault(agent_id, set()).add(lock)
+        return lock
+
+    async def _run_row(self, query: str, params: Sequence[Any]) -> bool:
+        """Run one statement in its own transaction; True if it returned a row."""
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchone() is not None
+
+    def _forget_lease(self, lock: LeaseAgentLock) -> None:
+        self._held_locks.discard(lock)
+        held = self._leases.get(lock.agent_id)
+        if held is not None:
+            held.discard(lock)
+            if not held:
+                del self._leases[lock.agent_id]
+
+    def _before_write(self, agent_id: str) -> None:
+        """A store holding a lapsed lease of ``agent_id`` writes nothing for it."""
+        if self._leases:
+            for lock in self._leases.get(agent_id, ()):
+                lock.check()
 
     # ------------------------------------------------------------------ retention (kode prune)
 

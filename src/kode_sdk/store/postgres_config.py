@@ -35,6 +35,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import StoreConfigError
+from ..redact import redact
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -96,20 +97,11 @@ _SSL_KEYS = {
 # Lower-case only, so the name never needs quoting in search_path or SQL.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# Shapes a password takes inside driver text, whatever its value.
-_KV_PASSWORD = re.compile(r"((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
-_MIN_LITERAL_SECRET = 4  # shorter secrets would turn every message into asterisks
-
 
 def scrub_text(text: str, secrets: tuple[str, ...] | frozenset[str] = ()) -> str:
-    """``text`` with every password-shaped part (``password=…``, ``://user:…@``)
-    and every literal secret replaced by ``***``."""
-    for secret in secrets:
-        if len(secret) >= _MIN_LITERAL_SECRET and secret in text:
-            text = text.replace(secret, "***")
-    text = _KV_PASSWORD.sub(r"\1***", text)
-    return _URI_PASSWORD.sub(r"\1***\3", text)
+    """``text`` with every password-shaped part and literal secret replaced by
+    ``***`` (see :func:`kode_sdk.redact.redact`)."""
+    return redact(text, secrets)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
