@@ -68,8 +68,9 @@ def _free_port() -> int:
 class ThrowawayCluster:
     """A PostgreSQL cluster in a temporary directory, on a free port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int = 200) -> None:
         initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        self.max_connections = max_connections
         if initdb is None or pg_ctl is None:
             raise RuntimeError("initdb/pg_ctl not found (looked in /usr/lib/postgresql/*/bin, /usr/local/bin, PATH)")
         self.pg_ctl = pg_ctl
@@ -97,7 +98,7 @@ class ThrowawayCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections={self.max_connections}"
         log = str(self.dir / "server.log")
         self._run([self.pg_ctl, "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "60", "start"])
 
@@ -120,6 +121,7 @@ class StandbyCluster(ThrowawayCluster):
             raise RuntimeError("pg_basebackup not found")
         self.pg_ctl = primary.pg_ctl
         self.as_user = primary.as_user
+        self.max_connections = primary.max_connections
         self.dir = Path(tempfile.mkdtemp(prefix="kode-pg-standby-"))
         self.data = self.dir / "data"
         self.port = _free_port()

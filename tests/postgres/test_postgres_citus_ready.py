@@ -5,12 +5,16 @@ after every migration ran, so a new table or index cannot slip by."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from kode_sdk.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "postgres-guide.md"
 
 # Store bookkeeping, not agent data: a Citus deployment keeps it on the
 # coordinator (a local table) — it is written only by migrations.
@@ -52,3 +56,8 @@ async def test_every_primary_key_and_unique_index_leads_with_agent_id(pg_url: st
         if table in data_tables and first != "agent_id"
     ]
     assert offenders == [], offenders
+    # The guide's Citus section names every table it distributes, and the one it does not.
+    guide = GUIDE.read_text(encoding="utf-8")
+    citus = guide[guide.index("## Past one server") : guide.index("## Troubleshooting")]
+    unnamed = [table for table in sorted(tables) if f"`{table}`" not in citus and f"'{table}'" not in citus]
+    assert unnamed == [], f"docs/postgres-guide.md (Citus) does not name {unnamed}"

@@ -671,6 +671,11 @@ class PostgresStore(MessageSearch, BaseStore):
         except BaseException as exc:
             await pool.close()
             await lock_pool.close()
+            if isinstance(exc, PoolTimeout):
+                # "pool initialization incomplete" says nothing: one direct
+                # connection gives the server's own reason (refused, too many
+                # clients, SSL required, bad password).
+                exc = await self._connect_error() or exc
             unregister_secrets(settings.secrets)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
@@ -779,6 +784,15 @@ class PostgresStore(MessageSearch, BaseStore):
                     "INSERT INTO kode_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
                     [version, name, _now_ms()],
                 )
+
+    async def _connect_error(self) -> psycopg.Error | None:
+        """The error of one direct connection attempt, or None if it connects."""
+        try:
+            conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            return exc
+        await conn.close()
+        return None
 
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         detail = self._settings.scrub(str(exc).strip()) or type(exc).__name__
