@@ -69,7 +69,6 @@ import logging
 import os
 import re
 import secrets
-import select
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -159,8 +158,10 @@ from .base import (
     validate_agent_id,
 )
 from .catalog import RecordTimes
+from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
+from .postgres_replicas import ReplicaRouter
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
@@ -202,26 +203,6 @@ def _load(text: str) -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _check_connection(conn: AsyncConnection[Any]) -> None:
-    """Pool check before a connection is handed out, without a round trip
-    when it can be avoided.
-
-    An idle connection's socket has nothing to read. When the server ends the
-    session (restart, shutdown, termination) it sends an error and closes the
-    socket, which makes it readable: only then is the connection pinged (and,
-    if dead, replaced by the pool). A full ``check_connection`` on every
-    checkout would cost one extra round trip per store call.
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("connection is closed")
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        readable = [True]
-    if readable:
-        await conn.execute("")
 
 
 def advisory_lock_key(schema: str, agent_id: str) -> int:
@@ -644,6 +625,9 @@ class PostgresStore(MessageSearch, BaseStore):
         self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
         self._pooled = self._settings.transaction_pooled
         self._prologue = settings_statement(self._settings) if self._pooled else None
+        self._replicas: ReplicaRouter | None = None
+        # Behind replicas, each commit notes the primary's WAL position (read-your-writes).
+        self._on_commit = self._note_commit if self._settings.replicas else None
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
         self._retiring: set[asyncio.Task[None]] = set()
@@ -658,7 +642,8 @@ class PostgresStore(MessageSearch, BaseStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    def _new_pool(self, *, locks: bool, conninfo: str | None = None) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The store's pool (``locks``: the lock pool; ``conninfo``: a replica's pool)."""
         settings = self._settings
         idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
         kwargs: dict[str, Any] = {"autocommit": True}
@@ -674,19 +659,17 @@ class PostgresStore(MessageSearch, BaseStore):
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
-                check=_check_connection,
                 reset=_unlock_all,
                 name="kode-postgres-locks",
                 timeout=settings.connect_timeout_s,
                 max_idle=idle,
             )
         return AsyncConnectionPool(
-            settings.conninfo,
+            conninfo or settings.conninfo,
             kwargs=kwargs,
-            min_size=settings.min_size,
+            min_size=settings.min_size if conninfo is None else 0,
             max_size=settings.max_size,
             open=False,
-            check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
             max_idle=idle,
@@ -704,12 +687,55 @@ class PostgresStore(MessageSearch, BaseStore):
         except BaseException as exc:
             await pool.close()
             await lock_pool.close()
+            if isinstance(exc, PoolTimeout):
+                # "pool initialization incomplete" says nothing: one direct
+                # connection gives the server's own reason (refused, too many
+                # clients, SSL required, bad password).
+                exc = await self._connect_error() or exc
             unregister_secrets(settings.secrets)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
             raise
         self._pool = pool
         self._lock_pool = lock_pool
+        if settings.replicas:
+            self._replicas = ReplicaRouter(
+                settings.replicas, lambda conninfo: self._new_pool(locks=False, conninfo=conninfo), checked_getconn
+            )
+            await self._replicas.open()
+
+    @property
+    def replica_reads(self) -> dict[str, int]:
+        """Where the routed reads (queries, stats, ``list``) went: counts of
+        ``replica`` and ``primary`` (no replica configured: both 0)."""
+        return dict(self._replicas.reads) if self._replicas is not None else {"replica": 0, "primary": 0}
+
+    def _note_commit(self, lsn: str | None) -> None:
+        if self._replicas is not None:
+            self._replicas.note_commit(lsn)
+
+    async def _read_rows(self, query: str, params: Any) -> list[Any]:
+        """Rows of a routed read: from a replica that has replayed this
+        store's last commit, else (or if it fails) from the primary."""
+        router = self._replicas
+        if router is not None:
+            try:
+                async with router.replica_connection(self._settings.connect_timeout_s) as conn:
+                    if conn is not None:
+                        if self._prologue is None:
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+                        async with _pipelined_transaction(conn, self._prologue):
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning("read replica failed mid-read, reading the primary: %s", self._scrub(exc))
+                router.mark_down()
+                router.reads["replica"] -= 1
+                router.reads["primary"] += 1
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchall()
 
     async def _close(self) -> None:
         try:
@@ -728,6 +754,8 @@ class PostgresStore(MessageSearch, BaseStore):
                 await self._pool.close()
             if self._lock_pool is not None:
                 await self._lock_pool.close()
+            if self._replicas is not None:
+                await self._replicas.close()
             for task in list(self._retiring):
                 with contextlib.suppress(Exception):
                     await task
@@ -783,6 +811,15 @@ class PostgresStore(MessageSearch, BaseStore):
                     [version, name, _now_ms()],
                 )
 
+    async def _connect_error(self) -> psycopg.Error | None:
+        """The error of one direct connection attempt, or None if it connects."""
+        try:
+            conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            return exc
+        await conn.close()
+        return None
+
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         detail = self._settings.scrub(str(exc).strip()) or type(exc).__name__
         return StoreConnectionError(f"PostgreSQL at {self._settings.describe()} is unreachable: {detail}")
@@ -802,7 +839,7 @@ class PostgresStore(MessageSearch, BaseStore):
         if pool is None:
             raise StoreClosedError("postgres store is closed")
         try:
-            conn = await pool.getconn(timeout=wait_s)
+            conn = await checked_getconn(pool, wait_s)
         except PoolTimeout as exc:
             if self._checked_out[locks] >= (pool.max_size or 0):
                 if locks:
@@ -815,7 +852,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 raise self._connection_error(exc) from None
             pool = fresh
             try:
-                conn = await pool.getconn(timeout=wait_s)
+                conn = await checked_getconn(pool, wait_s)
             except _CONNECTION_ERRORS as again:
                 raise self._connection_error(again) from None
         except PoolClosed:
@@ -890,14 +927,14 @@ class PostgresStore(MessageSearch, BaseStore):
         """
         async with self._connection(bare=True) as conn:
             if not len(self._events) and not self._flush_lock.locked():
-                async with _pipelined_transaction(conn, self._prologue):
+                async with _pipelined_transaction(conn, self._prologue, self._on_commit):
                     yield conn
                 return
             # Connection first, then the flush lock: the holder never waits for the pool.
             async with self._flush_lock:
                 rows = self._events.take()
                 try:
-                    async with _pipelined_transaction(conn, self._prologue):
+                    async with _pipelined_transaction(conn, self._prologue, self._on_commit):
                         cur = await self._insert_events(conn, rows) if rows else None
                         yield conn
                 except BaseException:
@@ -917,7 +954,7 @@ class PostgresStore(MessageSearch, BaseStore):
             if not rows:
                 return
             try:
-                async with _pipelined_transaction(conn, self._prologue):
+                async with _pipelined_transaction(conn, self._prologue, self._on_commit):
                     cur = await self._insert_events(conn, rows)
             except BaseException:
                 self._events.put_back(rows)
@@ -1563,9 +1600,7 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_order=sort_order,
         )
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, template, created, updated, count, sfp, bp, info_text in rows:
             wire = _load(info_text)
@@ -1587,9 +1622,7 @@ class PostgresStore(MessageSearch, BaseStore):
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
         query, params = search_query(request)
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [
             SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
             for agent, seq, role, created, text, score in rows
@@ -1618,9 +1651,7 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, seq, message_role, created, text in rows:
             wire = _load(text)
@@ -1663,18 +1694,14 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(STATS_QUERY, {"a": agent_id})
-            rows = await cur.fetchall()
+        rows = await self._read_rows(STATS_QUERY, {"a": agent_id})
         counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
         for kind, key, count in rows:
             counts[kind][key] = int(count)
@@ -2065,21 +2092,24 @@ class PostgresStore(MessageSearch, BaseStore):
         case-sensitively (an index range, not LIKE)."""
         query, params = list_query(prefix)
         await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            return [row[0] for row in await cur.fetchall()]
+        return [row[0] for row in await self._read_rows(query, params)]
 
 
 @contextlib.asynccontextmanager
 async def _pipelined_transaction(
-    conn: AsyncConnection[Any], prologue: tuple[str, Sequence[Any]] | None = None
+    conn: AsyncConnection[Any],
+    prologue: tuple[str, Sequence[Any]] | None = None,
+    on_commit: Callable[[str | None], None] | None = None,
 ) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
     at its edges: measured 330 µs against 140 µs for this.) ``prologue`` (the
     per-transaction settings behind a pooler) follows ``BEGIN`` in the same
-    pipeline. On any failure the transaction is rolled back before the
+    pipeline. ``on_commit`` gets the primary's WAL insert position read
+    right after ``COMMIT``, in the same pipeline (read-your-writes on
+    replicas). On any failure the transaction is rolled back before the
     connection goes back to the pool."""
+    position: psycopg.AsyncCursor[Any] | None = None
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN")
@@ -2087,11 +2117,16 @@ async def _pipelined_transaction(
                 await conn.execute(cast(Any, prologue[0]), prologue[1])
             yield
             await conn.execute("COMMIT")
+            if on_commit is not None:
+                position = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
+    if position is not None and on_commit is not None:
+        row = await position.fetchone()
+        on_commit(str(row[0]) if row and row[0] else None)
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:
