@@ -37,18 +37,15 @@ How it is built, and why:
   which serialises workers saving one agent) and stamps a random token that
   guards every row write, so a stale cache writes nothing and the save
   retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
-* **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
-  and inserted with one ``unnest`` statement per flush — inside the next
-  write's transaction when there is one (same round trip; on failure they go
-  back to the buffer, so never twice), else in their own — followed in the same
-  transaction by ``pg_notify('kode_events', '<schema>:<agent_id>')``;
+* **Events**: each ``append_event`` / ``append_events`` returns once its
+  events are committed; appends arriving while a commit is in flight share
+  the next one (:class:`~kode_sdk.store.base.EventCommitter`). A commit is
+  one pipelined round trip: one ``unnest`` INSERT and, in the same
+  transaction, ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
   table (``seq > last``) after every wake-up and once a second anyway, so a
   lost notification or a reconnect never loses or repeats an event.
-  Within one process reads see every append (read-your-writes). Across
-  processes an agent's events should have one writer at a time (hold its
-  lock): a queued event whose seq another worker stored meanwhile is dropped
-  at flush with a warning, since its caller was already answered.
+  A seq another worker stored first fails only the call that repeated it.
 * **Agent locks** are session advisory locks keyed by a signed 64-bit BLAKE2b
   hash of ``schema`` + agent id, each on its own connection from a small
   separate pool (advisory locks are re-entrant per session, so two acquires
@@ -123,7 +120,7 @@ from ..types import (
 from .base import (
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     PendingEvent,
     SavedListCache,
     changed_positions,
@@ -132,7 +129,8 @@ from .base import (
     check_sort,
     coerce_list,
     created_at_clauses,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     fork_agent_ids,
     message_from_wire,
     message_keys,
@@ -160,7 +158,15 @@ logger = logging.getLogger("kode_sdk.store.postgres")
 
 NOTIFY_CHANNEL = "kode_events"
 _EVENT_PAGE = 1000
-_MIN_SEQ = -(2**63)
+_MIN_SEQ, _MAX_SEQ = -(2**63), 2**63 - 1
+
+
+def _first_seq_after(after: int | None) -> int:
+    """The first seq a read starting after ``after`` wants (``None``: all);
+    above ``_MAX_SEQ`` when nothing can follow."""
+    if after is None or after < _MIN_SEQ:
+        return _MIN_SEQ
+    return min(after, _MAX_SEQ) + 1
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
 _MIGRATION_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"kode-sdk:migrate", digest_size=8).digest(), "big", signed=True)
 
@@ -446,16 +452,16 @@ INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
-ON CONFLICT (agent_id, seq) DO NOTHING
 """
 # Payload "<schema>:<agent_id>": stores in other schemas of the database share the channel.
 _NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s || ':' || a) FROM unnest(%s::text[]) AS n(a)"
+# Inclusive lower bound, so that the first page can start at the smallest bigint.
 _READ_EVENTS = (
-    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _READ_CHANNEL_EVENTS = (
     "SELECT seq, COALESCE(raw, data::text) FROM events"
-    " WHERE agent_id = %s AND channel = %s AND seq > %s ORDER BY seq LIMIT %s"
+    " WHERE agent_id = %s AND channel = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _DATA_TABLES = (
     "messages",
@@ -533,8 +539,7 @@ class PostgresStore(BaseStore):
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._messages_cache = SavedListCache()
         self._tool_calls_cache = SavedListCache()
-        self._events = EventBuffer(self._flush_events)
-        self._flush_lock = asyncio.Lock()
+        self._event_commits = EventCommitter(self._commit_events)
         self._held_locks: set[PostgresAgentLock] = set()
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
@@ -601,16 +606,10 @@ class PostgresStore(BaseStore):
 
     async def _close(self) -> None:
         try:
-            try:
-                await self._flush_events()
-            finally:
-                self._events.cancel()
-                for lock in list(self._held_locks):
-                    with contextlib.suppress(Exception):
-                        await lock.release()
-        except _CONNECTION_ERRORS as exc:
-            logger.error("events still buffered at close could not be written: %s", self._settings.scrub(str(exc)))
-            raise self._connection_error(exc) from None
+            await self._event_commits.wait_idle()
+            for lock in list(self._held_locks):
+                with contextlib.suppress(Exception):
+                    await lock.release()
         finally:
             if self._pool is not None:
                 await self._pool.close()
@@ -749,50 +748,19 @@ class PostgresStore(BaseStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
-        waiting; a fetch or the commit collects the results.
+        waiting; a fetch or the commit collects the results."""
+        async with self._connection() as conn, _pipelined_transaction(conn):
+            yield conn
 
-        Buffered events are written first, inside the same transaction (so in
-        the same round trip): they commit with the call, or go back to the
-        buffer if it fails, never twice.
-        """
-        async with self._connection() as conn:
-            if not len(self._events) and not self._flush_lock.locked():
-                async with _pipelined_transaction(conn):
-                    yield conn
-                return
-            # Connection first, then the flush lock: the holder never waits for the pool.
-            async with self._flush_lock:
-                rows = self._events.take()
-                try:
-                    async with _pipelined_transaction(conn):
-                        cur = await self._insert_events(conn, rows) if rows else None
-                        yield conn
-                except BaseException:
-                    self._events.put_back(rows)
-                    raise
-            if cur is not None:
-                self._check_inserted(cur, rows)
+    # ------------------------------------------------------------------ events
 
-    # ------------------------------------------------------------------ events (group commit)
+    async def _commit_events(self, rows: list[PendingEvent]) -> None:
+        """Insert ``rows`` (one or more agents) and notify listeners, in one
+        pipelined transaction (one round trip), or write nothing.
 
-    async def _flush_events(self) -> None:
-        """Write what the event buffer holds, in a transaction of its own."""
-        if not len(self._events) and not self._flush_lock.locked():
-            return
-        async with self._connection() as conn, self._flush_lock:
-            rows = self._events.take()
-            if not rows:
-                return
-            try:
-                async with _pipelined_transaction(conn):
-                    cur = await self._insert_events(conn, rows)
-            except BaseException:
-                self._events.put_back(rows)
-                raise
-        self._check_inserted(cur, rows)
-
-    async def _insert_events(self, conn: AsyncConnection[Any], rows: list[PendingEvent]) -> psycopg.AsyncCursor[Any]:
-        """Queue one INSERT of ``rows`` (unnest of column arrays) and the NOTIFY."""
+        A seq already stored raises :class:`RecordValidationError` naming it
+        (only ever for a single agent's batch: the group committer retries a
+        failed joint commit batch by batch)."""
         columns: list[list[Any]] = [[], [], [], [], [], [], []]
         for row in rows:
             data, raw = _doc(row.data.encode())
@@ -802,47 +770,36 @@ class PostgresStore(BaseStore):
                 strict=True,
             ):
                 column.append(value)
-        cur = await conn.execute(_INSERT_EVENTS, columns)
-        await conn.execute(_NOTIFY, [self._settings.schema, sorted({row.agent_id for row in rows})])
-        return cur
-
-    @staticmethod
-    def _check_inserted(cur: psycopg.AsyncCursor[Any], rows: list[PendingEvent]) -> None:
-        if cur.rowcount != len(rows):
-            logger.warning(
-                "%d buffered event(s) were dropped: their seq was stored meanwhile by another writer",
-                len(rows) - cur.rowcount,
-            )
+        agents = sorted({row.agent_id for row in rows})
+        async with self._connection() as conn:
+            try:
+                async with _pipelined_transaction(conn):
+                    await conn.execute(_INSERT_EVENTS, columns)
+                    await conn.execute(_NOTIFY, [self._settings.schema, agents])
+            except psycopg.errors.UniqueViolation:
+                agent_id = rows[0].agent_id
+                seqs = [row.seq for row in rows if row.agent_id == agent_id]
+                cur = await conn.execute(
+                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
+                )
+                stored = [seq for (seq,) in await cur.fetchall()]
+                raise duplicate_seq_error(agent_id, stored or seqs) from None
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
-        """Append one event; group-committed within a few ms, visible to
-        :meth:`read_events` of this store at once. A ``seq`` already stored
-        raises :class:`RecordValidationError`."""
-        record = Timeline.coerce(timeline, "timeline")
-        row = event_row(agent_id, record)
-        if self._events.can_queue(agent_id, row.seq):
-            if self._events.queue(row):
-                await self._flush_events()
-            return
-        data, raw = _doc(row.data.encode())
-        async with self._transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (agent_id, seq) DO NOTHING RETURNING seq",
-                [agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw],
-            )
-            inserted = await cur.fetchone()
-            cur = await conn.execute("SELECT max(seq) FROM events WHERE agent_id = %s", [agent_id])
-            top = await cur.fetchone()
-            if inserted is not None:
-                await conn.execute(_NOTIFY, [self._settings.schema, [agent_id]])
-        self._events.note_max_seq(agent_id, top[0] if top else None)
-        if inserted is None:
-            raise RecordValidationError(
-                f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
-                field="timeline.bookmark.seq",
-            )
+        """Append one event; returns once it is committed (concurrent appends
+        share one commit) and visible to every worker. A ``seq`` already
+        stored raises :class:`RecordValidationError`, nothing written."""
+        await self._event_commits.append(event_rows(agent_id, timeline, single=True))
+
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events in one transaction (one round trip): all or
+        none. A seq already stored, or repeated in the batch, raises
+        :class:`RecordValidationError` for this call only."""
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._event_commits.append(rows)
 
     @operation_iter("loads")
     async def read_events(
@@ -852,20 +809,19 @@ class PostgresStore(BaseStore):
         optionally of one channel; read in keyset pages of 1,000."""
         after = since_seq(since)
         only = check_channel(channel)
-        await self._flush_events()
-        last = _MIN_SEQ if after is None else after
-        while True:
+        first = _first_seq_after(after)
+        while first <= _MAX_SEQ:
             async with self._connection() as conn:
                 if only is None:
-                    cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                 else:
-                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                 rows = await cur.fetchall()
             for _, text in rows:
                 yield timeline_from_wire(_load(text))
             if len(rows) < _EVENT_PAGE:
                 return
-            last = rows[-1][0]
+            first = rows[-1][0] + 1
 
     async def tail_events(
         self, agent_id: str, since: Any = None, channel: str | None = None, *, poll_interval_s: float = 1.0
@@ -888,7 +844,7 @@ class PostgresStore(BaseStore):
         validate_agent_id(agent_id)
         after = since_seq(since)
         only = check_channel(channel)
-        last = _MIN_SEQ if after is None else after
+        first = _first_seq_after(after)
         wanted = f"{self._settings.schema}:{agent_id}"
         conn: AsyncConnection[Any] | None = None
         backoff = 0.05
@@ -898,15 +854,14 @@ class PostgresStore(BaseStore):
                     if conn is None or conn.closed:
                         conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
                         await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    await self._flush_events()
-                    while True:
+                    while first <= _MAX_SEQ:
                         if only is None:
-                            cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                         else:
-                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                         rows = await cur.fetchall()
                         for seq, text in rows:
-                            last = seq
+                            first = seq + 1
                             yield timeline_from_wire(_load(text))
                         if len(rows) < _EVENT_PAGE:
                             break
@@ -1057,7 +1012,6 @@ class PostgresStore(BaseStore):
     @operation("loads")
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The agent's messages, in order (``[]`` for an unknown agent)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
@@ -1146,7 +1100,6 @@ class PostgresStore(BaseStore):
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
@@ -1157,7 +1110,6 @@ class PostgresStore(BaseStore):
     # ------------------------------------------------------------------ small documents
 
     async def _fetch_docs(self, query: str, params: Sequence[Any]) -> list[Any]:
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1329,7 +1281,6 @@ class PostgresStore(BaseStore):
     @operation("loads")
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info, or ``None``; ``message_count`` reflects the last message save."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(info_raw, info::text), message_count FROM agents"
@@ -1346,7 +1297,6 @@ class PostgresStore(BaseStore):
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
         """True once ``save_info`` ran for the agent."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute("SELECT 1 FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id])
             return await cur.fetchone() is not None
@@ -1354,7 +1304,6 @@ class PostgresStore(BaseStore):
     @operation("deletes")
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table, in one transaction."""
-        self._events.forget(agent_id)
         try:
             async with self._transaction() as conn:
                 await conn.execute("DELETE FROM agents WHERE agent_id = %s", [agent_id])
@@ -1363,7 +1312,6 @@ class PostgresStore(BaseStore):
         finally:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
 
     # ------------------------------------------------------------------ queries
 
@@ -1393,7 +1341,6 @@ class PostgresStore(BaseStore):
             sort_by=sort_by,
             sort_order=sort_order,
         )
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1436,7 +1383,6 @@ class PostgresStore(BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1481,7 +1427,6 @@ class PostgresStore(BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1490,7 +1435,6 @@ class PostgresStore(BaseStore):
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(STATS_QUERY, {"a": agent_id})
             rows = await cur.fetchall()
@@ -1547,7 +1491,6 @@ class PostgresStore(BaseStore):
     async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:
         """Look for broken invariants of the agent's rows (gaps in positions,
         counters that disagree with the rows, info that does not load)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 """
@@ -1598,7 +1541,6 @@ class PostgresStore(BaseStore):
     async def get_metrics(self) -> StoreMetrics:
         """Operation counters, latency percentiles, and what the schema holds
         (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 """
@@ -1789,7 +1731,6 @@ class PostgresStore(BaseStore):
                 cur = await conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)
                 return sorted(row[0] for row in await cur.fetchall())
         # Pending events of doomed agents must reach the table before it is cleared.
-        await self._flush_events()
         children = ", ".join(
             f"d_{table} AS (DELETE FROM {table} WHERE agent_id IN (SELECT agent_id FROM doomed))"
             for table in _DATA_TABLES
@@ -1804,7 +1745,6 @@ class PostgresStore(BaseStore):
         for agent_id in doomed:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
         return doomed
 
     # Last in the class: below it, ``list`` names this method, not the builtin.
@@ -1814,7 +1754,6 @@ class PostgresStore(BaseStore):
         """Ids of existing agents, sorted; ``prefix`` matches literally and
         case-sensitively (an index range, not LIKE)."""
         query, params = list_query(prefix)
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             return [row[0] for row in await cur.fetchall()]
