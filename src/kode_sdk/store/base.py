@@ -1,6 +1,6 @@
 """What every backend shares: the Store protocols, agent-id validation, the
 store lifecycle, metrics, the snapshots and list diff behind incremental saves,
-event group commit, and the small rules of the query API.
+event validation and group commit, and the small rules of the query API.
 
 A backend subclasses :class:`BaseStore`, implements the ``_open``/``_close``
 hooks and decorates each public method with :func:`operation`, which opens the

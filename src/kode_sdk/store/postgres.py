@@ -167,6 +167,8 @@ def _first_seq_after(after: int | None) -> int:
     if after is None or after < _MIN_SEQ:
         return _MIN_SEQ
     return min(after, _MAX_SEQ) + 1
+
+
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
 _MIGRATION_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"kode-sdk:migrate", digest_size=8).digest(), "big", signed=True)
 
