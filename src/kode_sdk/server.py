@@ -10,12 +10,18 @@
 ``GET /tool-calls``             ``query_tool_calls``
 ``GET /agents/{id}/stats``      ``aggregate_stats`` (404 for an unknown agent)
 ``GET /agents/{id}/events``     the agent's events (``since``, ``channel``)
+``GET /``, ``/session/{id}``     the session browser (:mod:`kode_sdk.web`)
 ==============================  ===============================================
 
-Filters use the names of the ``kode`` options: ``agent``, ``template``,
-``user``, ``role``, ``content_type``, ``tool``, ``errors``, ``approval``,
-``state``, ``after``, ``before``, ``limit``, ``offset``, ``sort``, ``order``.
-A bad filter answers 400 with ``{"error": "..."}``.
+Filters take the names of the query API (``agent_id``, ``template_id``,
+``user_id``, ``role``, ``content_type``, ``tool_name``, ``is_error``,
+``has_approval``, ``state``, ``created_after``, ``created_before``, ``limit``,
+``offset``, ``sort_by``, ``sort_order``) or the shorter ones of the ``kode``
+options (``agent``, ``template``, ``user``, ``tool``, ``errors``,
+``approval``, ``after``, ``before``, ``sort``, ``order``). A bad filter
+answers 400 with ``{"error": "..."}``.
+
+With ``token`` every request must carry it (:class:`kode_sdk.web.TokenGate`).
 
 >>> app = create_app(create_store({"type": "sqlite", "db_path": "agents.db"}))   # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8080)                                # doctest: +SKIP
@@ -28,15 +34,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
 from .ops.dump import plain_json, wire
-from .ops.filters import message_filters, parse_int, session_filters, tool_call_filters
+from .ops.filters import message_filters, parse_int, pick_params, session_filters, tool_call_filters
 from .ops.health import store_health, store_metrics_text
 from .store.base import QueryableStore, Store, check_channel, validate_agent_id
+from .web import TokenGate, page_routes
 
 __all__ = ["create_app"]
 
@@ -46,11 +54,7 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
-    params = request.query_params
-    unknown = sorted(set(params.keys()) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown query parameter {unknown[0]!r} (allowed: {', '.join(allowed)})")
-    return {key: params[key] for key in allowed if key in params}
+    return pick_params(request.query_params, allowed)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -68,9 +72,10 @@ def _guard(handler: Handler) -> Handler:
     return wrapped
 
 
-def create_app(store: Store, *, close_store: bool = True) -> Starlette:
-    """An ASGI app serving ``store`` read-only. The store is opened on startup
-    and (with ``close_store``) closed on shutdown."""
+def create_app(store: Store, *, close_store: bool = True, token: str | None = None) -> Starlette:
+    """An ASGI app serving ``store`` read-only: the JSON API and the session
+    browser. The store is opened on startup and (with ``close_store``) closed
+    on shutdown. With ``token``, every request must carry it."""
     queryable = cast(QueryableStore, store)
     ready = False
 
@@ -146,5 +151,7 @@ def create_app(store: Store, *, close_store: bool = True) -> Starlette:
         Route("/tool-calls", _guard(tool_calls)),
         Route("/agents/{agent_id}/stats", _guard(stats)),
         Route("/agents/{agent_id}/events", _guard(events)),
+        *page_routes(queryable),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(TokenGate, token=token)] if token is not None else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -10,12 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from clidata import agent_records, export_bytes, fill, kode
 
 from kode_sdk.store.sqlite import SqliteStore
+from kode_sdk.types import ToolCallState
 
 TABLES = ("agents", "messages", "tool_calls", "events", "todos", "history_windows", "compression_records",
           "recovered_files", "media_cache", "snapshots")  # fmt: skip
@@ -167,3 +169,91 @@ def test_migrate_bad_input_exits_2(tmp_path: Path) -> None:
     bad_agent = kode("migrate", f"sqlite:{tmp_path / 'a.db'}", f"sqlite:{tmp_path / 'b.db'}", "--agent", "../x")
     assert bad_agent.exit_code == 2 and "invalid agent id" in bad_agent.stderr
     assert kode("migrate", "sqlite:a.db", "sqlite:b.db", "--batch-size", "0").exit_code == 2
+
+
+# --------------------------------------------------------------------------- re-runs never destroy destination data
+
+
+def _destination_moved_on(db: Path) -> None:
+    """What a worker on the destination does after the first copy: appends a
+    message, approves and completes the pending tool call of agt-00002."""
+
+    async def go() -> None:
+        async with SqliteStore(db) as store:
+            await store.append_messages("agt-00003", [{"role": "user", "content": "only in the destination"}])
+            records = await store.load_tool_call_records("agt-00002")
+            pending = next(r for r in records if r.state == "approval_required")
+            done = pending.model_copy(
+                update={
+                    "state": ToolCallState.COMPLETED,
+                    "approval": pending.approval.model_copy(update={"decision": "allow"}),
+                    "updated_at": pending.updated_at + timedelta(minutes=5),
+                }
+            )
+            await store.save_tool_call_records("agt-00002", [done if r.id == pending.id else r for r in records])
+
+    asyncio.run(go())
+
+
+def _destination_state(db: Path) -> tuple[list[str], list[str]]:
+    async def go() -> tuple[list[str], list[str]]:
+        async with SqliteStore(db) as store:
+            messages = await store.load_messages("agt-00003")
+            records = await store.load_tool_call_records("agt-00002")
+        return [str(m.content[0]["text"]) for m in messages], [str(r.state) for r in records]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("how", ["migrate", "import"])
+def test_rerun_keeps_what_only_the_destination_holds(tmp_path: Path, how: str) -> None:
+    src, dst_db = f"sqlite:{tmp_path / 'src.db'}", tmp_path / "dst.db"
+    dst = f"sqlite:{dst_db}"
+    fill(src, 5)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(export_bytes(src))
+
+    def run(*extra: str) -> tuple[int, dict[str, object]]:
+        if how == "migrate":
+            result = kode("migrate", src, dst, "--json", *extra)
+        else:
+            result = kode("-s", dst, "import", str(dump), "--json", *extra)
+        return result.exit_code, json.loads(result.stdout)
+
+    assert run()[0] == 0
+    _destination_moved_on(dst_db)
+    moved_on = _destination_state(dst_db)
+    assert moved_on[0][-1] == "only in the destination" and "completed" in moved_on[1]
+
+    code, report = run()
+    assert code == 1
+    conflicts = report["conflicts"]
+    assert isinstance(conflicts, list)
+    assert sorted(c["agentId"] for c in conflicts) == ["agt-00002", "agt-00003"]
+    problems = " ".join(p for c in conflicts for p in c["problems"])
+    assert "1 message(s) the source does not" in problems and "destination completed" in problems
+    assert _destination_state(dst_db) == moved_on  # untouched
+    # --overwrite replaces them with the source's content.
+    code, _ = run("--overwrite")
+    assert code == 0
+    assert export_bytes(dst) == export_bytes(src)
+
+
+def test_rerun_updates_an_older_destination_state(tmp_path: Path) -> None:
+    src_db = tmp_path / "src.db"
+    src, dst = f"sqlite:{src_db}", f"sqlite:{tmp_path / 'dst.db'}"
+    fill(src, 5)
+    migrate_json(src, dst)
+    # The source moves on: the destination now holds an older state of agt-00002.
+    _destination_moved_on(src_db)
+
+    async def progress_info() -> None:
+        async with SqliteStore(src_db) as store:
+            info = await store.load_info("agt-00003")
+            assert info is not None
+            await store.save_info("agt-00003", info.model_copy(update={"message_count": info.message_count + 1}))
+
+    asyncio.run(progress_info())
+    report = migrate_json(src, dst)
+    assert report["updated"] == 2 and report["identical"] == 3 and report["conflicts"] == []
+    assert export_bytes(dst) == export_bytes(src)

@@ -19,14 +19,31 @@ from typing import Any
 from ..types import ToolCallState, to_datetime
 
 __all__ = [
+    "LIBRARY_NAMES",
     "message_filters",
     "parse_bool",
     "parse_duration",
     "parse_int",
     "parse_when",
+    "pick_params",
     "session_filters",
     "tool_call_filters",
 ]
+
+#: The query API's keyword names, each with the short (``kode`` option) name it
+#: stands for: text filters accept either, so HTTP reads like Python.
+LIBRARY_NAMES: dict[str, str] = {
+    "agent_id": "agent",
+    "template_id": "template",
+    "user_id": "user",
+    "tool_name": "tool",
+    "is_error": "errors",
+    "has_approval": "approval",
+    "created_after": "after",
+    "created_before": "before",
+    "sort_by": "sort",
+    "sort_order": "order",
+}
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:(\d+)([wdhms]))+")
@@ -76,6 +93,31 @@ def parse_int(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise ValueError(f"{name} must be an integer; got {text!r}") from None
+
+
+def pick_params(params: Mapping[str, str], allowed: tuple[str, ...]) -> dict[str, str]:
+    """The ``allowed`` short-named filters found in ``params`` (URL query
+    parameters), each given by its short name or by its :data:`LIBRARY_NAMES`
+    name. An unknown name, or one filter given under both names, is a
+    ``ValueError``.
+
+    >>> pick_params({"agent_id": "a-1", "limit": "5"}, ("agent", "limit"))
+    {'agent': 'a-1', 'limit': '5'}
+    """
+    accepted = {name: name for name in allowed}
+    accepted.update({long: short for long, short in LIBRARY_NAMES.items() if short in allowed})
+    out: dict[str, str] = {}
+    given: dict[str, str] = {}
+    for key in params:
+        short = accepted.get(key)
+        if short is None:
+            names = ", ".join(sorted(accepted))
+            raise ValueError(f"unknown query parameter {key!r} (allowed: {names})")
+        if short in given and given[short] != key:
+            raise ValueError(f"{given[short]!r} and {key!r} are the same filter: give one of them")
+        given[short] = key
+        out[short] = params[key]
+    return out
 
 
 def _time_range(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,20 +5,25 @@
 >>> report.ok, report.copied, report.identical                                          # doctest: +SKIP
 (True, 1000, 0)
 
-Re-running is safe and cheap. Each agent of the source is compared with what
-the destination already holds:
+Re-running is safe and cheap, and never destroys data that exists only in
+the destination. Each agent of the source is compared with what the
+destination already holds (:func:`find_conflicts`):
 
-* identical agents are skipped;
-* lists a store replaces whole (messages, tool calls, todos, media cache, info)
-  are saved again only when they differ;
-* append-only records (events, history windows, compression records, recovered
-  files) are appended only past what the destination already has: events by
-  ``seq``, the others when the destination's list is a prefix of the source's;
-  snapshots by id;
-* anything in the destination that the source does not explain (an event seq
-  the source lacks, a history window that differs) is a *conflict*: the agent
-  is left untouched and reported, unless ``overwrite=True`` deletes it from the
-  destination and copies it again.
+* **identical** agents are skipped;
+* agents **missing** from the destination are copied;
+* when the destination holds an **older state** of the same agent, it is
+  **updated**: its messages, tool calls, history windows, compression records,
+  recovered files and media cache are prefixes of the source's lists, each
+  tool call it holds is the source's or an earlier update of it (an older
+  ``updatedAt``), its events and snapshots are the source's (by seq, by id),
+  and its todos (``version``, ``updatedAt``) and info (message count, last
+  SFP index, last bookmark seq; same template, creation time and lineage
+  prefix) did not get further than the source's. Only what is missing is
+  written: message, event and other list tails are appended;
+* **anything else is a conflict**: a message appended in the destination, a
+  tool call approved or completed there, a todo list or an info that moved on.
+  The agent is left untouched and reported (the run is not ``ok``), unless
+  ``overwrite=True`` deletes it from the destination and copies it again.
 
 So a migration killed halfway just runs again and completes with nothing
 duplicated. The agent's info is written last: a half-copied agent does not
@@ -38,7 +43,7 @@ from typing import Any, Literal
 from ..ops.dump import AgentDigest, AgentDump, read_agent
 from .base import Store
 
-__all__ = ["AgentOutcome", "MigrationReport", "apply_agent", "migrate", "verify"]
+__all__ = ["AgentOutcome", "MigrationReport", "apply_agent", "find_conflicts", "migrate", "verify"]
 
 Status = Literal["identical", "copied", "updated", "conflict", "would_copy", "would_update", "failed"]
 
@@ -128,14 +133,85 @@ def _is_prefix(short: Sequence[Any], long: Sequence[Any]) -> bool:
     return len(short) <= len(long) and list(long[: len(short)]) == list(short)
 
 
+def _progress(info: dict[str, Any]) -> tuple[int, int, int]:
+    """How far an agent's info says it has got: (message count, last SFP index, last event seq)."""
+    bookmark = info.get("lastBookmark") or {}
+    return (info.get("messageCount", 0), info.get("lastSfpIndex", -1), bookmark.get("seq", -1))
+
+
+def _info_problem(want: dict[str, Any] | None, have: dict[str, Any] | None) -> str | None:
+    if have is None or want == have:
+        return None
+    if want is None:
+        return "destination has agent info, source has none"
+    for key in ("templateId", "createdAt"):
+        if want.get(key) != have.get(key):
+            return f"agent info {key} differs between source and destination"
+    if not _is_prefix(have.get("lineage", []), want.get("lineage", [])):
+        return "destination's agent lineage is not a prefix of the source's"
+    ahead, behind = _progress(want), _progress(have)
+    # Info has no clock of its own: the destination is an older state only when
+    # the source went further and the destination went nowhere the source did not.
+    if all(h <= w for h, w in zip(behind, ahead, strict=True)) and behind != ahead:
+        return None
+    return "destination's agent info is newer than the source's or differs from it"
+
+
+def _todos_problem(want: dict[str, Any] | None, have: dict[str, Any] | None) -> str | None:
+    if have is None or want == have:
+        return None
+    if want is None:
+        return "destination has todos, source has none"
+    behind, ahead = (have["version"], have["updatedAt"]), (want["version"], want["updatedAt"])
+    if all(h <= w for h, w in zip(behind, ahead, strict=True)) and behind != ahead:
+        return None
+    return "destination's todos are newer than the source's or differ from them"
+
+
+def _tool_call_problem(want: list[dict[str, Any]], have: list[dict[str, Any]]) -> str | None:
+    if len(have) > len(want):
+        return f"destination has {len(have) - len(want)} tool call(s) the source does not"
+    for mine, theirs in zip(have, want, strict=False):
+        if mine["id"] != theirs["id"]:
+            return f"destination has tool call {mine['id']!r} where the source has {theirs['id']!r}"
+        # A record changes state over time; the one updated later is the newer state.
+        if mine != theirs and mine["updatedAt"] >= theirs["updatedAt"]:
+            return (
+                f"tool call {mine['id']!r} is newer in the destination or differs "
+                f"(destination {mine['state']}, source {theirs['state']})"
+            )
+    return None
+
+
+def _message_problem(want: list[dict[str, Any]], have: list[dict[str, Any]]) -> str | None:
+    if len(have) > len(want):
+        return f"destination has {len(have) - len(want)} message(s) the source does not"
+    for position, (mine, theirs) in enumerate(zip(have, want, strict=False)):
+        if mine != theirs:
+            return f"message {position} differs between source and destination"
+    return None
+
+
 def find_conflicts(want: AgentDump, have: AgentDump) -> list[str]:
-    """What the destination (``have``) holds that copying ``want`` cannot reconcile
-    without deleting: the store API has no way to remove single appended records."""
-    problems: list[str] = []
-    if have.info is not None and want.info is None:
-        problems.append("destination has agent info, source has none")
-    if have.todos is not None and want.todos is None:
-        problems.append("destination has todos, source has none")
+    """Why the destination (``have``) is not an older state of the source
+    (``want``): each problem names data that copying ``want`` would destroy.
+
+    The destination is an older state when each list it holds is a prefix of
+    the source's (events: a subset by seq, each event equal; snapshots: by id,
+    each equal), each tool call it holds is the source's or an earlier update
+    of it (``updatedAt``), and its todos and info did not get further than the
+    source's. An empty list means copying is safe.
+    """
+    problems = [
+        p
+        for p in (
+            _info_problem(want.info, have.info),
+            _message_problem(want.messages, have.messages),
+            _tool_call_problem(want.tool_calls, have.tool_calls),
+            _todos_problem(want.todos, have.todos),
+        )
+        if p is not None
+    ]
     wanted_events = {e["bookmark"]["seq"]: e for e in want.events}
     for event in have.events:
         seq = event["bookmark"]["seq"]
@@ -145,13 +221,17 @@ def find_conflicts(want: AgentDump, have: AgentDump) -> list[str]:
         if wanted_events[seq] != event:
             problems.append(f"event seq {seq} differs between source and destination")
             break
-    for name in ("history_windows", "compression_records", "recovered_files"):
+    for name in ("history_windows", "compression_records", "recovered_files", "media_cache"):
         if not _is_prefix(getattr(have, name), getattr(want, name)):
             problems.append(f"destination's {name.replace('_', ' ')} are not a prefix of the source's")
-    wanted_snapshots = {s["id"] for s in want.snapshots}
-    extra = [s["id"] for s in have.snapshots if s["id"] not in wanted_snapshots]
-    if extra:
-        problems.append(f"destination has snapshot {extra[0]!r}, source does not")
+    wanted_snapshots = {s["id"]: s for s in want.snapshots}
+    for snapshot in have.snapshots:
+        if snapshot["id"] not in wanted_snapshots:
+            problems.append(f"destination has snapshot {snapshot['id']!r}, source does not")
+            break
+        if wanted_snapshots[snapshot["id"]] != snapshot:
+            problems.append(f"snapshot {snapshot['id']!r} differs between source and destination")
+            break
     return problems
 
 
@@ -179,7 +259,9 @@ async def apply_agent(
 
     writes = 0
     if want.messages != have.messages:
-        await dst.save_messages(agent_id, want.messages)
+        # The destination's messages are a prefix of the source's (or it was
+        # just emptied): append the tail, never rewrite what is there.
+        await dst.append_messages(agent_id, want.messages[len(have.messages) :])
         writes += 1
     if want.tool_calls != have.tool_calls:
         await dst.save_tool_call_records(agent_id, want.tool_calls)

@@ -1,0 +1,12 @@
+"""Adapters that put a kode store under the agent frameworks people already use.
+
+Each adapter is a module of its own with an optional extra, imported by name so
+that a missing framework costs nothing until it is used:
+
+- :mod:`kode_sdk.integrations.langgraph`: ``KodeSaver``, a LangGraph checkpoint
+  saver (``pip install 'kode-sdk[langgraph]'``).
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,232 @@
+"""What every blocking store shares: which async store it drives, its
+lifecycle, and the blocking forms of locks and ``async with`` blocks.
+
+The per-method code is generated (``_generated.py``); this module is the
+hand-written part it builds on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from ..errors import StoreClosedError
+from ..store.base import AgentLock
+from . import _runner
+
+__all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+U = TypeVar("U")
+F = TypeVar("F", bound="Facade")
+
+#: An async store, or a zero-argument callable making one (plain or async).
+#: With a callable, a forked child process gets a store of its own from it.
+StoreSource = Any
+
+
+class SyncAgentLock:
+    """A held agent lock, blocking form of :class:`kode_sdk.AgentLock`.
+
+    ``lock.release()`` or ``lock()`` frees it (twice is harmless); also a
+    ``with`` block.
+    """
+
+    def __init__(self, lock: AgentLock) -> None:
+        self._lock = lock
+
+    @property
+    def agent_id(self) -> str:
+        """The agent this lock is for."""
+        return self._lock.agent_id
+
+    @property
+    def released(self) -> bool:
+        """True once the lock has been released."""
+        return self._lock.released
+
+    def release(self) -> None:
+        """Free the lock so another waiter can take it."""
+        _runner.call(self._lock.release)
+
+    def __call__(self) -> None:
+        self.release()
+
+    def __enter__(self) -> SyncAgentLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<SyncAgentLock agent_id={self.agent_id!r} {'released' if self.released else 'held'}>"
+
+
+class SyncContext(Generic[T, U]):
+    """A ``with`` block over an async context manager, entered and exited on
+    the loop thread; ``wrap`` turns what it yields into its blocking form."""
+
+    def __init__(
+        self,
+        make: Callable[[], AbstractAsyncContextManager[T]],
+        wrap: Callable[[T], U],
+    ) -> None:
+        self._make = make
+        self._wrap = wrap
+        self._context: AbstractAsyncContextManager[T] | None = None
+
+    def __enter__(self) -> U:
+        async def enter() -> T:
+            # Made on the loop: an async context manager may bind to the running loop.
+            self._context = self._make()
+            return await self._context.__aenter__()
+
+        return self._wrap(_runner.call(enter))
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._context is not None, "__exit__ without __enter__"
+        return _runner.call(self._context.__aexit__, exc_type, exc, tb)
+
+
+def _identity(value: T) -> T:
+    return value
+
+
+def sync_context(
+    fn: Callable[P, AbstractAsyncContextManager[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> SyncContext[T, T]:
+    """``with`` form of an async context manager; yields what it yields."""
+    return SyncContext(lambda: fn(*args, **kwargs), _identity)
+
+
+def lock_context(
+    fn: Callable[P, AbstractAsyncContextManager[AgentLock]], /, *args: P.args, **kwargs: P.kwargs
+) -> SyncContext[AgentLock, SyncAgentLock]:
+    """``with`` form of an async context manager yielding an :class:`AgentLock`."""
+    return SyncContext(lambda: fn(*args, **kwargs), SyncAgentLock)
+
+
+def acquire_lock(fn: Callable[P, Awaitable[AgentLock]], /, *args: P.args, **kwargs: P.kwargs) -> SyncAgentLock:
+    """Blocking ``await fn(...)`` for a method returning an :class:`AgentLock`."""
+    return SyncAgentLock(_runner.call(fn, *args, **kwargs))
+
+
+class Facade:
+    """Drives one async store from blocking code, on the :mod:`kode_sdk.sync` loop thread.
+
+    ``store`` is an async store (unopened, or opened only through a facade),
+    or a zero-argument callable making one. Prefer a callable (the factories
+    pass one): after ``os.fork()`` the child then makes a store of its own; a
+    store instance already opened in the parent cannot be used in the child.
+    """
+
+    def __init__(self, store: StoreSource) -> None:
+        self._guard = threading.Lock()
+        self._closed = False
+        self._orphaned = False
+        self._generation = _runner.generation()
+        if callable(store) and not hasattr(store, "open"):
+            self._factory: Callable[[], Any] | None = store
+            self._store: Any = None
+        else:
+            self._factory = None
+            self._store = store
+            _runner.track(store)
+
+    #: The async protocol this class mirrors (set by each generated class).
+    _protocol: ClassVar[type] = object
+
+    @classmethod
+    def _made_by(cls: type[F], factory: Callable[[], Any]) -> F:
+        """Build through ``factory`` now, so a bad config raises here; the
+        result is the richest blocking class the store supports (a SQLite
+        store from ``create_store`` is a :class:`SyncExtendedStore`), as the
+        async factories return the backend's full class."""
+        facade = cls(factory)
+        store = facade._inner()
+        best: type[F] = cls
+        pending = list(cls.__subclasses__())
+        while pending:
+            sub = pending.pop()
+            pending.extend(sub.__subclasses__())
+            # Only the generated classes (each names its protocol), never a user's subclass.
+            if "_protocol" in vars(sub) and issubclass(sub, best) and isinstance(store, sub._protocol):
+                best = sub
+        facade.__class__ = best
+        return facade
+
+    def _inner(self) -> Any:
+        store = self._store
+        if store is not None and self._generation == _runner.generation():
+            return store
+        with self._guard:
+            if self._generation != _runner.generation():
+                self._after_fork()
+            if self._store is None:
+                if self._closed:
+                    raise StoreClosedError("store is closed")
+                if self._orphaned or self._factory is None:
+                    raise StoreClosedError(
+                        "this kode_sdk.sync store was opened before os.fork(); in the child process make a new one "
+                        "(stores from kode_sdk.sync.create_store / create_extended_store do this by themselves)"
+                    )
+                made = self._factory()
+                if inspect.isawaitable(made):
+                    made = _runner.call(_await, made)
+                _runner.track(made)
+                self._store = made
+            return self._store
+
+    def _after_fork(self) -> None:
+        self._generation = _runner.generation()
+        inherited, self._store = self._store, None
+        if inherited is None or self._closed:
+            return
+        if getattr(inherited, "_state", None) == "new":
+            # Never opened: no thread, socket or loop of the parent's in it.
+            self._store = inherited
+            _runner.track(inherited)
+        elif self._factory is None:
+            self._orphaned = True
+
+    def open(self) -> None:
+        """Open the store (create files, connect, migrate). Idempotent."""
+        _runner.call(self._inner().open)
+
+    def close(self) -> None:
+        """Write what is buffered and release every resource. Closing twice is harmless."""
+        with self._guard:
+            self._closed = True
+            store = self._store if self._generation == _runner.generation() else None
+        if store is None:
+            return
+        with contextlib.suppress(StoreClosedError):  # the interpreter is exiting: the exit hook closed it
+            _runner.call(store.close)
+        _runner.untrack(store)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def __enter__(self: F) -> F:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} over {self._store!r}>"
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable

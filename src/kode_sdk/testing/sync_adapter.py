@@ -1,0 +1,139 @@
+"""Run the conformance suite through :mod:`kode_sdk.sync`.
+
+:class:`AsyncOverSync` turns a blocking store back into an object with the
+async protocol: each call runs the blocking method on a worker thread
+(``asyncio.to_thread``), so the suite exercises the facade from many threads
+at once, exactly as a threaded web server would::
+
+    from kode_sdk import sync
+    from kode_sdk.testing import ExtendedStoreConformance
+    from kode_sdk.testing.sync_adapter import AsyncOverSync
+
+    class TestMyStoreThroughSync(ExtendedStoreConformance):
+        @pytest.fixture
+        def store_factory(self, tmp_path):
+            return lambda: AsyncOverSync(sync.SyncExtendedStore(lambda: MyStore(tmp_path / "data")))
+
+Methods are looked up by name on the blocking store, so a method added to the
+protocols (and generated into :mod:`kode_sdk.sync`) is tested with no change here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ..sync import SyncAgentLock
+from ..sync._facade import Facade
+
+__all__ = ["AsyncLockOverSync", "AsyncOverSync"]
+
+
+class AsyncLockOverSync:
+    """An :class:`~kode_sdk.AgentLock`-shaped object over a :class:`SyncAgentLock`."""
+
+    def __init__(self, lock: SyncAgentLock) -> None:
+        self._lock = lock
+        self.agent_id = lock.agent_id
+
+    @property
+    def released(self) -> bool:
+        """True once released."""
+        return self._lock.released
+
+    async def release(self) -> None:
+        """Release on a worker thread."""
+        await asyncio.to_thread(self._lock.release)
+
+    async def __call__(self) -> None:
+        await self.release()
+
+    async def __aenter__(self) -> AsyncLockOverSync:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.release()
+
+
+def _async_value(value: Any) -> Any:
+    return AsyncLockOverSync(value) if isinstance(value, SyncAgentLock) else value
+
+
+def _kind(method: Callable[..., Any]) -> str:
+    returns = str(inspect.signature(method).return_annotation)
+    if returns.startswith(("Iterator[", "collections.abc.Iterator[")):
+        return "iterator"
+    if returns.startswith(("AbstractContextManager[", "contextlib.AbstractContextManager[")):
+        return "context"
+    return "call"
+
+
+class AsyncOverSync:
+    """The async store protocol over a blocking store (for the conformance suite)."""
+
+    def __init__(self, store: Facade) -> None:
+        self.sync_store = store
+
+    async def open(self) -> None:
+        """Blocking ``open`` on a worker thread."""
+        await asyncio.to_thread(self.sync_store.open)
+
+    async def close(self) -> None:
+        """Blocking ``close`` on a worker thread."""
+        await asyncio.to_thread(self.sync_store.close)
+
+    async def __aenter__(self) -> AsyncOverSync:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self.sync_store, name)
+        kind = _kind(method)
+        if kind == "iterator":
+            return _iterator(method)
+        if kind == "context":
+            return _context(method)
+
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            return _async_value(await asyncio.to_thread(method, *args, **kwargs))
+
+        return run
+
+
+def _iterator(method: Callable[..., Iterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def iterate(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        items = await asyncio.to_thread(method, *args, **kwargs)
+        done = object()
+        try:
+            while (item := await asyncio.to_thread(next, items, done)) is not done:
+                yield item
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
+
+    return iterate
+
+
+def _context(method: Callable[..., contextlib.AbstractContextManager[Any]]) -> Callable[..., Any]:
+    @contextlib.asynccontextmanager
+    async def context(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        manager = method(*args, **kwargs)
+        value = await asyncio.to_thread(manager.__enter__)
+        try:
+            yield _async_value(value)
+        except BaseException as exc:
+            if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await asyncio.to_thread(manager.__exit__, None, None, None)
+
+    return context

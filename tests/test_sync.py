@@ -1,0 +1,317 @@
+"""kode_sdk.sync beyond the conformance suite (which runs through it in
+test_sync_conformance.py): the generated file, threads, process exit, fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import multiprocessing
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kode_sdk import JSONStore, SqliteStore, StoreClosedError, StoreConfigError, _gen_sync, sync
+from kode_sdk.testing import data
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITER = ROOT / "tests" / "helpers" / "sync_writer.py"
+TEXT = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+
+# ---------------------------------------------------------------- the generated file
+
+
+def test_generated_facade_is_current() -> None:
+    """Fails after a protocol or factory change until `python -m kode_sdk._gen_sync` is run."""
+    assert _gen_sync.main(["--check"]) == 0, "sync/_generated.py is stale: run python -m kode_sdk._gen_sync"
+
+
+def test_every_protocol_method_has_a_blocking_form() -> None:
+    import kode_sdk
+
+    for facade, protocol in (
+        (sync.SyncStore, kode_sdk.Store),
+        (sync.SyncQueryableStore, kode_sdk.QueryableStore),
+        (sync.SyncExtendedStore, kode_sdk.ExtendedStore),
+    ):
+        wanted = {name for name in dir(protocol) if not name.startswith("_")}
+        missing = {name for name in wanted if not callable(getattr(facade, name, None))}
+        assert missing == set(), f"{facade.__name__} lacks {sorted(missing)}"
+        for name in wanted - {"open", "close"}:
+            assert not inspect.iscoroutinefunction(getattr(facade, name)), name
+
+
+def _load_generated(text: str, tmp_path: Path) -> Any:
+    path = tmp_path / "generated_toy.py"
+    path.write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("generated_toy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    import sync_toy_protocols as toy
+
+    text = _gen_sync.generate({"ExtendedStore": toy.ToyExtendedStore})
+    module = _load_generated(text, tmp_path)
+    cls = module.SyncExtendedStore
+    assert str(inspect.signature(cls.append_events)) == (
+        "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
+    )
+    assert str(inspect.signature(cls.search_messages)) == (
+        "(self, query: 'str', /, *, agent_id: 'str | None' = None, mode: \"Literal['any', 'all']\" = 'any', "
+        "limit: 'int' = 20) -> 'builtins.list[MessageHit]'"
+    )
+    assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
+    assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[MessageHit]"
+    assert "Append many events in one transaction." in (cls.append_events.__doc__ or "")
+    # The names those annotations need are imported from where they live.
+    assert "from sync_toy_protocols import MessageHit" in text
+    assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
+    # The inherited methods are all still there, once.
+    for name in ("health_check", "agent_lock", "batch_fork", "query_messages", "save_messages"):
+        assert callable(getattr(cls, name))
+    assert text.count("def health_check(") == 1
+
+
+def test_generator_refuses_a_shape_it_does_not_know(monkeypatch: Any) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    import sync_toy_protocols as toy
+
+    with pytest.raises(_gen_sync.GenerationError, match=r"ExtendedStore\.plain: a plain def returning int"):
+        _gen_sync.generate({"ExtendedStore": toy.WeirdStore})
+
+
+def test_docs_sync_examples_run(tmp_path: Path) -> None:
+    """Every Python example in docs/sync.md runs as shown and prints what it says."""
+    import os
+    import re
+
+    text = (ROOT / "docs" / "sync.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KODE_", "POSTGRES_"))}
+    outputs = []
+    for index, block in enumerate(blocks):
+        script = tmp_path / f"sync_doc_{index}.py"
+        script.write_text(block, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"docs/sync.md example {index} failed:\n{done.stderr}"
+        outputs.append(done.stdout.split())
+    assert outputs == [["10", "10", "['chat-u1']", "10"], ["1"]]
+
+
+# ---------------------------------------------------------------- factories and classes
+
+
+def test_factories_return_the_richest_blocking_class(tmp_path: Path) -> None:
+    sqlite = sync.create_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})
+    json_store = sync.create_store({"type": "json", "base_dir": str(tmp_path / "store")})
+    extended = sync.create_extended_store({"type": "sqlite", "db_path": str(tmp_path / "b.db")})
+    try:
+        assert type(sqlite) is sync.SyncExtendedStore
+        assert type(json_store) is sync.SyncQueryableStore
+        assert type(extended) is sync.SyncExtendedStore
+        assert extended.health_check().healthy is True
+    finally:
+        for store in (sqlite, json_store, extended):
+            store.close()
+    with pytest.raises(StoreConfigError, match="type"):
+        sync.create_store({"type": "mongo"})
+    with pytest.raises(StoreConfigError, match="json"):
+        sync.create_extended_store({"type": "json", "base_dir": str(tmp_path / "store")})
+
+
+def test_with_block_iterators_and_locks(tmp_path: Path) -> None:
+    with sync.create_extended_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")}) as store:
+        for seq in range(1, 6):
+            store.append_event("agt-1", data.timeline(seq))
+        events = store.read_events("agt-1")
+        assert next(events).bookmark.seq == 1
+        events.close()  # an iterator dropped early is closed on the loop
+        assert [e.bookmark.seq for e in store.read_events("agt-1")] == [1, 2, 3, 4, 5]
+        with store.agent_lock("agt-1", timeout_ms=1000) as lock:
+            assert isinstance(lock, sync.SyncAgentLock)
+            assert lock.agent_id == "agt-1" and not lock.released
+        assert lock.released
+    assert store.closed
+    with pytest.raises(StoreClosedError):
+        store.list()
+
+
+def test_wrapping_a_store_instance_and_a_callable(tmp_path: Path) -> None:
+    wrapped = sync.SyncQueryableStore(JSONStore(tmp_path / "store"))
+    made = sync.SyncQueryableStore(lambda: JSONStore(tmp_path / "store"))
+    try:
+        wrapped.save_messages("agt-1", [TEXT])
+        assert len(made.load_messages("agt-1")) == 1
+        assert made.query_messages(agent_id="agt-1")[0].role == "user"
+    finally:
+        wrapped.close()
+        made.close()
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_many_threads_share_one_store(tmp_path: Path) -> None:
+    store = sync.create_extended_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})
+    errors: list[BaseException] = []
+    threads_n, turns = 8, 25
+
+    def worker(index: int) -> None:
+        try:
+            agent = f"agt-{index}"
+            for turn in range(1, turns + 1):
+                store.append_messages(agent, [{"role": "user", "content": [{"type": "text", "text": f"{turn}"}]}])
+                store.append_event(agent, data.timeline(turn))
+                store.list()  # reads interleaved with everyone's writes
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        for index in range(threads_n):
+            texts = [m.content[0]["text"] for m in store.load_messages(f"agt-{index}")]
+            assert texts == [str(turn) for turn in range(1, turns + 1)]
+            assert [e.bookmark.seq for e in store.read_events(f"agt-{index}")] == list(range(1, turns + 1))
+    finally:
+        store.close()
+
+
+def test_calling_from_the_loop_thread_raises_instead_of_deadlocking(tmp_path: Path) -> None:
+    store = sync.create_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})
+
+    async def inside() -> list[str]:
+        return store.list()  # a blocking call from a coroutine the facade itself runs
+
+    try:
+        with pytest.raises(RuntimeError, match="its own event-loop thread"):
+            sync.call(inside)
+        assert store.list() == []
+    finally:
+        store.close()
+
+
+def test_usable_from_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """A blocking call from async code blocks that loop, but works: the store runs on its own loop."""
+    store = sync.create_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})
+
+    async def main() -> bool:
+        store.save_info("agt-1", data.info("agt-1"))
+        return store.exists("agt-1")
+
+    try:
+        assert asyncio.run(main()) is True
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- process exit and fork
+
+
+def _configs(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    return {
+        "sqlite": {"type": "sqlite", "db_path": str(tmp_path / "agents.db")},
+        "json": {"type": "json", "base_dir": str(tmp_path / "store")},
+    }
+
+
+def run_writer(config: dict[str, Any], agent_id: str, count: int) -> int:
+    """Run tests/helpers/sync_writer.py; returns how many turns it acknowledged."""
+    done = subprocess.run(
+        [sys.executable, str(WRITER), json.dumps(config), agent_id, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return int(json.loads(done.stdout.strip().splitlines()[-1])["acknowledged"])
+
+
+async def stored(make: Callable[[], Any], agent_id: str) -> tuple[int, list[int]]:
+    async with make() as store:
+        messages = await store.load_messages(agent_id)
+        seqs = [event.bookmark.seq async for event in store.read_events(agent_id)]
+    return len(messages), seqs
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "json"])
+def test_child_exiting_without_close_loses_nothing_acknowledged(tmp_path: Path, backend: str) -> None:
+    """What users try first is asyncio.run() per call (49 of 50 events lost when
+    the script ends without close(); docs/sync.md). kode_sdk.sync is the
+    supported alternative: plain calls, and exit keeps every acknowledged write."""
+    config = _configs(tmp_path)[backend]
+    acknowledged = run_writer(config, "agt-exit", 50)
+    assert acknowledged == 50
+    make = (lambda: SqliteStore(config["db_path"])) if backend == "sqlite" else (lambda: JSONStore(config["base_dir"]))
+    messages, seqs = asyncio.run(stored(make, "agt-exit"))
+    assert messages == acknowledged
+    assert seqs == list(range(1, acknowledged + 1))
+
+
+def forked_child(store: sync.SyncStore, agent_id: str) -> None:
+    # Runs in a multiprocessing child made by fork, with the parent's facade
+    # object; multiprocessing ends it with os._exit(), after its finalizers
+    # (the last calls are events, which a store may still buffer).
+    store.append_messages(agent_id, [{"role": "user", "content": [{"type": "text", "text": "from the child"}]}])
+    for seq in range(1, 21):
+        store.append_event(agent_id, data.timeline(seq))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "json"])
+def test_forked_child_gets_its_own_loop_and_keeps_its_writes(tmp_path: Path, backend: str) -> None:
+    store = sync.create_store(_configs(tmp_path)[backend])
+    try:
+        store.append_event("agt-parent", data.timeline(1))  # the parent's store is open and in use
+        child = multiprocessing.get_context("fork").Process(target=forked_child, args=(store, "agt-child"))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert [e.bookmark.seq for e in store.read_events("agt-child")] == list(range(1, 21))
+        assert len(store.load_messages("agt-child")) == 1
+        # The parent's own store still works after the fork.
+        store.append_event("agt-parent", data.timeline(2))
+        assert [e.bookmark.seq for e in store.read_events("agt-parent")] == [1, 2]
+    finally:
+        store.close()
+
+
+def test_store_instance_opened_before_fork_is_refused_in_the_child(tmp_path: Path) -> None:
+    store = sync.SyncExtendedStore(SqliteStore(tmp_path / "a.db"))
+    store.open()
+    queue: Any = multiprocessing.get_context("fork").SimpleQueue()
+
+    def child() -> None:
+        try:
+            store.list()
+            queue.put("no error")
+        except StoreClosedError as exc:
+            queue.put(str(exc))
+
+    try:
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(60)
+        assert "before os.fork()" in queue.get()
+        assert store.list() == []
+    finally:
+        store.close()
