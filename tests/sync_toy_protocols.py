@@ -15,7 +15,7 @@ from kode_sdk import ExtendedStore, Timeline
 
 @runtime_checkable
 class ToyExtendedStore(ExtendedStore, Protocol):
-    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+    async def import_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
         """Append many events in one transaction."""
 
     async def search_messages(

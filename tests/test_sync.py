@@ -65,7 +65,7 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     text = _gen_sync.generate({"ExtendedStore": toy.ToyExtendedStore})
     module = _load_generated(text, tmp_path)
     cls = module.SyncExtendedStore
-    assert str(inspect.signature(cls.append_events)) == (
+    assert str(inspect.signature(cls.import_events)) == (
         "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
     )
     assert str(inspect.signature(cls.search_messages)) == (
@@ -74,7 +74,7 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     )
     assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
     assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[MessageHit]"
-    assert "Append many events in one transaction." in (cls.append_events.__doc__ or "")
+    assert "Append many events in one transaction." in (cls.import_events.__doc__ or "")
     # The names those annotations need are imported from where they live.
     assert "from sync_toy_protocols import MessageHit" in text
     assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
