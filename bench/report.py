@@ -273,6 +273,14 @@ def w4_tables(rows: list[dict[str, Any]]) -> str:
                 f"| {_fmt_ratio(r.get('write_cpu_vs_ours'))} "
                 f"| {_fmt_ratio(r.get('read_vs_ours'))} | {_fmt_ratio(r.get('bytes_vs_ours'))} |"
             )
+        for r in chosen:
+            if "framework_system" in r:
+                out.append(
+                    f"\n{r['system']} (this project's adapter) against {r['framework_system']} (the framework's "
+                    f"own, same backend): write {_fmt_ratio(r.get('write_vs_framework'))}, write CPU "
+                    f"{_fmt_ratio(r.get('write_cpu_vs_framework'))}, read {_fmt_ratio(r.get('read_vs_framework'))}, "
+                    f"bytes {_fmt_ratio(r.get('bytes_vs_framework'))} (below 1: the adapter needs less)."
+                )
         graphs = [r for r in chosen if "write_seconds_minus_graph" in r]
         for r in graphs:
             out.append(

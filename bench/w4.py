@@ -48,6 +48,11 @@ from peers.common import (
 
 OURS = {"sqlite": "kode-sqlite-append", "postgres": "kode-postgres-append"}
 GRAPH_ONLY = "langgraph-inmemorysaver"
+#: Our adapters (kode_sdk.integrations) and the framework's own persistence on the same backend.
+FRAMEWORK = {
+    "kode-langgraph-sqlite": "langgraph-sqlitesaver",
+    "kode-langgraph-postgres": "langgraph-postgressaver",
+}
 
 
 def select(backend: str, systems: str | None) -> list[SystemSpec]:
@@ -232,7 +237,14 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             row["read_vs_ours"] = round(row["read_seconds"] / ours["read_seconds"], 3)
             if row.get("bytes") and ours.get("bytes"):
                 row["bytes_vs_ours"] = round(row["bytes"] / ours["bytes"], 3)
-        if graph is not None and row["system"].startswith("langgraph-") and row is not graph:
+        own = by_name.get(FRAMEWORK.get(row["system"], ""))
+        if own is not None:
+            row["framework_system"] = own["system"]
+            for key in ("write_seconds", "write_cpu_seconds", "read_seconds", "bytes"):
+                if row.get(key) and own.get(key):
+                    row[f"{key.removesuffix('_seconds')}_vs_framework"] = round(row[key] / own[key], 3)
+        is_graph_row = row["system"].startswith(("langgraph-", "kode-langgraph-"))
+        if graph is not None and is_graph_row and row is not graph:
             row["graph_only_write_seconds"] = graph["write_seconds"]
             net = row["write_seconds"] - graph["write_seconds"]
             row["write_seconds_minus_graph"] = round(net, 4)

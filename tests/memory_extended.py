@@ -77,6 +77,8 @@ class ExtendedMemoryStore(MemoryStore):
         """Check the info's message count and that tool-call and snapshot ids are unique."""
         agent = self._read(agent_id)
         issues = []
+        if agent_id in self.storage.agents and agent.info is None:
+            issues.append(f"agent {agent_id!r} has stored records but no AgentInfo")
         if agent.info is not None and agent.info.message_count != len(agent.messages):
             issues.append(f"info.message_count is {agent.info.message_count}, but {len(agent.messages)} are stored")
         ids = [record.id for record in agent.tool_calls]
@@ -90,7 +92,7 @@ class ExtendedMemoryStore(MemoryStore):
         agents = self.storage.agents.values()
         return self.metrics.snapshot(
             StorageMetrics(
-                total_agents=sum(1 for agent in agents if agent.info is not None),
+                total_agents=len(agents),  # every agent with a stored record, info or not
                 total_messages=sum(len(agent.messages) for agent in agents),
                 total_tool_calls=sum(len(agent.tool_calls) for agent in agents),
                 db_size_bytes=None,

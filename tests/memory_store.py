@@ -23,6 +23,7 @@ from kode_sdk.store.base import (
     coerce_list,
     duplicate_seq_error,
     event_rows,
+    message_to_wire,
     operation,
     operation_iter,
     since_seq,
@@ -30,6 +31,7 @@ from kode_sdk.store.base import (
     time_bound,
     user_id_of,
 )
+from kode_sdk.store.search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 from kode_sdk.types import (
     AgentInfo,
     AgentStats,
@@ -75,7 +77,7 @@ class MemoryStorage:
         self.agents: dict[str, AgentData] = {}
 
 
-class MemoryStore(BaseStore):
+class MemoryStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` keeping everything in memory.
 
     >>> storage = MemoryStorage()
@@ -343,6 +345,28 @@ class MemoryStore(BaseStore):
             )
         sessions.sort(key=lambda s: (getattr(s, sort_by), s.agent_id), reverse=sort_order == "desc")
         return sessions[offset : offset + limit]
+
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages`` by scanning: filters here, matching and ranking in SearchScan."""
+        scan = SearchScan(request)
+        for aid, agent in self.storage.agents.items():
+            if request.agent_id is not None and aid != request.agent_id:
+                continue
+            info = agent.info
+            if request.template_id is not None and (info is None or info.template_id != request.template_id):
+                continue
+            if request.user_id is not None and (info is None or user_id_of(info.metadata) != request.user_id):
+                continue
+            for seq, (message, created_at) in enumerate(agent.messages):
+                created = to_epoch_ms(created_at)
+                if request.created_after is not None and created < request.created_after:
+                    continue
+                if request.created_before is not None and created > request.created_before:
+                    continue
+                if request.role is not None and message.role != request.role:
+                    continue
+                scan.offer(SearchCandidate(aid, seq, message.role, created, message_to_wire(message)))
+        return scan.rows()
 
     @operation("queries", agent=False)
     async def query_messages(

@@ -65,6 +65,7 @@ async def test_our_stores_write_and_read_back_the_conversation(backend: str) -> 
         ("openai-sqlalchemy-aiosqlite", "aiosqlite"),
         ("langgraph-sqlitesaver", "langgraph.checkpoint.sqlite"),
         ("langgraph-inmemorysaver", "langgraph"),
+        ("kode-langgraph-sqlite", "langgraph"),
         ("adk-databasesessionservice-sqlite", "google.adk"),
     ],
 )

@@ -13,7 +13,7 @@ import pytest
 
 import kode_sdk.store.sqlite as sqlite_module
 from kode_sdk.errors import StoreCorruptionError
-from kode_sdk.store.sqlite import SqliteStore, migrations
+from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions
 from kode_sdk.store.sqlite_blob import DICTIONARY_V1, MIN_PACKED_BYTES, pack, unpack
 from kode_sdk.types import AgentInfo, Message, ToolCallRecord
 
@@ -189,6 +189,7 @@ async def test_a_damaged_blob_is_reported_not_loaded_as_empty(db: Path) -> None:
     async with SqliteStore(db) as store:
         await store.save_messages("a", turn(1))
     conn = sqlite3.connect(db)
+    register_functions(conn)  # the search index's triggers call them
     conn.execute("UPDATE messages SET data = X'09AABB' WHERE agent_id = 'a' AND seq = 0")
     conn.commit()
     conn.close()

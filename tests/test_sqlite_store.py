@@ -25,7 +25,7 @@ from kode_sdk.errors import (
     SchemaVersionError,
     StoreClosedError,
 )
-from kode_sdk.store.sqlite import Migration, SqliteStore, migrations, split_sql
+from kode_sdk.store.sqlite import Migration, SqliteStore, migrations, register_functions, split_sql
 from kode_sdk.types import (
     AgentInfo,
     Message,
@@ -1013,6 +1013,7 @@ async def test_check_consistency_finds_real_problems(store: SqliteStore, db: Pat
     await store.save_tool_call_records("a", [record(1), record(2)])
     assert (await store.check_consistency("a")).issues == []
     conn = sqlite3.connect(db)
+    register_functions(conn)  # the search index's triggers call them
     conn.execute("DELETE FROM messages WHERE agent_id = 'a' AND seq = 1")  # the tool_use message
     conn.execute("UPDATE tool_calls SET pos = 5 WHERE agent_id = 'a' AND pos = 1")
     conn.commit()

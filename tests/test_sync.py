@@ -68,20 +68,34 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     assert str(inspect.signature(cls.import_events)) == (
         "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
     )
-    assert str(inspect.signature(cls.search_messages)) == (
+    assert str(inspect.signature(cls.find_messages)) == (
         "(self, query: 'str', /, *, agent_id: 'str | None' = None, mode: \"Literal['any', 'all']\" = 'any', "
-        "limit: 'int' = 20) -> 'builtins.list[MessageHit]'"
+        "limit: 'int' = 20) -> 'builtins.list[ToyHit]'"
     )
     assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
-    assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[MessageHit]"
+    assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
+    assert inspect.signature(cls.begin).return_annotation == "SyncToyTransaction"
     assert "Append many events in one transaction." in (cls.import_events.__doc__ or "")
     # The names those annotations need are imported from where they live.
-    assert "from sync_toy_protocols import MessageHit" in text
+    assert "from sync_toy_protocols import ToyHit" in text
     assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
     # The inherited methods are all still there, once.
     for name in ("health_check", "agent_lock", "batch_fork", "query_messages", "save_messages"):
         assert callable(getattr(cls, name))
     assert text.count("def health_check(") == 1
+    # An object with async methods of its own (a transaction) gets a blocking class too, and it works.
+    toy_store = toy.ToyStoreImpl()
+    blocking = cls(toy_store)
+    try:
+        with blocking.transaction("agt-1") as tx:
+            assert type(tx).__name__ == "SyncToyTransaction"
+            tx.save_messages("agt-1", [TEXT])
+            assert list(tx.events()) == [0, 1, 2]
+        blocking.begin("agt-1").save_messages("agt-2", [TEXT])
+    finally:
+        blocking.close()
+    assert toy_store.tx.saved == [("agt-1", [TEXT]), ("agt-2", [TEXT])]
+    assert toy_store.tx.threads == ["kode-sdk-sync", "kode-sdk-sync"]
 
 
 def test_generator_refuses_a_shape_it_does_not_know(monkeypatch: Any) -> None:
@@ -114,6 +128,12 @@ def test_docs_sync_examples_run(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- factories and classes
+
+
+def test_reachable_as_an_attribute_of_the_package() -> None:
+    code = "import kode_sdk; print(kode_sdk.sync.create_store.__name__, kode_sdk.sync.SyncStore.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["create_store", "SyncStore"], done.stderr
 
 
 def test_factories_return_the_richest_blocking_class(tmp_path: Path) -> None:
@@ -161,6 +181,51 @@ def test_wrapping_a_store_instance_and_a_callable(tmp_path: Path) -> None:
     finally:
         wrapped.close()
         made.close()
+
+
+def test_iterate_hands_over_items_before_waiting_for_more() -> None:
+    """A live iterator (a tail) must not sit on an item while it waits for the next."""
+    released = threading.Event()
+
+    async def live() -> Any:
+        yield "first"
+        # Waits for the consumer, who can only react after receiving "first".
+        yield await asyncio.to_thread(released.wait, 10)
+
+    items = sync.iterate(live)
+    assert next(items) == "first"
+    released.set()
+    assert next(items) is True
+    assert list(items) == []
+
+
+def test_iterate_delivers_items_then_the_error_and_closes_early_exits() -> None:
+    async def failing() -> Any:
+        yield 1
+        yield 2
+        raise ValueError("bad row")
+
+    received: list[int] = []
+    with pytest.raises(ValueError, match="bad row"):
+        for item in sync.iterate(failing):
+            received.append(item)
+    assert received == [1, 2]
+
+    closed_on: list[str] = []
+
+    async def endless() -> Any:
+        try:
+            count = 0
+            while True:
+                count += 1
+                yield count
+        finally:
+            closed_on.append(threading.current_thread().name)
+
+    for item in sync.iterate(endless):
+        if item == 1000:
+            break
+    assert closed_on == ["kode-sdk-sync"]
 
 
 # ---------------------------------------------------------------- threads

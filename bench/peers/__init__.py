@@ -56,6 +56,7 @@ REGISTRY: list[SystemSpec] = [
     _spec("openai-sqlitesession-sync-normal", "sqlite", "openai-agents", OpenAISQLiteSession, synchronous="NORMAL"),
     _spec("openai-sqlalchemy-aiosqlite", "sqlite", "openai-agents", OpenAISQLAlchemy, driver="aiosqlite"),
     _spec("langgraph-sqlitesaver", "sqlite", "langgraph-checkpoint-sqlite", LangGraphSaver, saver="sqlite"),
+    _spec("kode-langgraph-sqlite", "sqlite", "kode-sdk", LangGraphSaver, saver="kode-sqlite"),
     _spec("adk-databasesessionservice-sqlite", "sqlite", "google-adk", ADKDatabaseSessions, backend="sqlite"),
     _spec("langgraph-inmemorysaver", "memory", "langgraph", LangGraphSaver, saver="memory"),
     _spec("kode-postgres-append", "postgres", "kode-sdk", KodeStore, backend="postgres", mode="append", ours=True),
@@ -63,5 +64,6 @@ REGISTRY: list[SystemSpec] = [
     _spec("openai-sqlalchemy-psycopg", "postgres", "openai-agents", OpenAISQLAlchemy, driver="psycopg"),
     _spec("openai-sqlalchemy-asyncpg", "postgres", "openai-agents", OpenAISQLAlchemy, driver="asyncpg"),
     _spec("langgraph-postgressaver", "postgres", "langgraph-checkpoint-postgres", LangGraphSaver, saver="postgres"),
+    _spec("kode-langgraph-postgres", "postgres", "kode-sdk", LangGraphSaver, saver="kode-postgres"),
     _spec("adk-databasesessionservice-postgres", "postgres", "google-adk", ADKDatabaseSessions, backend="postgres"),
 ]

@@ -9,10 +9,16 @@ graph's default durability. The history is read back with ``get_state``.
 
 ``InMemorySaver`` runs the same graph with nothing on disk: its time is the
 graph's own cost, to subtract from the others.
+
+``kode-langgraph-sqlite`` / ``kode-langgraph-postgres`` run the same graph on
+this project's adapter, ``kode_sdk.integrations.langgraph.KodeSaver``, over a
+SqliteStore / PostgresStore: the row to hold against LangGraph's own saver on
+the same backend.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .common import Skip, System, Turn, pg_durability, search_path_options, sqlite_durability
@@ -33,12 +39,27 @@ class LangGraphSaver(System):
     def __init__(self, *args: Any, saver: str) -> None:
         super().__init__(*args)
         self.saver_kind = saver
-        self.backend = {"memory": "memory", "sqlite": "sqlite", "postgres": "postgres"}[saver]
+        self.backend = {
+            "memory": "memory",
+            "sqlite": "sqlite",
+            "postgres": "postgres",
+            "kode-sqlite": "sqlite",
+            "kode-postgres": "postgres",
+        }[saver]
         self.name = {
             "memory": "langgraph-inmemorysaver",
             "sqlite": "langgraph-sqlitesaver",
             "postgres": "langgraph-postgressaver",
+            "kode-sqlite": "kode-langgraph-sqlite",
+            "kode-postgres": "kode-langgraph-postgres",
         }[saver]
+        if saver.startswith("kode-"):
+            self.writes_per_turn = (
+                "one graph.invoke() through KodeSaver: three checkpoints (each a Snapshot naming its messages "
+                "by log position, plus the thread's info) and their pending writes; the turn's 3 new messages "
+                "appended once to the thread's kode message log"
+            )
+        self.kode_store: Any = None
         self.graph: Any = None
         self.conn: Any = None
         self.pending: list[list[Any]] = []
@@ -64,6 +85,8 @@ class LangGraphSaver(System):
         self.graph = builder.compile(checkpointer=saver)
 
     def _make_saver(self) -> Any:
+        if self.saver_kind.startswith("kode-"):
+            return self._make_kode_saver()
         if self.saver_kind == "memory":
             from langgraph.checkpoint.memory import InMemorySaver
 
@@ -100,6 +123,20 @@ class LangGraphSaver(System):
         saver = PostgresSaver(self.conn)
         saver.setup()
         return saver
+
+    def _make_kode_saver(self) -> Any:
+        from kode_sdk.integrations.langgraph import KodeSaver
+        from kode_sdk.store.postgres import PostgresStore
+        from kode_sdk.store.sqlite import SqliteStore
+
+        if self.saver_kind == "kode-sqlite":
+            path = self.workspace.directory / "kode.db"
+            self.workspace.files.append(path)
+            self.kode_store = SqliteStore(path)
+        else:
+            self.kode_store = PostgresStore(self.workspace.dsn, schema=self.workspace.schema)
+        # Blocking use, as the graph is invoked: the saver opens the store on its own loop thread.
+        return KodeSaver(self.kode_store)
 
     def _config(self, session: int) -> dict[str, Any]:
         return {"configurable": {"thread_id": self.conversation.session_ids[session]}}
@@ -149,6 +186,8 @@ class LangGraphSaver(System):
         return turns
 
     async def durability(self) -> str | None:
+        if self.saver_kind.startswith("kode-"):
+            return "the kode store's: as kode-sqlite-append / kode-postgres-append"
         if self.saver_kind == "memory":
             return "in memory: nothing persisted"
         return sqlite_durability(self.conn) if self.saver_kind == "sqlite" else pg_durability(self.conn)
@@ -156,3 +195,7 @@ class LangGraphSaver(System):
     async def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+        if self.kode_store is not None:
+            saver = self.graph.checkpointer
+            await asyncio.to_thread(saver._home.run, self.kode_store.close())
+            saver.close()

@@ -23,6 +23,7 @@ from .errors import (
     AgentStateError,
     InvalidAgentIdError,
     KodeError,
+    LockLostError,
     LockTimeoutError,
     ProviderError,
     RecordValidationError,
@@ -46,6 +47,7 @@ from .types import (
     HistoryWindow,
     MediaCacheRecord,
     Message,
+    MessageHit,
     RecoveredFile,
     SessionInfo,
     Snapshot,
@@ -104,6 +106,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sync":  # `import kode_sdk; kode_sdk.sync.create_store(...)` (loads the blocking API on first use)
+        return importlib.import_module(".sync", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kode_sdk' has no attribute {name!r}")
@@ -134,9 +138,11 @@ __all__ = [
     "InvalidAgentIdError",
     "JSONStore",
     "KodeError",
+    "LockLostError",
     "LockTimeoutError",
     "MediaCacheRecord",
     "Message",
+    "MessageHit",
     "OpenAIProvider",
     "PermissionPolicy",
     "PostgresStore",

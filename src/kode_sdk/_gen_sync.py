@@ -113,13 +113,36 @@ def _lookup(local: str, namespace: dict[str, Any]) -> Any:
     raise GenerationError(f"cannot resolve {local!r}: not defined or imported where the protocol is")
 
 
+class _Unquote(ast.NodeTransformer):
+    """Forward references become plain expressions: ``AsyncIterator["Timeline"]``
+    and ``AsyncIterator[ForwardRef('Timeline')]`` read as ``AsyncIterator[Timeline]``."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, str):
+            inner: ast.AST = self.visit(ast.parse(node.value, mode="eval").body)
+            return inner
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if ast.unparse(node.value).rsplit(".", 1)[-1] == "Literal":  # its strings are values, not names
+            return node
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if ast.unparse(node.func).rsplit(".", 1)[-1] == "ForwardRef" and node.args:
+            inner: ast.AST = self.visit(node.args[0])
+            return inner
+        return node
+
+
 class Annotation:
     """One annotation as source text, with the names it needs imported."""
 
     def __init__(self, value: Any, namespace: dict[str, Any], home: str, imports: Imports, shadowed: set[str]):
         text = value if isinstance(value, str) else inspect.formatannotation(value)
         try:
-            self.tree = ast.parse(text, mode="eval").body
+            self.tree: ast.expr = _Unquote().visit(ast.parse(text, mode="eval").body)
         except SyntaxError as exc:
             raise GenerationError(f"annotation {text!r} is not an expression: {exc}") from None
         self.namespace, self.home, self.imports, self.shadowed = namespace, home, imports, shadowed
@@ -156,12 +179,6 @@ class _Qualify(ast.NodeTransformer):
     def __init__(self, annotation: Annotation) -> None:
         self.a = annotation
 
-    def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        if isinstance(node.value, str):  # a forward reference inside an annotation: "Message"
-            inner: ast.AST = self.visit(ast.parse(node.value, mode="eval").body)
-            return inner
-        return node
-
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         if ast.unparse(node.value).rsplit(".", 1)[-1] == "Literal":  # its strings are values, not names
             node.value = self.visit(node.value)
@@ -170,10 +187,6 @@ class _Qualify(ast.NodeTransformer):
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        # ``typing.ForwardRef('Timeline')``, as formatannotation shows a typing forward reference.
-        name = ast.unparse(node.func).rsplit(".", 1)[-1]
-        if name == "ForwardRef" and node.args and isinstance(node.args[0], ast.Constant):
-            return self.visit_Constant(node.args[0])
         raise GenerationError(f"cannot use {ast.unparse(node)!r} in an annotation")
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
@@ -265,10 +278,56 @@ def _signature(
     return rendered, forwarded
 
 
-def _method(protocol: str, name: str, fn: Callable[..., Any], imports: Imports, shadowed: set[str]) -> Method:
+def _async_class(annotation: Annotation) -> type | None:
+    """The class an annotation names when it is a class with async methods of
+    its own (a transaction, a cursor): its blocking form must be generated too."""
+    for node in ast.walk(annotation.tree):
+        if not isinstance(node, ast.Name):
+            continue
+        try:
+            obj = _lookup(node.id, annotation.namespace)
+        except GenerationError:
+            continue
+        if not isinstance(obj, type) or obj.__name__ == "AgentLock" or obj.__module__ == "builtins":
+            continue
+        if any(inspect.iscoroutinefunction(getattr(obj, n, None)) for n in dir(obj) if not n.startswith("_")):
+            if not (isinstance(annotation.tree, ast.Name) and annotation.tree.id == node.id):
+                raise GenerationError(
+                    f"{ast.unparse(annotation.tree)}: {node.id} has async methods; only a bare {node.id} "
+                    "can be wrapped in its generated blocking class"
+                )
+            return obj
+    return None
+
+
+class Context:
+    """What one run of the generator collects: imports, and the blocking
+    classes it must also write for classes with async methods (by name)."""
+
+    def __init__(self) -> None:
+        self.imports = Imports()
+        self.wrappers: dict[str, type] = {}
+        self.pending: list[type] = []
+
+    def wrapper_for(self, cls: type) -> str:
+        """The name of ``cls``'s generated blocking class (queued for writing)."""
+        name = f"Sync{cls.__name__}"
+        known = self.wrappers.get(name)
+        if known is None:
+            self.wrappers[name] = cls
+            self.pending.append(cls)
+        elif known is not cls:
+            raise GenerationError(f"two different classes would both be wrapped as {name}")
+        return name
+
+
+def _method(
+    owner: str, name: str, fn: Callable[..., Any], context: Context, shadowed: set[str], target_attr: str
+) -> Method:
+    imports = context.imports
     home = fn.__module__
     namespace = vars(sys.modules[home])
-    where = f"{protocol}.{name}"
+    where = f"{owner}.{name}"
     sig = inspect.signature(fn, eval_str=False)
     params, forwarded = _signature(sig, where, namespace, home, imports, shadowed)
     if not params or params[0] != "self":
@@ -277,25 +336,37 @@ def _method(protocol: str, name: str, fn: Callable[..., Any], imports: Imports, 
         raise GenerationError(f"{where}: no return annotation")
     returns = Annotation(sig.return_annotation, namespace, home, imports, shadowed)
     head = returns.head()
-    target = f"self.async_store.{name}"
+    target = f"self.{target_attr}.{name}"
     args = ", ".join([target, *forwarded])
     if inspect.iscoroutinefunction(fn):
+        wrapped = _async_class(returns)
         if head == "AgentLock":
             imports.add("SyncAgentLock", "kode_sdk.sync._facade", "SyncAgentLock")
             result, body = "SyncAgentLock", f"return _facade.acquire_lock({args})"
         elif head in ASYNC_ITERATORS or head in ASYNC_CONTEXTS:
             raise GenerationError(f"{where}: an async def returning {head} is ambiguous; make it a plain def")
+        elif wrapped is not None:
+            result = context.wrapper_for(wrapped)
+            body = f"return {result}(_runner.call({args}))"
         else:
             result, body = returns.render(), f"return _runner.call({args})"
     elif head in ASYNC_ITERATORS:
+        item = returns.argument()
+        if _async_class(item) is not None:
+            raise GenerationError(f"{where}: iterating objects with async methods is not supported")
         imports.add("Iterator", "collections.abc", "Iterator")
-        result, body = f"Iterator[{returns.argument().render()}]", f"return _runner.iterate({args})"
+        result, body = f"Iterator[{item.render()}]", f"return _runner.iterate({args})"
     elif head in ASYNC_CONTEXTS:
         imports.add("AbstractContextManager", "contextlib", "AbstractContextManager")
         inner = returns.argument()
+        wrapped = _async_class(inner)
         if inner.head() == "AgentLock":
             imports.add("SyncAgentLock", "kode_sdk.sync._facade", "SyncAgentLock")
             result, body = "AbstractContextManager[SyncAgentLock]", f"return _facade.lock_context({args})"
+        elif wrapped is not None:
+            blocking = context.wrapper_for(wrapped)
+            result = f"AbstractContextManager[{blocking}]"
+            body = f"return _facade.wrapped_context({blocking}, {args})"
         else:
             result, body = f"AbstractContextManager[{inner.render()}]", f"return _facade.sync_context({args})"
     else:
@@ -304,7 +375,7 @@ def _method(protocol: str, name: str, fn: Callable[..., Any], imports: Imports, 
             "async iterators and async context managers; teach kode_sdk/_gen_sync.py this shape"
         )
     summary = (inspect.getdoc(fn) or "").strip()
-    doc = f"Blocking :meth:`kode_sdk.{where}`." + (f"\n\n{summary}" if summary else "")
+    doc = f"Blocking :meth:`{owner}.{name}`." + (f"\n\n{summary}" if summary else "")
     return Method(name, ", ".join(params), result, body, doc)
 
 
@@ -332,7 +403,8 @@ def generate(protocols: dict[str, type] | None = None) -> str:
     import kode_sdk
     from kode_sdk.store import factory
 
-    imports = Imports()
+    context = Context()
+    imports = context.imports
     chunks: list[str] = []
     done: set[str] = set(HAND_WRITTEN)
     for class_name, protocol_name, base in CLASSES:
@@ -342,7 +414,7 @@ def generate(protocols: dict[str, type] | None = None) -> str:
         # Inside the class body a method named like a builtin (``list``)
         # hides it from the annotations after it.
         shadowed = {name for name, _ in own} | {n for n in done if hasattr(builtins, n)}
-        methods = [_method(protocol_name, name, fn, imports, shadowed) for name, fn in own]
+        methods = [_method(f"kode_sdk.{protocol_name}", name, fn, context, shadowed, "async_store") for name, fn in own]
         done.update(name for name, _ in own)
         lines = [
             f"class {class_name}({base}):",
@@ -360,6 +432,30 @@ def generate(protocols: dict[str, type] | None = None) -> str:
             f"        return cast({protocol_name!r}, self._inner())",
         ]
         for method in methods:
+            lines += [
+                "",
+                f"    def {method.name}({method.signature}) -> {method.returns}:",
+                _docstring(method.doc, "        "),
+                f"        {method.body}",
+            ]
+        chunks.append("\n".join(lines))
+
+    while context.pending:
+        cls = context.pending.pop(0)
+        blocking = f"Sync{cls.__name__}"
+        owner = f"{cls.__module__}.{cls.__qualname__}"
+        module, attribute = _where(cls, cls.__name__, cls.__module__)
+        imports.add(cls.__name__, module, attribute)
+        own = list(_own_methods(cls, set()))
+        shadowed = {name for name, _ in own if hasattr(builtins, name)}
+        lines = [
+            f"class {blocking}(_facade.Wrapped):",
+            _docstring(f"Blocking :class:`{owner}`, as a method of a blocking store returns it.", "    "),
+            "",
+            f"    wrapped: {cls.__name__}",
+        ]
+        for name, fn in own:
+            method = _method(owner, name, fn, context, shadowed, "wrapped")
             lines += [
                 "",
                 f"    def {method.name}({method.signature}) -> {method.returns}:",

@@ -19,6 +19,7 @@ __all__ = [
     "AgentStateError",
     "InvalidAgentIdError",
     "KodeError",
+    "LockLostError",
     "LockTimeoutError",
     "ProviderError",
     "RecordValidationError",
@@ -72,6 +73,19 @@ class LockTimeoutError(KodeError, TimeoutError):
         super().__init__(f"could not acquire the lock of agent {agent_id!r} within {timeout_ms} ms")
         self.agent_id = agent_id
         self.timeout_ms = timeout_ms
+
+
+class LockLostError(KodeError, RuntimeError):
+    """A write was refused because this store's lock on the agent has lapsed
+    (a lease that could not be renewed in time, or that another worker took
+    over after it expired): writing now could overwrite the new holder's work."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"the lock of agent {agent_id!r} was lost (its lease lapsed); nothing was written —"
+            " release it and acquire it again"
+        )
+        self.agent_id = agent_id
 
 
 class SchemaVersionError(KodeError, RuntimeError):

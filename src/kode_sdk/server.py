@@ -10,7 +10,9 @@
 ``GET /tool-calls``             ``query_tool_calls``
 ``GET /agents/{id}/stats``      ``aggregate_stats`` (404 for an unknown agent)
 ``GET /agents/{id}/events``     the agent's events (``since``, ``channel``)
-``GET /``, ``/session/{id}``     the session browser (:mod:`kode_sdk.web`)
+``GET /api/search``             ``search_messages`` (``q`` or ``query``, and filters)
+``GET /`` and other pages       the session browser (:mod:`kode_sdk.web`): ``/``,
+                                ``/session/{id}``, ``/search``
 ==============================  ===============================================
 
 Filters take the names of the query API (``agent_id``, ``template_id``,
@@ -23,13 +25,20 @@ answers 400 with ``{"error": "..."}``.
 
 With ``token`` every request must carry it (:class:`kode_sdk.web.TokenGate`).
 
+The app starts even when the store cannot be opened (the database is down,
+not yet created, or unreachable): it keeps retrying in the background, and
+until the store opens ``/health`` and ``/ready`` answer 503 with the reason
+and every other route answers 503 too.
+
 >>> app = create_app(create_store({"type": "sqlite", "db_path": "agents.db"}))   # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8080)                                # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -41,12 +50,27 @@ from starlette.routing import Route
 
 from .errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
 from .ops.dump import plain_json, wire
-from .ops.filters import message_filters, parse_int, pick_params, session_filters, tool_call_filters
-from .ops.health import store_health, store_metrics_text
+from .ops.filters import (
+    SEARCH_PARAMS,
+    message_filters,
+    parse_int,
+    pick_params,
+    search_filters,
+    session_filters,
+    tool_call_filters,
+)
+from .ops.health import store_health, store_metrics_text, unhealthy_status
+from .redact import redact
 from .store.base import QueryableStore, Store, check_channel, validate_agent_id
 from .web import TokenGate, page_routes
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("kode_sdk.server")
+
+# Seconds between attempts to open a store that could not be opened at start.
+_RETRY_FIRST_S = 0.5
+_RETRY_MAX_S = 5.0
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -58,6 +82,12 @@ def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "not opened yet"
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 def _guard(handler: Handler) -> Handler:
@@ -74,29 +104,67 @@ def _guard(handler: Handler) -> Handler:
 
 def create_app(store: Store, *, close_store: bool = True, token: str | None = None) -> Starlette:
     """An ASGI app serving ``store`` read-only: the JSON API and the session
-    browser. The store is opened on startup and (with ``close_store``) closed
-    on shutdown. With ``token``, every request must carry it."""
+    browser. The store is opened on startup (retried in the background while
+    it cannot be) and, with ``close_store``, closed on shutdown. With
+    ``token``, every request must carry it."""
     queryable = cast(QueryableStore, store)
     ready = False
+    open_error: Exception | None = None
+
+    async def try_open() -> bool:
+        nonlocal ready, open_error
+        try:
+            await store.open()
+        except Exception as exc:
+            open_error = exc
+            return False
+        ready, open_error = True, None
+        return True
+
+    async def keep_opening() -> None:
+        delay = _RETRY_FIRST_S
+        while not await try_open():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+        logger.warning("the store is open; serving")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal ready
-        await store.open()
-        ready = True
+        retry: asyncio.Task[None] | None = None
+        if not await try_open():
+            logger.warning("the store cannot be opened yet (retrying; 503 until then): %s", _reason(open_error))
+            retry = asyncio.create_task(keep_opening())
         try:
             yield
         finally:
             ready = False
+            if retry is not None:
+                retry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retry
             if close_store:
                 await store.close()
 
+    def not_ready() -> Response:
+        return _json({"error": f"the store is not open yet: {_reason(open_error)}"}, 503)
+
+    def guard_ready(handler: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            return await handler(request) if ready else not_ready()
+
+        return wrapped
+
     async def health(request: Request) -> Response:
+        if not ready:
+            return _json(unhealthy_status(open_error or RuntimeError("the store is not open")), 503)
         status = await store_health(store)
         return _json(status, 200 if status.healthy else 503)
 
     async def ready_(request: Request) -> Response:
-        return _json({"ready": ready}, 200 if ready and not getattr(store, "closed", False) else 503)
+        if not ready:
+            return _json({"ready": False, "error": _reason(open_error)}, 503)
+        return _json({"ready": ready}, 200 if not getattr(store, "closed", False) else 503)
 
     async def metrics(request: Request) -> Response:
         text = await store_metrics_text(store)
@@ -117,6 +185,10 @@ def create_app(store: Store, *, close_store: bool = True, token: str | None = No
     async def tool_calls(request: Request) -> Response:
         keys = ("agent", "tool", "errors", "approval", "state", "after", "before", "limit", "offset")
         return _json(await queryable.query_tool_calls(**tool_call_filters(_params(request, keys))))
+
+    async def search(request: Request) -> Response:
+        text, kwargs = search_filters(_params(request, SEARCH_PARAMS))
+        return _json(await queryable.search_messages(text, **kwargs))
 
     async def stats(request: Request) -> Response:
         agent_id = validate_agent_id(request.path_params["agent_id"])
@@ -145,13 +217,14 @@ def create_app(store: Store, *, close_store: bool = True, token: str | None = No
     routes = [
         Route("/health", _guard(health)),
         Route("/ready", _guard(ready_)),
-        Route("/metrics", _guard(metrics)),
-        Route("/sessions", _guard(sessions)),
-        Route("/messages", _guard(messages)),
-        Route("/tool-calls", _guard(tool_calls)),
-        Route("/agents/{agent_id}/stats", _guard(stats)),
-        Route("/agents/{agent_id}/events", _guard(events)),
-        *page_routes(queryable),
+        Route("/metrics", _guard(guard_ready(metrics))),
+        Route("/sessions", _guard(guard_ready(sessions))),
+        Route("/messages", _guard(guard_ready(messages))),
+        Route("/tool-calls", _guard(guard_ready(tool_calls))),
+        Route("/api/search", _guard(guard_ready(search))),
+        Route("/agents/{agent_id}/stats", _guard(guard_ready(stats))),
+        Route("/agents/{agent_id}/events", _guard(guard_ready(events))),
+        *page_routes(queryable, guard_ready),
     ]
     middleware = [Middleware(TokenGate, token=token)] if token is not None else []
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

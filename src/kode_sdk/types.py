@@ -55,6 +55,7 @@ __all__ = [
     "HistoryWindowStats",
     "MediaCacheRecord",
     "Message",
+    "MessageHit",
     "OperationCounts",
     "PerformanceMetrics",
     "RecoveredFile",
@@ -636,6 +637,25 @@ class StoredMessage(Result):
     content: list[dict[str, Any]]
     created_at: datetime
     metadata: dict[str, Any] | None = None
+
+
+class MessageHit(Result):
+    """One message found by ``search_messages``.
+
+    ``snippet`` is a short extract of the message's searchable text (its text
+    blocks, tool-use names and inputs, tool results); ``highlights`` are the
+    ``(start, end)`` Python string indices of the matches inside ``snippet``
+    (end exclusive, sorted, non-overlapping). ``score`` ranks the hits of one
+    search, higher first; its scale is the backend's own.
+    """
+
+    agent_id: str
+    seq: int
+    role: Role
+    created_at: datetime
+    snippet: str
+    highlights: list[tuple[int, int]]
+    score: float
 
 
 class StoredToolCall(Result):

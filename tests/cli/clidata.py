@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from kode_sdk.cli import app
 from kode_sdk.store.base import Store
+from kode_sdk.store.catalog import RecordTimes, restore_record_times
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -70,6 +71,7 @@ def agent_records(i: int) -> dict[str, Any]:
     ]
     return {
         "agent_id": agent_id,
+        "message_times": [ms + 1_000 * m for m in range(n_msgs)],
         "info": {
             "agent_id": agent_id,
             "template_id": ["assistant", "coder", "ops"][i % 3],
@@ -126,6 +128,9 @@ async def write_agent(store: Store, i: int) -> None:
     for snapshot in r["snapshots"]:
         await store.save_snapshot(agent_id, snapshot)
     await store.save_info(agent_id, r["info"])
+    # Deterministic store-kept times, so that stores filled apart export the same bytes.
+    times = RecordTimes(r["message_times"], r["info"]["created_at"] + 60_000)
+    await restore_record_times(store, agent_id, times, len(r["messages"]))
 
 
 async def populate(store: Store, count: int, start: int = 0) -> None:

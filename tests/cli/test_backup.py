@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,7 @@ def test_backup_while_another_process_writes(tmp_path: Path) -> None:
         while listed(db) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         backups: list[Path] = []
+        (tmp_path / "backups").mkdir()
         for n in range(3):
             dest = tmp_path / "backups" / f"b{n}.db"
             result = kode_process("--store", spec, "backup", str(dest), "--json")
@@ -88,7 +92,7 @@ def test_restore(tmp_path: Path, sqlite_spec: str) -> None:
     other = f"sqlite:{tmp_path / 'other.db'}"
     fill(other, 3)
     refused = kode("-s", other, "restore", str(backup))
-    assert refused.exit_code == 1 and "--force" in refused.stderr
+    assert refused.exit_code == 2 and "--force" in refused.stderr
     assert len(json.loads(kode("-s", other, "sessions", "--json").stdout)) == 3
     forced = kode("-s", other, "restore", str(backup), "--force")
     assert forced.exit_code == 0, forced.stderr
@@ -119,9 +123,67 @@ def test_postgres_backup_and_restore(tmp_path: Path, pg_spec: str) -> None:
     assert json.loads(made.stdout)["backend"] == "postgres" and dump.stat().st_size > 0
     pruned = kode("-s", pg_spec, "prune", "--older-than", "1s")
     assert pruned.exit_code == 0 and export_bytes(pg_spec) != original
-    restored = kode("-s", pg_spec, "restore", str(dump))
+    restored = kode("-s", pg_spec, "restore", str(dump), "--force")
     assert restored.exit_code == 0, restored.stderr
     assert export_bytes(pg_spec) == original
+
+
+@pytest.mark.postgres
+def test_postgres_restore_refuses_a_database_with_tables_without_force(tmp_path: Path, pg_spec: str) -> None:
+    fill(pg_spec, 3)
+    dump = tmp_path / "pg.dump"
+    assert kode("-s", pg_spec, "backup", str(dump)).exit_code == 0
+    fill(pg_spec, 2, start=3)
+    before = export_bytes(pg_spec)
+    refused = kode("-s", pg_spec, "restore", str(dump))
+    assert refused.exit_code == 2 and "--force" in refused.stderr and "tables" in refused.stderr
+    assert export_bytes(pg_spec) == before
+    forced = kode("-s", pg_spec, "restore", str(dump), "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert len(json.loads(kode("-s", pg_spec, "sessions", "--json").stdout)) == 3
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_backups_and_restored_databases_are_owner_only(tmp_path: Path, sqlite_spec: str, umask_022: None) -> None:
+    backup = tmp_path / "agents.bak"
+    assert kode("-s", sqlite_spec, "backup", str(backup)).exit_code == 0
+    assert _mode(backup) == 0o600
+    fresh = tmp_path / "fresh.db"
+    assert kode("-s", f"sqlite:{fresh}", "restore", str(backup)).exit_code == 0
+    assert _mode(fresh) == 0o600
+
+
+@pytest.mark.postgres
+def test_pg_dump_output_is_owner_only(tmp_path: Path, pg_spec: str, umask_022: None) -> None:
+    fill(pg_spec, 1)
+    dump = tmp_path / "pg.dump"
+    dump.write_bytes(b"an older dump")
+    dump.chmod(0o644)
+    assert kode("-s", pg_spec, "backup", str(dump)).exit_code == 0
+    assert _mode(dump) == 0o600
+
+
+def test_backup_and_restore_never_create_parent_folders(tmp_path: Path, sqlite_spec: str) -> None:
+    missing = tmp_path / "nonexistent"
+    result = kode("-s", sqlite_spec, "backup", str(missing / "x.bak"))
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    backup = tmp_path / "agents.bak"
+    assert kode("-s", sqlite_spec, "backup", str(backup)).exit_code == 0
+    result = kode("-s", f"sqlite:{missing / 'agents.db'}", "restore", str(backup))
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    assert not missing.exists()
 
 
 def test_postgres_backup_without_pg_dump_is_a_clear_error(tmp_path: Path) -> None:

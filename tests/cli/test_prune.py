@@ -58,6 +58,10 @@ def test_sqlite_prune_10000_agents_in_three_statements(tmp_path: Path) -> None:
             # SQLite reports each foreign-key cascade (a subprogram inside the one
             # DELETE) with the parent's text again; statements run one per agent
             # would carry different bound values. So runs of equal text are one statement.
+            # The search index's triggers (schema 0004) show up as FTS5's own
+            # statements (its shadow tables, its data_version check): not
+            # statements of the store.
+            statements = [sql for sql in statements if "messages_search" not in sql and "data_version" not in sql]
             distinct = [sql for n, sql in enumerate(statements) if n == 0 or statements[n - 1] != sql]
             assert len(distinct) <= 3, distinct  # BEGIN IMMEDIATE, DELETE … RETURNING, COMMIT
             remaining = await store.list()

@@ -175,12 +175,13 @@ def test_health_and_metrics(sqlite_spec: str) -> None:
 
 
 def test_unhealthy_store_exits_1(tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("x")
-    result = kode_process("--store", f"sqlite:{blocker}/agents.db", "health", "--json")
+    blocker = tmp_path / "agents.db"
+    blocker.write_text("x" * 5000)
+    result = kode_process("--store", f"sqlite:{blocker}", "sessions")
     assert result.returncode == 1
     assert result.stderr.startswith("kode: error:") and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+    assert kode_process("--store", f"sqlite:{blocker}", "health").returncode == 1
 
 
 @pytest.mark.parametrize(
@@ -218,10 +219,10 @@ def test_not_found_exits_1(sqlite_spec: str) -> None:
 
 
 def test_debug_shows_traceback_otherwise_not(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    quiet = kode_process("--store", f"sqlite:{blocker}/a.db", "sessions")
-    loud = kode_process("--debug", "--store", f"sqlite:{blocker}/a.db", "sessions")
+    blocker = tmp_path / "file.db"
+    blocker.write_text("x" * 5000)  # not a database
+    quiet = kode_process("--store", f"sqlite:{blocker}", "sessions")
+    loud = kode_process("--debug", "--store", f"sqlite:{blocker}", "sessions")
     assert quiet.returncode == loud.returncode == 1
     assert "Traceback" not in quiet.stderr and "Traceback" in loud.stderr
 

@@ -105,6 +105,10 @@ def test_list_to_session_to_failed_call(page: Any, site: str) -> None:
 
 def test_filters_paging_and_channels_by_keyboard(page: Any, site: str) -> None:
     page.goto(site + "/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     page.get_by_label("Template").fill("coder")
     page.get_by_label("Per page").fill("4")
     page.get_by_label("Per page").press("Enter")
@@ -136,3 +140,20 @@ def test_stored_script_does_not_run(page: Any, site: str) -> None:
     assert "<script>window.__pwned = 1</script>" in page.locator("main").inner_text()
     page.goto(site + "/")
     assert page.evaluate("window.__pwned") is None
+
+
+def test_search_box_to_the_hit(page: Any, site: str) -> None:
+    page.goto(site + "/")
+    box = page.get_by_role("searchbox", name="Search all sessions")
+    box.fill(NEEDLE)
+    box.press("Enter")
+    page.wait_for_url(f"**/search?q={NEEDLE}")
+    hits = page.locator("ol.hits li")
+    assert hits.count() == 1 and NEEDLE in hits.first.locator("mark").first.inner_text()
+    _shot(page, "browser-search.png", full=False)
+    hits.first.get_by_role("link").click()
+    page.wait_for_url(f"**/session/{STORY}#msg-4")
+    target = page.locator("[id='msg-4']")
+    assert target.evaluate("el => el.matches(':target')") and NEEDLE in target.inner_text()
+    box = target.bounding_box()
+    assert box is not None and -2 <= box["y"] < 900

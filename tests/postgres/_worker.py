@@ -1,7 +1,7 @@
 """A worker process for the multi-process PostgresStore tests.
 
 python _worker.py counter URL SCHEMA AGENT N      # N locked increments of metadata["counter"]
-python _worker.py hold URL SCHEMA AGENT           # take the lock, print HELD, wait to be killed
+python _worker.py hold URL SCHEMA AGENT [LEASE_MS]  # take the lock, print HELD, wait to be killed
 python _worker.py tail URL SCHEMA AGENT COUNT     # print each tailed event: {"seq", "at"} per line
 """
 
@@ -44,7 +44,11 @@ async def tail(store: PostgresStore, agent: str, count: int) -> None:
 
 async def main(argv: list[str]) -> None:
     mode, url, schema, agent = argv[:4]
-    async with PostgresStore(url, schema=schema) as store:
+    # A lease length (behind a pooler, where locks are leases) for "hold".
+    connection: str | dict[str, object] = (
+        url if mode != "hold" or len(argv) < 5 else {"dsn": url, "lock_lease_ms": argv[4]}
+    )
+    async with PostgresStore(connection, schema=schema) as store:
         if mode == "counter":
             await counter(store, agent, int(argv[4]))
         elif mode == "hold":

@@ -32,6 +32,8 @@ import pytest
 
 from kode_sdk.store.postgres import PostgresStore
 
+from .pgbouncer import REQUIRE_ENV, PgBouncer
+
 REQUIRE = os.environ.get("KODE_REQUIRE_POSTGRES") == "1"
 _notices: list[str] = []
 
@@ -45,7 +47,8 @@ def _unavailable(reason: str) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for reason in dict.fromkeys(_notices):
-        terminalreporter.write_line(f"NOTICE: PostgreSQL tests skipped: {reason}", yellow=True, bold=True)
+        shown = reason if reason.startswith("PgBouncer") else f"PostgreSQL tests skipped: {reason}"
+        terminalreporter.write_line(f"NOTICE: {shown}", yellow=True, bold=True)
 
 
 def _pg_bin(name: str) -> str | None:
@@ -147,6 +150,25 @@ def restartable_cluster() -> Iterator[ThrowawayCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def bouncer(pg_url: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the test server. Skipped with
+    a notice when pgbouncer is not installed (a failure under
+    ``KODE_REQUIRE_PGBOUNCER=1``, as CI runs)."""
+    try:
+        started = PgBouncer(pg_url)
+    except (RuntimeError, OSError) as exc:
+        reason = f"PgBouncer tests skipped: {exc}"
+        _notices.append(reason)
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"PgBouncer is required ({REQUIRE_ENV}=1) but unavailable: {exc}")
+        pytest.skip(reason)
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def drop_schema(url: str, schema: str) -> None:

@@ -22,7 +22,7 @@ from kode_sdk.errors import (
     StoreConnectionError,
 )
 from kode_sdk.store import postgres as pgmod
-from kode_sdk.store.postgres import PostgresStore
+from kode_sdk.store.postgres import PostgresStore, migrations
 from kode_sdk.store.postgres_config import parse_connection, scrub_text
 from kode_sdk.types import Message, ToolCallRecord
 
@@ -507,7 +507,12 @@ async def test_lock_waits_even_from_the_same_store(store: PostgresStore) -> None
         assert not held.released
     assert held.released
     # Every lock connection went back to the pool with no lock left on it.
-    rows = await fetch(store, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    # (pg_locks is server-wide: only this database's locks count, not other test runs'.)
+    rows = await fetch(
+        store,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
     assert rows == [(0,)]
 
 
@@ -537,8 +542,8 @@ async def test_lifecycle(pg_url: str, pg_schema: str) -> None:
 async def test_concurrent_opens_migrate_once_and_newer_schema_is_refused(pg_url: str, pg_schema: str) -> None:
     stores = [PostgresStore(pg_url, schema=pg_schema) for _ in range(4)]
     await asyncio.gather(*(s.open() for s in stores))
-    rows = await fetch(stores[0], "SELECT version FROM kode_schema_version")
-    assert rows == [(1,)]
+    rows = await fetch(stores[0], "SELECT version FROM kode_schema_version ORDER BY version")
+    assert rows == [(version,) for version, _, _ in migrations()]
     await asyncio.gather(*(s.close() for s in stores))
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"INSERT INTO {pg_schema}.kode_schema_version VALUES (99, '0099_future.sql', 0)")

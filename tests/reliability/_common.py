@@ -1,7 +1,8 @@
 """Pieces shared by the reliability tests and the child processes they run.
 
 A child process is started as ``python <script> SPEC ...`` where SPEC names a
-store: ``sqlite:PATH``, ``json:DIR`` or ``postgres:URL#SCHEMA``. The child
+store: ``sqlite:PATH``, ``json:DIR``, ``postgres:URL#SCHEMA`` or
+``pgbouncer:URL#SCHEMA`` (PostgreSQL through PgBouncer in transaction mode). The child
 imports this module by file name (its directory is ``sys.path[0]``).
 """
 
@@ -41,6 +42,11 @@ def open_store(spec: str) -> BaseStore:
 
         url, _, schema = rest.rpartition("#")
         return PostgresStore(url, schema=schema)
+    if kind == "pgbouncer":
+        from kode_sdk.store.postgres import PostgresStore
+
+        url, _, schema = rest.rpartition("#")
+        return PostgresStore({"dsn": url, "pooler": "transaction"}, schema=schema)
     raise SystemExit(f"unknown store spec {spec!r}")
 
 

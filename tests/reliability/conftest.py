@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from postgres.conftest import ThrowawayCluster, _start_cluster, drop_schema, new_schema_name
+from postgres.pgbouncer import REQUIRE_ENV, PgBouncer
 
 from ._common import TORTURE
 
@@ -96,14 +97,34 @@ def restartable_cluster() -> Iterator[ThrowawayCluster]:
         cluster.destroy()
 
 
+@pytest.fixture(scope="session")
+def bouncer(pg_url: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the test server (skipped with a
+    notice when not installed; a failure under ``KODE_REQUIRE_PGBOUNCER=1``)."""
+    try:
+        started = PgBouncer(pg_url)
+    except (RuntimeError, OSError) as exc:
+        notices.append(f"reliability PgBouncer cases skipped: {exc}")
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"PgBouncer is required ({REQUIRE_ENV}=1) but unavailable: {exc}")
+        pytest.skip(f"PgBouncer unavailable: {exc}")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store spec (``sqlite:PATH``, ``json:DIR``, ``postgres:URL#SCHEMA``) over fresh storage."""
+    """A store spec (``sqlite:PATH``, ``json:DIR``, ``postgres:URL#SCHEMA``,
+    ``pgbouncer:URL#SCHEMA``) over fresh storage."""
     backend = request.param
     if backend == "sqlite":
         return f"sqlite:{tmp_path / 'agents.db'}"
     if backend == "json":
         return f"json:{tmp_path / 'store'}"
+    if backend == "pgbouncer":
+        return f"pgbouncer:{request.getfixturevalue('bouncer').url}#{request.getfixturevalue('pg_schema')}"
     url = request.getfixturevalue("pg_url")
     return f"postgres:{url}#{request.getfixturevalue('pg_schema')}"
 

@@ -17,6 +17,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from kode_sdk.store.base import coerce_list
 from kode_sdk.store.json_files import journal_pending
 from kode_sdk.types import Message, ToolCallRecord
@@ -88,6 +90,7 @@ def check_files(spec: str) -> int:
     return 0
 
 
+@pytest.mark.parametrize("spec", ["sqlite", "json", "postgres", "pgbouncer"], indirect=True)
 async def test_kill_loop_loses_nothing_acknowledged(spec: str) -> None:
     rng = random.Random()
     seed = rng.randrange(2**32)

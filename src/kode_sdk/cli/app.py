@@ -12,13 +12,15 @@ Exit codes scripts can trust:
 ====  ===========================================================================
 
 Errors print as one line on stderr (``kode: error: …``); ``--debug`` adds the
-traceback. Passwords never appear: the configured one is masked in every message.
+traceback. Passwords never appear: every message goes through
+:func:`kode_sdk.redact.redact` (password-shaped parts and the configured secrets).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -30,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ..errors import (
@@ -38,10 +41,13 @@ from ..errors import (
     KodeError,
     RecordValidationError,
     StoreConfigError,
+    StoreConnectionError,
 )
 from ..ops.dump import plain_json
+from ..redact import redact
 from ..store.base import Store
 from ..store.factory import config_from_env, create_store
+from .text import inert
 
 __all__ = [
     "CliError",
@@ -96,9 +102,10 @@ class State:
         self.secrets.extend(_secrets_of(config))
         return config
 
-    def store(self, spec: str | None = None) -> Store:
-        """An unopened store for ``spec`` (see :meth:`config`)."""
-        return create_store(self.config(spec))
+    def store(self, spec: str | None = None, *, create: bool = False) -> Store:
+        """An unopened store for ``spec`` (see :meth:`config`). Unless ``create``,
+        opening it never creates a missing store (StoreConfigError, exit 2)."""
+        return create_store({**self.config(spec), "create": create})
 
 
 def _secrets_of(config: Mapping[str, Any]) -> list[str]:
@@ -137,15 +144,21 @@ def parse_store_spec(spec: str) -> dict[str, Any]:
     kind = kind.lower()
     if kind in ("postgres", "postgresql") and rest.startswith("//"):
         return _postgres_config(text)
+    if "=" in kind or (not sep and "=" in text):
+        raise StoreConfigError(
+            f"store {redact(spec)!r}: a libpq key=value DSN needs the postgres: prefix (postgres:host=… dbname=…)"
+        )
     if not sep or not rest:
-        raise StoreConfigError(f"--store {_mask_url(spec)!r}: expected sqlite:PATH, postgres:DSN or json:DIR")
+        raise StoreConfigError(f"store {redact(spec)!r}: expected sqlite:PATH, postgres:DSN or json:DIR")
     if kind == "sqlite":
         return {"type": "sqlite", "db_path": rest}
     if kind == "json":
         return {"type": "json", "base_dir": rest}
     if kind in ("postgres", "postgresql", "pg"):
         return _postgres_config(rest)
-    raise StoreConfigError(f"--store: unknown backend {kind!r} (use sqlite:PATH, postgres:DSN or json:DIR)")
+    raise StoreConfigError(
+        f"store {redact(spec)!r}: unknown backend {redact(kind)!r} (use sqlite:PATH, postgres:DSN or json:DIR)"
+    )
 
 
 def _postgres_config(dsn: str) -> dict[str, Any]:
@@ -162,14 +175,6 @@ def _postgres_config(dsn: str) -> dict[str, Any]:
     if "schema" not in config and schema_env:
         config["schema"] = schema_env
     return config
-
-
-def _mask_url(text: str) -> str:
-    parts = urlsplit(text) if "://" in text else None
-    if parts is not None and parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return text
 
 
 to_json = plain_json
@@ -196,10 +201,9 @@ def emit_jsonl(value: Any) -> None:
 
 
 def fail(message: str, code: int = 1, state: State | None = None) -> NoReturn:
-    """Print ``kode: error: message`` (secrets masked) and exit with ``code``."""
-    for secret in state.secrets if state else []:
-        message = message.replace(secret, "***")
-    stderr.print(f"[bold red]kode: error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print ``kode: error: message`` (secrets redacted, controls escaped) and exit with ``code``."""
+    shown = inert(redact(message, state.secrets if state else ()))
+    stderr.print(Text("kode: error: ", style="bold red") + Text(shown), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -232,10 +236,13 @@ def report_error(state: State | None, exc: BaseException) -> NoReturn:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1)
     if state is not None and state.debug:
-        traceback.print_exception(exc)
+        sys.stderr.write(redact("".join(traceback.format_exception(exc)), state.secrets))
     message = str(exc) or type(exc).__name__
     if not isinstance(exc, KodeError | CliError | ValueError | OSError):
         message = f"{type(exc).__name__}: {message}"
+    cause = _driver_log.last
+    if isinstance(exc, StoreConnectionError) and cause:
+        message = f"{message} ({cause.removeprefix('error connecting in ').split(': ', 1)[-1]})"
     fail(message, _code_of(exc), state)
 
 
@@ -251,6 +258,31 @@ class KodeGroup(TyperGroup):
             report_error(ctx.obj if isinstance(ctx.obj, State) else None, exc)
 
 
+class _LastRecord(logging.Handler):
+    """Keeps the driver's last warning instead of printing it: the one error
+    line names it (see :func:`report_error`); ``--debug`` shows them all."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.last = record.getMessage().strip().splitlines()[0]
+
+
+_driver_log = _LastRecord()
+
+
+def _quiet_driver_logs() -> None:
+    # psycopg_pool logs a warning per failed connection attempt while it
+    # retries; for a command that is noise before the one error line.
+    logger = logging.getLogger("psycopg.pool")
+    if _driver_log not in logger.handlers:
+        logger.addHandler(_driver_log)
+    logger.propagate = False
+
+
 def _is_framework_exception(exc: BaseException) -> bool:
     # typer vendors click in recent versions and uses click itself in older ones.
     module = type(exc).__module__
@@ -261,12 +293,18 @@ async def _call(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
 
 
-def run_with_store(ctx: typer.Context, fn: Callable[[Store], Awaitable[T]], spec: str | None = None) -> T:
-    """Open the command's store, run ``fn(store)``, close the store."""
+def run_with_store(
+    ctx: typer.Context, fn: Callable[[Store], Awaitable[T]], spec: str | None = None, *, create: bool = False
+) -> T:
+    """Open the command's store, run ``fn(store)``, close the store.
+
+    Only commands that write a store they were pointed at pass ``create``:
+    every other one fails on a missing store instead of creating it.
+    """
     state: State = ctx.obj
 
     async def go() -> T:
-        store = state.store(spec)
+        store = state.store(spec, create=create)
         try:
             await store.open()
             return await fn(store)
@@ -304,6 +342,8 @@ def _global(
 ) -> None:
     """Query and operate kode-sdk agent stores."""
     ctx.obj = State(store_spec=store, debug=debug)
+    if not debug:
+        _quiet_driver_logs()
 
 
 def main(argv: list[str] | None = None) -> None:

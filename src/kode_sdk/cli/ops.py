@@ -16,14 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..ops import backup as backup_ops
-from ..ops.export import export_jsonl, import_jsonl
-from ..ops.filters import parse_duration
+from ..ops.export import export_jsonl, import_dumps, parse_jsonl
+from ..ops.filters import parse_duration, time_ago
 from ..ops.prune import prune as prune_store
 from ..store.base import Store, validate_agent_id
+from ..store.catalog import stored_agent_ids
 from ..store.migrate import AgentOutcome
 from ..store.migrate import migrate as migrate_stores
 from ..types import now_utc
 from .app import JsonOption, State, UsageError, app, emit_json, run_async, run_with_store, stderr, stdout
+from .text import inert
 
 __all__ = ["backup", "export", "import_", "migrate", "prune", "restore"]
 
@@ -70,13 +72,13 @@ def migrate(
     """Copy every agent from SRC into DST (any backend to any other); safe to re-run."""
     state: State = ctx.obj
     agent_ids = _agents(agent)
-    source, target = state.store(src), state.store(dst)
+    source, target = state.store(src), state.store(dst, create=True)
 
     async def go() -> Any:
         try:
             await source.open()
             await target.open()
-            total = len(agent_ids) if agent_ids is not None else len(await source.list())
+            total = len(agent_ids) if agent_ids is not None else len(await stored_agent_ids(source))
             with _progress("migrating", total, quiet=False) as advance:
 
                 def on_agent(outcome: AgentOutcome) -> None:
@@ -111,7 +113,7 @@ def migrate(
             table.add_row("verify mismatches", str(len(report.mismatches)))
         stdout.print(table)
         for outcome in report.conflicts[:20]:
-            stdout.print(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}", markup=False, highlight=False)
+            stdout.print(inert(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}"), markup=False, highlight=False)
         for mismatch in report.mismatches[:20]:
             stdout.print(f"  {mismatch['agentId']}: content differs after copy", markup=False, highlight=False)
     if not report.ok:
@@ -140,12 +142,19 @@ def backup(
 def restore(
     ctx: typer.Context,
     src: Annotated[Path, typer.Argument(help="Backup file made by 'kode backup'.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace a SQLite database that holds data.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a database that already holds tables.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Restore a backup into the store (SQLite backup API / pg_restore)."""
+    """Restore a backup into the store (SQLite backup API / pg_restore).
+
+    A destination that already holds tables is replaced only with --force
+    (exit 2 without it), on SQLite and PostgreSQL alike.
+    """
     state: State = ctx.obj
-    result = backup_ops.restore(state.config(), src, force=force)
+    try:
+        result = backup_ops.restore(state.config(), src, force=force)
+    except backup_ops.DestinationNotEmptyError as exc:
+        raise UsageError(str(exc)) from None
     if json:
         emit_json(result.to_json())
     else:
@@ -165,7 +174,13 @@ def export(
     agent_ids = _agents(agent)
 
     async def go(store: Store) -> Any:
-        total = len(agent_ids) if agent_ids is not None else len(await store.list())
+        stored = await stored_agent_ids(store)
+        if agent_ids is not None:
+            # Checked before any output exists: an unknown agent is a usage error.
+            missing = sorted(set(agent_ids) - set(stored))
+            if missing:
+                raise UsageError(f"--agent: nothing is stored for agent {missing[0]!r}")
+        total = len(agent_ids) if agent_ids is not None else len(stored)
         out: IO[bytes]
         with contextlib.ExitStack() as stack:
             if file == "-":
@@ -174,11 +189,12 @@ def export(
                 path = Path(file)
                 partial = path.with_name(path.name + ".partial")
                 out = stack.enter_context(partial.open("wb"))
+                stack.callback(partial.unlink, missing_ok=True)  # a no-op once it is renamed
             with _progress("exporting", total, quiet=file == "-") as advance:
                 stats = await export_jsonl(store, out, agent_ids=agent_ids, on_agent=advance)
             out.flush()
-        if file != "-":
-            partial.replace(path)
+            if file != "-":
+                partial.replace(path)
         return stats
 
     stats = run_with_store(ctx, go)
@@ -205,10 +221,14 @@ def import_(
         except FileNotFoundError:
             raise UsageError(f"{file}: no such file") from None
 
-    async def go(store: Store) -> Any:
-        return await import_jsonl(store, lines, overwrite=overwrite, dry_run=dry_run)
+    # The whole file is validated before the store is opened: a bad file
+    # creates no database and writes nothing.
+    dumps = list(parse_jsonl(lines))
 
-    stats = run_with_store(ctx, go)
+    async def go(store: Store) -> Any:
+        return await import_dumps(store, dumps, overwrite=overwrite, dry_run=dry_run)
+
+    stats = run_with_store(ctx, go, create=not dry_run)
     conflicts = [o for o in stats.outcomes if o.status in ("conflict", "failed")]
     if json:
         emit_json({"file": file, "dryRun": dry_run, **stats.to_json()})
@@ -217,7 +237,7 @@ def import_(
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
         stdout.print(f"imported {stats.agents} agents ({summary})", highlight=False)
         for outcome in conflicts[:20]:
-            stdout.print(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}", markup=False, highlight=False)
+            stdout.print(inert(f"  {outcome.agent_id}: {'; '.join(outcome.problems)}"), markup=False, highlight=False)
     if conflicts:
         raise typer.Exit(1)
 
@@ -232,10 +252,9 @@ def prune(
 ) -> None:
     """Delete agents created longer ago than --older-than (set-based, a few statements)."""
     try:
-        age = parse_duration(older_than)
+        cutoff = time_ago(parse_duration(older_than), older_than, now=now_utc())
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
-    cutoff = now_utc() - age
 
     async def go(store: Store) -> list[str]:
         return await prune_store(store, created_before=cutoff, template_id=template, dry_run=dry_run)

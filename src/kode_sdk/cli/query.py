@@ -16,13 +16,15 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from ..errors import AgentNotFoundError
+from ..errors import AgentNotFoundError, StoreConfigError
 from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
-from ..ops.health import store_health, store_metrics, store_metrics_text
+from ..ops.health import store_health, store_metrics, store_metrics_text, unhealthy_status
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..store.catalog import stored_agent_ids
 from ..types import StoredMessage, StoredToolCall, Timeline
-from .app import JsonOption, UsageError, app, emit_json, emit_jsonl, run_with_store, stdout
+from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
+from .text import cell, inert
 
 __all__ = ["events", "health", "messages", "metrics", "sessions", "stats", "tool_calls"]
 
@@ -68,7 +70,7 @@ def _preview(content: list[dict[str, Any]], width: int = 60) -> str:
             parts.append(f"[tool_result{' error' if block.get('is_error') else ''}]")
         else:
             parts.append(f"[{kind}]")
-    text = " ".join(parts).replace("\n", " ")
+    text = inert(" ".join(parts).replace("\n", " "))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -99,13 +101,13 @@ def sessions(
         for row in rows:
             user_id = row.metadata.get("userId", row.metadata.get("user_id", ""))
             table.add_row(
-                row.agent_id,
-                row.template_id,
+                cell(row.agent_id),
+                cell(row.template_id),
                 _time(row.created_at),
                 _time(row.updated_at),
                 str(row.message_count),
-                row.breakpoint.value if row.breakpoint else "",
-                str(user_id or ""),
+                cell(row.breakpoint.value if row.breakpoint else ""),
+                cell(user_id or ""),
             )
         stdout.print(table)
 
@@ -146,7 +148,9 @@ def messages(
             return
         table = _table("messages", "agent", "seq", "role", "created", "content")
         for row in rows:
-            table.add_row(row.agent_id, str(row.seq), row.role, _time(row.created_at), _preview(row.content))
+            table.add_row(
+                cell(row.agent_id), str(row.seq), cell(row.role), _time(row.created_at), cell(_preview(row.content))
+            )
         stdout.print(table)
 
     run_with_store(ctx, go)
@@ -194,12 +198,12 @@ def tool_calls(
         for row in rows:
             decision = row.approval.decision or ("required" if row.approval.required else "")
             table.add_row(
-                row.agent_id,
-                row.tool_call_id,
-                row.tool_name,
-                row.state.value,
+                cell(row.agent_id),
+                cell(row.tool_call_id),
+                cell(row.tool_name),
+                cell(row.state.value),
                 "yes" if row.is_error else "",
-                decision,
+                cell(decision),
                 "" if row.duration_ms is None else f"{row.duration_ms:g}",
                 _time(row.created_at),
             )
@@ -225,12 +229,12 @@ def stats(
         table = Table("what", "count", title=f"stats of {agent}")
         table.add_row("messages", str(result.total_messages))
         for role, n in sorted(result.messages_by_role.items()):
-            table.add_row(f"  role {role}", str(n))
+            table.add_row(cell(f"  role {role}"), str(n))
         table.add_row("tool calls", str(result.total_tool_calls))
         for state, n in sorted(result.tool_calls_by_state.items()):
-            table.add_row(f"  state {state}", str(n))
+            table.add_row(cell(f"  state {state}"), str(n))
         for name, n in sorted(result.tool_calls_by_name.items()):
-            table.add_row(f"  tool {name}", str(n))
+            table.add_row(cell(f"  tool {name}"), str(n))
         table.add_row("snapshots", str(result.total_snapshots))
         stdout.print(table)
 
@@ -241,7 +245,8 @@ def _event_line(timeline: Timeline) -> str:
     event = timeline.event
     detail = {k: v for k, v in event.items() if k not in ("channel", "type")}
     text = str(detail)[:80] if detail else ""
-    return f"{timeline.bookmark.seq:>8}  {timeline.bookmark.timestamp}  {event['channel']:<8}  {event['type']}  {text}"
+    line = f"{timeline.bookmark.seq:>8}  {timeline.bookmark.timestamp}  {event['channel']:<8}  {event['type']}  {text}"
+    return inert(line)
 
 
 @app.command()
@@ -268,12 +273,16 @@ def events(
 
     async def go(store: Store) -> None:
         last = since
-        if not follow and not await store.exists(agent):
-            raise AgentNotFoundError(agent)
+        shown = False
         async for timeline in store.read_events(agent, since=last, channel=channel):
             show(timeline)
+            shown = True
             last = timeline.bookmark.seq
         if not follow:
+            # An agent is known by any stored record, info or not; the full
+            # listing is read only when the agent has no events and no info.
+            if not shown and not await store.exists(agent) and agent not in await stored_agent_ids(store):
+                raise AgentNotFoundError(agent)
             return
         tail = getattr(store, "tail_events", None)
         if tail is not None:
@@ -299,10 +308,28 @@ def events(
 
 @app.command()
 def health(ctx: typer.Context, json: JsonOption = False) -> None:
-    """Check the store answers; exit 0 when healthy, 1 when not."""
+    """Check the store answers; exit 0 when healthy, 1 when not (2: no such store).
 
-    async def go(store: Store) -> bool:
-        status = await store_health(store)
+    A store that cannot be opened is reported like any unhealthy one, with the
+    reason (``--json`` always prints a status document).
+    """
+    state: State = ctx.obj
+
+    async def go() -> bool:
+        store = state.store()
+        try:
+            try:
+                await store.open()
+            except StoreConfigError as exc:
+                if json:
+                    emit_json(unhealthy_status(exc))
+                raise
+            except Exception as exc:
+                status = unhealthy_status(exc)
+            else:
+                status = await store_health(store)
+        finally:
+            await store.close()
         if json:
             emit_json(status)
         else:
@@ -314,10 +341,10 @@ def health(ctx: typer.Context, json: JsonOption = False) -> None:
             stdout.print(f"  file system writable={status.file_system.writable}", highlight=False)
             for problem in (status.database.error, status.file_system.error):
                 if problem:
-                    stdout.print(f"  {problem}", highlight=False, markup=False)
+                    stdout.print(f"  {inert(problem)}", highlight=False, markup=False)
         return status.healthy
 
-    if not run_with_store(ctx, go):
+    if not run_async(ctx, go):
         raise typer.Exit(1)
 
 

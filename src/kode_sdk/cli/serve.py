@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .app import CliError, State, UsageError, app
+from ..errors import StoreConfigError
+from ..store.factory import create_store
+from .app import CliError, State, UsageError, app, run_async
 
 
 @app.command()
@@ -27,7 +29,11 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the session browser at /, /health, /ready, /metrics and read-only JSON queries over HTTP."""
+    """Serve the session browser at /, /health, /ready, /metrics and read-only JSON queries over HTTP.
+
+    Starts even when the database is unreachable: /health and /ready answer
+    503 until it can be opened. A store that does not exist is an error (exit 2).
+    """
     state: State = ctx.obj
     try:
         import uvicorn
@@ -44,8 +50,25 @@ def serve(
         check_bind(host, token)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    store = state.store()
-    config = uvicorn.Config(create_app(store, token=token), host=host, port=port, log_level=log_level)
+    config = state.config()
+    if str(config.get("type", "sqlite")).lower() != "postgres":
+        # A missing file or folder is a typo to report now, not a database to wait for.
+        run_async(ctx, lambda: _check_exists(config))
+    # An unreachable database is not fatal: the app answers 503 until it opens.
+    app_ = create_app(create_store({**config, "create": False}), token=token)
+    server_config = uvicorn.Config(app_, host=host, port=port, log_level=log_level)
     # uvicorn configures its loggers when the Config is built; the filter goes on after that.
     logging.getLogger("uvicorn.access").addFilter(RedactTokenFilter())
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config).run()
+
+
+async def _check_exists(config: dict[str, Any]) -> None:
+    probe = create_store({**config, "create": False})
+    try:
+        await probe.open()
+    except StoreConfigError:
+        raise
+    except Exception:  # unreachable, locked, …: the server retries; only a missing store is fatal here
+        pass
+    finally:
+        await probe.close()

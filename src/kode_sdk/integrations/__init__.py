@@ -4,7 +4,9 @@ Each adapter is a module of its own with an optional extra, imported by name so
 that a missing framework costs nothing until it is used:
 
 - :mod:`kode_sdk.integrations.langgraph`: ``KodeSaver``, a LangGraph checkpoint
-  saver (``pip install 'kode-sdk[langgraph]'``).
+  saver (``pip install 'kode-sdk[langgraph]'``);
+- :mod:`kode_sdk.integrations.openai_agents`: ``KodeSession``, an OpenAI
+  Agents SDK session (``pip install 'kode-sdk[openai-agents]'``).
 """
 
 from __future__ import annotations

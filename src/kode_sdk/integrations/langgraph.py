@@ -38,11 +38,13 @@ own savers, one thread is run by one writer at a time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import math
 import random
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +69,7 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("kode_sdk.integrations.langgraph needs LangGraph: pip install 'kode-sdk[langgraph]'") from exc
 
 from ..errors import InvalidAgentIdError, RecordValidationError
-from ..store.base import Store, validate_agent_id
+from ..store.base import Store, share_copy, validate_agent_id
 from ..store.factory import create_store
 from ..types import AgentInfo, Snapshot
 from ._langchain import from_wire, to_wire
@@ -90,6 +92,30 @@ class _Log:
     epoch: str
     wires: list[dict[str, Any]] = field(default_factory=list)
     index: dict[bytes, int] = field(default_factory=dict)
+    #: Message objects known to be at a position: ``id(obj) -> (weakref, position, share_copy of its fields)``.
+    #: A graph hands the same objects back checkpoint after checkpoint; recognising them by identity, and
+    #: checking their fields against the copy (which catches a message changed in place), saves converting
+    #: every message of the list at every checkpoint.
+    known: dict[int, tuple[weakref.ref[Any], int, Any]] = field(default_factory=dict)
+
+    def remember(self, message: Any, pos: int) -> None:
+        """Note that ``message`` (as its fields are now) is the message at ``pos``."""
+        key = id(message)
+        known = self.known
+
+        def forget(_ref: weakref.ref[Any]) -> None:
+            entry = known.get(key)
+            if entry is not None and entry[0] is _ref:
+                del known[key]
+
+        known[key] = (weakref.ref(message, forget), pos, share_copy(message.__dict__))
+
+    def position(self, message: Any) -> int | None:
+        """The position of ``message`` if it is a remembered object, unchanged since."""
+        entry = self.known.get(id(message))
+        if entry is None or entry[0]() is not message or entry[2] != message.__dict__:
+            return None
+        return entry[1]
 
 
 def _key(wire: dict[str, Any]) -> bytes:
@@ -152,6 +178,10 @@ class KodeSaver(BaseCheckpointSaver[str]):
         self.agent_prefix = agent_prefix
         self._home = LoopHome("langgraph")
         self._logs: OrderedDict[str, _Log] = OrderedDict()
+        # Pending writes this saver last read or stored, by snapshot id: a task that writes several
+        # times to one checkpoint does not read back what it wrote (a checkpoint is written by one run
+        # at a time, the rule every LangGraph saver relies on). Entries come only from the store.
+        self._writes: OrderedDict[tuple[str, str], list[list[Any]]] = OrderedDict()
         self._owns_store = False
 
     @classmethod
@@ -229,16 +259,26 @@ class KodeSaver(BaseCheckpointSaver[str]):
             return [from_wire(w) for w in encoded["m"]]
         if "r" in encoded:
             assert log is not None
-            return [from_wire(log.wires[pos]) for start, stop in encoded["r"] for pos in range(start, stop)]
+            messages = []
+            for start, stop in encoded["r"]:
+                for pos in range(start, stop):
+                    message = from_wire(log.wires[pos])
+                    log.remember(message, pos)
+                    messages.append(message)
+            return messages
         return self.serde.loads_typed((encoded["s"], base64.b64decode(encoded["b"])))
 
-    def _refs(self, log: _Log, value: Any, new: list[tuple[bytes, dict[str, Any]]]) -> list[list[int]] | None:
+    def _refs(self, log: _Log, value: Any, new: list[tuple[bytes, dict[str, Any], Any]]) -> list[list[int]] | None:
         """Log positions of the messages in ``value`` (new ones added to ``new``), or None."""
         if not isinstance(value, list):
             return None
         fresh: dict[bytes, int] = {}
         positions: list[int] = []
         for message in value:
+            known = log.position(message)
+            if known is not None:
+                positions.append(known)
+                continue
             wire = to_wire(message)
             if wire is None:
                 return None
@@ -251,7 +291,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
                 pos = fresh.get(key)
             if pos is None:
                 pos = fresh[key] = len(log.wires) + len(new)
-                new.append((key, wire))
+                new.append((key, wire, message))
+            else:
+                log.remember(message, pos)
             positions.append(pos)
         return _runs(positions)
 
@@ -347,7 +389,10 @@ class KodeSaver(BaseCheckpointSaver[str]):
             if latest is None:
                 return None
             cid = latest
-        snap = await self.store.load_snapshot(agent, _CP + ns + "|" + cid)
+        snap, writes = await asyncio.gather(
+            self.store.load_snapshot(agent, _CP + ns + "|" + cid),
+            self.store.load_snapshot(agent, _WR + ns + "|" + cid),
+        )
         if snap is None or not snap.metadata or "gone" in snap.metadata:
             if get_checkpoint_id(config) is not None:
                 return None
@@ -358,7 +403,6 @@ class KodeSaver(BaseCheckpointSaver[str]):
                 return None
             cid = left[-1]
             return await self._tuple(agent, thread_id, ns, cid, checkpoints[(ns, cid)], writes_by.get((ns, cid)))
-        writes = await self.store.load_snapshot(agent, _WR + ns + "|" + cid)
         return await self._tuple(agent, thread_id, ns, cid, snap.metadata, writes)
 
     async def _list(
@@ -418,20 +462,21 @@ class KodeSaver(BaseCheckpointSaver[str]):
         if meta is None:
             meta = {"thread_id": thread_id, "epoch": uuid.uuid4().hex[:12], "latest": {}}
         log = await self._log(agent, meta["epoch"], info.message_count if info is not None else 0)
-        new: list[tuple[bytes, dict[str, Any]]] = []
+        new: list[tuple[bytes, dict[str, Any], Any]] = []
         values: dict[str, Any] = {}
         for channel, value in checkpoint["channel_values"].items():
             runs = self._refs(log, value, new) if channel == self.messages_channel and ns == "" else None
             values[channel] = {"r": runs} if runs is not None else self._encode(value)
         if new:
             try:
-                await self.store.append_messages(agent, [wire for _, wire in new])
+                await self.store.append_messages(agent, [wire for _, wire, _ in new])
             except RecordValidationError:
                 # A message kode cannot hold as given: keep this channel with LangGraph's serializer.
                 new = []
                 values[self.messages_channel] = self._encode(checkpoint["channel_values"][self.messages_channel])
-            for key, wire in new:
+            for key, wire, message in new:
                 log.index.setdefault(key, len(log.wires))
+                log.remember(message, len(log.wires))
                 log.wires.append(wire)
         skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         doc = {
@@ -441,12 +486,17 @@ class KodeSaver(BaseCheckpointSaver[str]):
             "p": parent,
             "ep": meta["epoch"],
         }
-        await self.store.save_snapshot(agent, {"id": _CP + ns + "|" + cid, "messages": [], "metadata": doc})
+        save = self.store.save_snapshot(agent, {"id": _CP + ns + "|" + cid, "messages": [], "metadata": doc})
         latest = meta["latest"]
         if info is None or latest.get(ns) is None or cid > latest[ns] or new:
             if latest.get(ns) is None or cid > latest[ns]:
                 latest[ns] = cid
-            await self._save_info(agent, info, meta, len(log.wires))
+            # Both at once (on PostgreSQL, two connections: one round trip's wait instead of two). A
+            # crash between them leaves either an unlisted checkpoint, never acknowledged, or a pointer
+            # to a missing one, which get_tuple passes over to the newest checkpoint stored.
+            await asyncio.gather(save, self._save_info(agent, info, meta, len(log.wires)))
+        else:
+            await save
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
     async def _save_info(self, agent: str, info: AgentInfo | None, meta: dict[str, Any], count: int) -> None:
@@ -465,10 +515,12 @@ class KodeSaver(BaseCheckpointSaver[str]):
         ns = conf.get("checkpoint_ns", "")
         agent = self.agent_id(str(conf["thread_id"]))
         snapshot_id = _WR + ns + "|" + conf["checkpoint_id"]
-        snap = await self.store.load_snapshot(agent, snapshot_id)
-        entries: list[list[Any]] = (
-            list(snap.metadata["w"]) if snap is not None and snap.metadata and "w" in snap.metadata else []
-        )
+        cached = self._writes.get((agent, snapshot_id))
+        if cached is not None:
+            entries = list(cached)
+        else:
+            snap = await self.store.load_snapshot(agent, snapshot_id)
+            entries = list(snap.metadata["w"]) if snap is not None and snap.metadata and "w" in snap.metadata else []
         where = {(e[0], e[1]): i for i, e in enumerate(entries)}
         changed = False
         for idx, (channel, value) in enumerate(writes):
@@ -484,14 +536,27 @@ class KodeSaver(BaseCheckpointSaver[str]):
             changed = True
         if changed:
             await self.store.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"w": entries}})
+            self._remember_writes(agent, snapshot_id, entries)
+
+    def _remember_writes(self, agent: str, snapshot_id: str, entries: list[list[Any]]) -> None:
+        self._writes[(agent, snapshot_id)] = entries
+        self._writes.move_to_end((agent, snapshot_id))
+        while len(self._writes) > _LOG_CACHE_THREADS:
+            self._writes.popitem(last=False)
+
+    def _forget(self, agent: str) -> None:
+        self._logs.pop(agent, None)
+        for key in [k for k in self._writes if k[0] == agent]:
+            del self._writes[key]
 
     async def _delete_thread(self, thread_id: str) -> None:
         agent = self.agent_id(str(thread_id))
-        self._logs.pop(agent, None)
+        self._forget(agent)
         await self.store.delete(agent)
 
     async def _tombstone(self, agent: str, ids: list[str]) -> None:
         for snapshot_id in ids:
+            self._writes.pop((agent, snapshot_id), None)
             await self.store.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"gone": True}})
 
     async def _drop(self, agent: str, drop: set[tuple[str, str]]) -> None:
@@ -529,7 +594,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
             return
         messages = await self.store.load_messages(source)
         snapshots = await self.store.list_snapshots(source)
-        self._logs.pop(target, None)
+        self._forget(target)
         await self.store.delete(target)
         # The log is copied whole, so every position a checkpoint refers to stays right.
         if messages:

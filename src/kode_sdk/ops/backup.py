@@ -9,6 +9,12 @@
   and ``pg_restore --clean --if-exists``, when those programs are installed.
   The password travels in ``PGPASSWORD``, never on a command line.
 
+Both refuse to replace a destination that already holds tables unless
+``force`` is given (:class:`DestinationNotEmptyError`). Backups, dumps and
+restored database files are created owner-only (0600) whatever the umask, as
+the database itself is. No parent folder is ever created: a missing one is an
+error.
+
 JSONStore directories have no physical backup here; use the portable
 :mod:`~kode_sdk.ops.export` format instead.
 
@@ -29,11 +35,17 @@ from typing import Any
 
 from ..errors import KodeError, StoreConfigError
 
-__all__ = ["BackupError", "BackupResult", "backup", "restore"]
+__all__ = ["BackupError", "BackupResult", "DestinationNotEmptyError", "backup", "restore"]
+
+_FILE_MODE = 0o600
 
 
 class BackupError(KodeError, RuntimeError):
     """A backup or restore could not be made (the message says why)."""
+
+
+class DestinationNotEmptyError(BackupError):
+    """A restore would replace a database that holds tables, and ``force`` was not given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +75,14 @@ def backup(config: Mapping[str, Any], dest: str | os.PathLike[str]) -> BackupRes
 def restore(config: Mapping[str, Any], src: str | os.PathLike[str], *, force: bool = False) -> BackupResult:
     """Restore a backup made by :func:`backup` into the store ``config`` describes.
 
-    A SQLite target that already holds data is replaced only with ``force``.
+    A target that already holds tables (SQLite or PostgreSQL alike) is
+    replaced only with ``force``; otherwise :class:`DestinationNotEmptyError`.
     """
     kind = str(config.get("type", "sqlite")).lower()
     if kind == "sqlite":
         return restore_sqlite(src, _sqlite_path(config), force=force)
     if kind == "postgres":
-        return restore_postgres(config, src)
+        return restore_postgres(config, src, force=force)
     raise BackupError(f"restore supports sqlite and postgres stores, not {kind!r}; use 'kode import' instead")
 
 
@@ -81,6 +94,18 @@ def _sqlite_path(config: Mapping[str, Any]) -> Path:
     if not path:
         raise StoreConfigError("store config: 'db_path' is required for a SQLite backup")
     return Path(path)
+
+
+def _parent_must_exist(path: Path) -> None:
+    parent = path.parent
+    if not parent.is_dir():
+        raise BackupError(f"folder {str(parent)!r} does not exist (create it first)")
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty and owner-only, whatever the umask (it must not exist)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    os.close(fd)
 
 
 def _integrity(conn: sqlite3.Connection) -> str:
@@ -96,10 +121,11 @@ def backup_sqlite(db_path: str | os.PathLike[str], dest: str | os.PathLike[str])
         raise BackupError(f"SQLite database {str(source)!r} does not exist")
     if target.resolve() == source.resolve():
         raise BackupError("the backup destination is the database itself")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _parent_must_exist(target)
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
+        _create_private(partial)
         with (
             contextlib.closing(sqlite3.connect(source, timeout=30)) as src_conn,
             contextlib.closing(sqlite3.connect(partial)) as dst_conn,
@@ -134,12 +160,15 @@ def restore_sqlite(
             integrity = _integrity(src_conn)
             if integrity != "ok":
                 raise BackupError(f"the backup {str(source)!r} failed PRAGMA integrity_check: {integrity}")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _parent_must_exist(target)
+            with contextlib.suppress(FileExistsError):
+                _create_private(target)
             with contextlib.closing(sqlite3.connect(target, timeout=30)) as dst_conn:
                 tables = dst_conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
                 if tables and not force:
-                    raise BackupError(
-                        f"{str(target)!r} already holds a database; pass force=True (--force) to replace it"
+                    raise DestinationNotEmptyError(
+                        f"{str(target)!r} already holds a database ({tables} tables); "
+                        "pass force=True (--force) to replace it"
                     )
                 src_conn.backup(dst_conn, pages=-1)
     except sqlite3.DatabaseError as exc:
@@ -188,7 +217,8 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], env: dict[str, str], what: str) -> None:
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    # umask 077: whatever the tool creates is owner-only.
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False, umask=0o077)
     if proc.returncode != 0:
         message = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise BackupError(f"{what} failed (exit {proc.returncode}): {message}")
@@ -198,12 +228,14 @@ def backup_postgres(config: Mapping[str, Any], dest: str | os.PathLike[str]) -> 
     """``pg_dump --format=custom`` of the store's database (its schema only, when set)."""
     conninfo, env = _pg_env(config)
     target = Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _parent_must_exist(target)
     partial = target.with_name(target.name + ".partial")
     args = [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={conninfo}"]
     if config.get("schema"):
         args.append(f"--schema={config['schema']}")
     try:
+        partial.unlink(missing_ok=True)
+        _create_private(partial)  # pg_dump keeps the mode of the file it overwrites
         _run(args, env, "pg_dump")
         os.replace(partial, target)
     finally:
@@ -211,12 +243,46 @@ def backup_postgres(config: Mapping[str, Any], dest: str | os.PathLike[str]) -> 
     return BackupResult("postgres", str(target), target.stat().st_size)
 
 
-def restore_postgres(config: Mapping[str, Any], src: str | os.PathLike[str]) -> BackupResult:
-    """``pg_restore --clean --if-exists`` of a :func:`backup_postgres` file, in one transaction."""
+def _postgres_tables(config: Mapping[str, Any], conninfo: str, env: Mapping[str, str]) -> int:
+    """How many tables the restore would replace: those of the store's schema,
+    or of every non-system schema when none is set (pg_restore then restores
+    the whole database)."""
+    import psycopg
+
+    schema = config.get("schema")
+    if schema:
+        query = "SELECT count(*) FROM pg_tables WHERE schemaname = %s"
+        params: tuple[Any, ...] | None = (str(schema),)
+    else:
+        query = (
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+            "AND left(schemaname, 3) <> 'pg_'"
+        )
+        params = None
+    try:
+        with psycopg.connect(conninfo, password=env.get("PGPASSWORD"), connect_timeout=10) as conn:
+            row = conn.execute(query, params).fetchone()
+    except psycopg.Error as exc:
+        raise BackupError(f"cannot reach the PostgreSQL database to restore into: {type(exc).__name__}") from None
+    return int(row[0]) if row else 0
+
+
+def restore_postgres(config: Mapping[str, Any], src: str | os.PathLike[str], *, force: bool = False) -> BackupResult:
+    """``pg_restore --clean --if-exists`` of a :func:`backup_postgres` file, in one transaction.
+
+    A database (or the store's schema) that already holds tables is replaced
+    only with ``force``, as for SQLite.
+    """
     source = Path(src)
     if not source.is_file():
         raise BackupError(f"backup file {str(source)!r} does not exist")
     conninfo, env = _pg_env(config)
+    tables = _postgres_tables(config, conninfo, env)
+    if tables and not force:
+        where = f"schema {config['schema']!r}" if config.get("schema") else "the database"
+        raise DestinationNotEmptyError(
+            f"{where} already holds {tables} tables; pass force=True (--force) to replace them"
+        )
     args = [
         _tool("pg_restore"),
         "--clean",

@@ -16,6 +16,7 @@ whatever key order a database (PostgreSQL's jsonb) kept.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from ..errors import RecordValidationError
 from ..store.base import Store
+from ..store.catalog import load_record_times
 from ..types import (
     AgentInfo,
     CompressionRecord,
@@ -127,6 +129,11 @@ class AgentDump:
 
     ``events`` are in ``seq`` order and ``snapshots`` in (``createdAt``, ``id``)
     order, so two backends that list them differently still compare equal.
+
+    ``message_times`` (each message's ``createdAt``) and ``updated_at`` (the
+    session's) are the times a store keeps outside the records; ``None`` when
+    unknown (a store without :class:`~kode_sdk.store.catalog.StoreCatalog`, a
+    version-1 export).
     """
 
     agent_id: str
@@ -140,6 +147,8 @@ class AgentDump:
     recovered_files: list[dict[str, Any]] = field(default_factory=list)
     media_cache: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    message_times: list[int] | None = None
+    updated_at: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -171,9 +180,36 @@ class AgentDump:
                     yield kind, record
 
     def lines(self) -> Iterator[bytes]:
-        """The agent's export lines (without newlines)."""
+        """The agent's export lines (without newlines), in :meth:`records` order.
+
+        A message line carries its ``createdAt`` and the info line the
+        session's ``updatedAt`` beside the record, when they are known.
+        """
+        position = 0
         for kind, record in self.records():
-            yield canonical_json({"agentId": self.agent_id, "kind": kind, "record": record})
+            line: dict[str, Any] = {"agentId": self.agent_id, "kind": kind, "record": record}
+            if kind == "message":
+                if self.message_times is not None:
+                    line["createdAt"] = self.message_times[position]
+                position += 1
+            elif kind == "info" and self.updated_at is not None:
+                line["updatedAt"] = self.updated_at
+            yield canonical_json(line)
+
+    def without_times(self) -> AgentDump:
+        """A copy that carries no store-kept times (to compare with a store that keeps none)."""
+        copy = dataclasses.replace(self)
+        copy.message_times, copy.updated_at = None, None
+        return copy
+
+    def same_as(self, other: AgentDump) -> bool:
+        """True when ``other`` holds the same records and, where both dumps
+        know them, the same times."""
+        if self.message_times is None or other.message_times is None:
+            return self.without_times() == other.without_times()
+        if self.updated_at is None:
+            return self == dataclasses.replace(other, updated_at=None)
+        return self == other
 
     def add(self, kind: str, record: dict[str, Any]) -> None:
         """Add one record of ``kind`` (as read from an export line)."""
@@ -245,5 +281,12 @@ async def read_agent(store: Store, agent_id: str) -> AgentDump:
         media_cache=[wire(m) for m in media],
         snapshots=[wire(s) for s in snapshots],
     )
+    times = await load_record_times(store, agent_id)
+    if times is not None:
+        # Read apart from the records: a write in between shows as a length
+        # mismatch, and then the times are treated as unknown (never misaligned).
+        if len(times.message_created_at) == len(dump.messages):
+            dump.message_times = list(times.message_created_at)
+        dump.updated_at = times.updated_at if dump.info is not None else None
     dump.normalize_order()
     return dump

@@ -20,13 +20,16 @@ from ..types import ToolCallState, to_datetime
 
 __all__ = [
     "LIBRARY_NAMES",
+    "SEARCH_PARAMS",
     "message_filters",
     "parse_bool",
     "parse_duration",
     "parse_int",
     "parse_when",
     "pick_params",
+    "search_filters",
     "session_filters",
+    "time_ago",
     "tool_call_filters",
 ]
 
@@ -43,6 +46,7 @@ LIBRARY_NAMES: dict[str, str] = {
     "created_before": "before",
     "sort_by": "sort",
     "sort_order": "order",
+    "query": "q",
 }
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -56,7 +60,18 @@ def parse_duration(text: str) -> timedelta:
     if not value or not _DURATION.fullmatch(value):
         raise ValueError(f"{text!r} is not a duration (use e.g. 90d, 12h, 30m, 45s, 2w, 1d12h)")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(value))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration (at most {timedelta.max.days} days)") from None
+
+
+def time_ago(duration: timedelta, text: str, *, now: datetime | None = None) -> datetime:
+    """``now`` minus ``duration``; ``ValueError`` naming ``text`` when that is before year 1."""
+    try:
+        return (now or datetime.now(UTC)) - duration
+    except OverflowError:
+        raise ValueError(f"{text!r} reaches back before the year 1") from None
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -65,9 +80,12 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     if not value:
         raise ValueError("an empty time is not valid")
     if value.isdigit() and len(value) > 8:
-        return to_datetime(int(value))
+        try:
+            return to_datetime(int(value))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{text!r} is out of range as epoch milliseconds (a time from year 1 to 9999)") from None
     if _DURATION.fullmatch(value.lower()):
-        return (now or datetime.now(UTC)) - parse_duration(value)
+        return time_ago(parse_duration(value), text, now=now)
     try:
         return to_datetime(value)
     except ValueError:
@@ -152,20 +170,40 @@ def session_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **_time_range(params), **_page(params)}
 
 
+def _role(role: str) -> str:
+    if role not in ("user", "assistant", "system"):
+        raise ValueError(f"role must be one of user, assistant, system; got {role!r}")
+    return role
+
+
 def message_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of ``query_messages`` from ``agent, role, content_type, after,
     before, limit, offset``."""
     out: dict[str, Any] = {}
     if params.get("agent") is not None:
         out["agent_id"] = params["agent"]
-    role = params.get("role")
-    if role is not None:
-        if role not in ("user", "assistant", "system"):
-            raise ValueError(f"role must be one of user, assistant, system; got {role!r}")
-        out["role"] = role
+    if params.get("role") is not None:
+        out["role"] = _role(params["role"])
     if params.get("content_type") is not None:
         out["content_type"] = params["content_type"]
     return {**out, **_time_range(params), **_page(params)}
+
+
+#: The text filters of ``search_messages`` (short names; :func:`pick_params` adds the long ones).
+SEARCH_PARAMS: tuple[str, ...] = ("q", "agent", "template", "user", "role", "after", "before", "limit", "offset")
+
+
+def search_filters(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The query text and keyword arguments of ``search_messages`` from ``q,
+    agent, template, user, role, after, before, limit, offset`` (a missing
+    ``q`` is an empty query, which ``search_messages`` refuses)."""
+    out: dict[str, Any] = {}
+    for key, name in (("agent", "agent_id"), ("template", "template_id"), ("user", "user_id")):
+        if params.get(key) is not None:
+            out[name] = params[key]
+    if params.get("role") is not None:
+        out["role"] = _role(params["role"])
+    return str(params.get("q") or ""), {**out, **_time_range(params), **_page(params)}
 
 
 def tool_call_filters(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,17 +3,22 @@
 
 An :class:`~kode_sdk.store.base.ExtendedStore` answers with its own
 ``health_check``/``get_metrics``; a plain Store (JSONStore) is checked by
-listing its agents and probing that its directory accepts writes.
+listing its agents and probing that its directory accepts writes, and its
+metrics count what it holds by reading it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import tempfile
 import time
 from typing import Any
 
+from ..redact import redact
 from ..store.base import Store
+from ..store.catalog import stored_agent_ids
 from ..types import (
     DatabaseHealth,
     FileSystemHealth,
@@ -23,7 +28,7 @@ from ..types import (
     now_utc,
 )
 
-__all__ = ["store_health", "store_metrics", "store_metrics_text"]
+__all__ = ["store_health", "store_metrics", "store_metrics_text", "unhealthy_status"]
 
 
 async def store_health(store: Store) -> StoreHealthStatus:
@@ -34,12 +39,12 @@ async def store_health(store: Store) -> StoreHealthStatus:
             result: StoreHealthStatus = await check()
             return result
         except Exception as exc:
-            return _unhealthy(exc)
+            return unhealthy_status(exc)
     started = time.perf_counter()
     try:
         await store.list()
     except Exception as exc:
-        return _unhealthy(exc)
+        return unhealthy_status(exc)
     latency = (time.perf_counter() - started) * 1000
     file_system = _probe_dir(getattr(store, "base_dir", None))
     return StoreHealthStatus(
@@ -50,8 +55,10 @@ async def store_health(store: Store) -> StoreHealthStatus:
     )
 
 
-def _unhealthy(exc: Exception) -> StoreHealthStatus:
-    message = f"{type(exc).__name__}: {exc}"
+def unhealthy_status(exc: BaseException) -> StoreHealthStatus:
+    """The status of a store that failed with ``exc`` (e.g. could not be opened);
+    the reason is kept, with anything password-shaped redacted."""
+    message = redact(f"{type(exc).__name__}: {exc}")
     return StoreHealthStatus(
         healthy=False,
         database=DatabaseHealth(connected=False, error=message),
@@ -77,7 +84,7 @@ async def store_metrics(store: Store) -> StoreMetrics:
     if get is not None:
         result: StoreMetrics = await get()
         return result
-    storage = StorageMetrics(total_agents=len(await store.list()))
+    storage = await _counted_storage(store)
     metrics: Any = getattr(store, "metrics", None)
     if metrics is None:
         from ..types import OperationCounts, PerformanceMetrics
@@ -87,6 +94,30 @@ async def store_metrics(store: Store) -> StoreMetrics:
         )
     snapshot: StoreMetrics = metrics.snapshot(storage)
     return snapshot
+
+
+async def _counted_storage(store: Store) -> StorageMetrics:
+    """What a store without ``get_metrics`` holds, counted by reading it (a
+    JSONStore keeps no totals; this reads every agent's lists once)."""
+    agent_ids = await stored_agent_ids(store)  # info or not
+    messages = tool_calls = 0
+    for agent_id in agent_ids:
+        messages += len(await store.load_messages(agent_id))
+        tool_calls += len(await store.load_tool_call_records(agent_id))
+    directory = getattr(store, "base_dir", None)
+    size = None if directory is None else await asyncio.to_thread(_tree_size, os.fspath(directory))
+    return StorageMetrics(
+        total_agents=len(agent_ids), total_messages=messages, total_tool_calls=tool_calls, db_size_bytes=size
+    )
+
+
+def _tree_size(root: str) -> int:
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 async def store_metrics_text(store: Store) -> str:

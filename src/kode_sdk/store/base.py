@@ -49,6 +49,7 @@ from ..types import (
     HistoryWindow,
     MediaCacheRecord,
     Message,
+    MessageHit,
     OperationCounts,
     PerformanceMetrics,
     RecoveredFile,
@@ -344,6 +345,10 @@ class BaseStore:
         if self._state != "open":
             await self.open()
 
+    def _before_write(self, agent_id: str) -> None:
+        """Called before every write call for ``agent_id``; a backend whose
+        locks can lapse raises :class:`~kode_sdk.errors.LockLostError` here."""
+
     @contextlib.asynccontextmanager
     async def agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AsyncIterator[AgentLock]:
         """Hold the agent's lock for the ``async with`` block.
@@ -385,6 +390,8 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
     ``close()``, validate the first argument as an agent id (``agent=True``),
     and record the call in the store's metrics."""
 
+    writes = kind in ("saves", "deletes")
+
     def decorate(fn: F) -> F:
         name = fn.__name__
 
@@ -393,7 +400,10 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             if self._state != "open":
                 await self._ensure_open()
             if agent:
-                validate_agent_id(args[0] if args else kwargs.get("agent_id"))
+                agent_id = args[0] if args else kwargs.get("agent_id")
+                validate_agent_id(agent_id)
+                if writes:
+                    self._before_write(cast(str, agent_id))
             started = time.perf_counter()
             ok = False
             try:
@@ -1070,11 +1080,11 @@ MAX_LIMIT = 10_000
 
 
 def check_page(limit: int, offset: int) -> tuple[int, int]:
-    """Validate ``limit`` (1–10,000) and ``offset`` (>= 0)."""
+    """Validate ``limit`` (1–10,000) and ``offset`` (0 to 2**63 - 1, what SQL can bind)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}; got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be an int >= 0; got {offset!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _INT64_MAX:
+        raise ValueError(f"offset must be an int from 0 to {_INT64_MAX}; got {offset!r}")
     return limit, offset
 
 
@@ -1267,6 +1277,20 @@ class QueryableStore(Store, Protocol):
     ) -> list[StoredToolCall]: ...
 
     async def aggregate_stats(self, agent_id: str) -> AgentStats: ...
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        role: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[MessageHit]: ...
 
 
 @runtime_checkable

@@ -135,6 +135,13 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
     ``config`` is a dict with ``type`` (``sqlite``, ``postgres`` or ``json``)
     and that backend's keys; ``None`` reads the environment.
 
+    ``create`` (any backend, default ``True``): whether :meth:`open` may
+    create a missing SQLite file or JSON directory (and their parent
+    folders). ``False`` makes a missing one a
+    :class:`~kode_sdk.errors.StoreConfigError`: what read-only tools want,
+    so a typo never leaves a new empty store behind. PostgreSQL never
+    creates a database (a missing one is a connection error).
+
     >>> store = create_store({"type": "sqlite", "db_path": "./data/agents.db"})
     >>> type(store).__name__
     'SqliteStore'
@@ -145,11 +152,14 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
         raise StoreConfigError(f"store config must be a dict; got {type(config).__name__}")
     raw_type = config.get("type", "sqlite")
     store_type = raw_type.lower() if isinstance(raw_type, str) else raw_type
+    create = config.get("create", True)
+    if not isinstance(create, bool):
+        raise StoreConfigError(f"store config: 'create' must be true or false; got {type(create).__name__}")
     if store_type == "json":
         from .json_store import JSONStore
 
         base_dir = cast(str, _path(config, "base_dir", required=False, default=DEFAULT_STORE_PATH))
-        return cast("Store", JSONStore(base_dir))
+        return cast("Store", JSONStore(base_dir, create=create))
     if store_type == "sqlite":
         from .sqlite import SqliteStore
 
@@ -158,6 +168,7 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
             SqliteStore(
                 cast(str, _path(config, "db_path", required=False, default=DEFAULT_SQLITE_PATH)),
                 file_store_base_dir=_path(config, "file_store_base_dir", required=False),
+                create=create,
             ),
         )
     if store_type == "postgres":

@@ -107,6 +107,7 @@ from .. import jsoncodec
 from ..errors import (
     InvalidAgentIdError,
     RecordValidationError,
+    StoreConfigError,
     StoreConnectionError,
     StoreCorruptionError,
 )
@@ -152,6 +153,7 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .json_files import (
     DIR_MODE,
@@ -175,6 +177,7 @@ from .json_files import (
     set_aside,
     sync_data,
 )
+from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 __all__ = ["JSONStore"]
 
@@ -352,18 +355,22 @@ def _event_seq(line: bytes, path: Path, offset: int) -> int:
 # --------------------------------------------------------------------------- the store
 
 
-class JSONStore(BaseStore):
+class JSONStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` over a directory of JSON files.
 
-    ``base_dir`` is created (mode 0700) on :meth:`open`; the constructor does
-    no I/O. See the module documentation for the layout and crash safety.
+    ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
+    false: then a missing directory raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created. The
+    constructor does no I/O. See the module documentation for the layout and
+    crash safety.
     """
 
     backend_name = "json"
 
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, base_dir: str | os.PathLike[str], *, create: bool = True) -> None:
         super().__init__()
         self.base_dir = Path(base_dir)
+        self.create = create
         self._root = self.base_dir
         self._real_root = ""
         self._agent_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -383,6 +390,8 @@ class JSONStore(BaseStore):
 
     def _open_sync(self) -> None:
         root = self.base_dir.absolute()
+        if not self.create and not root.is_dir():
+            raise StoreConfigError(f"store directory {str(root)!r} does not exist (create=False: nothing created)")
         try:
             os.makedirs(root, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:
@@ -1108,6 +1117,38 @@ class JSONStore(BaseStore):
 
         return await asyncio.to_thread(run)
 
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages`` by scanning every agent's messages (no index)."""
+        role_prefix = None if request.role is None else b'{"role":' + jsoncodec.encode(request.role)
+        after, before = request.created_after, request.created_before
+
+        def run() -> list[SearchRow]:
+            scan = SearchScan(request)
+
+            def visit(name: str, agent_dir: Path) -> None:
+                if request.template_id is not None or request.user_id is not None:
+                    doc = self._read_meta(agent_dir)
+                    if doc is None:
+                        return
+                    info = doc["info"]
+                    if request.template_id is not None and info.get("templateId") != request.template_id:
+                        return
+                    if request.user_id is not None and user_id_of(info.get("metadata")) != request.user_id:
+                        return
+                path = agent_dir / MESSAGES
+                for seq, (payload, created) in enumerate(self._read_list(agent_dir, MESSAGES)):
+                    if (after is not None and created < after) or (before is not None and created > before):
+                        continue
+                    if role_prefix is not None and not payload.startswith(role_prefix):
+                        continue
+                    wire = _decode(payload, path)
+                    scan.offer(SearchCandidate(name, seq, wire["role"], created, wire))
+
+            self._scan(request.agent_id, visit)
+            return scan.rows()
+
+        return await asyncio.to_thread(run)
+
     @operation("queries", agent=False)
     async def query_tool_calls(
         self,
@@ -1199,6 +1240,59 @@ class JSONStore(BaseStore):
             )
 
         return await self._read(agent_id, read, AgentStats())
+
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("loads", agent=False)
+    async def list_stored_agents(self) -> builtins.list[str]:
+        """Every agent with a directory (any stored record, info or not), sorted."""
+        return await asyncio.to_thread(self._agent_names)
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``createdAt`` (by position) and the session's ``updatedAt``."""
+
+        def read(agent_dir: Path) -> RecordTimes:
+            meta = self._read_meta(agent_dir)
+            created = [c for _, c in self._read_list(agent_dir, MESSAGES)]
+            return RecordTimes(created, None if meta is None else meta["updatedAt"])
+
+        return await self._read(agent_id, read, RecordTimes())
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Rewrite the messages' ``createdAt`` and the session's ``updatedAt``
+        (see store/catalog.py), both files in one journaled transaction."""
+
+        def run() -> None:
+            def locked(agent_dir: Path, _fd: int) -> None:
+                ops: builtins.list[Op] = []
+                state: _ListState | None = None
+                path = agent_dir / MESSAGES
+                data = read_file(path)
+                if data is not None and times.message_created_at:
+                    parsed = _parse_list(path, MESSAGES, data)
+                    created = times.message_created_at
+                    items = [(p, created[i] if i < len(created) else c) for i, (p, c) in enumerate(parsed.items)]
+                    gen = secrets.token_hex(16)
+                    body = b"".join([_header(gen), *(_line(MESSAGES, i, p, c) for i, (p, c) in enumerate(items))])
+                    ops.append(Replace(MESSAGES, body))
+                    state = _ListState(gen, len(body), [(_digest(p), c) for p, c in items])
+                meta = self._read_meta(agent_dir)
+                if meta is not None and times.updated_at is not None:
+                    meta["updatedAt"] = times.updated_at
+                    ops.append(Replace(META, jsoncodec.encode(meta, "info")))
+                try:
+                    commit(agent_dir, ops)
+                except BaseException:
+                    self._remember_list(agent_id, MESSAGES, None)
+                    raise
+                if state is not None:
+                    self._remember_list(agent_id, MESSAGES, state)
+
+            self._locked(agent_id, locked, None, write=True)
+
+        await self._in_thread(agent_id, run)
 
     # ------------------------------------------------------------------ retention (kode prune)
 

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from ..ops.dump import AgentDigest, AgentDump, read_agent
 from .base import Store
+from .catalog import RecordTimes, restore_record_times, stored_agent_ids
 
 __all__ = ["AgentOutcome", "MigrationReport", "apply_agent", "find_conflicts", "migrate", "verify"]
 
@@ -243,7 +244,7 @@ async def apply_agent(
     Writes only what differs (see the module docs); idempotent.
     """
     agent_id = want.agent_id
-    if want == have:
+    if want.same_as(have):
         return AgentOutcome(agent_id, "identical")
     status: Status = "copied" if have.empty else "updated"
     problems = find_conflicts(want, have)
@@ -295,6 +296,14 @@ async def apply_agent(
     if want.info is not None and want.info != have.info:
         await dst.save_info(agent_id, want.info)
         writes += 1
+    # Every write above stamped "now": give the messages and the session the
+    # source's times back, last (a run killed before this completes them on re-run).
+    if want.message_times is not None and (
+        writes or want.message_times != have.message_times or want.updated_at != have.updated_at
+    ):
+        times = RecordTimes(want.message_times, want.updated_at)
+        if await restore_record_times(dst, agent_id, times, len(want.messages)):
+            writes += 1
     return AgentOutcome(agent_id, status, writes=writes)
 
 
@@ -323,14 +332,16 @@ async def migrate(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    ids = sorted(await src.list()) if agent_ids is None else list(agent_ids)
+    ids = await stored_agent_ids(src) if agent_ids is None else list(agent_ids)
     report = MigrationReport(dry_run=dry_run)
 
     source_digests: dict[str, AgentDigest] = {}
+    plain_digests: dict[str, AgentDigest] = {}
 
     async def one(agent_id: str) -> AgentOutcome:
         want, have = await asyncio.gather(read_agent(src, agent_id), read_agent(dst, agent_id))
         source_digests[agent_id] = want.digest()
+        plain_digests[agent_id] = want.without_times().digest()
         try:
             outcome = await apply_agent(dst, want, have, overwrite=overwrite, dry_run=dry_run)
         except Exception as exc:
@@ -347,22 +358,29 @@ async def migrate(
         # The source was read moments ago (its digests are kept); only the
         # destination is read back. Identical agents were just compared in full.
         checked = [o.agent_id for o in report.outcomes if o.status in ("copied", "updated")]
-        report.mismatches = await _verify_against(dst, {a: source_digests[a] for a in checked}, batch_size)
+        report.mismatches = await _verify_against(
+            dst, {a: (source_digests[a], plain_digests[a]) for a in checked}, batch_size
+        )
         report.digests = [source_digests[a] for a in sorted(source_digests)]
         report.verified = not report.mismatches
     return report
 
 
-async def _verify_against(dst: Store, expected: dict[str, AgentDigest], batch_size: int) -> list[dict[str, Any]]:
+async def _verify_against(
+    dst: Store, expected: dict[str, tuple[AgentDigest, AgentDigest]], batch_size: int
+) -> list[dict[str, Any]]:
+    """Compare ``dst`` with the source digests (with times, and without them
+    for a destination that keeps no times)."""
     mismatches: list[dict[str, Any]] = []
     ids = sorted(expected)
 
     async def one(agent_id: str) -> None:
-        got = (await read_agent(dst, agent_id)).digest()
-        if got.sha256 != expected[agent_id].sha256:
-            mismatches.append(
-                {"agentId": agent_id, "source": expected[agent_id].to_json(), "destination": got.to_json()}
-            )
+        dump = await read_agent(dst, agent_id)
+        full, plain = expected[agent_id]
+        want = plain if dump.message_times is None else full
+        got = dump.digest()
+        if got.sha256 != want.sha256:
+            mismatches.append({"agentId": agent_id, "source": want.to_json(), "destination": got.to_json()})
 
     for start in range(0, len(ids), batch_size):
         await asyncio.gather(*(one(a) for a in ids[start : start + batch_size]))
@@ -377,7 +395,7 @@ async def verify(
 
     Returns the mismatches (agent id, both digests) and the source digests.
     """
-    ids = sorted(await src.list()) if agent_ids is None else list(agent_ids)
+    ids = await stored_agent_ids(src) if agent_ids is None else list(agent_ids)
     mismatches: list[dict[str, Any]] = []
     digests: list[AgentDigest] = []
 
@@ -385,6 +403,8 @@ async def verify(
         want, have = await asyncio.gather(read_agent(src, agent_id), read_agent(dst, agent_id))
         a, b = want.digest(), have.digest()
         digests.append(a)
+        if have.message_times is None and want.message_times is not None:
+            a = want.without_times().digest()  # the destination keeps no times
         if a.sha256 != b.sha256:
             mismatches.append({"agentId": agent_id, "source": a.to_json(), "destination": b.to_json()})
 

@@ -69,7 +69,7 @@ import secrets
 import select
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -150,9 +150,12 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .catalog import RecordTimes
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
+from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
+from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
-__all__ = ["PostgresStore", "advisory_lock_key", "migrations"]
+__all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
 
 logger = logging.getLogger("kode_sdk.store.postgres")
 
@@ -241,8 +244,10 @@ def migrations() -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise SchemaVersionError(f"postgres migrations are not numbered 1..n without gaps: {versions}")
+    # Numbers are handed out per feature, so one may land before a lower one:
+    # each is applied by number, not by "everything above the highest".
+    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
+        raise SchemaVersionError(f"postgres migrations must start at 1 and never repeat a number: {versions}")
     return found
 
 
@@ -250,6 +255,9 @@ def migrations() -> list[tuple[int, str, str]]:
 # Module-level so tests can EXPLAIN exactly the SQL the store runs.
 
 _MESSAGE_COLUMNS = "agent_id, seq, role, created_at, COALESCE(raw, data::text)"
+# The text-search configuration of messages.search: no stemming, no stop words
+# (the words are folded in Python before they get here).
+TS_CONFIG = "'pg_catalog.simple'::regconfig"
 _TOOL_CALL_COLUMNS = "agent_id, COALESCE(raw, data::text)"
 _SESSION_COLUMNS = (
     "agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint,"
@@ -400,17 +408,88 @@ def list_query(prefix: str | None) -> tuple[str, list[Any]]:
     )
 
 
+def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.search_messages`: the GIN
+    index on ``search`` finds the rows, ``ts_rank`` (normalised by length) ranks them."""
+    params: dict[str, Any] = {}
+    parts = []
+    for i, phrase in enumerate(request.query.phrases()):
+        params[f"t{i}"] = phrase
+        parts.append(f"phraseto_tsquery({TS_CONFIG}, %(t{i})s)")
+    tsquery = "(" + " && ".join(parts) + ")"
+    where = [f"m.search @@ {tsquery}"]
+    join = ""
+    if request.template_id is not None or request.user_id is not None:
+        join = " JOIN agents a ON a.agent_id = m.agent_id AND a.info IS NOT NULL"
+        if request.template_id is not None:
+            where.append("a.template_id = %(template)s")
+            params["template"] = request.template_id
+        if request.user_id is not None:
+            where.append("a.user_id = %(user)s")
+            params["user"] = request.user_id
+    for column, key, value in (
+        ("m.agent_id", "agent", request.agent_id),
+        ("m.role", "role", request.role),
+    ):
+        if value is not None:
+            where.append(f"{column} = %({key})s")
+            params[key] = value
+    if request.created_after is not None:
+        where.append("m.created_at >= %(after)s")
+        params["after"] = request.created_after
+    if request.created_before is not None:
+        where.append("m.created_at <= %(before)s")
+        params["before"] = request.created_before
+    params["limit"], params["offset"] = request.limit, request.offset
+    query = (
+        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
+        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
+        " LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    return query, params
+
+
+async def _index_existing_messages(conn: AsyncConnection[Any]) -> None:
+    """Migration 2's data step: index the messages stored before it, in batches
+    read through a server-side cursor (same transaction as the DDL)."""
+    reader = conn.cursor(name="kode_index_messages")
+    await reader.execute("SELECT agent_id, seq, COALESCE(raw, data::text) FROM messages")
+    while True:
+        batch = await reader.fetchmany(1000)
+        if not batch:
+            break
+        agents, seqs, texts = [], [], []
+        for agent_id, seq, document in batch:
+            agents.append(agent_id)
+            seqs.append(seq)
+            texts.append(index_text(jsoncodec.decode(document)))
+        await conn.execute(
+            f"UPDATE messages m SET search = to_tsvector({TS_CONFIG}, u.t)"
+            " FROM unnest(%s::text[], %s::integer[], %s::text[]) AS u(a, s, t)"
+            " WHERE m.agent_id = u.a AND m.seq = u.s",
+            [agents, seqs, texts],
+        )
+    await reader.close()
+
+
+# Python steps run right after a migration's SQL, in its transaction.
+_MIGRATION_STEPS: dict[int, Callable[[AsyncConnection[Any]], Awaitable[None]]] = {2: _index_existing_messages}
+
 # --------------------------------------------------------------------------- SQL statements
 
 _LOCK_AGENT = "SELECT msg_version, msg_len, tc_version, tc_len FROM agents WHERE agent_id = %s FOR UPDATE"
 _ENSURE_AGENT = (
     "INSERT INTO agents (agent_id, created_at, updated_at) VALUES (%s, %s, %s) ON CONFLICT (agent_id) DO NOTHING"
 )
-_UPSERT_MESSAGE = """
-INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s)
+# `search`: the message's folded words (kode_sdk.store.search.index_text) as
+# a tsvector of the `simple` configuration; NULL when the store keeps no index.
+_UPSERT_MESSAGE = f"""
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)
+VALUES (%s, %s, %s, %b::text[], %s, %s::jsonb, %s, to_tsvector({TS_CONFIG}, %s))
 ON CONFLICT (agent_id, seq) DO UPDATE
-SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw,
+    search = EXCLUDED.search
 """
 _UPSERT_TOOL_CALL = """
 INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
@@ -435,10 +514,11 @@ _BUMP_TOOL_CALLS = (
     " write_token = %s WHERE agent_id = %s AND tc_version = %s AND tc_len = %s RETURNING 1"
 )
 _GUARDED_UPSERT_MESSAGE = f"""
-INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)
-SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s WHERE {_GUARD}
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)
+SELECT %s, %s, %s, %b::text[], %s, %s::jsonb, %s, to_tsvector({TS_CONFIG}, %s) WHERE {_GUARD}
 ON CONFLICT (agent_id, seq) DO UPDATE
-SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw
+SET role = EXCLUDED.role, block_types = EXCLUDED.block_types, data = EXCLUDED.data, raw = EXCLUDED.raw,
+    search = EXCLUDED.search
 """
 _GUARDED_UPSERT_TOOL_CALL = f"""
 INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
@@ -476,12 +556,19 @@ _DATA_TABLES = (
     "media_cache",
     "snapshots",
 )
+# Every agent with any stored record, info or not: without foreign keys a
+# record may have no registry row, so every table is read (whole-store
+# operations only: export, migrate, metrics).
+_STORED_AGENTS = " UNION ".join(f"SELECT agent_id FROM {table}" for table in ("agents", *_DATA_TABLES))
 
 
-def _message_row(agent_id: str, seq: int, message: Message, encoded: bytes, now: int) -> tuple[Any, ...]:
+def _message_row(
+    agent_id: str, seq: int, message: Message, encoded: bytes, now: int, index: bool = True
+) -> tuple[Any, ...]:
     data, raw = _doc(encoded)
     types = [t.replace("\x00", "\ufffd") for t in message.block_types()]
-    return (agent_id, seq, message.role, types, now, data, raw)
+    words = index_text({"content": message.content}) if index else None
+    return (agent_id, seq, message.role, types, now, data, raw, words)
 
 
 def _tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: bytes) -> tuple[Any, ...]:
@@ -509,7 +596,7 @@ def _text(value: str) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-class PostgresStore(BaseStore):
+class PostgresStore(MessageSearch, BaseStore):
     """A :class:`~kode_sdk.store.base.ExtendedStore` in PostgreSQL, shared by any
     number of workers.
 
@@ -541,8 +628,13 @@ class PostgresStore(BaseStore):
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._messages_cache = SavedListCache()
         self._tool_calls_cache = SavedListCache()
+        # False only to measure what the index costs (bench/run.py --search-index off).
+        self._search_index = True
         self._event_commits = EventCommitter(self._commit_events)
-        self._held_locks: set[PostgresAgentLock] = set()
+        self._held_locks: set[AgentLock] = set()
+        self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
+        self._pooled = self._settings.transaction_pooled
+        self._prologue = settings_statement(self._settings) if self._pooled else None
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
         self._retiring: set[asyncio.Task[None]] = set()
@@ -560,12 +652,16 @@ class PostgresStore(BaseStore):
     def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
         settings = self._settings
         idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self._pooled:
+            # A statement prepared on one server session is unknown to the next.
+            kwargs["prepare_threshold"] = None
         if locks:
             # One connection per held lock: a pool of its own, so locks never
             # starve the store's queries, and a reset hook that frees any lock.
             return AsyncConnectionPool(
                 settings.conninfo,
-                kwargs={"autocommit": True},
+                kwargs=kwargs,
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
@@ -577,7 +673,7 @@ class PostgresStore(BaseStore):
             )
         return AsyncConnectionPool(
             settings.conninfo,
-            kwargs={"autocommit": True},
+            kwargs=kwargs,
             min_size=settings.min_size,
             max_size=settings.max_size,
             open=False,
@@ -636,9 +732,9 @@ class PostgresStore(BaseStore):
                 "CREATE TABLE IF NOT EXISTS kode_schema_version"
                 " (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
             )
-            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM kode_schema_version")
-            row = await cur.fetchone()
-            current = int(row[0]) if row else 0
+            cur = await conn.execute("SELECT version FROM kode_schema_version")
+            applied = {int(row[0]) for row in await cur.fetchall()}
+            current = max(applied, default=0)
             latest = known[-1][0] if known else 0
             if current > latest:
                 raise SchemaVersionError(
@@ -646,7 +742,7 @@ class PostgresStore(BaseStore):
                     f" ({latest}); upgrade kode-sdk"
                 )
             for version, name, text in known:
-                if version <= current:
+                if version in applied:
                     continue
                 try:
                     await conn.execute(cast(Any, text))
@@ -654,6 +750,9 @@ class PostgresStore(BaseStore):
                     if isinstance(exc, _CONNECTION_ERRORS):
                         raise
                     raise SchemaVersionError(f"migration {name} failed: {self._settings.scrub(str(exc))}") from None
+                step = _MIGRATION_STEPS.get(version)
+                if step is not None:
+                    await step(conn)
                 await conn.execute(
                     "INSERT INTO kode_schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
                     [version, name, _now_ms()],
@@ -738,10 +837,18 @@ class PostgresStore(BaseStore):
             return fresh
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+    async def _connection(self, *, bare: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled autocommit connection. Behind a transaction pooler (unless
+        ``bare``: the caller opens its own transaction) the body runs in one
+        pipelined transaction that starts with the store's settings, since
+        each autocommit statement could land on another server session."""
         pool, conn = await self._getconn()
         try:
-            yield conn
+            if self._prologue is None or bare:
+                yield conn
+            else:
+                async with _pipelined_transaction(conn, self._prologue):
+                    yield conn
         except _CONNECTION_ERRORS as exc:
             raise self._connection_error(exc) from None
         finally:
@@ -751,7 +858,7 @@ class PostgresStore(BaseStore):
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
         waiting; a fetch or the commit collects the results."""
-        async with self._connection() as conn, _pipelined_transaction(conn):
+        async with self._connection(bare=True) as conn, _pipelined_transaction(conn, self._prologue):
             yield conn
 
     # ------------------------------------------------------------------ events
@@ -773,13 +880,13 @@ class PostgresStore(BaseStore):
             ):
                 column.append(value)
         agents = sorted({row.agent_id for row in rows})
-        async with self._connection() as conn:
+        async with self._connection(bare=True) as conn:
             try:
                 # Unprepared statements: a duplicate seq aborts this pipeline,
                 # and psycopg's prepared-statement cache does not survive an
                 # aborted pipeline (the next call on the connection would fail
                 # with "prepared statement _pg3_N does not exist").
-                async with _pipelined_transaction(conn, prepare=False):
+                async with _pipelined_transaction(conn, self._prologue, prepare=False):
                     await conn.execute(_INSERT_EVENTS, columns, prepare=False)
                     await conn.execute(_NOTIFY, [self._settings.schema, agents], prepare=False)
             except psycopg.errors.UniqueViolation:
@@ -851,6 +958,12 @@ class PostgresStore(BaseStore):
         after = since_seq(since)
         only = check_channel(channel)
         first = _first_seq_after(after)
+        if self._pooled:
+            # LISTEN needs a session of its own, which a transaction pooler
+            # does not give: poll the table instead.
+            async for item in self._poll_events(agent_id, only, first, poll_interval_s):
+                yield item
+            return
         wanted = f"{self._settings.schema}:{agent_id}"
         conn: AsyncConnection[Any] | None = None
         backoff = 0.05
@@ -888,6 +1001,35 @@ class PostgresStore(BaseStore):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _poll_events(
+        self, agent_id: str, only: str | None, first: int, poll_interval_s: float
+    ) -> AsyncIterator[Timeline]:
+        """The tail behind a transaction pooler: read ``seq >= first`` every
+        ``poll_interval_s``; no connection is held between polls."""
+        backoff = 0.05
+        while self._state == "open":
+            if first > _MAX_SEQ:
+                await asyncio.sleep(poll_interval_s)
+                continue
+            try:
+                async with self._connection() as conn:
+                    if only is None:
+                        cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
+                    else:
+                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
+                    rows = await cur.fetchall()
+            except StoreConnectionError as exc:
+                logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for seq, text in rows:
+                first = seq + 1
+                yield timeline_from_wire(_load(text))
+            if len(rows) < _EVENT_PAGE:
+                await asyncio.sleep(poll_interval_s)
 
     def _scrub(self, exc: BaseException) -> str:
         return self._settings.scrub(str(exc))
@@ -936,7 +1078,7 @@ class PostgresStore(BaseStore):
                         new_cache.append(message_snapshot(message))
                         continue
                     encoded = jsoncodec.encode(wire, f"messages[{i}]")
-                    rows.append(_message_row(agent_id, i, message, encoded, now))
+                    rows.append(_message_row(agent_id, i, message, encoded, now, self._search_index))
                     new_cache.append(message_snapshot(message))
                 if rows:
                     await conn.cursor().executemany(_UPSERT_MESSAGE, rows)
@@ -963,7 +1105,7 @@ class PostgresStore(BaseStore):
         rows = []
         for i in changed:
             encoded = jsoncodec.encode(message_to_wire(items[i]), f"messages[{i}]")
-            rows.append((*_message_row(agent_id, i, items[i], encoded, now), agent_id, token))
+            rows.append((*_message_row(agent_id, i, items[i], encoded, now, self._search_index), agent_id, token))
         new_cache = updated_snapshots(cached, items, changed, message_snapshot)
         n = len(items)
         try:
@@ -998,7 +1140,10 @@ class PostgresStore(BaseStore):
                 if items:
                     await conn.cursor().executemany(
                         _UPSERT_MESSAGE,
-                        [_message_row(agent_id, length + i, m, encoded[i], now) for i, m in enumerate(items)],
+                        [
+                            _message_row(agent_id, length + i, m, encoded[i], now, self._search_index)
+                            for i, m in enumerate(items)
+                        ],
                     )
                 total = length + len(items)
                 await conn.execute(
@@ -1367,6 +1512,17 @@ class PostgresStore(BaseStore):
             )
         return out
 
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
+        query, params = search_query(request)
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            rows = await cur.fetchall()
+        return [
+            SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
+            for agent, seq, role, created, text, score in rows
+        ]
+
     @operation("queries", agent=False)
     async def query_messages(
         self,
@@ -1549,8 +1705,8 @@ class PostgresStore(BaseStore):
         (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
         async with self._connection() as conn:
             cur = await conn.execute(
-                """
-                SELECT (SELECT count(*) FROM agents WHERE info IS NOT NULL),
+                f"""
+                SELECT (SELECT count(*) FROM ({_STORED_AGENTS}) AS stored),
                        (SELECT count(*) FROM messages),
                        (SELECT count(*) FROM tool_calls),
                        (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
@@ -1619,8 +1775,8 @@ class PostgresStore(BaseStore):
                 rows,
             )
             await conn.execute(
-                "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw)"
-                " SELECT n.id, m.seq, m.role, m.block_types, m.created_at, m.data, m.raw"
+                "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)"
+                " SELECT n.id, m.seq, m.role, m.block_types, m.created_at, m.data, m.raw, m.search"
                 " FROM messages m CROSS JOIN unnest(%s::text[]) AS n(id) WHERE m.agent_id = %s",
                 [new_ids, agent_id],
             )
@@ -1662,6 +1818,8 @@ class PostgresStore(BaseStore):
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
         if self._state != "open":
             raise StoreClosedError("postgres store is closed")
+        if self._pooled:
+            return await self._acquire_lease(agent_id, timeout_ms)
         key = advisory_lock_key(self._settings.schema, agent_id)
         deadline = time.monotonic() + timeout_ms / 1000
         try:
@@ -1703,7 +1861,73 @@ class PostgresStore(BaseStore):
         self._held_locks.add(lock)
         return lock
 
-    # ------------------------------------------------------------------ listing
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("queries", agent=False)
+    async def list_stored_agents(self) -> list[str]:
+        """Every agent with any stored record, info or not, sorted."""
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, f"SELECT agent_id FROM ({_STORED_AGENTS}) AS stored ORDER BY agent_id"))
+            return [row[0] for row in await cur.fetchall()]
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT created_at FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id])
+            created = [int(row[0]) for row in await cur.fetchall()]
+            cur = await conn.execute(
+                "SELECT updated_at FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id]
+            )
+            row = await cur.fetchone()
+        return RecordTimes(created, None if row is None else int(row[0]))
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Set the messages' ``created_at`` and the session's ``updated_at`` (see store/catalog.py)."""
+        async with self._transaction() as conn:
+            if times.message_created_at:
+                await conn.execute(
+                    "UPDATE messages AS m SET created_at = t.created_at"
+                    " FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(created_at, n)"
+                    " WHERE m.agent_id = %s AND m.seq = t.n - 1",
+                    [times.message_created_at, agent_id],
+                )
+            if times.updated_at is not None:
+                await conn.execute(
+                    "UPDATE agents SET updated_at = %s WHERE agent_id = %s", [times.updated_at, agent_id]
+                )
+
+    async def _acquire_lease(self, agent_id: str, timeout_ms: int) -> AgentLock:
+        """Behind a transaction pooler: the lock is a lease row (see
+        :mod:`kode_sdk.store.postgres_pooler`), renewed while held."""
+        lock = await acquire_lease(agent_id, timeout_ms, self._settings.lock_lease_s, self._run_row, self._forget_lease)
+        if lock is None:
+            raise LockTimeoutError(agent_id, timeout_ms)
+        self._held_locks.add(lock)
+        self._leases.setdefault(agent_id, set()).add(lock)
+        return lock
+
+    async def _run_row(self, query: str, params: Sequence[Any]) -> bool:
+        """Run one statement in its own transaction; True if it returned a row."""
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchone() is not None
+
+    def _forget_lease(self, lock: LeaseAgentLock) -> None:
+        self._held_locks.discard(lock)
+        held = self._leases.get(lock.agent_id)
+        if held is not None:
+            held.discard(lock)
+            if not held:
+                del self._leases[lock.agent_id]
+
+    def _before_write(self, agent_id: str) -> None:
+        """A store holding a lapsed lease of ``agent_id`` writes nothing for it."""
+        if self._leases:
+            for lock in self._leases.get(agent_id, ()):
+                lock.check()
+
     # ------------------------------------------------------------------ retention (kode prune)
 
     @operation("deletes", agent=False)
@@ -1766,16 +1990,21 @@ class PostgresStore(BaseStore):
 
 
 @contextlib.asynccontextmanager
-async def _pipelined_transaction(conn: AsyncConnection[Any], *, prepare: bool | None = None) -> AsyncIterator[None]:
+async def _pipelined_transaction(
+    conn: AsyncConnection[Any], prologue: tuple[str, Sequence[Any]] | None = None, *, prepare: bool | None = None
+) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
-    at its edges: measured 330 µs against 140 µs for this.) On any failure the
-    transaction is rolled back before the connection goes back to the pool.
-    ``prepare=False`` keeps ``BEGIN``/``COMMIT`` unprepared, for bodies whose
-    server errors are expected."""
+    at its edges: measured 330 µs against 140 µs for this.) ``prologue`` (the
+    per-transaction settings behind a pooler) follows ``BEGIN`` in the same
+    pipeline. On any failure the transaction is rolled back before the
+    connection goes back to the pool. ``prepare=False`` keeps ``BEGIN`` and
+    ``COMMIT`` unprepared, for bodies whose server errors are expected."""
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN", prepare=prepare)
+            if prologue is not None:
+                await conn.execute(cast(Any, prologue[0]), prologue[1], prepare=prepare)
             yield
             await conn.execute("COMMIT", prepare=prepare)
     except BaseException:

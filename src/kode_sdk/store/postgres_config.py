@@ -8,7 +8,10 @@ A connection is a libpq DSN (``"postgresql://user@host:5432/db"`` or
      "max": 20, "idle_timeout_ms": 30000, "connection_timeout_ms": 2000, "ssl": "require",
      "dsn": "postgresql://…",   # optional base that the parts override
      "schema": "kode",          # optional, default "public"
-     "synchronous_commit": "off"}  # optional durability trade, default: the server's
+     "synchronous_commit": "off",  # optional durability trade, default: the server's
+     "pooler": "transaction",   # behind PgBouncer in transaction mode (or KODE_POSTGRES_POOLER)
+     "lock_lease_ms": 10000,    # agent-lock lease behind a pooler (renewed while held)
+     "replicas": ["postgresql://…"]}  # read replicas (or KODE_POSTGRES_REPLICAS, comma-separated)
 
 A bad value raises :class:`~kode_sdk.errors.StoreConfigError` naming the key.
 The password (and an ``sslpassword``) is never echoed: not in errors, not in
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -31,6 +35,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import StoreConfigError
+from ..redact import redact
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -63,8 +68,15 @@ _KNOWN_KEYS = frozenset(
         "schema",
         "application_name",
         "synchronous_commit",
+        "pooler",
+        "lock_lease_ms",
+        "replicas",
     }
 )
+POOLER_ENV = "KODE_POSTGRES_POOLER"
+REPLICAS_ENV = "KODE_POSTGRES_REPLICAS"
+POOLER_MODES = ("none", "transaction")
+DEFAULT_LOCK_LEASE_MS = 10_000
 _SYNC_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _SSL_KEYS = {
@@ -85,20 +97,11 @@ _SSL_KEYS = {
 # Lower-case only, so the name never needs quoting in search_path or SQL.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# Shapes a password takes inside driver text, whatever its value.
-_KV_PASSWORD = re.compile(r"((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
-_MIN_LITERAL_SECRET = 4  # shorter secrets would turn every message into asterisks
-
 
 def scrub_text(text: str, secrets: tuple[str, ...] | frozenset[str] = ()) -> str:
-    """``text`` with every password-shaped part (``password=…``, ``://user:…@``)
-    and every literal secret replaced by ``***``."""
-    for secret in secrets:
-        if len(secret) >= _MIN_LITERAL_SECRET and secret in text:
-            text = text.replace(secret, "***")
-    text = _KV_PASSWORD.sub(r"\1***", text)
-    return _URI_PASSWORD.sub(r"\1***\3", text)
+    """``text`` with every password-shaped part and literal secret replaced by
+    ``***`` (see :func:`kode_sdk.redact.redact`)."""
+    return redact(text, secrets)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -116,6 +119,18 @@ class PostgresSettings:
     idle_timeout_s: float
     connect_timeout_s: float
     secrets: frozenset[str] = field(default_factory=frozenset)
+    # Behind a transaction pooler: no startup ``options``; these settings are
+    # applied per transaction instead (``set_config(name, value, true)``).
+    pooler: str | None = None
+    session_settings: tuple[tuple[str, str], ...] = ()
+    lock_lease_s: float = DEFAULT_LOCK_LEASE_MS / 1000
+    # conninfo strings of the read replicas (same options as ``conninfo``).
+    replicas: tuple[str, ...] = ()
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """True behind a transaction-mode pooler (PgBouncer ``pool_mode=transaction``)."""
+        return self.pooler == "transaction"
 
     def scrub(self, text: str) -> str:
         """``text`` without any trace of this connection's secrets."""
@@ -189,12 +204,40 @@ def _parse_dsn(dsn: str, key: str) -> dict[str, Any]:
         raise StoreConfigError(f"{key}: not a valid PostgreSQL DSN (libpq could not parse it)") from None
 
 
-def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = None) -> PostgresSettings:
+def _pooler(parts: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    if parts.get("pooler") is not None:
+        value, where = parts["pooler"], "connection['pooler']"
+    elif env.get(POOLER_ENV, "").strip():
+        value, where = env[POOLER_ENV].strip().lower(), POOLER_ENV
+    else:
+        return None
+    if value not in POOLER_MODES:
+        raise StoreConfigError(f"{where}: {value!r} is not one of {', '.join(POOLER_MODES)}")
+    return None if value == "none" else str(value)
+
+
+def _replica_dsns(parts: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    if parts.get("replicas") is not None:
+        value = parts["replicas"]
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise StoreConfigError("connection['replicas']: expected a list of DSN strings")
+        return [_str(item, f"replicas[{i}]") for i, item in enumerate(value)]
+    raw = env.get(REPLICAS_ENV, "")
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_connection(
+    connection: Mapping[str, Any] | str, schema: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> PostgresSettings:
     """Validate ``connection`` (a DSN or a dict of parts) into :class:`PostgresSettings`.
 
     ``schema`` (keyword of the store) wins over ``connection["schema"]``.
+    ``KODE_POSTGRES_POOLER`` and ``KODE_POSTGRES_REPLICAS`` (from ``environ``,
+    default ``os.environ``) apply when the dict does not set ``pooler`` /
+    ``replicas`` (always, for a DSN string).
     Raises :class:`StoreConfigError` naming the bad key, never echoing a secret.
     """
+    env = os.environ if environ is None else environ
     parts: dict[str, Any]
     if isinstance(connection, str):
         params = _parse_dsn(connection, "connection")
@@ -240,11 +283,14 @@ def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = N
     chosen = schema if schema is not None else parts.get("schema", DEFAULT_SCHEMA)
     schema_name = _check_schema(chosen)
     # search_path for every connection this store opens (pool, locks, tail).
-    existing = str(params.get("options") or "")
     # Store queries are small keyed lookups: parallel workers and JIT only add
     # latency (measured: aggregate_stats 9 ms with a parallel plan before the
     # first ANALYZE, 0.14 ms without).
-    options = f"{existing} -c search_path={schema_name} -c max_parallel_workers_per_gather=0 -c jit=off"
+    settings: list[tuple[str, str]] = [
+        ("search_path", schema_name),
+        ("max_parallel_workers_per_gather", "0"),
+        ("jit", "off"),
+    ]
     sync = parts.get("synchronous_commit")
     if sync is not None:
         # Opt-in durability trade: "off" makes each commit return before its
@@ -254,14 +300,41 @@ def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = N
             raise StoreConfigError(
                 f"connection['synchronous_commit']: {sync!r} is not one of {', '.join(_SYNC_COMMIT)}"
             )
-        options += f" -c synchronous_commit={sync}"
-    params["options"] = options.strip()
+        settings.append(("synchronous_commit", str(sync)))
+    pooler = _pooler(parts, env)
+    lease_ms = _int(parts.get("lock_lease_ms", DEFAULT_LOCK_LEASE_MS), "lock_lease_ms", low=300, high=3_600_000)
+    if pooler == "transaction":
+        # PgBouncer refuses the ``options`` startup parameter, and a pooled
+        # server connection may carry anyone's settings: they go per transaction.
+        if params.get("options"):
+            raise StoreConfigError(
+                "connection: the DSN sets 'options', which a transaction pooler refuses at connect; drop it"
+            )
+        params.pop("options", None)
+    else:
+        existing = str(params.get("options") or "")
+        params["options"] = (existing + "".join(f" -c {name}={value}" for name, value in settings)).strip()
 
     secrets = frozenset(str(params[k]) for k in ("password", "sslpassword") if params.get(k))
     try:
         conninfo = make_conninfo("", **params)
     except psycopg.ProgrammingError:
         raise StoreConfigError("connection: the parts do not form a valid libpq connection string") from None
+    replicas: list[str] = []
+    for index, dsn in enumerate(_replica_dsns(parts, env)):
+        replica = _parse_dsn(dsn, f"replicas[{index}]")
+        # A replica DSN may name only its host and port: the rest (database,
+        # user, password, ssl, options) is the primary's unless it says otherwise.
+        for key, value in params.items():
+            if key not in ("host", "hostaddr", "port"):
+                replica.setdefault(key, value)
+        for key in ("password", "sslpassword"):
+            if replica.get(key):
+                secrets = secrets | {str(replica[key])}
+        try:
+            replicas.append(make_conninfo("", **replica))
+        except psycopg.ProgrammingError:
+            raise StoreConfigError(f"replicas[{index}]: not a valid PostgreSQL DSN") from None
 
     port_value = params.get("port")
     return PostgresSettings(
@@ -276,6 +349,10 @@ def parse_connection(connection: Mapping[str, Any] | str, schema: str | None = N
         idle_timeout_s=idle_ms / 1000,
         connect_timeout_s=connect_ms / 1000,
         secrets=secrets,
+        pooler=pooler,
+        session_settings=tuple(settings),
+        lock_lease_s=lease_ms / 1000,
+        replicas=tuple(replicas),
     )
 
 

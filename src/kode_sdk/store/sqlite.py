@@ -38,6 +38,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
     StoreCorruptionError,
 )
@@ -100,10 +101,12 @@ from .base import (
     user_id_of,
     validate_agent_id,
 )
+from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
+from .search import MessageSearch, SearchRequest, SearchRow, index_text
 from .sqlite_blob import pack, unpack
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "register_functions"]
 
 logger = logging.getLogger("kode_sdk.store.sqlite")
 
@@ -394,6 +397,23 @@ def _created_at_floor(conn: sqlite3.Connection, agent_id: str, seq: int, now: in
     return now if row is None or row[0] <= now else int(row[0])
 
 
+def _index_text_of(data: str | bytes) -> str:
+    """kode_index_text(data): what messages_search indexes for a message row.
+
+    A pure function of ``data`` (the search-index triggers depend on it) that
+    never raises: an exception inside a trigger would fail the write."""
+    try:
+        return index_text(jsoncodec.decode(unpack(data)))
+    except Exception:  # an unreadable row is reported by loads, not by writes
+        return ""
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Register the SQL functions the schema's triggers call (``kode_index_text``)
+    on ``conn``. Any connection that writes messages needs them."""
+    conn.create_function("kode_index_text", 1, _index_text_of, deterministic=True)
+
+
 # Loading parses stored JSON with pydantic's own parser (model_validate_json):
 # measured faster than decoding and constructing, it keeps integers beyond 64
 # bits exact, and it re-checks what comes back.
@@ -526,7 +546,7 @@ def _deliver(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
 # --------------------------------------------------------------------------- store
 
 
-class SqliteStore(BaseStore):
+class SqliteStore(MessageSearch, BaseStore):
     """The embedded default store: one SQLite database file in WAL mode.
 
     >>> store = SqliteStore("./data/agents.db")          # no I/O yet
@@ -575,6 +595,11 @@ class SqliteStore(BaseStore):
     :meth:`health_check` probes for writability; otherwise the database file's
     directory is used. Processes sharing a database must agree on it, or their
     locks will not see each other.
+
+    **create** (default ``True``): :meth:`open` creates the database file
+    (0600) and its parent folders when missing. With ``create=False`` a
+    missing file raises :class:`~kode_sdk.errors.StoreConfigError` and
+    nothing is created (what read-only tools want).
     """
 
     backend_name = "sqlite"
@@ -583,9 +608,12 @@ class SqliteStore(BaseStore):
         self,
         db_path: str | os.PathLike[str],
         file_store_base_dir: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
+        self.create = create
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
         self._thread: _ConnectionThread | None = None
@@ -625,11 +653,19 @@ class SqliteStore(BaseStore):
 
     def _connect(self) -> None:
         path = self.db_path
+        target: str | Path = path
+        if str(path) != ":memory:" and not self.create:
+            # Open only what exists: a typo must not leave folders and a database behind.
+            if not path.is_file():
+                raise StoreConfigError(f"SQLite database {str(path)!r} does not exist (create=False: nothing created)")
+            target = path.absolute().as_uri() + "?mode=rw"
         try:
-            if str(path) != ":memory:":
+            if str(path) != ":memory:" and self.create:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _create_private(path)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, cached_statements=256)
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=True, cached_statements=256, uri=not self.create
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
         try:
@@ -643,6 +679,7 @@ class SqliteStore(BaseStore):
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA cache_size = -32000")  # 32 MiB
             conn.execute("PRAGMA temp_store = MEMORY")
+            register_functions(conn)
             self._migrate(conn)
         except BaseException as exc:
             conn.close()
@@ -1350,6 +1387,46 @@ class SqliteStore(BaseStore):
             )
         return found
 
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages``: FTS5 finds the rows, bm25 ranks them."""
+        joins = ""
+        clauses = ["messages_search MATCH ?"]
+        params: list[Any] = [request.query.fts5()]
+        if request.template_id is not None or request.user_id is not None:
+            joins = " JOIN agents a ON a.agent_id = m.agent_id"
+            if request.template_id is not None:
+                clauses.append("a.template_id = ?")
+                params.append(request.template_id)
+            if request.user_id is not None:
+                clauses.append("a.user_id = ? AND a.template_id IS NOT NULL")
+                params.append(request.user_id)
+        for column, value in (("m.agent_id", request.agent_id), ("m.role", request.role)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if request.created_after is not None:
+            clauses.append("m.created_at >= ?")
+            params.append(request.created_after)
+        if request.created_before is not None:
+            clauses.append("m.created_at <= ?")
+            params.append(request.created_before)
+        sql = (
+            "SELECT m.agent_id, m.seq, m.role, m.created_at, m.data, s.rank"
+            f" FROM messages_search s JOIN messages m ON m.rowid = s.rowid{joins}"
+            f" WHERE {' AND '.join(clauses)}"
+            " ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
+        )
+        params += [request.limit, request.offset]
+
+        def job(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        # bm25 is lower-is-better; a hit's score is higher-is-better.
+        return [
+            SearchRow(agent, seq, role, created_at, jsoncodec.decode(unpack(data)), -rank)
+            for agent, seq, role, created_at, data, rank in await self._hop(job)
+        ]
+
     @operation("queries", agent=False)
     async def query_tool_calls(
         self,
@@ -1489,7 +1566,8 @@ class SqliteStore(BaseStore):
 
         def job(conn: sqlite3.Connection) -> StorageMetrics:
             with _transaction(conn, write=False):
-                agents = conn.execute("SELECT COUNT(*) FROM agents WHERE template_id IS NOT NULL").fetchone()[0]
+                # Every agent with a stored record, info or not (see store/catalog.py).
+                agents = conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0]
                 messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
                 tool_calls = conn.execute("SELECT COUNT(*) FROM tool_calls").fetchone()[0]
                 page_count = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -1581,6 +1659,50 @@ class SqliteStore(BaseStore):
 
         await self._hop(job)
         return new_ids
+
+    # ------------------------------------------------------------------ whole-store primitives (store/catalog.py)
+
+    @operation("loads", agent=False)
+    async def list_stored_agents(self) -> builtins.list[str]:
+        """Every agent with any stored record, info or not, sorted: each one
+        has a registry row (foreign keys make it so)."""
+
+        def job(conn: sqlite3.Connection) -> builtins.list[str]:
+            return [agent for (agent,) in conn.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+
+        return await self._hop(job)
+
+    @operation("loads")
+    async def load_record_times(self, agent_id: str) -> RecordTimes:
+        """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
+
+        def job(conn: sqlite3.Connection) -> RecordTimes:
+            with _transaction(conn, write=False):
+                created = [
+                    c
+                    for (c,) in conn.execute(
+                        "SELECT created_at FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)
+                    )
+                ]
+                row = conn.execute(
+                    "SELECT updated_at FROM agents WHERE agent_id = ? AND info IS NOT NULL", (agent_id,)
+                ).fetchone()
+            return RecordTimes(created, None if row is None else row[0])
+
+        return await self._hop(job)
+
+    @operation("saves")
+    async def restore_record_times(self, agent_id: str, times: RecordTimes) -> None:
+        """Set the messages' ``created_at`` and the session's ``updated_at`` (see store/catalog.py)."""
+        rows = [(created, agent_id, seq) for seq, created in enumerate(times.message_created_at)]
+
+        def job(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                conn.executemany("UPDATE messages SET created_at = ? WHERE agent_id = ? AND seq = ?", rows)
+                if times.updated_at is not None:
+                    conn.execute("UPDATE agents SET updated_at = ? WHERE agent_id = ?", (times.updated_at, agent_id))
+
+        await self._hop(job)
 
     # ------------------------------------------------------------------ retention (kode prune)
 
@@ -1692,7 +1814,12 @@ def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
                 issues.append(f"Table {table} holds rows for agent {agent_id!r}, which has no registry row.")
         return issues
     info_json, message_count = row
-    if info_json is not None:
+    if info_json is None:
+        issues.append(
+            f"Agent {agent_id!r} has stored records but no AgentInfo: save_info never ran, "
+            "so list() and query_sessions do not show it."
+        )
+    else:
         try:
             info = jsoncodec.decode(info_json)
             stored_id = info.get("agentId") if isinstance(info, dict) else None

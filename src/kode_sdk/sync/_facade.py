@@ -19,7 +19,7 @@ from ..errors import StoreClosedError
 from ..store.base import AgentLock
 from . import _runner
 
-__all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext"]
+__all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext", "Wrapped"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -112,6 +112,32 @@ def lock_context(
 ) -> SyncContext[AgentLock, SyncAgentLock]:
     """``with`` form of an async context manager yielding an :class:`AgentLock`."""
     return SyncContext(lambda: fn(*args, **kwargs), SyncAgentLock)
+
+
+def wrapped_context(
+    wrap: Callable[[T], U], fn: Callable[P, AbstractAsyncContextManager[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> SyncContext[T, U]:
+    """``with`` form of an async context manager yielding an object with async
+    methods; ``wrap`` is its generated blocking class."""
+    return SyncContext(lambda: fn(*args, **kwargs), wrap)
+
+
+class Wrapped:
+    """Base of the generated blocking classes for objects with async methods
+    (other than stores and locks): methods are generated, other attributes are
+    read from the wrapped object."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.wrapped, name)
+        if inspect.iscoroutinefunction(value):
+            raise AttributeError(f"{type(self).__name__} has no blocking form of {name!r}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} over {self.wrapped!r}>"
 
 
 def acquire_lock(fn: Callable[P, Awaitable[AgentLock]], /, *args: P.args, **kwargs: P.kwargs) -> SyncAgentLock:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         HistoryWindow,
         MediaCacheRecord,
         Message,
+        MessageHit,
         RecoveredFile,
         SessionInfo,
         Snapshot,
@@ -252,6 +253,33 @@ class SyncQueryableStore(SyncStore):
     def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Blocking :meth:`kode_sdk.QueryableStore.aggregate_stats`."""
         return _runner.call(self.async_store.aggregate_stats, agent_id)
+
+    def search_messages(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        role: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> builtins.list[MessageHit]:
+        """Blocking :meth:`kode_sdk.QueryableStore.search_messages`."""
+        return _runner.call(
+            self.async_store.search_messages,
+            query,
+            agent_id=agent_id,
+            template_id=template_id,
+            user_id=user_id,
+            role=role,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
 
 
 class SyncExtendedStore(SyncQueryableStore):

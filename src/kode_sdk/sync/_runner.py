@@ -23,12 +23,13 @@ import asyncio
 import atexit
 import concurrent.futures
 import concurrent.futures.thread  # imported now: importing it at exit fails
+import contextlib
 import logging
 import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
 from ..errors import StoreClosedError
 
@@ -160,34 +161,66 @@ def call(fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) ->
         raise
 
 
+#: Most items an iterator hands over per hop between threads.
+ITERATE_BATCH = 256
+
+
 def iterate(fn: Callable[P, AsyncIterator[T]], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
     """Iterate ``fn(*args, **kwargs)`` (an async iterator, made on the loop
-    thread) item by item; closing the returned iterator, or dropping it before
-    the end, closes the async one on the loop."""
-    source: AsyncIterator[T] | None = None
+    thread); closing the returned iterator, or dropping it before the end,
+    closes the async one on the loop.
 
-    async def step() -> tuple[bool, T | None]:
-        nonlocal source
+    Items come over in batches: each hop takes every item the async iterator
+    can give without waiting (up to :data:`ITERATE_BATCH`), so reading a long
+    list costs a few thread hops, not one per item, while an iterator that
+    waits for new items (a live tail) hands over each one as soon as it has it.
+    """
+    source: AsyncIterator[T] | None = None
+    pending: asyncio.Future[T] | None = None
+
+    async def batch() -> tuple[list[T], bool]:
+        nonlocal source, pending
         if source is None:
             source = fn(*args, **kwargs)
-        try:
-            return True, await source.__anext__()
-        except StopAsyncIteration:
-            return False, None
+        items: list[T] = []
+        while len(items) < ITERATE_BATCH:
+            if pending is None:
+                pending = asyncio.ensure_future(source.__anext__())
+            if items and not pending.done():
+                await asyncio.sleep(0)  # one loop turn: enough for an item already at hand
+                if not pending.done():
+                    break  # it is waiting for something: hand over what we have
+            if items and pending.exception() is not None and not isinstance(pending.exception(), StopAsyncIteration):
+                break  # deliver the items first; the next hop raises the error
+            try:
+                item = await pending
+            except StopAsyncIteration:
+                pending = None
+                return items, True
+            pending = None
+            items.append(item)
+        return items, False
+
+    async def close() -> None:
+        nonlocal pending
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        pending = None
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     finished = False
     try:
-        while True:
-            more, item = call(step)
-            if not more:
-                finished = True
-                return
-            yield cast(T, item)
+        while not finished:
+            items, finished = call(batch)
+            yield from items
     finally:
-        aclose = getattr(source, "aclose", None)
-        if not finished and aclose is not None and not _stopped:
+        if not finished and source is not None and not _stopped:
             try:
-                call(aclose)
+                call(close)
             except Exception:  # the consumer's own exception, if any, matters more
                 logger.debug("closing an abandoned iterator failed", exc_info=True)
 

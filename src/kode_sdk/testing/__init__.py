@@ -23,7 +23,8 @@ Classes (each includes everything of the one before):
   kind, events, snapshots, info/exists/list/delete, JSON exactness, agent-id
   validation, lifecycle, persistence across reopen, concurrency.
 * :class:`QueryableStoreConformance` — adds ``query_sessions``,
-  ``query_messages``, ``query_tool_calls`` and ``aggregate_stats``.
+  ``query_messages``, ``query_tool_calls``, ``aggregate_stats`` and
+  ``search_messages``.
 * :class:`ExtendedStoreConformance` — adds health, consistency, metrics, agent
   locks and ``batch_fork``.
 
@@ -51,6 +52,7 @@ pytest.register_assert_rewrite(
     "kode_sdk.testing.data",
     "kode_sdk.testing.store_suite",
     "kode_sdk.testing.query_suite",
+    "kode_sdk.testing.search_suite",
     "kode_sdk.testing.extended_suite",
 )
 

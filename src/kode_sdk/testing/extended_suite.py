@@ -112,7 +112,28 @@ class ExtendedStoreConformance(QueryableStoreConformance):
         assert result.consistent is True
         assert_utc(result.checked_at, "checked_at")
 
+    @pytest.mark.asyncio
+    async def test_check_consistency_reports_agent_without_info(self, store: Any, ns: str) -> None:
+        # Records without AgentInfo: list() and query_sessions do not show the
+        # agent, so the check says so (naming AgentInfo).
+        agent = ns + "a"
+        await store.save_messages(agent, data.conversation())
+        await store.append_event(agent, data.timeline(1))
+        result = await store.check_consistency(agent)
+        assert result.consistent is False
+        assert any("AgentInfo" in issue for issue in result.issues), result.issues
+        await store.save_info(agent, data.info(agent, message_count=4))
+        assert not any("AgentInfo" in issue for issue in (await store.check_consistency(agent)).issues)
+
     # ------------------------------------------------------------------ metrics
+
+    @pytest.mark.asyncio
+    async def test_metrics_count_agents_without_info(self, store: Any, ns: str) -> None:
+        before = (await store.get_metrics()).storage.total_agents
+        await store.save_messages(ns + "a", data.conversation())
+        await store.append_event(ns + "b", data.timeline(1))
+        await store.save_info(ns + "c", data.info(ns + "c"))
+        assert (await store.get_metrics()).storage.total_agents == before + 3
 
     @pytest.mark.asyncio
     async def test_metrics_count_calls(self, store: Any, ns: str) -> None:

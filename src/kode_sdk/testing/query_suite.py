@@ -22,6 +22,7 @@ from ..types import (
 )
 from . import data
 from .data import BASE_MS, assert_json_identical, assert_utc
+from .search_suite import SearchConformance
 from .store_suite import BAD_AGENT_IDS, StoreConformance
 
 __all__ = ["QueryableStoreConformance"]
@@ -31,6 +32,7 @@ QUERY_CALLS: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
     "query_messages": lambda s, a: s.query_messages(agent_id=a),
     "query_tool_calls": lambda s, a: s.query_tool_calls(agent_id=a),
     "aggregate_stats": lambda s, a: s.aggregate_stats(a),
+    "search_messages": lambda s, a: s.search_messages("x", agent_id=a),
 }
 
 #: Filter values that break a store pasting them into SQL or LIKE patterns.
@@ -41,10 +43,10 @@ def _ms(value: Any) -> int:
     return to_epoch_ms(value)
 
 
-class QueryableStoreConformance(StoreConformance):
+class QueryableStoreConformance(SearchConformance, StoreConformance):
     """Everything in :class:`StoreConformance`, plus the query API:
-    ``query_sessions``, ``query_messages``, ``query_tool_calls`` and
-    ``aggregate_stats``.
+    ``query_sessions``, ``query_messages``, ``query_tool_calls``,
+    ``aggregate_stats`` and ``search_messages`` (:mod:`.search_suite`).
 
     Every test scopes its queries to its own agents, template ids or tool
     names, so a shared database does not disturb it.

@@ -4,6 +4,8 @@
 ``GET /``                           sessions, with the ``query_sessions`` filters and paging
 ``GET /session/{agent_id}``         one session: conversation with tool calls inline,
                                     tool calls, stats with charts, event timeline
+``GET /search``                     ``search_messages`` over all sessions; each hit links
+                                    to its message in its session
 ``GET /static/…``                   the stylesheet (shipped in the package)
 ==================================  ==============================================
 
@@ -16,7 +18,7 @@ JavaScript is used anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,18 +31,21 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
-from ..ops.filters import parse_int, pick_params, session_filters
+from ..ops.filters import SEARCH_PARAMS, parse_int, pick_params, search_filters, session_filters
 from ..store.base import QueryableStore, check_channel, validate_agent_id
-from ..types import CHANNELS, StoredMessage, Timeline
+from ..types import CHANNELS, MessageHit, StoredMessage, Timeline
 from .charts import duration_chart, is_failed, success_chart
 
 __all__ = ["MESSAGES_PER_PAGE", "page_routes"]
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 #: Messages shown per page of a conversation.
 MESSAGES_PER_PAGE = 200
 #: Events shown per page of the timeline.
 EVENTS_PER_PAGE = 500
 SESSIONS_PER_PAGE = 50
+HITS_PER_PAGE = 20
 
 _HERE = Path(__file__).parent
 _SESSION_KEYS = ("agent", "template", "user", "after", "before", "limit", "offset", "sort", "order")
@@ -148,6 +153,36 @@ class _Pages:
             following=following,
         )
 
+    async def search(self, request: Request) -> Response:
+        form = {key: request.query_params.get(key, "") for key in SEARCH_PARAMS}
+        error = None
+        hits: list[MessageHit] = []
+        params: dict[str, str] = {}
+        try:
+            params = {k: v for k, v in pick_params(request.query_params, SEARCH_PARAMS).items() if v != ""}
+            form.update(params)
+            if params.get("q", "").strip():
+                text, kwargs = search_filters({"limit": str(HITS_PER_PAGE), **params})
+                hits = await self.store.search_messages(text, **kwargs)
+        except (InvalidAgentIdError, RecordValidationError, StoreConfigError, ValueError) as exc:
+            error = str(exc)
+        limit = int(params.get("limit", HITS_PER_PAGE)) if error is None else HITS_PER_PAGE
+        offset = int(params.get("offset", 0)) if error is None else 0
+        previous = {**params, "offset": max(offset - limit, 0)} if offset > 0 and error is None else None
+        following = {**params, "offset": offset + limit} if error is None and len(hits) == limit else None
+        return self.render(
+            request,
+            "search.html",
+            400 if error else 200,
+            title=f"Search: {params['q']}" if params.get("q") else "Search",
+            form=form,
+            error=error,
+            hits=[(hit, _marked(hit)) for hit in hits],
+            offset=offset,
+            previous=previous,
+            following=following,
+        )
+
     async def session(self, request: Request) -> Response:
         try:
             agent_id = validate_agent_id(request.path_params["agent_id"])
@@ -227,16 +262,43 @@ def _guard(pages: _Pages, handler: Any) -> Any:
     return wrapped
 
 
+def _marked(hit: MessageHit) -> list[tuple[str, bool]]:
+    """The snippet cut at its highlights: (text, is a match) pieces, for the
+    template to escape one by one and wrap the matches in ``<mark>``."""
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in sorted(hit.highlights):
+        start, end = max(start, at), min(end, len(hit.snippet))
+        if start >= end:
+            continue
+        if start > at:
+            pieces.append((hit.snippet[at:start], False))
+        pieces.append((hit.snippet[start:end], True))
+        at = end
+    if at < len(hit.snippet):
+        pieces.append((hit.snippet[at:], False))
+    return pieces
+
+
 def _page_of(seq: int) -> int:
     return seq - seq % MESSAGES_PER_PAGE
 
 
-def page_routes(store: QueryableStore) -> list[BaseRoute]:
-    """The browser's routes over ``store`` (mount them beside the JSON API)."""
+def page_routes(store: QueryableStore, wrap: Callable[[Handler], Handler] | None = None) -> list[BaseRoute]:
+    """The browser's routes over ``store`` (mount them beside the JSON API).
+
+    ``wrap`` goes around every page handler (the app's "store not open yet"
+    answer, say)."""
     pages = _Pages(store)
     pages.env.globals["page_of"] = _page_of
+
+    def page(handler: Handler) -> Handler:
+        guarded: Handler = _guard(pages, handler)
+        return guarded if wrap is None else wrap(guarded)
+
     return [
-        Route("/", _guard(pages, pages.sessions), name="sessions_page"),
-        Route("/session/{agent_id}", _guard(pages, pages.session), name="session_page"),
+        Route("/", page(pages.sessions), name="sessions_page"),
+        Route("/session/{agent_id}", page(pages.session), name="session_page"),
+        Route("/search", page(pages.search), name="search_page"),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
