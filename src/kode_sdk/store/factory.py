@@ -199,8 +199,8 @@ async def create_extended_store(config: Mapping[str, Any] | None = None) -> Exte
     """Build and open a store with the full ExtendedStore API (SQLite or PostgreSQL).
 
     ``None`` reads the environment (SQLite at ``./data/agents.db`` when nothing
-    is set). ``{"type": "json"}`` is refused: JSONStore has no locks, health or
-    metrics.
+    is set). ``{"type": "json"}`` is refused: JSONStore has no health check,
+    metrics or ``batch_fork`` (it does have agent locks).
 
     >>> store = await create_extended_store({"type": "sqlite", "db_path": "./data/agents.db"})  # doctest: +SKIP
     """

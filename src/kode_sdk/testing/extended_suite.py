@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from ..errors import AgentNotFoundError, InvalidAgentIdError, LockTimeoutError, StoreClosedError
+from ..errors import (
+    AgentNotFoundError,
+    InvalidAgentIdError,
+    LockTimeoutError,
+    RecordValidationError,
+    StoreClosedError,
+)
 from ..store.base import validate_agent_id
 from ..types import (
     AgentInfo,
@@ -77,6 +83,17 @@ class ExtendedStoreConformance(QueryableStoreConformance):
         assert health.database.latency_ms is None or health.database.latency_ms >= 0
         assert isinstance(health.file_system.writable, bool)
         assert_utc(health.checked_at, "checked_at")
+
+    @pytest.mark.asyncio
+    async def test_health_stays_true_and_truthful_after_a_refused_event(self, store: Any, ns: str) -> None:
+        # A refused event (seq beyond 64 bits) never reaches the database, so
+        # it cannot leave the store broken while health_check says healthy.
+        with pytest.raises(RecordValidationError):
+            await store.append_event(ns + "a", data.timeline(2**70))
+        assert (await store.health_check()).healthy is True
+        await store.append_event(ns + "a", data.timeline(1))
+        assert [e.bookmark.seq async for e in store.read_events(ns + "a")] == [1]
+        assert (await store.health_check()).healthy is True
 
     @pytest.mark.asyncio
     async def test_check_consistency_on_good_data(self, store: Any, ns: str) -> None:
