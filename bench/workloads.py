@@ -110,8 +110,9 @@ class Target(Protocol):
         self, agent_id: str, messages: list[Any], records: list[Any], events: int, message_count: int
     ) -> list[str]: ...
 
-    # W2 (and the end of W1): events; reads return the seqs in the order yielded.
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None: ...
+    # W2 (and the end of W1): events, ``batch`` per call / transaction (1: one
+    # append_event each); reads return the seqs in the order yielded.
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None: ...
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]: ...
 
     # W3
@@ -259,10 +260,15 @@ class StoreTarget:
 
     # W2 ---------------------------------------------------------------------
 
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None:
-        append = self.store.append_event
-        for event in events:
-            await append(agent_id, event)
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None:
+        if batch == 1:
+            append = self.store.append_event
+            for event in events:
+                await append(agent_id, event)
+            return
+        append_batch = self.store.append_events
+        for start in range(0, len(events), batch):
+            await append_batch(agent_id, events[start : start + batch])
 
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]:
         return [t.bookmark.seq async for t in self.store.read_events(agent_id, since=since, channel=channel)]
@@ -452,11 +458,14 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
 # --------------------------------------------------------------------------- W2
 
 
-async def run_w2(target: Target, events: int, profile: str | None = None) -> dict[str, Any]:
-    """W2: one agent appends ``events`` events; then read all, since 90 %, one channel."""
+async def run_w2(target: Target, events: int, batch: int = 1, profile: str | None = None) -> dict[str, Any]:
+    """W2: one agent appends ``events`` events, ``batch`` per call (1: sequential
+    ``append_event``, each durable on return; more: ``append_events``); then
+    read all, since 90 %, one channel."""
     if events < 10:
         raise ValueError("W2 needs at least 10 events")
-    log(f"W2 {target.backend}: building {events} events")
+    mode = "single" if batch == 1 else "batch"
+    log(f"W2 {target.backend} ({mode}, {batch} per call): building {events} events")
     timeline = data.w2_events(events)
     agent_id = "w2-agent"
     mark = timeline[int(events * 0.9) - 1].bookmark.seq
@@ -468,8 +477,8 @@ async def run_w2(target: Target, events: int, profile: str | None = None) -> dic
         clock = time.perf_counter
         with Profiler(profile):
             started = clock()
-            await target.append_events(agent_id, timeline)
-            # Appends count until a read sees the last one (the final group commit).
+            await target.append_events(agent_id, timeline, batch)
+            # Every append is committed on return; the read checks the last one is there.
             tail = await target.read_events(agent_id, since=events - 1)
             append_seconds = clock() - started
             if tail != [events]:
@@ -497,6 +506,8 @@ async def run_w2(target: Target, events: int, profile: str | None = None) -> dic
     return {
         "workload": "W2",
         "backend": target.backend,
+        "mode": mode,
+        "batch": batch,
         "events": events,
         "appends_per_s": round(events / append_seconds, 1),
         "append_seconds": round(append_seconds, 4),

@@ -33,14 +33,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import jsoncodec
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
-    fcntl = None  # type: ignore[assignment]
 from ..errors import (
     AgentNotFoundError,
-    LockTimeoutError,
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
@@ -77,16 +71,18 @@ from ..types import (
 from .base import (
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     PendingEvent,
     SavedListCache,
     changed_positions,
     check_channel,
+    check_int64,
     check_page,
     check_sort,
     coerce_list,
     created_at_clauses,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     fork_agent_ids,
     message_from_wire,
     message_keys,
@@ -104,9 +100,9 @@ from .base import (
     updated_snapshots,
     user_id_of,
     validate_agent_id,
-    wait_with_backoff,
 )
 from .catalog import RecordTimes
+from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 
@@ -186,10 +182,7 @@ _UPDATE_TOOL_CALL = (
     "UPDATE tool_calls SET name = ?, state = ?, is_error = ?, approval_required = ?, created_at = ?, "
     "updated_at = ?, data = ? WHERE agent_id = ? AND pos = ?"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (agent_id, seq) DO NOTHING"
-)
+_INSERT_EVENT = "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?)"
 _APPEND_ROW = (
     "INSERT INTO {table} (agent_id, idx, data) "
     "VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {table} WHERE agent_id = ?), ?)"
@@ -228,12 +221,6 @@ def _is_busy(exc: sqlite3.Error) -> bool:
         return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     text = str(exc).lower()
     return "locked" in text or "busy" in text
-
-
-def _check_int64(value: int, field: str) -> int:
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise RecordValidationError(f"{field}: {value} does not fit in a 64-bit integer", field=field)
-    return value
 
 
 def _check_text(value: object, name: str) -> str:
@@ -310,8 +297,8 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     front, so the transaction never fails half-way on a lock upgrade), plain
     ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error.
 
-    Inside an open transaction (the hop's event flush) it is a SAVEPOINT, so
-    the call is still all-or-nothing while the events before it commit with it.
+    Inside an open transaction it is a SAVEPOINT, so the inner part is still
+    all-or-nothing.
     """
     if conn.in_transaction:
         conn.execute("SAVEPOINT kode_call")
@@ -532,32 +519,6 @@ def _load_tool_call(data: str | bytes) -> ToolCallRecord:
     return ToolCallRecord.model_validate_json(unpack(data))
 
 
-@dataclass(slots=True)
-class _HopState:
-    flush_failed: bool = False
-
-
-class _FlockLock(AgentLock):
-    """An agent lock held as ``flock(LOCK_EX)`` on ``<lock dir>/<agent_id>.lock``.
-
-    The kernel frees it when the holding process dies, whatever way.
-    """
-
-    def __init__(self, agent_id: str, fd: int, on_release: Callable[[_FlockLock], None]) -> None:
-        super().__init__(agent_id)
-        self._fd = fd
-        self._on_release = on_release
-
-    async def _release(self) -> None:
-        fd, self._fd = self._fd, -1
-        self._on_release(self)
-        if fd >= 0:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-
-
 class _ConnectionThread:
     """The one thread that owns the SQLite connection and runs every job on it.
 
@@ -703,9 +664,8 @@ class SqliteStore(MessageSearch, BaseStore):
     that returned has committed and survives the process being killed; a power
     loss or OS crash can lose the commits since the last background checkpoint
     (about the last second of writes), never corrupt the file.
-    Events from :meth:`append_event` are group-committed a few milliseconds
-    later (before the next call of this store), so a kill can also cost the
-    events of the last ~5 ms.
+    :meth:`append_event` is no exception: concurrent appends share one
+    commit, and each returns once that commit is done.
 
     **Several processes** may open the same file: writers take turns (each
     waits up to 10 s for the write lock, then retries), readers never block.
@@ -755,11 +715,11 @@ class SqliteStore(MessageSearch, BaseStore):
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
         self._thread: _ConnectionThread | None = None
-        self._events = EventBuffer(self._flush_events)
+        self._event_commits = EventCommitter(self._commit_events)
         # Only ever touched on the worker thread.
         self._message_cache = SavedListCache()
         self._tool_call_cache = SavedListCache()
-        self._locks: set[_FlockLock] = set()
+        self._locks: set[FlockAgentLock] = set()
         self._checkpointer: _Checkpointer | None = None
 
     def __repr__(self) -> str:
@@ -861,10 +821,8 @@ class SqliteStore(MessageSearch, BaseStore):
 
     async def _close(self) -> None:
         try:
-            if len(self._events):
-                await self._hop(lambda conn: None)
+            await self._event_commits.wait_idle()
         finally:
-            self._events.cancel()
             for lock in list(self._locks):
                 await lock.release()
             checkpointer, self._checkpointer = self._checkpointer, None
@@ -890,16 +848,11 @@ class SqliteStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ the hop
 
     async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the worker thread, after writing the pending events.
-
-        Events and call share one commit (the call runs in a SAVEPOINT): a
-        failing ``job`` is rolled back alone, the events still commit."""
+        """Run ``job`` on the worker thread; SQLite errors other than integrity
+        errors become :class:`StoreConnectionError`."""
         thread = self._thread
         if thread is None:
             raise StoreClosedError("sqlite store is closed")
-        pending = self._events.take() if len(self._events) else None
-        state = _HopState()
-
         checkpointer = self._checkpointer
 
         def work() -> T:
@@ -908,101 +861,72 @@ class SqliteStore(MessageSearch, BaseStore):
                 raise StoreClosedError("sqlite store is closed")
             changes = conn.total_changes
             try:
-                return run(conn)
-            finally:
-                if checkpointer is not None and conn.total_changes != changes:
-                    checkpointer.note_write()
-
-        def run(conn: sqlite3.Connection) -> T:
-            try:
-                if not pending:
-                    return job(conn)
-                failure: Exception | None = None
-                try:
-                    with _transaction(conn, write=True):
-                        self._write_events(conn, pending)
-                        try:
-                            result = job(conn)
-                        except Exception as exc:  # committed events stand; the call's own work was rolled back
-                            failure = exc
-                except BaseException:
-                    state.flush_failed = True
-                    raise
-                if failure is not None:
-                    raise failure
-                return result
+                return job(conn)
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
                 raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
+            finally:
+                if checkpointer is not None and conn.total_changes != changes:
+                    checkpointer.note_write()
 
         future, box = thread.submit(work)
         try:
             return await future
         except BaseException:
-            # An unclaimed box means the work never started: then nothing was written.
-            never_ran = _claim(box)
-            if pending and (never_ran or state.flush_failed):
-                self._events.put_back(pending)
+            _claim(box)  # a job that never started now never will
             raise
 
     # ------------------------------------------------------------------ events
 
-    async def _flush_events(self) -> None:
-        if self._state == "open" and len(self._events):
-            await self._hop(lambda conn: None)
+    async def _commit_events(self, rows: list[PendingEvent]) -> None:
+        """Insert ``rows`` (one or more agents) in one transaction, or nothing.
 
-    @staticmethod
-    def _write_events(conn: sqlite3.Connection, rows: list[PendingEvent]) -> None:
-        """Insert queued events (inside the caller's transaction)."""
-        now = _now_ms()
-        conn.executemany(_ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)])
-        cursor = conn.executemany(
-            _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
-        )
-        skipped = len(rows) - cursor.rowcount
-        if skipped > 0:
-            # Another process stored these seqs after we decided they were new.
-            logger.warning(
-                "%d queued event(s) of %s had a seq already stored by another writer; those copies were skipped",
-                skipped,
-                ", ".join(repr(a) for a in dict.fromkeys(r.agent_id for r in rows)),
-            )
+        A seq already stored raises :class:`RecordValidationError` naming it
+        (only ever for a single agent's batch: the group committer retries a
+        failed joint commit batch by batch)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn, write=True):
+                    now = _now_ms()
+                    conn.executemany(
+                        _ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)]
+                    )
+                    conn.executemany(
+                        _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
+                    )
+            except sqlite3.IntegrityError:
+                agent_id = rows[0].agent_id
+                seqs = [r.seq for r in rows if r.agent_id == agent_id]
+                stored: set[int] = set()
+                for start in range(0, len(seqs), 500):  # SQLite's bound-parameter limit
+                    chunk = seqs[start : start + 500]
+                    query = f"SELECT seq FROM events WHERE agent_id = ? AND seq IN ({','.join('?' * len(chunk))})"
+                    stored.update(seq for (seq,) in conn.execute(query, (agent_id, *chunk)))
+                raise duplicate_seq_error(agent_id, stored or seqs) from None
+
+        await self._hop(job)
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
-        """Append one event; its ``bookmark.seq`` must be new for this agent.
+        """Append one event; its ``bookmark.seq`` must be new for this agent
+        (else :class:`RecordValidationError`, nothing written).
 
-        Usually queued and group-committed within ~5 ms (before any other call
-        of this store); a seq that might already be stored is written at once,
-        so a duplicate raises :class:`RecordValidationError` here.
-        """
-        validated = Timeline.coerce(timeline, "timeline")
-        _check_int64(validated.bookmark.seq, "timeline.bookmark.seq")
-        _check_int64(validated.bookmark.timestamp, "timeline.bookmark.timestamp")
-        row = event_row(agent_id, validated)
-        if self._events.can_queue(agent_id, row.seq):
-            if self._events.queue(row):
-                await self._flush_events()
-            return
+        Returns once the event is committed (concurrent appends share one
+        commit) and visible to every other store object and process."""
+        await self._event_commits.append(event_rows(agent_id, timeline, single=True))
 
-        def job(conn: sqlite3.Connection) -> int | None:
-            with _transaction(conn, write=True):
-                conn.execute(_ENSURE_AGENT, (agent_id, _now_ms()))
-                cursor = conn.execute(
-                    _INSERT_EVENT, (agent_id, row.seq, row.channel, row.event_type, row.timestamp, row.data)
-                )
-                if cursor.rowcount == 0:
-                    raise RecordValidationError(
-                        f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
-                        field="timeline.bookmark.seq",
-                    )
-                max_seq: int | None = conn.execute(
-                    "SELECT MAX(seq) FROM events WHERE agent_id = ?", (agent_id,)
-                ).fetchone()[0]
-            return max_seq
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events in one transaction: all of them or none.
 
-        self._events.note_max_seq(agent_id, await self._hop(job))
+        A seq already stored (or repeated in the batch) raises
+        :class:`RecordValidationError` and writes nothing of this call; other
+        callers' appends are never affected."""
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._event_commits.append(rows)
 
     @operation_iter("loads")
     async def read_events(
@@ -1382,7 +1306,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 field="info.agent_id",
             )
         data = _encode(validated.to_wire(), "info")
-        message_count = _check_int64(validated.message_count, "info.message_count")
+        message_count = check_int64(validated.message_count, "info.message_count")
         template_id = validated.template_id
         user_id = user_id_of(validated.metadata)
         created_at = to_epoch_ms(validated.created_at)
@@ -1433,7 +1357,6 @@ class SqliteStore(MessageSearch, BaseStore):
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table (one transaction).
         Deleting an unknown agent does nothing."""
-        self._events.forget(agent_id)
 
         def job(conn: sqlite3.Connection) -> None:
             self._message_cache.drop(agent_id)
@@ -1791,38 +1714,7 @@ class SqliteStore(MessageSearch, BaseStore):
         (even from this store). It has no expiry: it is held until released,
         until this store closes, or until the process dies.
         """
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
-            raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
-        if fcntl is None:  # pragma: no cover - Windows
-            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
-        lock_dir = self._lock_dir
-        path = lock_dir / f"{agent_id}.lock"
-
-        def open_lock_file() -> int:
-            lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
-
-        try:
-            fd = open_lock_file()
-        except OSError as exc:
-            raise StoreConnectionError(f"cannot open lock file {str(path)!r}: {exc}") from exc
-
-        async def attempt() -> bool:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        try:
-            acquired = await wait_with_backoff(attempt, timeout_ms, max_delay_s=0.025)
-        except BaseException:
-            os.close(fd)
-            raise
-        if not acquired:
-            os.close(fd)
-            raise LockTimeoutError(agent_id, timeout_ms)
-        lock = _FlockLock(agent_id, fd, self._locks.discard)
+        lock = await acquire_flock_lock(self._lock_dir, agent_id, timeout_ms, self._locks.discard)
         self._locks.add(lock)
         return lock
 
@@ -1969,11 +1861,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 self._tool_call_cache.drop(agent_id)
             return doomed
 
-        doomed = sorted(await self._hop(job))
-        if not dry_run:
-            for agent_id in doomed:
-                self._events.forget(agent_id)
-        return doomed
+        return sorted(await self._hop(job))
 
     # Defined last: inside the class body, `list` names this method from here on.
     @operation("loads", agent=False)
