@@ -18,6 +18,8 @@ joined by newlines. Words are found and compared the same way everywhere
 * words are compared after NFKD, dropping combining diacritics, case folding
   and NFC: ``Café``, ``CAFE`` and ``café`` are one word, ``Straße`` is
   ``strasse``, full-width ``ＡＢＣ`` is ``abc``;
+* a run of more than :data:`MAX_WORD_CHARS` letters is several words (cut the
+  same way in the index and in queries, so it is still found, as a phrase);
 * only the first :data:`MAX_INDEXED_WORDS` words of a message are indexed.
 
 A backend indexes :func:`index_text` — the folded words joined by single
