@@ -149,8 +149,9 @@ STEP_NAMES = ("save_messages", "save_tool_call_records", "append_event_x6", "sav
 class StoreTarget:
     """Drives a kode-sdk store through its public async API."""
 
-    def __init__(self, backend: str, workdir: Path, dsn: str | None) -> None:
+    def __init__(self, backend: str, workdir: Path, dsn: str | None, *, search_index: bool = True) -> None:
         self.backend = backend
+        self.search_index = search_index
         self.workdir = workdir
         self.dsn = default_dsn(dsn)
         self.schema: str | None = None
@@ -174,6 +175,26 @@ class StoreTarget:
                 await self._drop_schema_quietly()
                 raise BackendUnavailable(f"backend 'postgres' could not open: {type(exc).__name__}: {exc}") from exc
             raise
+        if not self.search_index:
+            await self._drop_search_index()
+
+    async def _drop_search_index(self) -> None:
+        """Run without the full-text index, to measure what keeping it costs
+        (``--search-index off``): search_messages does not work afterwards."""
+        if self.backend == "sqlite":
+
+            def drop(conn: Any) -> None:
+                for name in ("insert", "delete", "update"):
+                    conn.execute(f"DROP TRIGGER messages_search_{name}")
+                conn.execute("DROP TABLE messages_search")
+
+            await self.store._hop(drop)
+        elif self.backend == "postgres":
+            self.store._search_index = False  # no index text computed or sent
+            async with self.store._connection() as conn:
+                await conn.execute("DROP INDEX messages_search")
+        else:
+            raise SystemExit(f"--search-index off: the {self.backend} backend keeps no index")
 
     async def close(self) -> None:
         if self.store is None:
@@ -280,6 +301,9 @@ class StoreTarget:
 
     async def query_list(self, prefix: str) -> int:
         return len(await self.store.list(prefix=prefix))
+
+    async def query_search(self, word: str, agent_id: str | None = None) -> int:
+        return len(await self.store.search_messages(word, agent_id=agent_id, limit=20))
 
 
 def compare_lists(what: str, got: Sequence[Any], expected: Sequence[Any]) -> list[str]:
@@ -420,6 +444,7 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "early_cpu_ms_per_turn": round(sum(cpu[:20]) / (agents * len(cpu[:20])) * 1000, 3),
         "late_cpu_ms_per_turn": round(sum(cpu[-20:]) / (agents * len(cpu[-20:])) * 1000, 3),
         "verified": not problems,
+        **({"search_index": target.search_index} if isinstance(target, StoreTarget) else {}),
         "messages": 3 * agents * turns,
         "events": 6 * agents * turns,
         "db_size_bytes": target.size_bytes,
@@ -542,6 +567,16 @@ async def run_w3(
         ),
         ("list", lambda i: target.query_list(prefix_of(i)), lambda i: listed(prefix_of(i))),
     ]
+    if isinstance(target, StoreTarget) and target.search_index:  # the raw floors have no search
+        planted = [len(data.w3_search_seqs(k, messages_per_agent)) for k in range(agents)]
+        checks += [
+            ("search", lambda i: target.query_search(data.SEARCH_WORD), lambda i: min(20, sum(planted))),
+            (
+                "search_agent",
+                lambda i: target.query_search(data.SEARCH_WORD, ids[pick(i)]),
+                lambda i: min(20, planted[pick(i)]),
+            ),
+        ]
     timings: dict[str, float] = {}
     problems: list[str] = []
     await target.open()
@@ -557,7 +592,9 @@ async def run_w3(
                 for i in range(5):  # warm-up: statement caches, first page reads
                     await call(i)
                 times: list[float] = []
-                for i in range(queries):
+                # JSONStore searches by reading every message: a few runs tell enough.
+                runs = min(queries, 10) if name.startswith("search") and target.backend == "json" else queries
+                for i in range(runs):
                     begin = clock()
                     got = await call(i)
                     times.append(clock() - begin)

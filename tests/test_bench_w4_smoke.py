@@ -66,6 +66,8 @@ async def test_our_stores_write_and_read_back_the_conversation(backend: str) -> 
         ("langgraph-sqlitesaver", "langgraph.checkpoint.sqlite"),
         ("langgraph-inmemorysaver", "langgraph"),
         ("kode-langgraph-sqlite", "langgraph"),
+        ("kode-openai-session-sqlite", "agents"),
+        ("kode-adk-sqlite", "google.adk"),
         ("adk-databasesessionservice-sqlite", "google.adk"),
     ],
 )

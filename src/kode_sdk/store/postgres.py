@@ -66,7 +66,6 @@ import logging
 import os
 import re
 import secrets
-import select
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -75,11 +74,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-import psycopg.errors
-from psycopg import AsyncConnection, sql
-from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg import AsyncConnection, sql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
 
 from .. import jsoncodec
 from ..errors import (
@@ -88,6 +92,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
 )
 from ..types import (
@@ -151,8 +156,10 @@ from .base import (
     validate_agent_id,
 )
 from .catalog import RecordTimes
+from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
+from .postgres_replicas import ReplicaRouter
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
@@ -204,26 +211,6 @@ def _load(text: str) -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _check_connection(conn: AsyncConnection[Any]) -> None:
-    """Pool check before a connection is handed out, without a round trip
-    when it can be avoided.
-
-    An idle connection's socket has nothing to read. When the server ends the
-    session (restart, shutdown, termination) it sends an error and closes the
-    socket, which makes it readable: only then is the connection pinged (and,
-    if dead, replaced by the pool). A full ``check_connection`` on every
-    checkout would cost one extra round trip per store call.
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("connection is closed")
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        readable = [True]
-    if readable:
-        await conn.execute("")
 
 
 def advisory_lock_key(schema: str, agent_id: str) -> int:
@@ -441,11 +428,16 @@ def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
         where.append("m.created_at <= %(before)s")
         params["before"] = request.created_before
     params["limit"], params["offset"] = request.limit, request.offset
+    # The page is chosen first; only its rows' documents are read and turned
+    # into text (data::text over every match would cost more than the search).
     query = (
-        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
-        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        "SELECT p.agent_id, p.seq, p.role, p.created_at, COALESCE(d.raw, d.data::text), p.score FROM ("
+        f"SELECT m.agent_id, m.seq, m.role, m.created_at, ts_rank(m.search, {tsquery}, 1) AS score"
+        f" FROM messages m{join} WHERE {' AND '.join(where)}"
         " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
-        " LIMIT %(limit)s OFFSET %(offset)s"
+        " LIMIT %(limit)s OFFSET %(offset)s) p"
+        " JOIN messages d ON d.agent_id = p.agent_id AND d.seq = p.seq"
+        " ORDER BY p.score DESC, p.created_at DESC, p.seq DESC, p.agent_id DESC"
     )
     return query, params
 
@@ -602,7 +594,9 @@ class PostgresStore(MessageSearch, BaseStore):
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
     password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
-    and ``schema``). ``schema`` (default ``public``) is created if missing.
+    and ``schema``). ``schema`` (default ``public``) is created if missing,
+    unless ``create`` is false: then a schema without kode tables raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
     The constructor does no I/O.
@@ -620,9 +614,12 @@ class PostgresStore(MessageSearch, BaseStore):
         file_store_base_dir: str | os.PathLike[str] | None = None,
         *,
         schema: str | None = None,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self._settings: PostgresSettings = parse_connection(connection, schema)
+        # False: open only a schema that already holds a kode store (read-only tools).
+        self._create = create
         self._file_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -635,6 +632,9 @@ class PostgresStore(MessageSearch, BaseStore):
         self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
         self._pooled = self._settings.transaction_pooled
         self._prologue = settings_statement(self._settings) if self._pooled else None
+        self._replicas: ReplicaRouter | None = None
+        # Behind replicas, each commit notes the primary's WAL position (read-your-writes).
+        self._on_commit = self._note_commit if self._settings.replicas else None
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
         self._retiring: set[asyncio.Task[None]] = set()
@@ -649,7 +649,8 @@ class PostgresStore(MessageSearch, BaseStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    def _new_pool(self, *, locks: bool, conninfo: str | None = None) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The store's pool (``locks``: the lock pool; ``conninfo``: a replica's pool)."""
         settings = self._settings
         idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
         kwargs: dict[str, Any] = {"autocommit": True}
@@ -665,19 +666,17 @@ class PostgresStore(MessageSearch, BaseStore):
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
-                check=_check_connection,
                 reset=_unlock_all,
                 name="kode-postgres-locks",
                 timeout=settings.connect_timeout_s,
                 max_idle=idle,
             )
         return AsyncConnectionPool(
-            settings.conninfo,
+            conninfo or settings.conninfo,
             kwargs=kwargs,
-            min_size=settings.min_size,
+            min_size=settings.min_size if conninfo is None else 0,
             max_size=settings.max_size,
             open=False,
-            check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
             max_idle=idle,
@@ -695,12 +694,55 @@ class PostgresStore(MessageSearch, BaseStore):
         except BaseException as exc:
             await pool.close()
             await lock_pool.close()
+            if isinstance(exc, PoolTimeout):
+                # "pool initialization incomplete" says nothing: one direct
+                # connection gives the server's own reason (refused, too many
+                # clients, SSL required, bad password).
+                exc = await self._connect_error() or exc
             unregister_secrets(settings.secrets)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
             raise
         self._pool = pool
         self._lock_pool = lock_pool
+        if settings.replicas:
+            self._replicas = ReplicaRouter(
+                settings.replicas, lambda conninfo: self._new_pool(locks=False, conninfo=conninfo), checked_getconn
+            )
+            await self._replicas.open()
+
+    @property
+    def replica_reads(self) -> dict[str, int]:
+        """Where the routed reads (queries, stats, ``list``) went: counts of
+        ``replica`` and ``primary`` (no replica configured: both 0)."""
+        return dict(self._replicas.reads) if self._replicas is not None else {"replica": 0, "primary": 0}
+
+    def _note_commit(self, lsn: str | None) -> None:
+        if self._replicas is not None:
+            self._replicas.note_commit(lsn)
+
+    async def _read_rows(self, query: str, params: Any) -> list[Any]:
+        """Rows of a routed read: from a replica that has replayed this
+        store's last commit, else (or if it fails) from the primary."""
+        router = self._replicas
+        if router is not None:
+            try:
+                async with router.replica_connection(self._settings.connect_timeout_s) as conn:
+                    if conn is not None:
+                        if self._prologue is None:
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+                        async with _pipelined_transaction(conn, self._prologue):
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning("read replica failed mid-read, reading the primary: %s", self._scrub(exc))
+                router.mark_down()
+                router.reads["replica"] -= 1
+                router.reads["primary"] += 1
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchall()
 
     async def _close(self) -> None:
         try:
@@ -713,6 +755,8 @@ class PostgresStore(MessageSearch, BaseStore):
                 await self._pool.close()
             if self._lock_pool is not None:
                 await self._lock_pool.close()
+            if self._replicas is not None:
+                await self._replicas.close()
             for task in list(self._retiring):
                 with contextlib.suppress(Exception):
                     await task
@@ -724,6 +768,16 @@ class PostgresStore(MessageSearch, BaseStore):
             # Serialises concurrent openers; released at commit.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
             schema = self._settings.schema
+            if not self._create:
+                cur = await conn.execute(
+                    "SELECT to_regclass(format('%%I.kode_schema_version', %s::text)) IS NOT NULL", [schema]
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    raise StoreConfigError(
+                        f"PostgreSQL store {self._settings.describe()} does not exist (no kode tables in"
+                        f" schema {schema!r}; create=False: nothing created)"
+                    )
             cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
             if await cur.fetchone() is None:
                 await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -758,6 +812,15 @@ class PostgresStore(MessageSearch, BaseStore):
                     [version, name, _now_ms()],
                 )
 
+    async def _connect_error(self) -> psycopg.Error | None:
+        """The error of one direct connection attempt, or None if it connects."""
+        try:
+            conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            return exc
+        await conn.close()
+        return None
+
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         detail = self._settings.scrub(str(exc).strip()) or type(exc).__name__
         return StoreConnectionError(f"PostgreSQL at {self._settings.describe()} is unreachable: {detail}")
@@ -777,7 +840,7 @@ class PostgresStore(MessageSearch, BaseStore):
         if pool is None:
             raise StoreClosedError("postgres store is closed")
         try:
-            conn = await pool.getconn(timeout=wait_s)
+            conn = await checked_getconn(pool, wait_s)
         except PoolTimeout as exc:
             if self._checked_out[locks] >= (pool.max_size or 0):
                 if locks:
@@ -790,7 +853,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 raise self._connection_error(exc) from None
             pool = fresh
             try:
-                conn = await pool.getconn(timeout=wait_s)
+                conn = await checked_getconn(pool, wait_s)
             except _CONNECTION_ERRORS as again:
                 raise self._connection_error(again) from None
         except PoolClosed:
@@ -858,7 +921,10 @@ class PostgresStore(MessageSearch, BaseStore):
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
         waiting; a fetch or the commit collects the results."""
-        async with self._connection(bare=True) as conn, _pipelined_transaction(conn, self._prologue):
+        async with (
+            self._connection(bare=True) as conn,
+            _pipelined_transaction(conn, self._prologue, self._on_commit),
+        ):
             yield conn
 
     # ------------------------------------------------------------------ events
@@ -886,7 +952,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 # and psycopg's prepared-statement cache does not survive an
                 # aborted pipeline (the next call on the connection would fail
                 # with "prepared statement _pg3_N does not exist").
-                async with _pipelined_transaction(conn, self._prologue, prepare=False):
+                async with _pipelined_transaction(conn, self._prologue, self._on_commit, prepare=False):
                     await conn.execute(_INSERT_EVENTS, columns, prepare=False)
                     await conn.execute(_NOTIFY, [self._settings.schema, agents], prepare=False)
             except psycopg.errors.UniqueViolation:
@@ -1492,9 +1558,7 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_by=sort_by,
             sort_order=sort_order,
         )
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, template, created, updated, count, sfp, bp, info_text in rows:
             wire = _load(info_text)
@@ -1515,9 +1579,7 @@ class PostgresStore(MessageSearch, BaseStore):
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
         query, params = search_query(request)
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [
             SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
             for agent, seq, role, created, text, score in rows
@@ -1545,9 +1607,7 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, seq, message_role, created, text in rows:
             wire = _load(text)
@@ -1589,17 +1649,13 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
-        async with self._connection() as conn:
-            cur = await conn.execute(STATS_QUERY, {"a": agent_id})
-            rows = await cur.fetchall()
+        rows = await self._read_rows(STATS_QUERY, {"a": agent_id})
         counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
         for kind, key, count in rows:
             counts[kind][key] = int(count)
@@ -1676,7 +1732,7 @@ class PostgresStore(MessageSearch, BaseStore):
         issues: list[str] = []
         if not has_row:
             if n_msgs or n_calls or n_other:
-                issues.append(f"agent {agent_id!r} has records but no registry row")
+                issues.append(f"agent {agent_id!r} has records but no AgentInfo was saved (and no registry row)")
             else:
                 issues.append(f"agent {agent_id!r} not found")
         else:
@@ -1984,22 +2040,27 @@ class PostgresStore(MessageSearch, BaseStore):
         """Ids of existing agents, sorted; ``prefix`` matches literally and
         case-sensitively (an index range, not LIKE)."""
         query, params = list_query(prefix)
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            return [row[0] for row in await cur.fetchall()]
+        return [row[0] for row in await self._read_rows(query, params)]
 
 
 @contextlib.asynccontextmanager
 async def _pipelined_transaction(
-    conn: AsyncConnection[Any], prologue: tuple[str, Sequence[Any]] | None = None, *, prepare: bool | None = None
+    conn: AsyncConnection[Any],
+    prologue: tuple[str, Sequence[Any]] | None = None,
+    on_commit: Callable[[str | None], None] | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
     at its edges: measured 330 µs against 140 µs for this.) ``prologue`` (the
     per-transaction settings behind a pooler) follows ``BEGIN`` in the same
-    pipeline. On any failure the transaction is rolled back before the
+    pipeline. ``on_commit`` gets the primary's WAL insert position read
+    right after ``COMMIT``, in the same pipeline (read-your-writes on
+    replicas). On any failure the transaction is rolled back before the
     connection goes back to the pool. ``prepare=False`` keeps ``BEGIN`` and
     ``COMMIT`` unprepared, for bodies whose server errors are expected."""
+    position: psycopg.AsyncCursor[Any] | None = None
     try:
         async with conn.pipeline():
             await conn.execute("BEGIN", prepare=prepare)
@@ -2007,11 +2068,16 @@ async def _pipelined_transaction(
                 await conn.execute(cast(Any, prologue[0]), prologue[1], prepare=prepare)
             yield
             await conn.execute("COMMIT", prepare=prepare)
+            if on_commit is not None:
+                position = await conn.execute("SELECT pg_current_wal_insert_lsn()::text", prepare=prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
+    if position is not None and on_commit is not None:
+        row = await position.fetchone()
+        on_commit(str(row[0]) if row and row[0] else None)
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:

@@ -124,6 +124,9 @@ class ExtendedStoreConformance(QueryableStoreConformance):
         assert any("AgentInfo" in issue for issue in result.issues), result.issues
         await store.save_info(agent, data.info(agent, message_count=4))
         assert not any("AgentInfo" in issue for issue in (await store.check_consistency(agent)).issues)
+        await store.append_event(ns + "events-only", data.timeline(1))
+        only = await store.check_consistency(ns + "events-only")
+        assert any("AgentInfo" in issue for issue in only.issues), only.issues
 
     # ------------------------------------------------------------------ metrics
 
