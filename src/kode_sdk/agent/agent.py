@@ -512,7 +512,7 @@ class Agent:
             )
             waiting = self.pending_permissions
             if waiting:
-                await self._save_info()  # a write last, so the buffered events are stored under the lock
+                await self._save_info()  # the paused breakpoint and last bookmark, stored under the lock
                 return CompleteResult(status="paused", last=self._bus.last_bookmark, permission_ids=waiting)
             return await self._run()
 

@@ -890,6 +890,11 @@ class SqliteStore(MessageSearch, BaseStore):
             try:
                 with _transaction(conn, write=True):
                     now = _now_ms()
+                    if len(rows) == 1:  # the common sequential append: execute beats executemany
+                        r = rows[0]
+                        conn.execute(_ENSURE_AGENT, (r.agent_id, now))
+                        conn.execute(_INSERT_EVENT, (r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data))
+                        return
                     conn.executemany(
                         _ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)]
                     )

@@ -700,6 +700,33 @@ class StoreConformance(CatalogConformance):
         assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == [-(2**63), 1, 2, 2**63 - 1]
 
     @pytest.mark.asyncio
+    async def test_out_of_range_numbers_in_other_records_are_refused(
+        self, store: Any, open_store: OpenStore, ns: str
+    ) -> None:
+        # The bounds of the narrowest backend column, the same on every backend:
+        # AgentInfo counts are 32-bit, versions and timestamps 64-bit.
+        agent = ns + "a"
+        good = data.info(agent)
+        await store.save_info(agent, good)
+        refused = [
+            store.save_info(agent, {**good, "messageCount": 2**31}),
+            store.save_info(agent, {**good, "lastSfpIndex": -(2**31) - 1}),
+            store.save_todos(agent, {**data.todos(), "version": 2**63}),
+            store.save_history_window(agent, {**data.history_window("w1"), "timestamp": 2**64}),
+            store.save_compression_record(agent, {**data.compression_record("r1"), "timestamp": -(2**63) - 1}),
+        ]
+        for call in refused:
+            with pytest.raises(RecordValidationError, match="range"):
+                await call
+        await store.save_info(agent, {**good, "messageCount": 2**31 - 1})
+        await store.close()
+        other = await open_store()
+        info = await other.load_info(agent)
+        assert info is not None and info.message_count == 2**31 - 1
+        assert await other.load_todos(agent) is None
+        assert await other.load_history_windows(agent) == []
+
+    @pytest.mark.asyncio
     async def test_agent_lock_blocks_nest_within_a_task(self, store: Any, open_store: OpenStore, ns: str) -> None:
         if not hasattr(store, "acquire_agent_lock"):
             pytest.skip("this store has no agent locks")
