@@ -146,8 +146,12 @@ Timestamp: TypeAlias = Annotated[
 
 
 def _strict_int(value: Any) -> Any:
+    # One coercion policy for every integer field: a bool or a numeric string
+    # is refused (as limit/offset refuse them), never silently converted.
     if isinstance(value, bool):
         raise ValueError("must be an integer, not a bool")
+    if isinstance(value, str | bytes):
+        raise ValueError(f"must be an integer, not a string ({value!r})")
     return value
 
 

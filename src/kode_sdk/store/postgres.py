@@ -156,6 +156,7 @@ from .base import (
     validate_agent_id,
 )
 from .catalog import RecordTimes
+from .policy import DriverErrorKind
 from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
@@ -743,6 +744,16 @@ class PostgresStore(MessageSearch, BaseStore):
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             return await cur.fetchall()
+
+    def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
+        """psycopg's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
+        if isinstance(exc, psycopg.errors.IntegrityError):
+            return "conflict"
+        if isinstance(exc, psycopg.errors.DataError | psycopg.errors.ProgrammingError):
+            return "input"  # a value or type the server refused for this call
+        if isinstance(exc, psycopg.Error | PoolTimeout | PoolClosed):
+            return "connection"
+        return None
 
     async def _close(self) -> None:
         try:

@@ -103,6 +103,7 @@ from .base import (
 )
 from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
+from .policy import DriverErrorKind
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 
@@ -818,6 +819,16 @@ class SqliteStore(MessageSearch, BaseStore):
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (migration.version, _now_ms())
                 )
             logger.info("applied SQLite migration %s", migration.name)
+
+    def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
+        """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return "conflict"
+        if isinstance(exc, sqlite3.DataError | sqlite3.InterfaceError | sqlite3.ProgrammingError | OverflowError):
+            return "input"  # a value the driver cannot bind
+        if isinstance(exc, sqlite3.Error):
+            return "connection"  # locked, unreadable, disk full: the database, not the call
+        return None
 
     async def _close(self) -> None:
         try:

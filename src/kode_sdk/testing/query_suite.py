@@ -22,6 +22,7 @@ from ..types import (
 )
 from . import data
 from .data import BASE_MS, assert_json_identical, assert_utc
+from .policy_suite import PolicyConformance
 from .search_suite import SearchConformance
 from .store_suite import BAD_AGENT_IDS, StoreConformance
 
@@ -43,10 +44,12 @@ def _ms(value: Any) -> int:
     return to_epoch_ms(value)
 
 
-class QueryableStoreConformance(SearchConformance, StoreConformance):
+class QueryableStoreConformance(PolicyConformance, SearchConformance, StoreConformance):
     """Everything in :class:`StoreConformance`, plus the query API:
     ``query_sessions``, ``query_messages``, ``query_tool_calls``,
-    ``aggregate_stats`` and ``search_messages`` (:mod:`.search_suite`).
+    ``aggregate_stats`` and ``search_messages`` (:mod:`.search_suite`), and
+    the shared policy: metrics kinds, filter types and ranges, integer
+    coercion, duplicate ids (:mod:`.policy_suite`).
 
     Every test scopes its queries to its own agents, template ids or tool
     names, so a shared database does not disturb it.
