@@ -439,10 +439,11 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
                 validate_agent_id(agent_id)
                 if writes:
                     self._before_write(cast(str, agent_id))
-            args, kwargs = _call_rules(name, args, kwargs)
             started = time.perf_counter()
             ok = False
             try:
+                # Inside the try: a refused call is counted, as an error of its kind.
+                args, kwargs = _call_rules(name, args, kwargs)
                 result = await fn(self, *args, **kwargs)
                 ok = True
                 return result

@@ -187,8 +187,8 @@ def check_page(limit: object, offset: object) -> tuple[int, int]:
 def time_bound(value: object, name: str) -> int | None:
     """A ``created_after``/``created_before`` filter as epoch ms (``None`` stays None).
 
-    Accepts a datetime (naive is UTC), epoch milliseconds as an int or a string
-    of digits, or an ISO-8601 string. The result is clamped to the 64-bit range
+    Accepts a datetime (naive is UTC), epoch milliseconds as an int, an
+    integral float or a string of digits, or an ISO-8601 string. The result is clamped to the 64-bit range
     every stored timestamp is in: the answer is the same and every backend can
     bind it.
     """
@@ -197,6 +197,8 @@ def time_bound(value: object, name: str) -> int | None:
     try:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             ms = int(value.strip())
+        elif isinstance(value, float) and value.is_integer():
+            ms = int(value)  # what to_datetime accepts for a record field, accepted here too
         elif isinstance(value, datetime | int | str) and not isinstance(value, bool):
             ms = to_epoch_ms(value)  # type: ignore[arg-type]  # to_epoch_ms parses ISO strings too
         else:
