@@ -250,6 +250,8 @@ def check_unique_ids(ids: list[str], field_name: str) -> None:
     """Refuse a list of records in which two share one id: a tool call id names
     one call of an agent, and a store that kept both could not be copied to one
     that keys on it."""
+    if len(set(ids)) == len(ids):
+        return  # the common case, at C speed (save_tool_call_records is on every turn)
     seen: dict[str, int] = {}
     for index, record_id in enumerate(ids):
         if record_id in seen:
