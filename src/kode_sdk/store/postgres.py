@@ -55,6 +55,11 @@ How it is built, and why:
   must not share one). The wait happens in the server:
   ``SET lock_timeout`` + ``pg_advisory_lock`` — no polling, and the next waiter
   gets the lock the moment it is released. A lock dies with its connection.
+* **Behind PgBouncer** (``"pooler": "transaction"`` or
+  ``KODE_POSTGRES_POOLER``) no session state is assumed: settings per
+  transaction, no prepared statements, lease locks, a polling tail — see
+  :mod:`kode_sdk.store.postgres_pooler`. **Read replicas** (``"replicas"`` or
+  ``KODE_POSTGRES_REPLICAS``): see :mod:`kode_sdk.store.postgres_replicas`.
 * **Schema**: migrations in ``kode_sdk/store/schema/postgres/NNNN_*.sql``,
   applied on open under ``pg_advisory_xact_lock`` (several workers may open at
   once); a database newer than this code raises ``SchemaVersionError``.
@@ -574,8 +579,10 @@ class PostgresStore(MessageSearch, BaseStore):
     number of workers.
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
-    password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
-    and ``schema``). ``schema`` (default ``public``) is created if missing.
+    password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``,
+    ``schema``, ``pooler``, ``lock_lease_ms`` and ``replicas``; see
+    :mod:`kode_sdk.store.postgres_config` and docs/postgres-guide.md).
+    ``schema`` (default ``public``) is created if missing.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
     The constructor does no I/O.
