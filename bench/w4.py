@@ -52,6 +52,10 @@ GRAPH_ONLY = "langgraph-inmemorysaver"
 FRAMEWORK = {
     "kode-langgraph-sqlite": "langgraph-sqlitesaver",
     "kode-langgraph-postgres": "langgraph-postgressaver",
+    "kode-openai-session-sqlite": "openai-sqlitesession",
+    "kode-openai-session-postgres": "openai-sqlalchemy-psycopg",
+    "kode-adk-sqlite": "adk-databasesessionservice-sqlite",
+    "kode-adk-postgres": "adk-databasesessionservice-postgres",
 }
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .adk import ADKDatabaseSessions
+from .adk import ADKDatabaseSessions, KodeADKSessions
 from .common import Conversation, Skip, System, Turn, Workspace, make_conversation
 from .kode import KodeStore
 from .langgraph_savers import LangGraphSaver
-from .openai_agents import OpenAISQLAlchemy, OpenAISQLiteSession
+from .openai_agents import KodeAgentsSession, OpenAISQLAlchemy, OpenAISQLiteSession
 
 __all__ = [
     "REGISTRY",
@@ -55,15 +55,19 @@ REGISTRY: list[SystemSpec] = [
     _spec("openai-sqlitesession", "sqlite", "openai-agents", lambda c, w: OpenAISQLiteSession(c, w)),
     _spec("openai-sqlitesession-sync-normal", "sqlite", "openai-agents", OpenAISQLiteSession, synchronous="NORMAL"),
     _spec("openai-sqlalchemy-aiosqlite", "sqlite", "openai-agents", OpenAISQLAlchemy, driver="aiosqlite"),
+    _spec("kode-openai-session-sqlite", "sqlite", "kode-sdk", KodeAgentsSession, backend="sqlite"),
     _spec("langgraph-sqlitesaver", "sqlite", "langgraph-checkpoint-sqlite", LangGraphSaver, saver="sqlite"),
     _spec("kode-langgraph-sqlite", "sqlite", "kode-sdk", LangGraphSaver, saver="kode-sqlite"),
     _spec("adk-databasesessionservice-sqlite", "sqlite", "google-adk", ADKDatabaseSessions, backend="sqlite"),
+    _spec("kode-adk-sqlite", "sqlite", "kode-sdk", KodeADKSessions, backend="sqlite"),
     _spec("langgraph-inmemorysaver", "memory", "langgraph", LangGraphSaver, saver="memory"),
     _spec("kode-postgres-append", "postgres", "kode-sdk", KodeStore, backend="postgres", mode="append", ours=True),
     _spec("kode-postgres-save", "postgres", "kode-sdk", KodeStore, backend="postgres", mode="save", ours=True),
     _spec("openai-sqlalchemy-psycopg", "postgres", "openai-agents", OpenAISQLAlchemy, driver="psycopg"),
     _spec("openai-sqlalchemy-asyncpg", "postgres", "openai-agents", OpenAISQLAlchemy, driver="asyncpg"),
+    _spec("kode-openai-session-postgres", "postgres", "kode-sdk", KodeAgentsSession, backend="postgres"),
     _spec("langgraph-postgressaver", "postgres", "langgraph-checkpoint-postgres", LangGraphSaver, saver="postgres"),
     _spec("kode-langgraph-postgres", "postgres", "kode-sdk", LangGraphSaver, saver="kode-postgres"),
     _spec("adk-databasesessionservice-postgres", "postgres", "google-adk", ADKDatabaseSessions, backend="postgres"),
+    _spec("kode-adk-postgres", "postgres", "kode-sdk", KodeADKSessions, backend="postgres"),
 ]

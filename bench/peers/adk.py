@@ -15,7 +15,7 @@ from typing import Any
 
 from .common import Skip, System, Turn, engine_durability, sqlalchemy_pg_url
 
-__all__ = ["ADKDatabaseSessions"]
+__all__ = ["ADKDatabaseSessions", "KodeADKSessions"]
 
 APP = "w4"
 USER = "bench-user"
@@ -146,3 +146,47 @@ class ADKDatabaseSessions(System):
     async def close(self) -> None:
         if self.service is not None:
             await self.service.close()
+
+
+class KodeADKSessions(ADKDatabaseSessions):
+    """This project's adapter, ``kode_sdk.integrations.adk.KodeSessionService``, on a SqliteStore or
+    PostgresStore, driven exactly as ``DatabaseSessionService`` is: the row to hold against it."""
+
+    writes_per_turn = (
+        "three append_event() calls: each reads the session's info and appends the event as one kode "
+        "message (text, tool_use, tool_result blocks) in one transaction"
+    )
+
+    def __init__(self, *args: Any, backend: str) -> None:
+        super().__init__(*args, backend=backend)
+        self.name = f"kode-adk-{backend}"
+        self.store: Any = None
+
+    async def setup(self) -> None:
+        try:
+            from google.adk.events import Event
+            from google.genai import types
+
+            from kode_sdk.integrations.adk import KodeSessionService
+        except ImportError as exc:
+            raise Skip(f"google-adk not installed ({exc})") from exc
+        self._event, self._types = Event, types
+        if self.backend == "sqlite":
+            from kode_sdk.store.sqlite import SqliteStore
+
+            path = self.workspace.directory / "kode.db"
+            self.workspace.files.append(path)
+            self.store = SqliteStore(path)
+        else:
+            from kode_sdk.store.postgres import PostgresStore
+
+            self.store = PostgresStore(self.workspace.dsn, schema=self.workspace.schema)
+        await self.store.open()
+        self.service = KodeSessionService(self.store)
+
+    async def durability(self) -> str | None:
+        return "the kode store's: as kode-sqlite-append / kode-postgres-append"
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()

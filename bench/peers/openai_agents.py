@@ -22,7 +22,7 @@ from .common import (
     sqlite_durability,
 )
 
-__all__ = ["OpenAISQLAlchemy", "OpenAISQLiteSession"]
+__all__ = ["KodeAgentsSession", "OpenAISQLAlchemy", "OpenAISQLiteSession"]
 
 
 def turn_items(turn: Turn, session: int, index: int) -> list[dict[str, Any]]:
@@ -185,3 +185,44 @@ def _pg_connect_args(driver: str, schema: str) -> dict[str, Any]:
     if driver == "asyncpg":
         return {"server_settings": {"search_path": schema}}
     return {"options": search_path_options(schema)}
+
+
+class KodeAgentsSession(_AgentsSession):
+    """This project's adapter, ``kode_sdk.integrations.openai_agents.KodeSession``, on a
+    SqliteStore or PostgresStore: the row to hold against the SDK's own sessions."""
+
+    writes_per_turn = (
+        "one add_items() of the 4 Responses items: one append_messages() of 4 kode messages "
+        "(text, tool_use, tool_result blocks), one transaction"
+    )
+
+    def __init__(self, *args: Any, backend: str) -> None:
+        super().__init__(*args)
+        self.backend = backend
+        self.name = f"kode-openai-session-{backend}"
+        self.store: Any = None
+
+    async def setup(self) -> None:
+        try:
+            from kode_sdk.integrations.openai_agents import KodeSession
+        except ImportError as exc:
+            raise Skip(f"openai-agents not installed ({exc})") from exc
+        if self.backend == "sqlite":
+            from kode_sdk.store.sqlite import SqliteStore
+
+            path = self.workspace.directory / "kode.db"
+            self.workspace.files.append(path)
+            self.store = SqliteStore(path)
+        else:
+            from kode_sdk.store.postgres import PostgresStore
+
+            self.store = PostgresStore(self.workspace.dsn, schema=self.workspace.schema)
+        await self.store.open()
+        self.sessions = [KodeSession(sid, self.store) for sid in self.conversation.session_ids]
+
+    async def durability(self) -> str | None:
+        return "the kode store's: as kode-sqlite-append / kode-postgres-append"
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()

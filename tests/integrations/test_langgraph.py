@@ -30,6 +30,14 @@ def run_child(config: dict[str, Any], thread_id: str, *texts: str) -> list[list[
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def kode_cli(*args: str) -> str:
+    """What ``kode ARGS`` prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kode_sdk.cli", *args], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout
+
+
 def turn(n: int, turn_no: int) -> list[list[Any]]:
     call = {"name": "add", "args": {"a": n, "b": turn_no}, "id": f"call_{turn_no}", "type": "tool_call"}
     return [
@@ -64,6 +72,12 @@ async def test_conversation_with_tool_calls_survives_a_restart(store_config: dic
         assert stats.total_messages == 12 and stats.messages_by_role == {"user": 6, "assistant": 6}
     finally:
         await store.close()
+    if store_config["type"] == "sqlite":
+        # And from the shell: `kode messages` lists the thread's tool calls.
+        out = kode_cli(
+            "-s", f"sqlite:{store_config['db_path']}", "messages", "--agent", "chat-1", "-c", "tool_use", "--json"
+        )
+        assert [m["content"][0]["id"] for m in json.loads(out)] == ["call_3", "call_2", "call_1"]
 
 
 async def test_async_graph_and_kode_view(store_config: dict[str, Any]) -> None:
@@ -141,3 +155,123 @@ def test_bad_prune_strategy_is_refused(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="strategy"),
     ):
         saver.prune(["t"], strategy="keep_some")
+
+
+def test_writes_of_parallel_tasks_are_all_kept(tmp_path: Path) -> None:
+    """Parallel tasks of one step store their writes at the same time, from several threads."""
+    import threading
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(tmp_path / "k.db")}) as saver:
+        stored = saver.put({"configurable": {"thread_id": "fan", "checkpoint_ns": ""}}, empty_checkpoint(), {}, {})
+        start = threading.Barrier(8)
+
+        def task(i: int) -> None:
+            start.wait()
+            for j in range(5):
+                saver.put_writes(stored, [(f"ch{j}", i)], task_id=f"task-{i}", task_path=f"~{i}")
+
+        threads = [threading.Thread(target=task, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        tup = saver.get_tuple(stored)
+        assert tup is not None
+        # Each task's first write (idx 0) is kept once; the other four repeat idx 0 and are ignored.
+        assert sorted((w[0], w[2]) for w in tup.pending_writes or []) == [(f"task-{i}", i) for i in range(8)]
+
+
+def test_blocking_then_async_use_of_one_saver(tmp_path: Path) -> None:
+    """invoke() first (the store opens on the saver's own loop), then ainvoke() from another loop."""
+    import asyncio
+
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"reply {len(state['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(tmp_path / "k.db")}) as saver:
+        graph = builder.compile(checkpointer=saver)
+        run = {"configurable": {"thread_id": "mixed"}}
+        graph.invoke({"messages": [("user", "one")]}, run)
+
+        async def more() -> list[str]:
+            await graph.ainvoke({"messages": [("user", "two")]}, run)
+            state = await graph.aget_state(run)
+            return [str(m.content) for m in state.values["messages"]]
+
+        assert asyncio.run(more()) == ["one", "reply 1", "two", "reply 3"]
+        assert [str(m.content) for m in graph.get_state(run).values["messages"]][-1] == "reply 3"
+
+
+def test_removed_and_replaced_messages_and_time_travel(tmp_path: Path) -> None:
+    """State stays exact when a graph removes or rewrites messages, or runs again from an old checkpoint;
+    the kode message list keeps every message the thread held (it is the thread's log)."""
+    from langchain_core.messages import RemoveMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def node(state: MessagesState) -> dict[str, Any]:
+        last = state["messages"][-1]
+        text = str(last.content)
+        if text == "forget":
+            return {"messages": [RemoveMessage(id=m.id) for m in state["messages"] if m.content == "secret"]}
+        if text == "fix":
+            first = state["messages"][0]
+            return {"messages": [HumanMessage(content="hello (edited)", id=first.id)]}
+        return {"messages": [AIMessage(content=f"echo {text}", id=f"ai-{text}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    path = tmp_path / "k.db"
+    with KodeSaver.from_config({"type": "sqlite", "db_path": str(path)}) as saver:
+        graph = builder.compile(checkpointer=saver)
+        run = {"configurable": {"thread_id": "edits"}}
+        for text in ("hello", "secret", "forget", "fix"):
+            graph.invoke({"messages": [HumanMessage(content=text, id=f"h-{text}")]}, run)
+        contents = [m.content for m in graph.get_state(run).values["messages"]]
+        assert contents == ["hello (edited)", "echo hello", "echo secret", "forget", "fix"]
+
+        # Run again from the checkpoint after the first turn: a fork with its own history.
+        history = list(graph.get_state_history(run))
+        after_first = next(
+            s for s in history if [m.content for m in s.values.get("messages", [])] == ["hello", "echo hello"]
+        )
+        graph.invoke({"messages": [HumanMessage(content="again", id="h-again")]}, after_first.config)
+        contents = [m.content for m in graph.get_state(run).values["messages"]]
+        assert contents == ["hello", "echo hello", "again", "echo again"]
+
+    async def log() -> list[Any]:
+        store = create_store({"type": "sqlite", "db_path": str(path)})
+        try:
+            return [m.content[0]["text"] for m in await store.load_messages("edits")]
+        finally:
+            await store.close()
+
+    import asyncio
+
+    logged = asyncio.run(log())
+    assert logged[:2] == ["hello", "echo hello"] and "secret" in logged and "hello (edited)" in logged
+    assert logged[-2:] == ["again", "echo again"] and len(logged) == len(set(logged))
+
+
+def test_a_closed_home_loop_is_a_clear_error(tmp_path: Path) -> None:
+    """A store lives on the loop that first used it; once that loop is gone, say so (never hang)."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    saver = KodeSaver(create_store({"type": "sqlite", "db_path": str(tmp_path / "k.db")}))
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+
+    async def first() -> None:
+        await saver.aput(config, empty_checkpoint(), {}, {})
+
+    asyncio.run(first())
+    with pytest.raises(RuntimeError, match="is closed"):
+        saver.get_tuple(config)

@@ -2,7 +2,7 @@
 
 Every capability the suite knows is implemented and must pass in full,
 including the extended ones LangGraph's own savers leave out (prune,
-copy_thread, delete_for_runs), on SQLite and PostgreSQL.
+copy_thread, delete_for_runs), on SQLite, PostgreSQL and JSON files.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
@@ -17,6 +18,7 @@ from kode_sdk import create_store
 from kode_sdk.integrations.langgraph import KodeSaver
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "json"])
 async def test_conformance_suite_passes_in_full(store_config: dict[str, Any], backend: str) -> None:
     @checkpointer_test(name=f"KodeSaver[{backend}]")
     async def kode_saver() -> AsyncIterator[KodeSaver]:

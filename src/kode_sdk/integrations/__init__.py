@@ -6,7 +6,9 @@ that a missing framework costs nothing until it is used:
 - :mod:`kode_sdk.integrations.langgraph`: ``KodeSaver``, a LangGraph checkpoint
   saver (``pip install 'kode-sdk[langgraph]'``);
 - :mod:`kode_sdk.integrations.openai_agents`: ``KodeSession``, an OpenAI
-  Agents SDK session (``pip install 'kode-sdk[openai-agents]'``).
+  Agents SDK session (``pip install 'kode-sdk[openai-agents]'``);
+- :mod:`kode_sdk.integrations.adk`: ``KodeSessionService``, a Google ADK
+  session service (``pip install 'kode-sdk[adk]'``).
 """
 
 from __future__ import annotations

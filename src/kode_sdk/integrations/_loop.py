@@ -65,7 +65,21 @@ class LoopHome:
                 f"{self._name}: a blocking method was called inside a running event loop; "
                 "use the async method (e.g. graph.ainvoke instead of graph.invoke)"
             )
+        self._check_alive(loop, coro)
+        if not loop.is_running() and running is None:
+            # The home loop is an idle caller loop (e.g. the thread's default loop between two
+            # Runner.run_sync calls): run the call on it here, as its owner would.
+            return loop.run_until_complete(coro)
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def _check_alive(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
+        if loop.is_closed():
+            coro.close()
+            raise RuntimeError(
+                f"{self._name}: the event loop this adapter's store was first used on is closed "
+                "(e.g. an asyncio.run() that has returned); a store lives on one loop, so create the "
+                "store and the adapter again for the new one"
+            )
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the home loop (async callers); the first caller's loop becomes home."""
@@ -75,6 +89,13 @@ class LoopHome:
                 self._loop = running
         if self._loop is running:
             return await coro
+        self._check_alive(self._loop, coro)
+        if not self._loop.is_running():
+            coro.close()
+            raise RuntimeError(
+                f"{self._name}: the store lives on another event loop that is not running now; "
+                "use one loop for the adapter (or its blocking methods from outside any loop)"
+            )
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     def close(self) -> None:

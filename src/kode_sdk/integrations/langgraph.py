@@ -73,6 +73,7 @@ from ..store.base import Store, share_copy, validate_agent_id
 from ..store.factory import create_store
 from ..types import AgentInfo, Snapshot
 from ._langchain import from_wire, to_wire
+from ._locks import KeyedLocks
 from ._loop import LoopHome
 
 __all__ = ["TEMPLATE_ID", "KodeSaver"]
@@ -183,6 +184,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         # at a time, the rule every LangGraph saver relies on). Entries come only from the store.
         self._writes: OrderedDict[tuple[str, str], list[list[Any]]] = OrderedDict()
         self._owns_store = False
+        # One read-modify-write of a thread at a time in this process (parallel tasks of a step
+        # store their writes concurrently; see _locks.py).
+        self._locks = KeyedLocks()
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None = None, **kwargs: Any) -> KodeSaver:
@@ -245,10 +249,14 @@ class KodeSaver(BaseCheckpointSaver[str]):
     def _encode(self, value: Any) -> dict[str, Any]:
         if _json_native(value):
             return {"j": value}
-        if isinstance(value, list) and value:
+        if type(value) is list and value:
             wires = [to_wire(item) for item in value]
             if all(w is not None for w in wires):
                 return {"m": wires}
+        if type(value) is dict and all(type(k) is str for k in value):
+            # E.g. a graph's input, {"messages": [HumanMessage(...)]}: its messages as kode wire
+            # messages rather than inside an opaque serialized blob.
+            return {"d": {k: self._encode(v) for k, v in value.items()}}
         kind, data = self.serde.dumps_typed(value)
         return {"s": kind, "b": base64.b64encode(data).decode("ascii")}
 
@@ -257,6 +265,8 @@ class KodeSaver(BaseCheckpointSaver[str]):
             return encoded["j"]
         if "m" in encoded:
             return [from_wire(w) for w in encoded["m"]]
+        if "d" in encoded:
+            return {k: self._decode(v, log) for k, v in encoded["d"].items()}
         if "r" in encoded:
             assert log is not None
             messages = []
@@ -451,6 +461,12 @@ class KodeSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        async with self._locks.hold(self.agent_id(str(config["configurable"]["thread_id"]))):
+            return await self._put_locked(config, checkpoint, metadata)
+
+    async def _put_locked(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> RunnableConfig:
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "")
@@ -491,9 +507,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         if info is None or latest.get(ns) is None or cid > latest[ns] or new:
             if latest.get(ns) is None or cid > latest[ns]:
                 latest[ns] = cid
-            # Both at once (on PostgreSQL, two connections: one round trip's wait instead of two). A
-            # crash between them leaves either an unlisted checkpoint, never acknowledged, or a pointer
-            # to a missing one, which get_tuple passes over to the newest checkpoint stored.
+            # Both queued at once. A crash between them leaves either an unlisted checkpoint, never
+            # acknowledged, or a pointer to a missing one, which get_tuple passes over to the newest
+            # checkpoint stored. (The messages it refers to were appended before: never at risk.)
             await asyncio.gather(save, self._save_info(agent, info, meta, len(log.wires)))
         else:
             await save
@@ -511,9 +527,15 @@ class KodeSaver(BaseCheckpointSaver[str]):
     async def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        agent = self.agent_id(str(config["configurable"]["thread_id"]))
+        async with self._locks.hold(agent):
+            await self._put_writes_locked(agent, config, writes, task_id, task_path)
+
+    async def _put_writes_locked(
+        self, agent: str, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> None:
         conf = config["configurable"]
         ns = conf.get("checkpoint_ns", "")
-        agent = self.agent_id(str(conf["thread_id"]))
         snapshot_id = _WR + ns + "|" + conf["checkpoint_id"]
         cached = self._writes.get((agent, snapshot_id))
         if cached is not None:
@@ -551,8 +573,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
 
     async def _delete_thread(self, thread_id: str) -> None:
         agent = self.agent_id(str(thread_id))
-        self._forget(agent)
-        await self.store.delete(agent)
+        async with self._locks.hold(agent):
+            self._forget(agent)
+            await self.store.delete(agent)
 
     async def _tombstone(self, agent: str, ids: list[str]) -> None:
         for snapshot_id in ids:
@@ -561,6 +584,10 @@ class KodeSaver(BaseCheckpointSaver[str]):
 
     async def _drop(self, agent: str, drop: set[tuple[str, str]]) -> None:
         """Tombstone checkpoints ``drop`` (and their writes), then point ``latest`` at what is left."""
+        async with self._locks.hold(agent):
+            await self._drop_locked(agent, drop)
+
+    async def _drop_locked(self, agent: str, drop: set[tuple[str, str]]) -> None:
         checkpoints, writes = await self._scan(agent)
         ids = [_CP + ns + "|" + cid for ns, cid in drop if (ns, cid) in checkpoints]
         ids += [_WR + ns + "|" + cid for ns, cid in writes if (ns, cid) in drop or (ns, cid) not in checkpoints]
@@ -588,12 +615,21 @@ class KodeSaver(BaseCheckpointSaver[str]):
     async def _copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         source = self.agent_id(str(source_thread_id))
         target = self.agent_id(str(target_thread_id))
-        info = await self.store.load_info(source)
-        meta = self._thread_meta(info)
-        if meta is None:
+        if source == target:
             return
-        messages = await self.store.load_messages(source)
-        snapshots = await self.store.list_snapshots(source)
+        async with self._locks.hold(source):
+            info = await self.store.load_info(source)
+            meta = self._thread_meta(info)
+            if meta is None:
+                return
+            messages = await self.store.load_messages(source)
+            snapshots = await self.store.list_snapshots(source)
+        async with self._locks.hold(target):
+            await self._replace_thread(target, str(target_thread_id), meta, messages, snapshots)
+
+    async def _replace_thread(
+        self, target: str, thread_id: str, meta: dict[str, Any], messages: list[Any], snapshots: list[Snapshot]
+    ) -> None:
         self._forget(target)
         await self.store.delete(target)
         # The log is copied whole, so every position a checkpoint refers to stays right.
@@ -602,7 +638,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
         for snap in reversed(snapshots):
             if snap.metadata and "gone" not in snap.metadata:
                 await self.store.save_snapshot(target, snap)
-        copied = {**meta, "thread_id": str(target_thread_id), "latest": dict(meta["latest"])}
+        copied = {**meta, "thread_id": thread_id, "latest": dict(meta["latest"])}
         # The info goes last: until it is written the target is not a LangGraph thread.
         await self._save_info(target, None, copied, len(messages))
 

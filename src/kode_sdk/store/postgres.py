@@ -37,18 +37,15 @@ How it is built, and why:
   which serialises workers saving one agent) and stamps a random token that
   guards every row write, so a stale cache writes nothing and the save
   retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
-* **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
-  and inserted with one ``unnest`` statement per flush — inside the next
-  write's transaction when there is one (same round trip; on failure they go
-  back to the buffer, so never twice), else in their own — followed in the same
-  transaction by ``pg_notify('kode_events', '<schema>:<agent_id>')``;
+* **Events**: each ``append_event`` / ``append_events`` returns once its
+  events are committed; appends arriving while a commit is in flight share
+  the next one (:class:`~kode_sdk.store.base.EventCommitter`). A commit is
+  one pipelined round trip: one ``unnest`` INSERT and, in the same
+  transaction, ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
   table (``seq > last``) after every wake-up and once a second anyway, so a
   lost notification or a reconnect never loses or repeats an event.
-  Within one process reads see every append (read-your-writes). Across
-  processes an agent's events should have one writer at a time (hold its
-  lock): a queued event whose seq another worker stored meanwhile is dropped
-  at flush with a warning, since its caller was already answered.
+  A seq another worker stored first fails only the call that repeated it.
 * **Agent locks** are session advisory locks keyed by a signed 64-bit BLAKE2b
   hash of ``schema`` + agent id, each on its own connection from a small
   separate pool (advisory locks are re-entrant per session, so two acquires
@@ -82,11 +79,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-import psycopg.errors
-from psycopg import AsyncConnection, sql
-from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg import AsyncConnection, sql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
 
 from .. import jsoncodec
 from ..errors import (
@@ -95,6 +97,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
 )
 from ..types import (
@@ -127,7 +130,7 @@ from ..types import (
 from .base import (
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     PendingEvent,
     SavedListCache,
     changed_positions,
@@ -136,7 +139,8 @@ from .base import (
     check_sort,
     coerce_list,
     created_at_clauses,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     fork_agent_ids,
     message_from_wire,
     message_keys,
@@ -169,7 +173,17 @@ logger = logging.getLogger("kode_sdk.store.postgres")
 
 NOTIFY_CHANNEL = "kode_events"
 _EVENT_PAGE = 1000
-_MIN_SEQ = -(2**63)
+_MIN_SEQ, _MAX_SEQ = -(2**63), 2**63 - 1
+
+
+def _first_seq_after(after: int | None) -> int:
+    """The first seq a read starting after ``after`` wants (``None``: all);
+    above ``_MAX_SEQ`` when nothing can follow."""
+    if after is None or after < _MIN_SEQ:
+        return _MIN_SEQ
+    return min(after, _MAX_SEQ) + 1
+
+
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
 _MIGRATION_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"kode-sdk:migrate", digest_size=8).digest(), "big", signed=True)
 
@@ -419,11 +433,16 @@ def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
         where.append("m.created_at <= %(before)s")
         params["before"] = request.created_before
     params["limit"], params["offset"] = request.limit, request.offset
+    # The page is chosen first; only its rows' documents are read and turned
+    # into text (data::text over every match would cost more than the search).
     query = (
-        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
-        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        "SELECT p.agent_id, p.seq, p.role, p.created_at, COALESCE(d.raw, d.data::text), p.score FROM ("
+        f"SELECT m.agent_id, m.seq, m.role, m.created_at, ts_rank(m.search, {tsquery}, 1) AS score"
+        f" FROM messages m{join} WHERE {' AND '.join(where)}"
         " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
-        " LIMIT %(limit)s OFFSET %(offset)s"
+        " LIMIT %(limit)s OFFSET %(offset)s) p"
+        " JOIN messages d ON d.agent_id = p.agent_id AND d.seq = p.seq"
+        " ORDER BY p.score DESC, p.created_at DESC, p.seq DESC, p.agent_id DESC"
     )
     return query, params
 
@@ -512,16 +531,16 @@ INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
-ON CONFLICT (agent_id, seq) DO NOTHING
 """
 # Payload "<schema>:<agent_id>": stores in other schemas of the database share the channel.
 _NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s || ':' || a) FROM unnest(%s::text[]) AS n(a)"
+# Inclusive lower bound, so that the first page can start at the smallest bigint.
 _READ_EVENTS = (
-    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _READ_CHANNEL_EVENTS = (
     "SELECT seq, COALESCE(raw, data::text) FROM events"
-    " WHERE agent_id = %s AND channel = %s AND seq > %s ORDER BY seq LIMIT %s"
+    " WHERE agent_id = %s AND channel = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _DATA_TABLES = (
     "messages",
@@ -582,7 +601,9 @@ class PostgresStore(MessageSearch, BaseStore):
     password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``,
     ``schema``, ``pooler``, ``lock_lease_ms`` and ``replicas``; see
     :mod:`kode_sdk.store.postgres_config` and docs/postgres-guide.md).
-    ``schema`` (default ``public``) is created if missing.
+    ``schema`` (default ``public``) is created if missing, unless ``create``
+    is false: then a schema without kode tables raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
     The constructor does no I/O.
@@ -600,9 +621,12 @@ class PostgresStore(MessageSearch, BaseStore):
         file_store_base_dir: str | os.PathLike[str] | None = None,
         *,
         schema: str | None = None,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self._settings: PostgresSettings = parse_connection(connection, schema)
+        # False: open only a schema that already holds a kode store (read-only tools).
+        self._create = create
         self._file_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -610,8 +634,7 @@ class PostgresStore(MessageSearch, BaseStore):
         self._tool_calls_cache = SavedListCache()
         # False only to measure what the index costs (bench/run.py --search-index off).
         self._search_index = True
-        self._events = EventBuffer(self._flush_events)
-        self._flush_lock = asyncio.Lock()
+        self._event_commits = EventCommitter(self._commit_events)
         self._held_locks: set[AgentLock] = set()
         self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
         self._pooled = self._settings.transaction_pooled
@@ -730,16 +753,10 @@ class PostgresStore(MessageSearch, BaseStore):
 
     async def _close(self) -> None:
         try:
-            try:
-                await self._flush_events()
-            finally:
-                self._events.cancel()
-                for lock in list(self._held_locks):
-                    with contextlib.suppress(Exception):
-                        await lock.release()
-        except _CONNECTION_ERRORS as exc:
-            logger.error("events still buffered at close could not be written: %s", self._settings.scrub(str(exc)))
-            raise self._connection_error(exc) from None
+            await self._event_commits.wait_idle()
+            for lock in list(self._held_locks):
+                with contextlib.suppress(Exception):
+                    await lock.release()
         finally:
             if self._pool is not None:
                 await self._pool.close()
@@ -758,6 +775,16 @@ class PostgresStore(MessageSearch, BaseStore):
             # Serialises concurrent openers; released at commit.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
             schema = self._settings.schema
+            if not self._create:
+                cur = await conn.execute(
+                    "SELECT to_regclass(format('%%I.kode_schema_version', %s::text)) IS NOT NULL", [schema]
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    raise StoreConfigError(
+                        f"PostgreSQL store {self._settings.describe()} does not exist (no kode tables in"
+                        f" schema {schema!r}; create=False: nothing created)"
+                    )
             cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
             if await cur.fetchone() is None:
                 await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -900,50 +927,22 @@ class PostgresStore(MessageSearch, BaseStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
-        waiting; a fetch or the commit collects the results.
+        waiting; a fetch or the commit collects the results."""
+        async with (
+            self._connection(bare=True) as conn,
+            _pipelined_transaction(conn, self._prologue, self._on_commit),
+        ):
+            yield conn
 
-        Buffered events are written first, inside the same transaction (so in
-        the same round trip): they commit with the call, or go back to the
-        buffer if it fails, never twice.
-        """
-        async with self._connection(bare=True) as conn:
-            if not len(self._events) and not self._flush_lock.locked():
-                async with _pipelined_transaction(conn, self._prologue, self._on_commit):
-                    yield conn
-                return
-            # Connection first, then the flush lock: the holder never waits for the pool.
-            async with self._flush_lock:
-                rows = self._events.take()
-                try:
-                    async with _pipelined_transaction(conn, self._prologue, self._on_commit):
-                        cur = await self._insert_events(conn, rows) if rows else None
-                        yield conn
-                except BaseException:
-                    self._events.put_back(rows)
-                    raise
-            if cur is not None:
-                self._check_inserted(cur, rows)
+    # ------------------------------------------------------------------ events
 
-    # ------------------------------------------------------------------ events (group commit)
+    async def _commit_events(self, rows: list[PendingEvent]) -> None:
+        """Insert ``rows`` (one or more agents) and notify listeners, in one
+        pipelined transaction (one round trip), or write nothing.
 
-    async def _flush_events(self) -> None:
-        """Write what the event buffer holds, in a transaction of its own."""
-        if not len(self._events) and not self._flush_lock.locked():
-            return
-        async with self._connection(bare=True) as conn, self._flush_lock:
-            rows = self._events.take()
-            if not rows:
-                return
-            try:
-                async with _pipelined_transaction(conn, self._prologue, self._on_commit):
-                    cur = await self._insert_events(conn, rows)
-            except BaseException:
-                self._events.put_back(rows)
-                raise
-        self._check_inserted(cur, rows)
-
-    async def _insert_events(self, conn: AsyncConnection[Any], rows: list[PendingEvent]) -> psycopg.AsyncCursor[Any]:
-        """Queue one INSERT of ``rows`` (unnest of column arrays) and the NOTIFY."""
+        A seq already stored raises :class:`RecordValidationError` naming it
+        (only ever for a single agent's batch: the group committer retries a
+        failed joint commit batch by batch)."""
         columns: list[list[Any]] = [[], [], [], [], [], [], []]
         for row in rows:
             data, raw = _doc(row.data.encode())
@@ -953,47 +952,40 @@ class PostgresStore(MessageSearch, BaseStore):
                 strict=True,
             ):
                 column.append(value)
-        cur = await conn.execute(_INSERT_EVENTS, columns)
-        await conn.execute(_NOTIFY, [self._settings.schema, sorted({row.agent_id for row in rows})])
-        return cur
-
-    @staticmethod
-    def _check_inserted(cur: psycopg.AsyncCursor[Any], rows: list[PendingEvent]) -> None:
-        if cur.rowcount != len(rows):
-            logger.warning(
-                "%d buffered event(s) were dropped: their seq was stored meanwhile by another writer",
-                len(rows) - cur.rowcount,
-            )
+        agents = sorted({row.agent_id for row in rows})
+        async with self._connection(bare=True) as conn:
+            try:
+                # Unprepared statements: a duplicate seq aborts this pipeline,
+                # and psycopg's prepared-statement cache does not survive an
+                # aborted pipeline (the next call on the connection would fail
+                # with "prepared statement _pg3_N does not exist").
+                async with _pipelined_transaction(conn, self._prologue, self._on_commit, prepare=False):
+                    await conn.execute(_INSERT_EVENTS, columns, prepare=False)
+                    await conn.execute(_NOTIFY, [self._settings.schema, agents], prepare=False)
+            except psycopg.errors.UniqueViolation:
+                agent_id = rows[0].agent_id
+                seqs = [row.seq for row in rows if row.agent_id == agent_id]
+                cur = await conn.execute(
+                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
+                )
+                stored = [seq for (seq,) in await cur.fetchall()]
+                raise duplicate_seq_error(agent_id, stored or seqs) from None
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
-        """Append one event; group-committed within a few ms, visible to
-        :meth:`read_events` of this store at once. A ``seq`` already stored
-        raises :class:`RecordValidationError`."""
-        record = Timeline.coerce(timeline, "timeline")
-        row = event_row(agent_id, record)
-        if self._events.can_queue(agent_id, row.seq):
-            if self._events.queue(row):
-                await self._flush_events()
-            return
-        data, raw = _doc(row.data.encode())
-        async with self._transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (agent_id, seq) DO NOTHING RETURNING seq",
-                [agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw],
-            )
-            inserted = await cur.fetchone()
-            cur = await conn.execute("SELECT max(seq) FROM events WHERE agent_id = %s", [agent_id])
-            top = await cur.fetchone()
-            if inserted is not None:
-                await conn.execute(_NOTIFY, [self._settings.schema, [agent_id]])
-        self._events.note_max_seq(agent_id, top[0] if top else None)
-        if inserted is None:
-            raise RecordValidationError(
-                f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
-                field="timeline.bookmark.seq",
-            )
+        """Append one event; returns once it is committed (concurrent appends
+        share one commit) and visible to every worker. A ``seq`` already
+        stored raises :class:`RecordValidationError`, nothing written."""
+        await self._event_commits.append(event_rows(agent_id, timeline, single=True))
+
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events in one transaction (one round trip): all or
+        none. A seq already stored, or repeated in the batch, raises
+        :class:`RecordValidationError` for this call only."""
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._event_commits.append(rows)
 
     @operation_iter("loads")
     async def read_events(
@@ -1003,20 +995,19 @@ class PostgresStore(MessageSearch, BaseStore):
         optionally of one channel; read in keyset pages of 1,000."""
         after = since_seq(since)
         only = check_channel(channel)
-        await self._flush_events()
-        last = _MIN_SEQ if after is None else after
-        while True:
+        first = _first_seq_after(after)
+        while first <= _MAX_SEQ:
             async with self._connection() as conn:
                 if only is None:
-                    cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                 else:
-                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                 rows = await cur.fetchall()
             for _, text in rows:
                 yield timeline_from_wire(_load(text))
             if len(rows) < _EVENT_PAGE:
                 return
-            last = rows[-1][0]
+            first = rows[-1][0] + 1
 
     async def tail_events(
         self, agent_id: str, since: Any = None, channel: str | None = None, *, poll_interval_s: float = 1.0
@@ -1039,11 +1030,11 @@ class PostgresStore(MessageSearch, BaseStore):
         validate_agent_id(agent_id)
         after = since_seq(since)
         only = check_channel(channel)
-        last = _MIN_SEQ if after is None else after
+        first = _first_seq_after(after)
         if self._pooled:
             # LISTEN needs a session of its own, which a transaction pooler
             # does not give: poll the table instead.
-            async for item in self._poll_events(agent_id, only, last, poll_interval_s):
+            async for item in self._poll_events(agent_id, only, first, poll_interval_s):
                 yield item
             return
         wanted = f"{self._settings.schema}:{agent_id}"
@@ -1055,15 +1046,14 @@ class PostgresStore(MessageSearch, BaseStore):
                     if conn is None or conn.closed:
                         conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
                         await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    await self._flush_events()
-                    while True:
+                    while first <= _MAX_SEQ:
                         if only is None:
-                            cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                         else:
-                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                         rows = await cur.fetchall()
                         for seq, text in rows:
-                            last = seq
+                            first = seq + 1
                             yield timeline_from_wire(_load(text))
                         if len(rows) < _EVENT_PAGE:
                             break
@@ -1086,19 +1076,21 @@ class PostgresStore(MessageSearch, BaseStore):
                     await conn.close()
 
     async def _poll_events(
-        self, agent_id: str, only: str | None, last: int, poll_interval_s: float
+        self, agent_id: str, only: str | None, first: int, poll_interval_s: float
     ) -> AsyncIterator[Timeline]:
-        """The tail behind a transaction pooler: read ``seq > last`` every
+        """The tail behind a transaction pooler: read ``seq >= first`` every
         ``poll_interval_s``; no connection is held between polls."""
         backoff = 0.05
         while self._state == "open":
+            if first > _MAX_SEQ:
+                await asyncio.sleep(poll_interval_s)
+                continue
             try:
-                await self._flush_events()
                 async with self._connection() as conn:
                     if only is None:
-                        cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                        cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                     else:
-                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                     rows = await cur.fetchall()
             except StoreConnectionError as exc:
                 logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
@@ -1107,7 +1099,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 continue
             backoff = 0.05
             for seq, text in rows:
-                last = seq
+                first = seq + 1
                 yield timeline_from_wire(_load(text))
             if len(rows) < _EVENT_PAGE:
                 await asyncio.sleep(poll_interval_s)
@@ -1244,7 +1236,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The agent's messages, in order (``[]`` for an unknown agent)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
@@ -1333,7 +1324,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
@@ -1344,7 +1334,6 @@ class PostgresStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ small documents
 
     async def _fetch_docs(self, query: str, params: Sequence[Any]) -> list[Any]:
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1516,7 +1505,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info, or ``None``; ``message_count`` reflects the last message save."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(info_raw, info::text), message_count FROM agents"
@@ -1533,7 +1521,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
         """True once ``save_info`` ran for the agent."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute("SELECT 1 FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id])
             return await cur.fetchone() is not None
@@ -1541,7 +1528,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("deletes")
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table, in one transaction."""
-        self._events.forget(agent_id)
         try:
             async with self._transaction() as conn:
                 await conn.execute("DELETE FROM agents WHERE agent_id = %s", [agent_id])
@@ -1550,7 +1536,6 @@ class PostgresStore(MessageSearch, BaseStore):
         finally:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
 
     # ------------------------------------------------------------------ queries
 
@@ -1580,7 +1565,6 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_by=sort_by,
             sort_order=sort_order,
         )
-        await self._flush_events()
         rows = await self._read_rows(query, params)
         out = []
         for aid, template, created, updated, count, sfp, bp, info_text in rows:
@@ -1602,7 +1586,6 @@ class PostgresStore(MessageSearch, BaseStore):
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
         query, params = search_query(request)
-        await self._flush_events()
         rows = await self._read_rows(query, params)
         return [
             SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
@@ -1631,7 +1614,6 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
         rows = await self._read_rows(query, params)
         out = []
         for aid, seq, message_role, created, text in rows:
@@ -1674,14 +1656,12 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
         rows = await self._read_rows(query, params)
         return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
-        await self._flush_events()
         rows = await self._read_rows(STATS_QUERY, {"a": agent_id})
         counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
         for kind, key, count in rows:
@@ -1736,7 +1716,6 @@ class PostgresStore(MessageSearch, BaseStore):
     async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:
         """Look for broken invariants of the agent's rows (gaps in positions,
         counters that disagree with the rows, info that does not load)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 """
@@ -1760,7 +1739,7 @@ class PostgresStore(MessageSearch, BaseStore):
         issues: list[str] = []
         if not has_row:
             if n_msgs or n_calls or n_other:
-                issues.append(f"agent {agent_id!r} has records but no registry row")
+                issues.append(f"agent {agent_id!r} has records but no AgentInfo was saved (and no registry row)")
             else:
                 issues.append(f"agent {agent_id!r} not found")
         else:
@@ -1787,7 +1766,6 @@ class PostgresStore(MessageSearch, BaseStore):
     async def get_metrics(self) -> StoreMetrics:
         """Operation counters, latency percentiles, and what the schema holds
         (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 f"""
@@ -1951,7 +1929,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("queries", agent=False)
     async def list_stored_agents(self) -> list[str]:
         """Every agent with any stored record, info or not, sorted."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, f"SELECT agent_id FROM ({_STORED_AGENTS}) AS stored ORDER BY agent_id"))
             return [row[0] for row in await cur.fetchall()]
@@ -2047,7 +2024,6 @@ class PostgresStore(MessageSearch, BaseStore):
                 cur = await conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)
                 return sorted(row[0] for row in await cur.fetchall())
         # Pending events of doomed agents must reach the table before it is cleared.
-        await self._flush_events()
         children = ", ".join(
             f"d_{table} AS (DELETE FROM {table} WHERE agent_id IN (SELECT agent_id FROM doomed))"
             for table in _DATA_TABLES
@@ -2062,7 +2038,6 @@ class PostgresStore(MessageSearch, BaseStore):
         for agent_id in doomed:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
         return doomed
 
     # Last in the class: below it, ``list`` names this method, not the builtin.
@@ -2072,7 +2047,6 @@ class PostgresStore(MessageSearch, BaseStore):
         """Ids of existing agents, sorted; ``prefix`` matches literally and
         case-sensitively (an index range, not LIKE)."""
         query, params = list_query(prefix)
-        await self._flush_events()
         return [row[0] for row in await self._read_rows(query, params)]
 
 
@@ -2081,6 +2055,8 @@ async def _pipelined_transaction(
     conn: AsyncConnection[Any],
     prologue: tuple[str, Sequence[Any]] | None = None,
     on_commit: Callable[[str | None], None] | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
@@ -2089,17 +2065,18 @@ async def _pipelined_transaction(
     pipeline. ``on_commit`` gets the primary's WAL insert position read
     right after ``COMMIT``, in the same pipeline (read-your-writes on
     replicas). On any failure the transaction is rolled back before the
-    connection goes back to the pool."""
+    connection goes back to the pool. ``prepare=False`` keeps ``BEGIN`` and
+    ``COMMIT`` unprepared, for bodies whose server errors are expected."""
     position: psycopg.AsyncCursor[Any] | None = None
     try:
         async with conn.pipeline():
-            await conn.execute("BEGIN")
+            await conn.execute("BEGIN", prepare=prepare)
             if prologue is not None:
-                await conn.execute(cast(Any, prologue[0]), prologue[1])
+                await conn.execute(cast(Any, prologue[0]), prologue[1], prepare=prepare)
             yield
-            await conn.execute("COMMIT")
+            await conn.execute("COMMIT", prepare=prepare)
             if on_commit is not None:
-                position = await conn.execute("SELECT pg_current_wal_insert_lsn()::text")
+                position = await conn.execute("SELECT pg_current_wal_insert_lsn()::text", prepare=prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(Exception):
