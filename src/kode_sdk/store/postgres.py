@@ -965,10 +965,13 @@ class PostgresStore(MessageSearch, BaseStore):
             except psycopg.errors.UniqueViolation:
                 agent_id = rows[0].agent_id
                 seqs = [row.seq for row in rows if row.agent_id == agent_id]
-                cur = await conn.execute(
-                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
-                )
-                stored = [seq for (seq,) in await cur.fetchall()]
+                # Behind a pooler this read needs the store's settings too.
+                settings = _pipelined_transaction(conn, self._prologue) if self._prologue else contextlib.nullcontext()
+                async with settings:
+                    cur = await conn.execute(
+                        "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
+                    )
+                    stored = [seq for (seq,) in await cur.fetchall()]
                 raise duplicate_seq_error(agent_id, stored or seqs) from None
 
     @operation("saves")
