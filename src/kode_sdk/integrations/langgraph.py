@@ -234,15 +234,20 @@ class KodeSaver(BaseCheckpointSaver[str]):
                 pass
         return validate_agent_id(f"{self.agent_prefix}lg-x.{hashlib.sha256(tid.encode()).hexdigest()[:40]}")
 
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        """Versions as LangGraph's own savers make them: a counter and a random tie-breaker."""
+    def get_next_version(self, current: str | int | None, channel: None) -> Any:
+        """Integer versions, as ``BaseCheckpointSaver`` makes them.
+
+        LangGraph's own savers add a random fraction (``"000…3.0.8417…"``) because
+        they key stored values by version, and two forks of a thread must not
+        collide; here a checkpoint holds its values itself, and small integers keep
+        every checkpoint ~400 bytes smaller. A thread that already has string
+        versions (from another saver) keeps that form.
+        """
         if current is None:
-            number = 0
-        elif isinstance(current, int):
-            number = current
-        else:
-            number = int(str(current).split(".")[0])
-        return f"{number + 1:032}.{random.random():016}"
+            return 1
+        if isinstance(current, int):
+            return current + 1
+        return f"{int(str(current).split('.')[0]) + 1:032}.{random.random():016}"
 
     # ------------------------------------------------------------------ values
 
