@@ -266,6 +266,25 @@ class Population:
     record_wires: list[dict[str, Any]]
 
 
+#: The word W3's search query looks for: in 1 % of the messages (see w3_population).
+SEARCH_WORD = "needle"
+
+
+def w3_search_seqs(agent: int, messages: int) -> list[int]:
+    """The positions of agent ``agent``'s messages holding :data:`SEARCH_WORD`:
+    every hundredth, starting at ``agent % 100`` (1 % of all messages)."""
+    return list(range(agent % 100, messages, 100))
+
+
+def _plant(wire: dict[str, Any], word: str) -> None:
+    """Put ``word`` at the start of the message's first text or tool result."""
+    block = wire["content"][0]
+    if block["type"] == "text":
+        block["text"] = f"{word} {block['text']}"
+    else:
+        block["content"] = f"{word} {block['content']}"
+
+
 def w3_population(agent: int, base_ms: int, messages: int, tool_calls: int) -> Population:
     """Agent ``agent`` of the W3 population (created one second apart per agent)."""
     agent_id = w3_agent_id(agent)
@@ -276,6 +295,8 @@ def w3_population(agent: int, base_ms: int, messages: int, tool_calls: int) -> P
         wires.extend(turn_message_wires(agent, t))
         t += 1
     wires = wires[:messages]
+    for seq in w3_search_seqs(agent, messages):
+        _plant(wires[seq], SEARCH_WORD)
     models = [Message.model_validate(w) for w in wires]
     records = [tool_record(agent, i, created + i * 10) for i in range(tool_calls)]
     info = agent_info(agent_id, agent, created, messages, None)

@@ -193,10 +193,9 @@ class SqliteRaw:
 
     backend = "sqlite-raw"
 
-    def __init__(self, workdir: Path, event_batch: int) -> None:
+    def __init__(self, workdir: Path) -> None:
         self.path = workdir / "raw.db"
         self.workdir = workdir
-        self.event_batch = event_batch
         self.size_bytes: int | None = None
         self.con: sqlite3.Connection | None = None
         self._insert_messages = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {values(6, '?')}"
@@ -284,17 +283,17 @@ class SqliteRaw:
 
     # W2 ---------------------------------------------------------------------
 
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None:
-        # Batched like a group commit; one event per transaction would be a strawman.
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None:
+        # The same shape as the store's run: ``batch`` events per transaction.
         con = self._con
         con.execute(
             "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) ON CONFLICT (agent_id) DO NOTHING",
             (agent_id, data.now_ms()),
         )
-        for start in range(0, len(events), self.event_batch):
-            batch = events[start : start + self.event_batch]
+        for start in range(0, len(events), batch):
+            chunk = events[start : start + batch]
             con.execute("BEGIN")
-            con.executemany(self._insert_events, [event_row(agent_id, e.to_wire()) for e in batch])
+            con.executemany(self._insert_events, [event_row(agent_id, e.to_wire()) for e in chunk])
             con.execute("COMMIT")
 
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]:
@@ -413,10 +412,9 @@ class PostgresRaw:
 
     backend = "postgres-raw"
 
-    def __init__(self, dsn: str | None, event_batch: int) -> None:
+    def __init__(self, dsn: str | None) -> None:
         self.dsn = default_dsn(dsn)
         self.schema = throwaway_schema()
-        self.event_batch = event_batch
         self.size_bytes: int | None = None
         self.conn: Any = None
         # JSON arrives as text and is cast once by the server: the cheapest path through psycopg.
@@ -505,12 +503,13 @@ class PostgresRaw:
 
     # W2 ---------------------------------------------------------------------
 
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None:
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None:
+        # The same shape as the store's run: ``batch`` events per transaction.
         conn = self.conn
-        for start in range(0, len(events), self.event_batch):
-            batch = events[start : start + self.event_batch]
+        for start in range(0, len(events), batch):
+            chunk = events[start : start + batch]
             async with conn.transaction():
-                rows = [event_row(agent_id, e.to_wire()) for e in batch]
+                rows = [event_row(agent_id, e.to_wire()) for e in chunk]
                 await conn.cursor().executemany(self._insert_events, rows)
 
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]:

@@ -79,7 +79,14 @@ def read_rows(paths: Iterable[str]) -> list[dict[str, Any]]:
 
 def _key(row: dict[str, Any]) -> tuple[str, ...]:
     # Sizes are part of the key: a 200-turn growth run is not a repetition of a 40-turn run.
-    sizes = (row.get("agents"), row.get("sessions"), row.get("turns"), row.get("events"), row.get("messages"))
+    sizes = (
+        row.get("agents"),
+        row.get("sessions"),
+        row.get("turns"),
+        row.get("events"),
+        row.get("messages"),
+        row.get("mode"),  # W2: single appends and batches are different measurements
+    )
     return (str(row.get("workload")), str(row.get("backend")), str(row.get("system", "")), repr(sizes))
 
 
@@ -126,7 +133,7 @@ def floor_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Ours against the raw-driver floor (``<backend>`` vs ``<backend>-raw``) for W1–W3."""
 
     def sizes(r: dict[str, Any]) -> tuple[Any, ...]:
-        return (r.get("agents"), r.get("turns"), r.get("events"), r.get("messages"))
+        return (r.get("agents"), r.get("turns"), r.get("events"), r.get("messages"), r.get("mode"))
 
     by_key = {
         (r["workload"], r["backend"], sizes(r)): r for r in rows if "skipped" not in r and r.get("workload") != "W4"
@@ -164,7 +171,8 @@ def _size_label(row: dict[str, Any]) -> str:
     if row.get("workload") == "W1":
         return f"{row.get('agents')}×{row.get('turns')}"
     if row.get("workload") == "W2":
-        return f"{row.get('events')} events"
+        mode = row.get("mode")
+        return f"{row.get('events')} events" + (f", {mode}" if mode else "")
     if row.get("workload") == "W3":
         return f"{row.get('messages')} msgs"
     return ""

@@ -110,8 +110,9 @@ class Target(Protocol):
         self, agent_id: str, messages: list[Any], records: list[Any], events: int, message_count: int
     ) -> list[str]: ...
 
-    # W2 (and the end of W1): events; reads return the seqs in the order yielded.
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None: ...
+    # W2 (and the end of W1): events, ``batch`` per call / transaction (1: one
+    # append_event each); reads return the seqs in the order yielded.
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None: ...
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]: ...
 
     # W3
@@ -148,8 +149,9 @@ STEP_NAMES = ("save_messages", "save_tool_call_records", "append_event_x6", "sav
 class StoreTarget:
     """Drives a kode-sdk store through its public async API."""
 
-    def __init__(self, backend: str, workdir: Path, dsn: str | None) -> None:
+    def __init__(self, backend: str, workdir: Path, dsn: str | None, *, search_index: bool = True) -> None:
         self.backend = backend
+        self.search_index = search_index
         self.workdir = workdir
         self.dsn = default_dsn(dsn)
         self.schema: str | None = None
@@ -173,6 +175,27 @@ class StoreTarget:
                 await self._drop_schema_quietly()
                 raise BackendUnavailable(f"backend 'postgres' could not open: {type(exc).__name__}: {exc}") from exc
             raise
+        if not self.search_index:
+            await self._drop_search_index()
+
+    async def _drop_search_index(self) -> None:
+        """Run without the full-text index, to measure what keeping it costs
+        (``--search-index off``): search_messages does not work afterwards."""
+        if self.backend == "sqlite":
+
+            def drop(conn: Any) -> None:
+                for name in ("insert", "delete", "update"):
+                    conn.execute(f"DROP TRIGGER messages_search_{name}")
+                conn.execute("DROP TABLE messages_search")
+                conn.execute("DROP TABLE messages_search_pending")
+
+            await self.store._hop(drop)
+        elif self.backend == "postgres":
+            self.store._search_index = False  # no index text computed or sent
+            async with self.store._connection() as conn:
+                await conn.execute("DROP INDEX messages_search")
+        else:
+            raise SystemExit(f"--search-index off: the {self.backend} backend keeps no index")
 
     async def close(self) -> None:
         if self.store is None:
@@ -237,10 +260,15 @@ class StoreTarget:
 
     # W2 ---------------------------------------------------------------------
 
-    async def append_events(self, agent_id: str, events: list[data.Timeline]) -> None:
-        append = self.store.append_event
-        for event in events:
-            await append(agent_id, event)
+    async def append_events(self, agent_id: str, events: list[data.Timeline], batch: int) -> None:
+        if batch == 1:
+            append = self.store.append_event
+            for event in events:
+                await append(agent_id, event)
+            return
+        append_batch = self.store.append_events
+        for start in range(0, len(events), batch):
+            await append_batch(agent_id, events[start : start + batch])
 
     async def read_events(self, agent_id: str, since: int | None = None, channel: str | None = None) -> list[int]:
         return [t.bookmark.seq async for t in self.store.read_events(agent_id, since=since, channel=channel)]
@@ -274,6 +302,9 @@ class StoreTarget:
 
     async def query_list(self, prefix: str) -> int:
         return len(await self.store.list(prefix=prefix))
+
+    async def query_search(self, word: str, agent_id: str | None = None) -> int:
+        return len(await self.store.search_messages(word, agent_id=agent_id, limit=20))
 
 
 def compare_lists(what: str, got: Sequence[Any], expected: Sequence[Any]) -> list[str]:
@@ -414,6 +445,7 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "early_cpu_ms_per_turn": round(sum(cpu[:20]) / (agents * len(cpu[:20])) * 1000, 3),
         "late_cpu_ms_per_turn": round(sum(cpu[-20:]) / (agents * len(cpu[-20:])) * 1000, 3),
         "verified": not problems,
+        **({"search_index": target.search_index} if isinstance(target, StoreTarget) else {}),
         "messages": 3 * agents * turns,
         "events": 6 * agents * turns,
         "db_size_bytes": target.size_bytes,
@@ -426,11 +458,14 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
 # --------------------------------------------------------------------------- W2
 
 
-async def run_w2(target: Target, events: int, profile: str | None = None) -> dict[str, Any]:
-    """W2: one agent appends ``events`` events; then read all, since 90 %, one channel."""
+async def run_w2(target: Target, events: int, batch: int = 1, profile: str | None = None) -> dict[str, Any]:
+    """W2: one agent appends ``events`` events, ``batch`` per call (1: sequential
+    ``append_event``, each durable on return; more: ``append_events``); then
+    read all, since 90 %, one channel."""
     if events < 10:
         raise ValueError("W2 needs at least 10 events")
-    log(f"W2 {target.backend}: building {events} events")
+    mode = "single" if batch == 1 else "batch"
+    log(f"W2 {target.backend} ({mode}, {batch} per call): building {events} events")
     timeline = data.w2_events(events)
     agent_id = "w2-agent"
     mark = timeline[int(events * 0.9) - 1].bookmark.seq
@@ -442,8 +477,8 @@ async def run_w2(target: Target, events: int, profile: str | None = None) -> dic
         clock = time.perf_counter
         with Profiler(profile):
             started = clock()
-            await target.append_events(agent_id, timeline)
-            # Appends count until a read sees the last one (the final group commit).
+            await target.append_events(agent_id, timeline, batch)
+            # Every append is committed on return; the read checks the last one is there.
             tail = await target.read_events(agent_id, since=events - 1)
             append_seconds = clock() - started
             if tail != [events]:
@@ -471,6 +506,8 @@ async def run_w2(target: Target, events: int, profile: str | None = None) -> dic
     return {
         "workload": "W2",
         "backend": target.backend,
+        "mode": mode,
+        "batch": batch,
         "events": events,
         "appends_per_s": round(events / append_seconds, 1),
         "append_seconds": round(append_seconds, 4),
@@ -531,6 +568,16 @@ async def run_w3(
         ),
         ("list", lambda i: target.query_list(prefix_of(i)), lambda i: listed(prefix_of(i))),
     ]
+    if isinstance(target, StoreTarget) and target.search_index:  # the raw floors have no search
+        planted = [len(data.w3_search_seqs(k, messages_per_agent)) for k in range(agents)]
+        checks += [
+            ("search", lambda i: target.query_search(data.SEARCH_WORD), lambda i: min(20, sum(planted))),
+            (
+                "search_agent",
+                lambda i: target.query_search(data.SEARCH_WORD, ids[pick(i)]),
+                lambda i: min(20, planted[pick(i)]),
+            ),
+        ]
     timings: dict[str, float] = {}
     problems: list[str] = []
     await target.open()
@@ -544,9 +591,15 @@ async def run_w3(
             log(f"  populated in {populate_seconds:.2f} s")
             for name, call, expect in checks:
                 for i in range(5):  # warm-up: statement caches, first page reads
+                    begin = clock()
                     await call(i)
+                    if name == "search" and i == 0:
+                        # SQLite indexes queued messages before a search: here, all of them.
+                        timings["search_first_ms"] = ms(clock() - begin)
                 times: list[float] = []
-                for i in range(queries):
+                # JSONStore searches by reading every message: a few runs tell enough.
+                runs = min(queries, 10) if name.startswith("search") and target.backend == "json" else queries
+                for i in range(runs):
                     begin = clock()
                     got = await call(i)
                     times.append(clock() - begin)

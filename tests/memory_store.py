@@ -21,6 +21,8 @@ from kode_sdk.store.base import (
     check_page,
     check_sort,
     coerce_list,
+    duplicate_seq_error,
+    event_rows,
     message_to_wire,
     operation,
     operation_iter,
@@ -164,13 +166,23 @@ class MemoryStore(MessageSearch, BaseStore):
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
         """Add one event; its ``bookmark.seq`` must be new for the agent."""
-        event = copy.deepcopy(Timeline.coerce(timeline, "timeline"))
-        seq = event.bookmark.seq
-        if seq in self._read(agent_id).events:
-            raise RecordValidationError(
-                f"timeline.bookmark.seq: {seq} is already stored for agent {agent_id!r}", field="timeline.bookmark.seq"
-            )
-        self._write(agent_id).events[seq] = event
+        event_rows(agent_id, timeline, single=True)  # the shared bounds
+        await self._add_events(agent_id, [Timeline.coerce(timeline, "timeline")])
+
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Add a batch of events, all or none."""
+        items = list(timelines) if not isinstance(timelines, (str, bytes, Mapping)) else timelines
+        event_rows(agent_id, items)
+        await self._add_events(agent_id, [Timeline.coerce(t, "timelines") for t in items])
+
+    async def _add_events(self, agent_id: str, timelines: list[Timeline]) -> None:
+        stored = [t.bookmark.seq for t in timelines if t.bookmark.seq in self._read(agent_id).events]
+        if stored:
+            raise duplicate_seq_error(agent_id, stored)
+        events = self._write(agent_id).events
+        for timeline in timelines:
+            events[timeline.bookmark.seq] = copy.deepcopy(timeline)
 
     @operation_iter("loads")
     async def read_events(

@@ -16,18 +16,18 @@ from kode_sdk import ExtendedStore, Timeline
 
 @runtime_checkable
 class ToyExtendedStore(ExtendedStore, Protocol):
-    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+    async def toy_append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
         """Append many events in one transaction."""
 
-    async def find_messages(
+    async def toy_search(
         self, query: str, /, *, agent_id: "str | None" = None, mode: Literal["any", "all"] = "any", limit: int = 20
     ) -> "list[ToyHit]": ...
 
-    def tail_events(self, agent_id: str, *, poll_interval_s: float = 0.5) -> AsyncIterator["Timeline"]: ...
+    def toy_tail(self, agent_id: str, *, poll_interval_s: float = 0.5) -> AsyncIterator["Timeline"]: ...
 
-    def transaction(self, agent_id: str) -> contextlib.AbstractAsyncContextManager["ToyTransaction"]: ...
+    def toy_transaction(self, agent_id: str) -> contextlib.AbstractAsyncContextManager["ToyTransaction"]: ...
 
-    async def begin(self, agent_id: str) -> "ToyTransaction": ...
+    async def toy_begin(self, agent_id: str) -> "ToyTransaction": ...
 
 
 @runtime_checkable
@@ -71,10 +71,10 @@ class ToyStoreImpl:
         pass
 
     @contextlib.asynccontextmanager
-    async def transaction(self, agent_id: str) -> AsyncIterator[ToyTransactionImpl]:
+    async def toy_transaction(self, agent_id: str) -> AsyncIterator[ToyTransactionImpl]:
         yield self.tx
 
-    async def begin(self, agent_id: str) -> ToyTransactionImpl:
+    async def toy_begin(self, agent_id: str) -> ToyTransactionImpl:
         return self.tx
 
 

@@ -19,7 +19,7 @@ from kode_sdk.store.base import (
     MAX_AGENT_ID_LENGTH,
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     Metrics,
     SavedListCache,
     changed_positions,
@@ -710,65 +710,40 @@ def _row(agent: str, seq: int) -> Any:
     )
 
 
-async def test_event_buffer_queue_take_put_back() -> None:
-    flushes = 0
+async def test_event_committer_shares_one_commit_and_isolates_a_bad_batch() -> None:
+    commits: list[list[tuple[str, int]]] = []
+    stored: set[tuple[str, int]] = set()
 
-    async def flush() -> None:
-        nonlocal flushes
-        flushes += 1
+    async def commit(rows: list[Any]) -> None:
+        await asyncio.sleep(0.01)  # a commit takes time: callers arriving meanwhile form a group
+        keys = [(r.agent_id, r.seq) for r in rows]
+        commits.append(keys)
+        if len(set(keys)) != len(keys) or stored & set(keys):
+            raise RecordValidationError("duplicate")
+        stored.update(keys)
 
-    buffer = EventBuffer(flush, delay_s=60, max_pending=3)
-    assert not buffer.can_queue("a", 1), "an agent whose stored seqs are unknown must be written at once"
-    buffer.note_max_seq("a", None)
-    assert buffer.can_queue("a", -5)
-    buffer.note_max_seq("a", 4)
-    assert not buffer.can_queue("a", 4)
-    assert not buffer.can_queue("a", 3)
-    assert buffer.can_queue("a", 5)
-    assert buffer.queue(_row("a", 5)) is False
-    assert not buffer.can_queue("a", 5), "a queued seq counts as stored"
-    assert buffer.queue(_row("a", 6)) is False
-    assert buffer.queue(_row("b", 1)) is True  # full: flush now
-    assert len(buffer) == 3
-    rows = buffer.take()
-    assert [(r.agent_id, r.seq) for r in rows] == [("a", 5), ("a", 6), ("b", 1)]
-    assert len(buffer) == 0
-    buffer.queue(_row("a", 7))
-    buffer.put_back(rows)
-    assert [(r.agent_id, r.seq) for r in buffer.take()] == [("a", 5), ("a", 6), ("b", 1), ("a", 7)]
-    buffer.queue(_row("a", 8))
-    buffer.queue(_row("b", 2))
-    buffer.forget("a")
-    assert not buffer.can_queue("a", 100)
-    assert [(r.agent_id, r.seq) for r in buffer.take()] == [("b", 2)]
-    buffer.cancel()
-    assert flushes == 0
+    committer = EventCommitter(commit)
+    first = asyncio.ensure_future(committer.append([_row("a", 1)]))
+    await asyncio.sleep(0)  # the first caller commits alone, at once
+    followers = [committer.append([_row("a", seq)]) for seq in (2, 3, 4)]
+    await asyncio.gather(first, *followers)
+    assert commits == [[("a", 1)], [("a", 2), ("a", 3), ("a", 4)]]
 
-
-async def test_event_buffer_timer_flushes() -> None:
-    flushed = asyncio.Event()
-    buffer: EventBuffer
-
-    async def flush() -> None:
-        buffer.take()
-        flushed.set()
-
-    buffer = EventBuffer(flush, delay_s=0.001)
-    buffer.note_max_seq("a", None)
-    buffer.queue(_row("a", 1))
-    await asyncio.wait_for(flushed.wait(), timeout=5)
-    assert len(buffer) == 0
-
-
-async def test_event_buffer_bounds_known_agents() -> None:
-    async def flush() -> None:
-        pass
-
-    buffer = EventBuffer(flush, max_agents=2)
-    for agent in ("a", "b", "c"):
-        buffer.note_max_seq(agent, 1)
-    assert not buffer.can_queue("a", 2), "the oldest agent was forgotten"
-    assert buffer.can_queue("c", 2)
+    commits.clear()
+    first = asyncio.ensure_future(committer.append([_row("a", 5)]))
+    await asyncio.sleep(0)
+    good = asyncio.ensure_future(committer.append([_row("b", 1), _row("b", 2)]))
+    bad = asyncio.ensure_future(committer.append([_row("a", 2)]))  # already stored
+    also_good = asyncio.ensure_future(committer.append([_row("a", 6)]))
+    await first
+    await good
+    await also_good
+    with pytest.raises(RecordValidationError):
+        await bad
+    assert {("b", 1), ("b", 2), ("a", 5), ("a", 6)} <= stored
+    # The joint commit failed; each batch was then retried alone.
+    assert commits[-3:] == [[("b", 1), ("b", 2)], [("a", 2)], [("a", 6)]]
+    await committer.wait_idle()
 
 
 # --------------------------------------------------------------------------- lifecycle, operations, locks

@@ -40,6 +40,8 @@ KEYS = {
     "W2": {
         "workload",
         "backend",
+        "mode",
+        "batch",
         "events",
         "appends_per_s",
         "read_all_seconds",
@@ -106,17 +108,64 @@ def test_every_workload_runs_and_verifies(backend: str, tmp_path: Path) -> None:
     assert code == 0, stderr
     assert code3 == 0, stderr3
     results += results3
-    assert [(r["workload"], r["backend"]) for r in results] == [("W1", backend), ("W2", backend), ("W3", backend)]
+    assert [(r["workload"], r["backend"], r.get("mode")) for r in results] == [
+        ("W1", backend, None),
+        ("W2", backend, "single"),
+        ("W2", backend, "batch"),
+        ("W3", backend, None),
+    ]
     for result in results:
         missing = KEYS[result["workload"]] - set(result)
         assert not missing, f"{result['workload']} lacks {sorted(missing)}"
         assert result["verified"] is True, stderr + stderr3
-    w1, w2, w3 = results
+    w1, w2, w2_batch, w3 = results
     assert (w1["agents"], w1["turns"]) == (2, 3)
     assert w1["turns_per_s"] > 0 and 0 < w1["turn_p50_ms"] <= w1["turn_p99_ms"]
-    assert w2["events"] == 200 and w2["since_events"] == 20 and w2["channel_events"] == 40
+    for row, batch in ((w2, 1), (w2_batch, 50)):
+        assert row["events"] == 200 and row["since_events"] == 20 and row["channel_events"] == 40
+        assert row["batch"] == batch
     assert w3["messages"] == 1000 and w3["tool_calls"] == 300
     assert w3["db_size_bytes"] > 0
+    search_keys = {f"{q}_{p}_ms" for q in ("search", "search_agent") for p in ("p50", "p95")}
+    if backend.endswith("-raw"):
+        assert not search_keys & set(w3)  # the floors have no search
+    else:
+        assert search_keys <= set(w3)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_w1_runs_with_and_without_the_search_index(backend: str, tmp_path: Path) -> None:
+    require_backend(backend)
+    code, results, stderr = run_bench(
+        "--workload", "W1", "--backend", backend, "--agents", "2", "--turns", "3", "--search-index", "both",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert [(r["backend"], r["search_index"], r["verified"]) for r in results] == [
+        (backend, True, True),
+        (backend, False, True),
+    ]
+
+
+def test_w5_many_workers_through_pgbouncer(tmp_path: Path) -> None:
+    """W5 at a tiny size: 2 worker processes for 1 s through a real PgBouncer;
+    every acknowledged turn is read back (``lost``) and no call failed."""
+    from kode_sdk.testing.pgbouncer import REQUIRE_ENV, find_pgbouncer
+
+    require_backend("postgres")
+    if find_pgbouncer() is None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but pgbouncer is not installed")
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    code, results, stderr = run_bench(
+        "--workload", "W5", "--backend", "postgres", "--workers", "2", "--seconds", "1", "--server-connections", "2",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert code == 0, stderr
+    (row,) = results
+    assert (row["workload"], row["workers"], row["agents"], row["server_connections"]) == ("W5", 2, 8, 2)
+    assert row["turns"] > 0 and 0 < row["turn_p50_ms"] <= row["turn_p99_ms"]
+    assert (row["errors"], row["lost"]) == (0, 0), stderr
 
 
 def test_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:

@@ -62,13 +62,13 @@ async def test_our_stores_write_and_read_back_the_conversation(backend: str) -> 
     ("system", "module"),
     [
         ("openai-sqlitesession", "agents"),
-        ("openai-sqlalchemy-aiosqlite", "aiosqlite"),
+        ("openai-sqlalchemy-aiosqlite", "sqlalchemy"),  # aiosqlite may come without it
         ("langgraph-sqlitesaver", "langgraph.checkpoint.sqlite"),
         ("langgraph-inmemorysaver", "langgraph"),
         ("kode-langgraph-sqlite", "langgraph"),
         ("kode-openai-session-sqlite", "agents"),
         ("kode-adk-sqlite", "google.adk"),
-        ("adk-databasesessionservice-sqlite", "google.adk"),
+        ("adk-databasesessionservice-sqlite", "sqlalchemy"),  # google-adk[db]
     ],
 )
 async def test_installed_sqlite_peers_verify(system: str, module: str) -> None:

@@ -1040,3 +1040,18 @@ async def test_aggregate_stats(store: JSONStore) -> None:
     assert stats.tool_calls_by_state == {"completed": 2, "failed": 1}
     assert stats.tool_calls_by_name == {"bash_run": 2, "fs_read": 1}
     assert stats.total_snapshots == 1
+
+
+async def test_json_store_has_agent_locks(tmp_path: Path) -> None:
+    # JSONStore.agent_lock used to raise AttributeError (no acquire_agent_lock).
+    from kode_sdk.errors import LockTimeoutError
+
+    async with JSONStore(tmp_path / "store") as first, JSONStore(tmp_path / "store") as second:
+        async with first.agent_lock("a", timeout_ms=1_000):
+            with pytest.raises(LockTimeoutError):
+                await second.acquire_agent_lock("a", timeout_ms=100)
+            other = await second.acquire_agent_lock("b", timeout_ms=100)  # other agents are independent
+            await other.release()
+            assert await first.list() == [], "the lock files are no agent"
+        lock = await second.acquire_agent_lock("a", timeout_ms=1_000)
+        await lock.release()

@@ -15,7 +15,7 @@ import kode_sdk.store.sqlite as sqlite_module
 from kode_sdk.errors import StoreCorruptionError
 from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions
 from kode_sdk.store.sqlite_blob import DICTIONARY_V1, MIN_PACKED_BYTES, pack, unpack
-from kode_sdk.types import AgentInfo, Message, ToolCallRecord
+from kode_sdk.types import AgentInfo, ConsistencyCheckResult, Message, ToolCallRecord
 
 LONG = 'The quick brown fox jumps over the lazy dog; ünïcödé ✓ and "quotes" \\ too. ' * 8
 
@@ -197,7 +197,7 @@ async def test_a_damaged_blob_is_reported_not_loaded_as_empty(db: Path) -> None:
         with pytest.raises(StoreCorruptionError):
             await store.load_messages("a")
         result = await store.check_consistency("a")
-        assert not result.consistent and "Message 0" in result.issues[0]
+        assert not result.consistent and any("Message 0" in issue for issue in result.issues), result.issues
 
 
 async def test_created_at_never_decreases_when_the_clock_steps_back(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +221,7 @@ async def test_created_at_never_decreases_when_the_clock_steps_back(db: Path, mo
         assert [m.content[0]["text"] for m in newest] == ["four", "three", "two", "one"]
         assert [m.seq for m in await store.query_messages(agent_id="a", limit=2, offset=1)] == [2, 1]
         assert [m.seq for m in await store.query_messages(agent_id="a", created_after=2_500_000)] == [3]
-        assert (await store.check_consistency("a")).consistent
+        assert _only_missing_info(await store.check_consistency("a"))
 
 
 # --------------------------------------------------------------------------- upgrade from version 1
@@ -263,7 +263,7 @@ async def test_a_version_1_database_upgrades_in_place(db: Path, monkeypatch: pyt
         assert [c for (c,) in rows(db, "SELECT created_at FROM messages WHERE agent_id = 'c' ORDER BY seq")] == [
             2000
         ] * 4
-        assert (await store.check_consistency("c")).consistent
+        assert _only_missing_info(await store.check_consistency("c"))
         # New writes after the upgrade are compressed; old and new rows read together.
         more = turn(9)
         await store.append_messages("a", more)
@@ -276,3 +276,8 @@ async def test_a_version_1_database_upgrades_in_place(db: Path, monkeypatch: pyt
     assert indexes == {"sqlite_autoindex_messages_1", "messages_by_time"}
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert rows(db, "PRAGMA foreign_key_check") == []
+
+
+def _only_missing_info(result: ConsistencyCheckResult) -> bool:
+    """Consistent but for the missing AgentInfo these agents never had (reported since issue 11)."""
+    return [issue for issue in result.issues if "AgentInfo" not in issue] == []

@@ -4,6 +4,7 @@ The search contract itself is in kode_sdk.testing.search_suite."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ async def test_search_reads_the_index_not_every_message(db: Path) -> None:
         for filters in ({}, {"agent_id": "a"}, {"template_id": "t", "user_id": "u", "role": "user"}):
             await store.search_messages("loquat", **filters)
         await store._hop(lambda conn: conn.set_trace_callback(None))
-        searches = [s for s in statements if "MATCH" in s]
-        assert len(searches) == 3
+        searches = [s for s in statements if "MATCH" in s or "rowid IN" in s]
+        assert len([s for s in searches if "MATCH" in s]) == 3
 
         def plans(conn: sqlite3.Connection) -> list[list[str]]:
             out = []
@@ -107,6 +108,64 @@ async def test_search_reads_the_index_not_every_message(db: Path) -> None:
                 out.append([row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")])
             return out
 
-        for plan in await store._hop(plans):
-            assert any("VIRTUAL TABLE INDEX" in step for step in plan), plan
-            assert not any(step.startswith("SCAN m") for step in plan), plan
+        for sql, plan in zip(searches, await store._hop(plans), strict=True):
+            if "MATCH" in sql:
+                assert any("VIRTUAL TABLE INDEX" in step for step in plan), plan
+            else:  # the rows of the page, by rowid
+                assert plan == ["SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"], plan
+            # Never a scan of the messages table.
+            assert not any(step.split()[:2] in (["SCAN", "m"], ["SCAN", "messages"]) for step in plan), plan
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, World! snake_case kebab-case CamelCase x86_64 v1.2.3 3.14 1e10",
+        "path/to/file.txt user@example.com https://example.com/a?b=c#d",
+        "tabs\tand\nnewlines\r\n and \x00 NUL, \x1b[31m escapes, 'quotes' \"double\" (parens) [brackets]",
+        "ALLCAPS lower MiXeD 0123 abc123 123abc ___ --- ... ~!@#$%^&*()+={}|:;<>,?",
+        "a" * 200 + " " + "b" * 199,
+    ],
+)
+def test_plain_ascii_goes_to_fts5_as_is_and_splits_into_the_same_words(text: str) -> None:
+    # The write path gives FTS5 ASCII text untouched (sqlite._index_text_of):
+    # its unicode61 tokenizer must find exactly search.tokens' words.
+    from kode_sdk.store.search import tokens
+    from kode_sdk.store.sqlite import _index_text_of
+
+    wire = {"role": "user", "content": [{"type": "text", "text": text}]}
+    indexed = _index_text_of(json.dumps(wire))
+    assert indexed == text  # passed through
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
+    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    conn.execute("INSERT INTO t (rowid, body) VALUES (1, ?)", [indexed])
+    words = [term for (term,) in conn.execute("SELECT term FROM v ORDER BY offset")]
+    assert words == tokens(text)
+
+
+def test_long_runs_and_other_scripts_go_through_the_tokenizer() -> None:
+    from kode_sdk.store.sqlite import _index_text_of
+
+    for text, expected in (("x" * 450, " ".join(["x" * 200, "x" * 200, "x" * 50])), ("Café 数据", "cafe 数 据")):
+        wire = {"role": "user", "content": [{"type": "text", "text": text}]}
+        assert _index_text_of(json.dumps(wire, ensure_ascii=False)) == expected
+
+
+async def test_writes_queue_and_any_store_on_the_file_catches_the_index_up(db: Path) -> None:
+    async with SqliteStore(db) as writer, SqliteStore(db) as reader:
+        await writer.save_messages("a", [text("user", f"rambutan {i}") for i in range(5)])
+        assert rows(db, "SELECT count(*) FROM messages_search_pending") == [(5,)]
+        # Another connection's search indexes what is queued, then finds it.
+        assert sorted(h.seq for h in await reader.search_messages("rambutan")) == [0, 1, 2, 3, 4]
+        assert rows(db, "SELECT count(*) FROM messages_search_pending") == [(0,)]
+        # Rewriting and deleting indexed rows (by the other store) is seen at once.
+        await writer.save_messages("a", [text("user", "rambutan 0"), text("user", "lychee 1")])
+        assert sorted(h.seq for h in await reader.search_messages("rambutan")) == [0]
+        assert [h.seq for h in await reader.search_messages("lychee")] == [1]
+        await writer.delete("a")
+        assert await reader.search_messages("rambutan") == []
+        assert await reader.search_messages("lychee") == []
+        await reader._hop(
+            lambda conn: conn.execute("INSERT INTO messages_search (messages_search) VALUES ('integrity-check')")
+        )

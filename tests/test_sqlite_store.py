@@ -2,7 +2,7 @@
 
 The conformance suite (kode_sdk.testing) checks the Store contract; these
 tests check what is particular to SQLite: incremental writes, the schema and
-its migrations, query plans, event group commit, locks in one process, and
+its migrations, query plans, event commits, locks in one process, and
 bad input leaving stored data unchanged.
 """
 
@@ -514,51 +514,46 @@ async def test_events_paging_beyond_one_page(store: SqliteStore) -> None:
 
 async def test_duplicate_event_seq_is_reported(store: SqliteStore) -> None:
     await store.append_event("a", event(1))
-    await store.append_event("a", event(2))  # queued (group commit)
-    with pytest.raises(RecordValidationError, match="seq 2 is already stored"):
+    await store.append_event("a", event(2))
+    with pytest.raises(RecordValidationError, match="seq 2 already stored"):
         await store.append_event("a", event(2, "monitor"))
-    with pytest.raises(RecordValidationError, match="seq 1 is already stored"):
+    with pytest.raises(RecordValidationError, match="seq 1 already stored"):
         await store.append_event("a", event(1))
     events = [e async for e in store.read_events("a")]
     assert [(e.bookmark.seq, e.channel) for e in events] == [(1, "progress"), (2, "progress")]
 
 
-async def test_queued_events_survive_close_and_a_failing_call(db: Path) -> None:
+async def test_an_appended_event_is_committed_when_the_call_returns(db: Path) -> None:
     store = SqliteStore(db)
-    await store.append_event("a", event(1))
-    await store.append_event("a", event(2))
-    await store.append_event("a", event(3))
-    assert len(store._events) == 2  # still queued
-    with pytest.raises(RecordValidationError):
-        await store.save_info("a", info("someone-else"))
-    with pytest.raises(ValueError):
-        await store.query_sessions(sort_by="nope")
-    await store.append_event("a", event(4))
+    for seq in (1, 2, 3):
+        await store.append_event("a", event(seq))
+        # Read with a separate connection, as another process would.
+        assert [r[0] for r in rows(db, "SELECT seq FROM events WHERE agent_id = 'a' ORDER BY seq")] == list(
+            range(1, seq + 1)
+        )
+    await store.append_events("a", [event(4), event(5, "monitor")])
+    assert [r[0] for r in rows(db, "SELECT seq FROM events WHERE agent_id = 'a' ORDER BY seq")] == [1, 2, 3, 4, 5]
     await store.close()
-    assert [r[0] for r in rows(db, "SELECT seq FROM events WHERE agent_id = 'a' ORDER BY seq")] == [1, 2, 3, 4]
 
 
-async def test_a_call_cancelled_before_it_ran_writes_nothing_and_keeps_queued_events(db: Path) -> None:
+async def test_a_call_cancelled_before_it_ran_writes_nothing(db: Path) -> None:
     import threading
 
     store = SqliteStore(db)
-    await store.append_event("a", event(1))  # the first event of an agent is written at once
+    await store.append_event("a", event(1))
     assert store._thread is not None
     release = threading.Event()
     # Occupy the connection thread, so the next call waits in its queue.
     busy, _ = store._thread.submit(lambda: release.wait(10))
-    await store.append_event("a", event(2))  # queued: the next call's transaction takes it
-    waiting = asyncio.ensure_future(store.save_info("a", info("a")))
+    waiting = asyncio.ensure_future(store.append_event("a", event(2)))
     await asyncio.sleep(0.05)
-    assert len(store._events) == 0  # taken by the waiting call
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting  # gives up while its job still waits in the queue
-    assert len(store._events) == 1  # put back
     release.set()
     await busy
-    assert await store.load_info("a") is None  # the cancelled save never ran
-    assert [e.bookmark.seq async for e in store.read_events("a")] == [1, 2]
+    assert [e.bookmark.seq async for e in store.read_events("a")] == [1]
+    await store.append_event("a", event(2))  # the seq is still free
     await store.close()
 
 
@@ -589,8 +584,9 @@ async def test_a_call_cancelled_while_it_runs_still_commits_whole(db: Path) -> N
 async def test_events_of_another_writer_are_not_duplicated(db: Path) -> None:
     async with SqliteStore(db) as first, SqliteStore(db) as second:
         await first.append_event("a", event(1))
-        await first.append_event("a", event(2))  # queued in first
-        await second.append_event("a", event(2, "monitor"))  # stored by second meanwhile
+        await second.append_event("a", event(2, "monitor"))
+        with pytest.raises(RecordValidationError, match="seq 2 already stored"):
+            await first.append_event("a", event(2))
         await first.append_event("a", event(3))
         assert [(e.bookmark.seq, e.channel) async for e in first.read_events("a")] == [
             (1, "progress"),

@@ -65,17 +65,17 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     text = _gen_sync.generate({"ExtendedStore": toy.ToyExtendedStore})
     module = _load_generated(text, tmp_path)
     cls = module.SyncExtendedStore
-    assert str(inspect.signature(cls.append_events)) == (
+    assert str(inspect.signature(cls.toy_append_events)) == (
         "(self, agent_id: 'str', timelines: 'Sequence[Timeline | Mapping[str, Any]]') -> 'None'"
     )
-    assert str(inspect.signature(cls.find_messages)) == (
+    assert str(inspect.signature(cls.toy_search)) == (
         "(self, query: 'str', /, *, agent_id: 'str | None' = None, mode: \"Literal['any', 'all']\" = 'any', "
         "limit: 'int' = 20) -> 'builtins.list[ToyHit]'"
     )
-    assert inspect.signature(cls.tail_events).return_annotation == "Iterator[Timeline]"
-    assert inspect.signature(cls.transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
-    assert inspect.signature(cls.begin).return_annotation == "SyncToyTransaction"
-    assert "Append many events in one transaction." in (cls.append_events.__doc__ or "")
+    assert inspect.signature(cls.toy_tail).return_annotation == "Iterator[Timeline]"
+    assert inspect.signature(cls.toy_transaction).return_annotation == "AbstractContextManager[SyncToyTransaction]"
+    assert inspect.signature(cls.toy_begin).return_annotation == "SyncToyTransaction"
+    assert "Append many events in one transaction." in (cls.toy_append_events.__doc__ or "")
     # The names those annotations need are imported from where they live.
     assert "from sync_toy_protocols import ToyHit" in text
     assert "Literal" in text.split("if TYPE_CHECKING:")[1].split("__all__")[0]
@@ -87,11 +87,11 @@ def test_generator_picks_up_new_methods_and_any_annotation_style(tmp_path: Path,
     toy_store = toy.ToyStoreImpl()
     blocking = cls(toy_store)
     try:
-        with blocking.transaction("agt-1") as tx:
+        with blocking.toy_transaction("agt-1") as tx:
             assert type(tx).__name__ == "SyncToyTransaction"
             tx.save_messages("agt-1", [TEXT])
             assert list(tx.events()) == [0, 1, 2]
-        blocking.begin("agt-1").save_messages("agt-2", [TEXT])
+        blocking.toy_begin("agt-1").save_messages("agt-2", [TEXT])
     finally:
         blocking.close()
     assert toy_store.tx.saved == [("agt-1", [TEXT]), ("agt-2", [TEXT])]
@@ -275,6 +275,39 @@ def test_calling_from_the_loop_thread_raises_instead_of_deadlocking(tmp_path: Pa
         store.close()
 
 
+def test_ctrl_c_during_a_blocking_call_cancels_the_call() -> None:
+    """KeyboardInterrupt while waiting stops the coroutine instead of leaving it running unobserved."""
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def interrupt() -> None:
+        if started.wait(10):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sync.call(slow)
+    finally:
+        killer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert cancelled.wait(5)
+
+
 def test_usable_from_inside_a_running_event_loop(tmp_path: Path) -> None:
     """A blocking call from async code blocks that loop, but works: the store runs on its own loop."""
     store = sync.create_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")})
@@ -319,6 +352,27 @@ async def stored(make: Callable[[], Any], agent_id: str) -> tuple[int, list[int]
     return len(messages), seqs
 
 
+def test_a_call_after_the_exit_hook_raises_instead_of_hanging(tmp_path: Path) -> None:
+    """An atexit handler registered before kode_sdk.sync was imported runs after its hook."""
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit\n"
+        "def late():\n"
+        "    try:\n"
+        "        store.list()\n"
+        "    except StoreClosedError:\n"
+        "        print('closed', flush=True)\n"
+        "atexit.register(late)\n"
+        "from kode_sdk import StoreClosedError, sync\n"
+        f"store = sync.create_store({{'type': 'sqlite', 'db_path': {str(tmp_path / 'a.db')!r}}})\n"
+        "store.list()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["closed"]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "json"])
 def test_child_exiting_without_close_loses_nothing_acknowledged(tmp_path: Path, backend: str) -> None:
     """What users try first is asyncio.run() per call (49 of 50 events lost when
@@ -357,6 +411,24 @@ def test_forked_child_gets_its_own_loop_and_keeps_its_writes(tmp_path: Path, bac
         store.append_event("agt-parent", data.timeline(2))
         assert [e.bookmark.seq for e in store.read_events("agt-parent")] == [1, 2]
     finally:
+        store.close()
+
+
+def test_fork_while_a_parent_thread_is_inside_the_facade(tmp_path: Path) -> None:
+    store = sync.create_store(_configs(tmp_path)["sqlite"])
+    child = multiprocessing.get_context("fork").Process(target=forked_child, args=(store, "agt-child"))
+    try:
+        store.list()
+        # As if another parent thread were inside the facade at the moment of fork:
+        # that thread does not exist in the child, so its lock must not either.
+        with store._guard:
+            child.start()
+            child.join(30)
+        assert child.exitcode == 0
+        assert len(list(store.read_events("agt-child"))) == 20
+    finally:
+        if child.pid is not None and child.exitcode is None:
+            child.kill()
         store.close()
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "KodeError",
     "LockLostError",
     "LockTimeoutError",
+    "MissingExtraError",
     "ProviderError",
     "RecordValidationError",
     "SchemaVersionError",
@@ -127,3 +128,8 @@ class StoreCorruptionError(KodeError, RuntimeError):
     Raised instead of treating damaged data as empty, so nothing is silently
     lost; the message names the file or table and what was wrong.
     """
+
+
+class MissingExtraError(KodeError, ImportError):
+    """An optional feature's dependencies are not installed; the message is
+    the one line that installs them (``pip install 'kode-sdk[postgres]'``)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -32,17 +32,20 @@ __all__ = ["check_json", "decode", "dumps", "encode"]
 # 9x faster than the regex [0-9]{19} on a 1 KB message.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = b"0" * 19
-# Deeper values are refused: the standard library (the big-int path) recurses
-# per level, and SQLite's JSON functions stop at 1000 levels.
-_MAX_DEPTH = 500
+# Deeper values are refused: the stores copy saved documents recursively (two
+# Python frames a level, against a limit of 1,000 frames: 500 levels failed
+# with RecursionError), the standard library (the big-int path) recurses per
+# level, and SQLite's JSON functions stop at 1,000 levels. 256 leaves room
+# for the caller's own stack.
+_MAX_DEPTH = 256
 
 
 def check_json(value: Any, field: str) -> None:
     """Raise :class:`RecordValidationError` unless ``value`` is plain JSON.
 
     Plain JSON is ``None``, ``bool``, ``int``, finite ``float``, ``str`` (valid
-    Unicode), ``list``/``tuple`` and ``dict`` with ``str`` keys, nested to any
-    depth. ``field`` names the value in the error message.
+    Unicode), ``list``/``tuple`` and ``dict`` with ``str`` keys, nested at most
+    256 levels deep. ``field`` names the value in the error message.
     """
     # An explicit stack instead of recursion: hostile input may nest deeper
     # than Python's recursion limit.
@@ -65,7 +68,7 @@ def check_json(value: Any, field: str) -> None:
                 )
         elif kind is dict:
             if depth >= _MAX_DEPTH:
-                raise RecordValidationError(f"{where}: nested deeper than {_MAX_DEPTH} levels", field=where)
+                _too_deep(field, where)
             for key, sub in item.items():
                 if type(key) is not str:
                     raise RecordValidationError(f"{where}: object key {key!r} is not a string", field=where)
@@ -74,7 +77,7 @@ def check_json(value: Any, field: str) -> None:
                 stack.append((sub, f"{where}.{key}", depth + 1))
         elif kind is list or kind is tuple:
             if depth >= _MAX_DEPTH:
-                raise RecordValidationError(f"{where}: nested deeper than {_MAX_DEPTH} levels", field=where)
+                _too_deep(field, where)
             for index, sub in enumerate(item):
                 stack.append((sub, f"{where}[{index}]", depth + 1))
         elif isinstance(item, bool | int | float | str | dict | list | tuple):
@@ -95,6 +98,15 @@ def check_json(value: Any, field: str) -> None:
             stack.append((base, where, depth))
         else:
             raise RecordValidationError(f"{where}: a value of type {kind.__name__} is not JSON", field=where)
+
+
+def _too_deep(field: str, where: str) -> NoReturn:
+    # The path to the culprit is as long as the nesting; show its two ends only.
+    shown = where if len(where) <= 60 else f"{where[:40]}…{where[-15:]}"
+    raise RecordValidationError(
+        f"{field}: nested deeper than the {_MAX_DEPTH} levels kode-sdk stores (at {shown})",
+        field=field,
+    )
 
 
 def _check_text(text: str, where: str) -> None:

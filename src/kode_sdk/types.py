@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, TypeAlias, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -150,7 +151,22 @@ def _strict_int(value: Any) -> Any:
     return value
 
 
-EpochMs: TypeAlias = Annotated[int, BeforeValidator(_strict_int)]
+def _within(low: int, high: int, what: str) -> Any:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside the {what} range (every backend must be able to store it)")
+        return value
+
+    return check
+
+
+#: An integer a 64-bit column holds (seqs, epoch-ms timestamps, versions). The
+#: bound lives here, in the records, so every backend refuses the same values
+#: before anything is queued or sent.
+Int64: TypeAlias = Annotated[int, BeforeValidator(_strict_int), AfterValidator(_within(-(2**63), 2**63 - 1, "64-bit"))]
+#: A count PostgreSQL keeps in a 32-bit ``integer`` column (``AgentInfo.message_count``).
+Int32: TypeAlias = Annotated[int, BeforeValidator(_strict_int), AfterValidator(_within(-(2**31), 2**31 - 1, "32-bit"))]
+EpochMs: TypeAlias = Int64
 
 
 # --------------------------------------------------------------------------- base
@@ -515,8 +531,8 @@ class AgentInfo(Record):
     created_at: Timestamp = Field(default_factory=now_utc)
     lineage: list[str] = Field(default_factory=list)
     config_version: str = "v1"
-    message_count: Annotated[int, BeforeValidator(_strict_int)] = 0
-    last_sfp_index: Annotated[int, BeforeValidator(_strict_int)] = -1
+    message_count: Int32 = 0
+    last_sfp_index: Int32 = -1
     last_bookmark: Bookmark | None = None
     breakpoint: Breakpoint | None = None
     metadata: JsonObject = Field(default_factory=dict)
@@ -549,7 +565,7 @@ class TodoSnapshot(Record):
     """An agent's whole todo list at one version."""
 
     todos: list[TodoItem] = Field(default_factory=list)
-    version: Annotated[int, BeforeValidator(_strict_int)] = 1
+    version: Int64 = 1
     updated_at: Timestamp = Field(default_factory=now_utc)
 
 

@@ -361,3 +361,43 @@ async def test_two_workers_on_one_agent_see_each_others_turns(make_store: Callab
     finally:
         await store_a.close()
         await store_b.close()
+
+
+async def test_chat_inside_the_callers_agent_lock(store: Store) -> None:
+    # agent_lock blocks nest within a task: the agent's own lock inside the
+    # caller's block is entered at once, not waited for until a timeout.
+    agent = await Agent.create(
+        provider=ScriptedProvider(["Hello there."]),
+        store=store,
+        template=TEMPLATE,
+        agent_id="nest-1",
+        tools=make_registry(),
+        lock_timeout_ms=2_000,
+    )
+    async with store.agent_lock("nest-1", timeout_ms=5_000):  # type: ignore[attr-defined]
+        answer = await agent.send("hi")  # the same task (asyncio.wait_for would make a new one)
+    assert answer == "Hello there."
+    # The lock is free again once the caller's block has ended.
+    async with store.agent_lock("nest-1", timeout_ms=1_000):  # type: ignore[attr-defined]
+        pass
+
+
+async def test_streamed_chunks_are_stored_in_batches(store: Store) -> None:
+    words = " ".join(f"w{n}" for n in range(120))
+    agent = await Agent.create(
+        provider=ScriptedProvider([words]), store=store, template=TEMPLATE, agent_id="stream-1", tools=make_registry()
+    )
+    seen: list[int] = []
+    agent.on("text_chunk", lambda timeline: seen.append(timeline.bookmark.seq))
+    batches_before = store.metrics.by_method.get("append_events", 0)  # type: ignore[attr-defined]
+    assert await agent.send("talk") == words
+    batches = store.metrics.by_method.get("append_events", 0) - batches_before  # type: ignore[attr-defined]
+    timeline = await events_of(store, "stream-1")
+    chunks = [t for t in timeline if t.event["type"] == "text_chunk"]
+    assert "".join(t.event["delta"] for t in chunks) == words
+    assert len(chunks) == 120
+    # 120 chunks went to the store in far fewer calls, each at most 50 chunks.
+    assert 3 <= batches < 120
+    assert seen == [t.bookmark.seq for t in chunks], "handlers see each stored chunk once, in order"
+    seqs = [t.bookmark.seq for t in timeline]
+    assert seqs == list(range(1, len(seqs) + 1))

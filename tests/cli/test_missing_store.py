@@ -80,3 +80,20 @@ def test_factory_create_false_refuses_a_missing_store(tmp_path: Path, config: di
 def test_factory_create_must_be_a_bool() -> None:
     with pytest.raises(StoreConfigError, match="'create'"):
         create_store({"type": "sqlite", "db_path": "x.db", "create": "no"})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [("sessions",), ("health", "--json"), ("export",)], ids=lambda c: c[0])
+def test_read_only_command_on_a_postgres_schema_without_a_store_creates_nothing(
+    pg_spec: str, command: tuple[str, ...]
+) -> None:
+    import psycopg
+
+    from conftest import PG_URL
+
+    schema = pg_spec.rsplit("schema=", 1)[1]
+    result = kode("--store", pg_spec, *command)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "does not exist" in result.stderr and "nothing created" in result.stderr
+    with psycopg.connect(PG_URL) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone() is None

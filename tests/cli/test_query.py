@@ -67,6 +67,33 @@ def test_messages(sqlite_spec: str) -> None:
     assert table.exit_code == 0 and "question 0" in table.stdout
 
 
+def test_search(sqlite_spec: str) -> None:
+    # "agt-00004" is a phrase of two words, found in that agent's questions only.
+    hits = as_json(kode("-s", sqlite_spec, "search", "question agt-00004", "--json"))
+    questions = [m for m in agent_records(4)["messages"] if m["role"] == "user"]
+    assert len(hits) == len(questions)
+    assert {(h["agentId"], h["role"]) for h in hits} == {("agt-00004", "user")}
+    for hit in hits:
+        assert set(hit) >= {"agentId", "seq", "role", "createdAt", "snippet", "highlights", "score"}
+        marked = {hit["snippet"][start:end] for start, end in hit["highlights"]}
+        assert marked == {"question", "agt-00004"}
+    # Filters use the same names as the other commands.
+    answers = as_json(kode("-s", sqlite_spec, "search", "answer", "--role", "assistant", "-a", "agt-00007", "--json"))
+    assert answers and {(h["agentId"], h["role"]) for h in answers} == {("agt-00007", "assistant")}
+    coder = as_json(kode("-s", sqlite_spec, "search", "question", "--template", "coder", "--limit", "1000", "--json"))
+    assert {h["agentId"] for h in coder} == {f"agt-{i:05d}" for i in range(1, 30, 3)}
+    tool_input = as_json(kode("-s", sqlite_spec, "search", "fs_read f1", "-a", "agt-00004", "--json"))
+    assert [h["role"] for h in tool_input] == ["assistant"]
+    page = as_json(kode("-s", sqlite_spec, "search", "question", "--limit", "3", "--offset", "2", "--json"))
+    assert len(page) == 3
+    table = kode("-s", sqlite_spec, "search", "question agt-00004")
+    assert table.exit_code == 0 and "agt-00004" in table.stdout and "question" in table.stdout
+    # A query that is not one: exit code 2 and the reason.
+    for bad in ("", "((()))"):
+        result = kode("-s", sqlite_spec, "search", bad)
+        assert result.exit_code == 2 and "query" in result.stderr
+
+
 def test_tool_calls(sqlite_spec: str) -> None:
     errors = as_json(kode("-s", sqlite_spec, "tool-calls", "--json", "--errors", "--limit", "1000"))
     assert errors and all(r["isError"] for r in errors)

@@ -16,7 +16,17 @@ from webdata import STORY, fill_web
 
 from kode_sdk.web import check_bind, is_loopback
 
-PATHS = ("/", f"/session/{STORY}", "/sessions", "/tool-calls?is_error=true", "/health", "/metrics", "/static/style.css")
+PATHS = (
+    "/",
+    f"/session/{STORY}",
+    "/search?q=test",
+    "/sessions",
+    "/tool-calls?is_error=true",
+    "/api/search?q=test",
+    "/health",
+    "/metrics",
+    "/static/style.css",
+)
 
 
 @pytest.fixture(scope="module")

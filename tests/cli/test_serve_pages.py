@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from httpserve import Page, fetch, serving
-from webdata import FAILED_CALL, HOSTILE, STORY, XSS, fill_web
+from webdata import FAILED_CALL, HOSTILE, NEEDLE, STORY, XSS, fill_web
 
 from kode_sdk.cli.app import parse_store_spec
 from kode_sdk.store.factory import create_store
@@ -149,3 +149,32 @@ def test_long_conversation_pages(tmp_path) -> None:  # type: ignore[no-untyped-d
         assert "msg-400" in last.ids and f"msg-{total - 1}" in last.ids and "msg-399" not in last.ids
         assert f"line {total - 2}" in last.text and "line 399" not in last.text
         assert "failed" in last.ids["call-late"].split()
+
+
+def _story_pages(url: str) -> None:
+    listing = Page(fetch(url + "/").text)
+    assert f"/session/{STORY}" in listing.links and f"/session/{HOSTILE}" in listing.links
+    answer = fetch(url + f"/session/{STORY}")
+    assert answer.status == 200 and "<script" not in answer.text
+    page = Page(answer.text)
+    assert "failed" in page.ids[f"call-{FAILED_CALL}"].split() and "Decision: deny by alice" in page.text
+    assert [f"msg-{i}" in page.ids for i in range(12)] == [True] * 12
+    assert "permission_decided" in page.text
+    hits = fetch(url + f"/api/search?q={NEEDLE}").json()
+    assert [(h["agentId"], h["seq"]) for h in hits] == [(STORY, 4)]
+    found = Page(fetch(url + f"/search?q={NEEDLE}").text)
+    assert f"/session/{STORY}#msg-4" in found.links and "mark" in found.tags
+
+
+def test_pages_on_a_json_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = f"json:{tmp_path / 'store'}"
+    fill_web(spec, filler=2)
+    with serving(spec) as url:
+        _story_pages(url)
+
+
+@pytest.mark.postgres
+def test_pages_on_postgres(pg_spec: str) -> None:
+    fill_web(pg_spec, filler=2)
+    with serving(pg_spec) as url:
+        _story_pages(url)

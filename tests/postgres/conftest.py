@@ -31,8 +31,7 @@ import psycopg
 import pytest
 
 from kode_sdk.store.postgres import PostgresStore
-
-from .pgbouncer import REQUIRE_ENV, PgBouncer
+from kode_sdk.testing.pgbouncer import REQUIRE_ENV, PgBouncer
 
 REQUIRE = os.environ.get("KODE_REQUIRE_POSTGRES") == "1"
 _notices: list[str] = []
@@ -69,8 +68,9 @@ def _free_port() -> int:
 class ThrowawayCluster:
     """A PostgreSQL cluster in a temporary directory, on a free port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_connections: int = 200) -> None:
         initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        self.max_connections = max_connections
         if initdb is None or pg_ctl is None:
             raise RuntimeError("initdb/pg_ctl not found (looked in /usr/lib/postgresql/*/bin, /usr/local/bin, PATH)")
         self.pg_ctl = pg_ctl
@@ -98,7 +98,7 @@ class ThrowawayCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c max_connections={self.max_connections}"
         log = str(self.dir / "server.log")
         self._run([self.pg_ctl, "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "60", "start"])
 
@@ -109,6 +109,27 @@ class ThrowawayCluster:
         with contextlib.suppress(Exception):
             self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class StandbyCluster(ThrowawayCluster):
+    """A streaming replica of ``primary`` (``pg_basebackup -R``), hot standby,
+    in a temporary directory on a free port."""
+
+    def __init__(self, primary: ThrowawayCluster) -> None:
+        basebackup = _pg_bin("pg_basebackup")
+        if basebackup is None:
+            raise RuntimeError("pg_basebackup not found")
+        self.pg_ctl = primary.pg_ctl
+        self.as_user = primary.as_user
+        self.max_connections = primary.max_connections
+        self.dir = Path(tempfile.mkdtemp(prefix="kode-pg-standby-"))
+        self.data = self.dir / "data"
+        self.port = _free_port()
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        source = ["-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"]
+        self._run([basebackup, *source, "-D", str(self.data), "-R", "-X", "stream", "--no-sync"])
+        self.start()
 
 
 def _start_cluster() -> ThrowawayCluster | str:
@@ -169,6 +190,26 @@ def bouncer(pg_url: str) -> Iterator[PgBouncer]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def replica_pair() -> Iterator[tuple[ThrowawayCluster, StandbyCluster]]:
+    """A primary cluster of this run's own and a streaming replica of it."""
+    primary = _start_cluster()
+    if isinstance(primary, str):
+        _unavailable(f"no throwaway cluster for the replica tests: {primary}")
+        return
+    try:
+        standby = StandbyCluster(primary)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        primary.destroy()
+        _unavailable(f"no streaming replica for the replica tests: {exc}")
+        return
+    try:
+        yield primary, standby
+    finally:
+        standby.destroy()
+        primary.destroy()
 
 
 def drop_schema(url: str, schema: str) -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from kode_sdk.store.postgres import PostgresStore
 from kode_sdk.testing import ExtendedStoreConformance
-
-from .pgbouncer import PgBouncer
+from kode_sdk.testing.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgres
 

@@ -23,8 +23,7 @@ from kode_sdk.errors import LockLostError, LockTimeoutError, StoreConfigError
 from kode_sdk.store.factory import create_store
 from kode_sdk.store.postgres import PostgresStore
 from kode_sdk.store.postgres_config import parse_connection
-
-from .pgbouncer import PgBouncer
+from kode_sdk.testing.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgres
 

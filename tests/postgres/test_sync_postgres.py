@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
@@ -49,3 +50,24 @@ def test_forked_child_gets_its_own_connections(pg_url: str, pg_schema: str) -> N
         assert store.health_check().healthy is True
     finally:
         store.close()
+
+
+def test_live_tail_through_the_blocking_api(pg_url: str, pg_schema: str) -> None:
+    """A backend method beyond the protocols (PostgresStore.tail_events) through
+    sync.iterate: each event arrives while the tail is still waiting for the next,
+    and closing the iterator frees the tail's connection."""
+    config = {"type": "postgres", "dsn": pg_url, "schema": pg_schema}
+    reader = sync.create_extended_store(config)
+    writer = sync.create_extended_store(config)
+    try:
+        pg = cast(PostgresStore, reader.async_store)
+        tail = sync.iterate(pg.tail_events, "agt-tail", poll_interval_s=5.0)
+        for seq in range(1, 4):
+            # Written by another store after the tail started waiting: NOTIFY wakes it.
+            writer.append_event("agt-tail", data.timeline(seq))
+            assert next(tail).bookmark.seq == seq
+        tail.close()
+        assert reader.health_check().healthy is True
+    finally:
+        writer.close()
+        reader.close()

@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kode_sdk.testing.pgbouncer import REQUIRE_ENV, PgBouncer
 from postgres.conftest import ThrowawayCluster, _start_cluster, drop_schema, new_schema_name
-from postgres.pgbouncer import REQUIRE_ENV, PgBouncer
 
 from ._common import TORTURE
 

@@ -1,6 +1,6 @@
 """Contention: several processes (and workers within them) on one store.
 
-SQLite: 4 processes x 2 workers on one file (JSONStore has no agent locks: not here);
+SQLite: 4 processes x 2 workers on one file (JSONStore: its locks are in test_locked_append.py);
 PostgreSQL: 4 processes x 2 workers = 8 workers on one database, directly and
 through PgBouncer in transaction mode (lease locks). Each worker
 has its own store object; the second one of a process opens while the first
@@ -29,7 +29,7 @@ LOG = "shared-log"
 FIGURES = Path(__file__).parent / "figures"
 
 
-# JSONStore has no agent locks; "pgbouncer": PostgreSQL through PgBouncer in transaction mode.
+# JSONStore: see test_locked_append.py; "pgbouncer": PostgreSQL through PgBouncer in transaction mode.
 @pytest.mark.parametrize("spec", ["sqlite", "postgres", "pgbouncer"], indirect=True)
 async def test_contention_no_error_no_lost_update_no_gap(spec: str) -> None:
     store = open_store(spec)

@@ -187,6 +187,12 @@ def test_cli_never_prints_the_password(role: dict[str, str]) -> None:
         (bad, True, ["--debug", "health"]),
         (bad, True, ["metrics"]),
     ]
+
+    async def create() -> None:  # read-only commands refuse a store that does not exist
+        async with PostgresStore(good, schema=role["schema"]):
+            pass
+
+    asyncio.run(create())
     procs = []
     for dsn, via_env, args in plan:
         env = {**os.environ, "KODE_POSTGRES_SCHEMA": role["schema"]}

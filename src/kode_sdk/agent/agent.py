@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 import uuid
@@ -55,6 +56,8 @@ from .providers.base import ModelRequest, Provider, TextDelta, TurnComplete
 from .templates import AgentTemplate, TemplateRegistry
 from .tools import Tool, ToolContext, ToolRegistry, default_registry, to_json_result
 
+logger = logging.getLogger("kode_sdk.agent")
+
 __all__ = ["Agent", "CompleteResult", "ResumeStrategy"]
 
 ResumeStrategy = Literal["crash", "manual"]
@@ -83,13 +86,54 @@ SEALED_RESULT = (
 
 @contextlib.asynccontextmanager
 async def _store_lock(store: Store, agent_id: str, timeout_ms: int) -> AsyncIterator[None]:
-    """Hold the agent's lock when the store has agent locks (an ExtendedStore);
-    JSONStore has none, and then only this process's own discipline applies."""
+    """Hold the agent's lock when the store has agent locks (SqliteStore,
+    PostgresStore, JSONStore); a store without them relies on the caller's own
+    discipline. Inside a caller's ``store.agent_lock(agent_id)`` this nests."""
     if not hasattr(store, "acquire_agent_lock"):
         yield
         return
     async with cast(ExtendedStore, store).agent_lock(agent_id, timeout_ms):
         yield
+
+
+class _ChunkStream:
+    """Streamed text chunks into the store in batches (``append_events``).
+
+    A chunk arriving while the previous batch is being written joins the next
+    batch: a fast store adds no delay (each chunk is written as it comes), a
+    slow one gets bigger batches, at most ``max_batch`` (then the stream waits
+    for the write, so memory stays bounded). Each chunk reaches subscribers
+    once it is stored, as every event does.
+    """
+
+    def __init__(self, bus: EventBus, step: int, max_batch: int = 50) -> None:
+        self._bus = bus
+        self._step = step
+        self._max_batch = max_batch
+        self._pending: list[dict[str, Any]] = []
+        self._writing: asyncio.Task[Any] | None = None
+
+    async def add(self, delta: str) -> None:
+        """Queue one chunk; start a write unless one is in flight."""
+        self._pending.append({"step": self._step, "delta": delta})
+        if self._writing is not None:
+            if not self._writing.done() and len(self._pending) < self._max_batch:
+                return
+            writing, self._writing = self._writing, None
+            await writing
+        batch, self._pending = self._pending, []
+        self._writing = asyncio.ensure_future(self._bus.emit_many("progress", "text_chunk", batch))
+
+    async def flush(self) -> None:
+        """Write everything still pending; return once it is stored."""
+        writing, self._writing = self._writing, None
+        try:
+            if writing is not None:
+                await writing
+        finally:
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._bus.emit_many("progress", "text_chunk", batch)
 
 
 class CompleteResult(BaseModel):
@@ -468,7 +512,7 @@ class Agent:
             )
             waiting = self.pending_permissions
             if waiting:
-                await self._save_info()  # a write last, so the buffered events are stored under the lock
+                await self._save_info()  # the paused breakpoint and last bookmark, stored under the lock
                 return CompleteResult(status="paused", last=self._bus.last_bookmark, permission_ids=waiting)
             return await self._run()
 
@@ -586,8 +630,6 @@ class Agent:
         text = next((_text_of(m) for m in reversed(self._messages) if m.role == "assistant"), "")
         await self._set_breakpoint(BreakpointState.READY, save=False)
         await self._emit("progress", "done", {"reason": reason})
-        # The info goes last: this write also commits the events still
-        # buffered, so all of them are stored before the agent lock is let go.
         await self._save_info()
         return CompleteResult(status="ok", text=text, last=self._bus.last_bookmark)
 
@@ -603,17 +645,23 @@ class Agent:
         await self._set_breakpoint(BreakpointState.STREAMING_MODEL)
         started = time.perf_counter()
         turn: TurnComplete | None = None
+        chunks = _ChunkStream(self._bus, step)
         try:
             async for event in self._provider.stream(request):
                 if isinstance(event, TextDelta):
                     if event.text:
-                        await self._emit("progress", "text_chunk", {"step": step, "delta": event.text})
+                        await chunks.add(event.text)
                 elif isinstance(event, TurnComplete):
                     turn = event
+            await chunks.flush()
             if turn is None:
                 raise ProviderError(f"provider {self._provider.name!r} ended its stream without a complete turn")
             assistant = Message.coerce({"role": "assistant", "content": turn.content}, "assistant turn")
         except Exception as exc:
+            try:
+                await chunks.flush()  # the chunks received before the failure come first
+            except Exception:
+                logger.exception("text chunks of step %d could not be stored", step)
             await self._emit(
                 "monitor", "error", {"phase": "model", "message": f"{type(exc).__name__}: {exc}", "step": step}
             )

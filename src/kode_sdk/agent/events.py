@@ -4,7 +4,8 @@ Events go to one timeline with three channels — ``progress`` (text chunks,
 tool start/end, done), ``control`` (permission required/decided) and
 ``monitor`` (state changes, steps, token usage, tools executed, errors,
 resumes). Each gets the next ``seq`` (rising by one, across channels) and is
-written with :meth:`Store.append_event` before any handler sees it, so what a
+written with :meth:`Store.append_event` (streamed text chunks: in batches, with
+:meth:`Store.append_events`) before any handler sees it, so what a
 subscriber is shown is always what a later reader of the store will find.
 
 ``on(type, handler)`` calls ``handler(timeline)`` for every event of that type
@@ -78,6 +79,30 @@ class EventBus:
             timeline = self._next(event)
             await self._store.append_event(self._agent_id, timeline)
         self.last_bookmark = timeline.bookmark
+        await self._dispatch(channel, type, timeline)
+        return timeline
+
+    async def emit_many(self, channel: str, type: str, items: list[dict[str, Any]]) -> list[Timeline]:
+        """Store several events of one kind with one ``append_events`` (one
+        transaction), then hand each to subscribers and handlers, in order.
+        The agent loop uses it for streamed text chunks."""
+        if not items:
+            return []
+        events = [{"channel": channel, "type": type, **data} for data in items]
+        timelines = [self._next(event) for event in events]
+        try:
+            await self._store.append_events(self._agent_id, timelines)
+        except RecordValidationError:
+            # Another writer took some of these seqs: continue after what the store holds.
+            self._seq = await last_stored_seq(self._store, self._agent_id, self.last_bookmark)
+            timelines = [self._next(event) for event in events]
+            await self._store.append_events(self._agent_id, timelines)
+        self.last_bookmark = timelines[-1].bookmark
+        for timeline in timelines:
+            await self._dispatch(channel, type, timeline)
+        return timelines
+
+    async def _dispatch(self, channel: str, type: str, timeline: Timeline) -> None:
         for channels, queue in self._subscribers:
             if channel in channels:
                 queue.put_nowait(timeline)
@@ -89,7 +114,6 @@ class EventBus:
             except Exception:
                 # A listener's bug must not stop the agent; it is logged with its traceback.
                 logger.exception("event handler %r failed on %s event", handler, type)
-        return timeline
 
     def _next(self, event: dict[str, Any]) -> Timeline:
         self._seq += 1

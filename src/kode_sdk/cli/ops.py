@@ -15,12 +15,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import StoreConfigError
 from ..ops import backup as backup_ops
 from ..ops.export import export_jsonl, import_dumps, parse_jsonl
 from ..ops.filters import parse_duration, time_ago
 from ..ops.prune import prune as prune_store
 from ..store.base import Store, validate_agent_id
 from ..store.catalog import stored_agent_ids
+from ..store.factory import create_store
 from ..store.migrate import AgentOutcome
 from ..store.migrate import migrate as migrate_stores
 from ..types import now_utc
@@ -72,12 +74,21 @@ def migrate(
     """Copy every agent from SRC into DST (any backend to any other); safe to re-run."""
     state: State = ctx.obj
     agent_ids = _agents(agent)
-    source, target = state.store(src), state.store(dst, create=True)
+    source, target = state.store(src), state.store(dst, create=not dry_run)
 
     async def go() -> Any:
+        nonlocal target
         try:
             await source.open()
-            await target.open()
+            try:
+                await target.open()
+            except StoreConfigError:
+                if not dry_run:
+                    raise
+                # A dry run into a store that does not exist yet compares with an
+                # empty one, and creates nothing.
+                target = create_store({"type": "sqlite", "db_path": ":memory:"})
+                await target.open()
             total = len(agent_ids) if agent_ids is not None else len(await stored_agent_ids(source))
             with _progress("migrating", total, quiet=False) as advance:
 
@@ -135,7 +146,11 @@ def backup(
         emit_json(result.to_json())
     else:
         integrity = f", integrity {result.integrity}" if result.integrity else ""
-        stdout.print(f"backed up {result.backend} store to {result.path} ({result.size_bytes} bytes{integrity})")
+        stdout.print(
+            inert(f"backed up {result.backend} store to {result.path} ({result.size_bytes} bytes{integrity})"),
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -158,7 +173,7 @@ def restore(
     if json:
         emit_json(result.to_json())
     else:
-        stdout.print(f"restored {result.backend} store from {src}")
+        stdout.print(inert(f"restored {result.backend} store from {src}"), markup=False, highlight=False)
 
 
 @app.command()
@@ -201,7 +216,11 @@ def export(
     if json:
         emit_json({"file": file, **stats.to_json()})
     elif file != "-":
-        stdout.print(f"exported {stats.agents} agents, {sum(stats.records.values())} records to {file}")
+        stdout.print(
+            inert(f"exported {stats.agents} agents, {sum(stats.records.values())} records to {file}"),
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("import")

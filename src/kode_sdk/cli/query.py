@@ -1,5 +1,5 @@
-"""Read-only commands: ``sessions``, ``messages``, ``tool-calls``, ``stats``,
-``events``, ``health`` and ``metrics``.
+"""Read-only commands: ``sessions``, ``messages``, ``search``, ``tool-calls``,
+``stats``, ``events``, ``health`` and ``metrics``.
 
 Filters mirror the query API. Tables for people; ``--json`` prints one JSON
 document (``events --json`` prints JSON Lines, one event per line, so
@@ -15,6 +15,7 @@ from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import AgentNotFoundError, StoreConfigError
 from ..ops.dump import wire
@@ -22,11 +23,11 @@ from ..ops.filters import message_filters, session_filters, tool_call_filters
 from ..ops.health import store_health, store_metrics, store_metrics_text, unhealthy_status
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
 from ..store.catalog import stored_agent_ids
-from ..types import StoredMessage, StoredToolCall, Timeline
+from ..types import MessageHit, StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
 from .text import cell, inert
 
-__all__ = ["events", "health", "messages", "metrics", "sessions", "stats", "tool_calls"]
+__all__ = ["events", "health", "messages", "metrics", "search", "sessions", "stats", "tool_calls"]
 
 Agent = Annotated[str | None, typer.Option("--agent", "-a", help="Only this agent.")]
 After = Annotated[
@@ -154,6 +155,58 @@ def messages(
         stdout.print(table)
 
     run_with_store(ctx, go)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help='Words that must all appear; "quoted words" as a phrase.')],
+    agent: Agent = None,
+    template: Annotated[str | None, typer.Option("--template", "-t", help="Only sessions of this template.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Only this user's sessions (metadata userId).")
+    ] = None,
+    role: Annotated[str | None, typer.Option("--role", "-r", help="user, assistant or system.")] = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+    json: JsonOption = False,
+) -> None:
+    """Find messages across every session: best matches first (text, tool inputs, tool results)."""
+    kwargs = message_filters(
+        {"agent": agent, "role": role, "after": after, "before": before, "limit": limit, "offset": offset}
+    )
+    if template is not None:
+        kwargs["template_id"] = template
+    if user is not None:
+        kwargs["user_id"] = user
+
+    async def go(store: Store) -> None:
+        hits: list[MessageHit] = await _queryable(store).search_messages(query, **kwargs)
+        if json:
+            emit_json(hits)
+            return
+        table = _table("search", "agent", "seq", "role", "created", "match")
+        for hit in hits:
+            table.add_row(cell(hit.agent_id), str(hit.seq), cell(hit.role), _time(hit.created_at), _marked(hit))
+        stdout.print(table)
+
+    run_with_store(ctx, go)
+
+
+def _marked(hit: MessageHit) -> Text:
+    """The snippet with its matches in bold; stored text is never markup and
+    its control characters show as escapes (each piece escaped on its own, so
+    the highlight offsets still fall on the right characters)."""
+    text = Text()
+    done = 0
+    for start, end in hit.highlights:
+        text.append(inert(hit.snippet[done:start]))
+        text.append(inert(hit.snippet[start:end]), style="bold yellow")
+        done = end
+    text.append(inert(hit.snippet[done:]))
+    return text
 
 
 @app.command("tool-calls")

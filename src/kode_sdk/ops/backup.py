@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KodeError, StoreConfigError
+from ..extras import import_extra
 
 __all__ = ["BackupError", "BackupResult", "DestinationNotEmptyError", "backup", "restore"]
 
@@ -181,7 +182,8 @@ def restore_sqlite(
 
 def _pg_env(config: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """A password-free conninfo string and an environment carrying the password."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    conninfo_module = import_extra("psycopg.conninfo", "postgres")
+    conninfo_to_dict, make_conninfo = conninfo_module.conninfo_to_dict, conninfo_module.make_conninfo
 
     env = dict(os.environ)
     dsn = config.get("dsn")
@@ -247,7 +249,7 @@ def _postgres_tables(config: Mapping[str, Any], conninfo: str, env: Mapping[str,
     """How many tables the restore would replace: those of the store's schema,
     or of every non-system schema when none is set (pg_restore then restores
     the whole database)."""
-    import psycopg
+    psycopg = import_extra("psycopg", "postgres")
 
     schema = config.get("schema")
     if schema:

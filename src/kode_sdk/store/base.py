@@ -1,6 +1,6 @@
 """What every backend shares: the Store protocols, agent-id validation, the
 store lifecycle, metrics, the snapshots and list diff behind incremental saves,
-event group commit, and the small rules of the query API.
+event validation and group commit, and the small rules of the query API.
 
 A backend subclasses :class:`BaseStore`, implements the ``_open``/``_close``
 hooks and decorates each public method with :func:`operation`, which opens the
@@ -69,22 +69,29 @@ from ..types import (
 )
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "AgentLock",
     "BaseStore",
-    "EventBuffer",
+    "EventCommitter",
     "ExactNumber",
     "ExtendedStore",
     "Metrics",
     "OpKind",
+    "PendingEvent",
     "QueryableStore",
     "SavedListCache",
     "Store",
     "changed_positions",
     "check_channel",
+    "check_int64",
     "check_page",
     "check_sort",
     "coerce_list",
     "created_at_clauses",
+    "duplicate_seq_error",
+    "event_row",
+    "event_rows",
     "fork_agent_ids",
     "message_from_wire",
     "message_keys",
@@ -289,6 +296,8 @@ class BaseStore:
         self._state: Literal["new", "open", "closed"] = "new"
         self._open_lock: asyncio.Lock | None = None
         self.metrics = Metrics()
+        # agent id -> (task holding it through agent_lock, the lock, nesting depth)
+        self._nested_locks: dict[str, tuple[asyncio.Task[Any] | None, AgentLock, int]] = {}
 
     async def open(self) -> None:
         """Open the store (create files, connect, migrate). Idempotent."""
@@ -344,13 +353,35 @@ class BaseStore:
     async def agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AsyncIterator[AgentLock]:
         """Hold the agent's lock for the ``async with`` block.
 
+        Blocks nest within one task: inside ``agent_lock(a)`` the same task may
+        enter ``agent_lock(a)`` of this store again, and the lock is freed when
+        the outermost block ends; other tasks wait. (:meth:`acquire_agent_lock`
+        itself is not re-entrant.)
+
         >>> async with store.agent_lock("agt-1", timeout_ms=5000):   # doctest: +SKIP
         ...     info = await store.load_info("agt-1")
         """
+        task = asyncio.current_task()
+        held = self._nested_locks.get(agent_id)
+        if held is not None and held[0] is task and not held[1].released:
+            # The same task is already inside agent_lock(agent_id) of this store
+            # (e.g. agent.chat() inside a caller's block): nest, do not wait for ourselves.
+            self._nested_locks[agent_id] = (task, held[1], held[2] + 1)
+            try:
+                yield held[1]
+            finally:
+                current = self._nested_locks.get(agent_id)
+                if current is not None and current[1] is held[1]:
+                    self._nested_locks[agent_id] = (task, held[1], current[2] - 1)
+            return
         lock: AgentLock = await self.acquire_agent_lock(agent_id, timeout_ms)  # type: ignore[attr-defined]
+        self._nested_locks[agent_id] = (task, lock, 1)
         try:
             yield lock
         finally:
+            current = self._nested_locks.get(agent_id)
+            if current is not None and current[1] is lock:
+                del self._nested_locks[agent_id]
             await lock.release()
 
 
@@ -818,10 +849,16 @@ class SavedListCache:
 
 # --------------------------------------------------------------------------- events
 
+#: The range of an event's ``seq`` and ``timestamp``: 64-bit signed, what the
+#: SQL backends' BIGINT/INTEGER columns hold. Checked here, above the backends,
+#: so every backend refuses the same events (a JSON log could hold 2**70; a
+#: database column cannot).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass(slots=True)
 class PendingEvent:
-    """An appended event waiting for its group commit."""
+    """One validated, encoded event on its way to the database."""
 
     agent_id: str
     seq: int
@@ -831,23 +868,72 @@ class PendingEvent:
     data: str  # the Timeline's wire JSON
 
 
-def event_row(agent_id: str, timeline: Timeline) -> PendingEvent:
-    """Encode a validated timeline for storage."""
+def check_int64(value: int, field: str) -> int:
+    """Refuse an integer a 64-bit column cannot hold, naming the field."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RecordValidationError(f"{field}: {value} is outside the 64-bit integer range", field=field)
+    return value
+
+
+def event_row(agent_id: str, timeline: Timeline, field: str = "timeline") -> PendingEvent:
+    """Encode a validated timeline for storage, after checking its bounds."""
+    seq = check_int64(timeline.bookmark.seq, f"{field}.bookmark.seq")
+    timestamp = check_int64(timeline.bookmark.timestamp, f"{field}.bookmark.timestamp")
     return PendingEvent(
         agent_id=agent_id,
-        seq=timeline.bookmark.seq,
+        seq=seq,
         channel=timeline.event["channel"],
         event_type=timeline.event["type"],
-        timestamp=timeline.bookmark.timestamp,
+        timestamp=timestamp,
         data=jsoncodec.dumps(
             {
                 "cursor": timeline.cursor,
-                "bookmark": {"seq": timeline.bookmark.seq, "timestamp": timeline.bookmark.timestamp},
+                "bookmark": {"seq": seq, "timestamp": timestamp},
                 "event": timeline.event,
                 **(timeline.__pydantic_extra__ or {}),
             },
             "timeline",
         ),
+    )
+
+
+def event_rows(agent_id: str, timelines: object, *, single: bool = False) -> list[PendingEvent]:
+    """Validate and encode what ``append_event`` (``single``: one timeline) or
+    ``append_events`` (a sequence of them) was given.
+
+    Every check happens here, before anything is queued or sent: the record
+    shape, the 64-bit bounds, and a seq repeated inside the batch. An error
+    names the item (``timelines[3].bookmark.seq: ...``).
+    """
+    if single:
+        return [event_row(agent_id, Timeline.coerce(timelines, "timeline"))]
+    if isinstance(timelines, (str, bytes, Mapping)) or not isinstance(timelines, Iterable):
+        raise RecordValidationError(
+            f"timelines: expected a list of timelines, got {type(timelines).__name__}", field="timelines"
+        )
+    rows: list[PendingEvent] = []
+    seen: set[int] = set()
+    for i, item in enumerate(timelines):
+        field = f"timelines[{i}]"
+        row = event_row(agent_id, Timeline.coerce(item, field), field)
+        if row.seq in seen:
+            raise RecordValidationError(
+                f"{field}.bookmark.seq: seq {row.seq} appears twice in this batch", field=f"{field}.bookmark.seq"
+            )
+        seen.add(row.seq)
+        rows.append(row)
+    return rows
+
+
+def duplicate_seq_error(agent_id: str, seqs: Iterable[int]) -> RecordValidationError:
+    """The error for an append whose seq(s) the agent already has stored."""
+    found = sorted(seqs)
+    shown = ", ".join(str(seq) for seq in found[:10]) + (", ..." if len(found) > 10 else "")
+    noun = "seq" if len(found) == 1 else "seqs"
+    return RecordValidationError(
+        f"timeline.bookmark.seq: {noun} {shown} already stored for agent {agent_id!r}; "
+        "nothing of this call was written",
+        field="timeline.bookmark.seq",
     )
 
 
@@ -886,96 +972,89 @@ def timeline_from_wire(wire: dict[str, Any]) -> Timeline:
     return Timeline.model_construct(bookmark=Bookmark.model_construct(**bookmark), **wire)
 
 
-class EventBuffer:
-    """Group commit for ``append_event``.
+class EventCommitter:
+    """Group commit for event appends: callers that append *at the same time*
+    share one commit, and every caller returns only once its own events are
+    committed (nothing is acknowledged from a queue).
 
-    An event whose ``seq`` is above every seq known for its agent is queued
-    here and acknowledged at once; the backend writes the queue before its next
-    call (and at most ``delay_s`` later, from a timer), so ``read_events`` in
-    this process always sees it. An event that might collide with a stored seq
-    is written at once instead, so the duplicate is reported to its caller.
+    The first caller commits its batch alone, at once (no added latency).
+    Callers arriving while a commit is in flight wait; when it ends, all of
+    them are committed together in one transaction. If that joint commit
+    fails (a duplicate seq, a value the database refuses), each batch is
+    retried in a transaction of its own, so an error reaches only the caller
+    whose batch caused it and every other batch is stored.
 
-    What a crash can cost is the events of the last ``delay_s`` (5 ms by
-    default); messages, tool calls and every other record are written before
-    their call returns.
+    ``commit(rows)`` is the backend's: write ``rows`` (possibly of several
+    agents) in one transaction, or raise and write nothing.
     """
 
-    def __init__(
-        self,
-        flush: Callable[[], Awaitable[None]],
-        *,
-        delay_s: float = 0.005,
-        max_pending: int = 2000,
-        max_agents: int = 4096,
-    ) -> None:
-        self._flush = flush
-        self.delay_s = delay_s
-        self.max_pending = max_pending
-        self._pending: list[PendingEvent] = []
-        self._max_seq: OrderedDict[str, int] = OrderedDict()
-        self._max_agents = max_agents
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, commit: Callable[[list[PendingEvent]], Awaitable[None]]) -> None:
+        self._commit = commit
+        self._busy = False
+        self._waiting: list[tuple[list[PendingEvent], asyncio.Future[None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def can_queue(self, agent_id: str, seq: int) -> bool:
-        """True when ``seq`` is certainly new for ``agent_id`` (above the known max)."""
-        known = self._max_seq.get(agent_id)
-        return known is not None and seq > known
-
-    def note_max_seq(self, agent_id: str, seq: int | None) -> None:
-        """Record the highest seq stored for ``agent_id`` (``None``: none stored)."""
-        value = -(2**63) if seq is None else seq
-        current = self._max_seq.get(agent_id)
-        self._max_seq[agent_id] = value if current is None else max(current, value)
-        self._max_seq.move_to_end(agent_id)
-        while len(self._max_seq) > self._max_agents:
-            self._max_seq.popitem(last=False)
-
-    def forget(self, agent_id: str) -> None:
-        """Drop what is known about ``agent_id`` (after a delete)."""
-        self._max_seq.pop(agent_id, None)
-        self._pending = [p for p in self._pending if p.agent_id != agent_id]
-
-    def queue(self, row: PendingEvent) -> bool:
-        """Queue ``row``; returns True when the queue is full and should be flushed now."""
-        self._pending.append(row)
-        self.note_max_seq(row.agent_id, row.seq)
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.delay_s, self._on_timer)
-        return len(self._pending) >= self.max_pending
-
-    def take(self) -> list[PendingEvent]:
-        """Remove and return everything queued (the caller writes it)."""
-        rows, self._pending = self._pending, []
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        return rows
-
-    def put_back(self, rows: list[PendingEvent]) -> None:
-        """Return ``rows`` to the front of the queue after a failed write."""
-        self._pending[:0] = rows
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._pending and (self._task is None or self._task.done()):
-            self._task = asyncio.get_running_loop().create_task(self._run_flush())
-
-    async def _run_flush(self) -> None:
+    async def append(self, rows: list[PendingEvent]) -> None:
+        """Commit ``rows`` (one caller's batch); return once committed."""
+        if self._busy:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((rows, future))
+            await future
+            return
+        self._busy = True
         try:
-            await self._flush()
-        except Exception:  # the next store call retries and reports it
-            logger.warning("background event flush failed; will retry with the next call", exc_info=True)
+            await self._commit(rows)
+        finally:
+            self._hand_over()
 
-    def cancel(self) -> None:
-        """Stop the timer (on close, after the final flush)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _hand_over(self) -> None:
+        if self._waiting:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                group = [(rows, future) for rows, future in group if not future.done()]  # cancelled callers
+                if len(group) > 1:
+                    try:
+                        await self._commit([row for rows, _ in group for row in rows])
+                    except Exception:
+                        pass  # retried one batch at a time below
+                    else:
+                        for _, future in group:
+                            if not future.done():
+                                future.set_result(None)
+                        continue
+                for rows, future in group:
+                    try:
+                        await self._commit(rows)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(None)
+        except BaseException as exc:  # cancelled (the loop is ending): nobody waits in vain
+            for _, future in self._waiting:
+                if not future.done():
+                    future.set_exception(StoreClosedError(f"event commit interrupted: {exc!r}"))
+            self._waiting = []
+            raise
+        finally:
+            self._busy = False
+
+    async def wait_idle(self) -> None:
+        """Wait until every commit in flight has ended (before closing)."""
+        while self._busy:
+            drainer = self._drainer
+            if drainer is not None and not drainer.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(drainer)
+            else:
+                await asyncio.sleep(0.001)
 
 
 # --------------------------------------------------------------------------- queries
@@ -1125,6 +1204,7 @@ class Store(Protocol):
     async def load_todos(self, agent_id: str) -> TodoSnapshot | None: ...
 
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None: ...
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None: ...
     def read_events(
         self, agent_id: str, *, since: Any = None, channel: str | None = None
     ) -> AsyncIterator[Timeline]: ...

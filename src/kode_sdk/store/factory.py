@@ -137,10 +137,11 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
 
     ``create`` (any backend, default ``True``): whether :meth:`open` may
     create a missing SQLite file or JSON directory (and their parent
-    folders). ``False`` makes a missing one a
-    :class:`~kode_sdk.errors.StoreConfigError`: what read-only tools want,
-    so a typo never leaves a new empty store behind. PostgreSQL never
-    creates a database (a missing one is a connection error).
+    folders), or create the kode tables in a PostgreSQL schema that has none.
+    ``False`` makes a missing store a :class:`~kode_sdk.errors.StoreConfigError`:
+    what read-only tools want, so a typo never leaves a new empty store
+    behind. PostgreSQL never creates a database (a missing one is a
+    connection error).
 
     >>> store = create_store({"type": "sqlite", "db_path": "./data/agents.db"})
     >>> type(store).__name__
@@ -188,6 +189,7 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
                 _check_connection(connection),
                 file_store_base_dir=_path(config, "file_store_base_dir", required=False),
                 schema=schema,
+                create=create,
             ),
         )
     raise StoreConfigError(f"store config: 'type' must be one of sqlite, postgres, json; got {raw_type!r}")
@@ -197,8 +199,8 @@ async def create_extended_store(config: Mapping[str, Any] | None = None) -> Exte
     """Build and open a store with the full ExtendedStore API (SQLite or PostgreSQL).
 
     ``None`` reads the environment (SQLite at ``./data/agents.db`` when nothing
-    is set). ``{"type": "json"}`` is refused: JSONStore has no locks, health or
-    metrics.
+    is set). ``{"type": "json"}`` is refused: JSONStore has no health check,
+    metrics or ``batch_fork`` (it does have agent locks).
 
     >>> store = await create_extended_store({"type": "sqlite", "db_path": "./data/agents.db"})  # doctest: +SKIP
     """

@@ -132,13 +132,16 @@ from ..types import (
     to_epoch_ms,
 )
 from .base import (
+    AgentLock,
     BaseStore,
+    PendingEvent,
     SavedListCache,
     check_channel,
     check_page,
     check_sort,
     coerce_list,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     message_from_wire,
     message_to_wire,
     operation,
@@ -151,6 +154,7 @@ from .base import (
     validate_agent_id,
 )
 from .catalog import RecordTimes
+from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .json_files import (
     DIR_MODE,
     FILE_MODE,
@@ -176,6 +180,10 @@ from .json_files import (
 from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 __all__ = ["JSONStore"]
+
+#: The folder of agent-lock files under the store's directory; ``~`` is no
+#: agent-id character, so no agent directory can have this name.
+LOCKS_DIR = "~locks"
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -370,6 +378,7 @@ class JSONStore(MessageSearch, BaseStore):
         self._lists = SavedListCache(max_agents=512)
         self._events: OrderedDict[str, _EventIndex] = OrderedDict()
         self._max_event_indexes = 256
+        self._held_locks: set[FlockAgentLock] = set()
 
     def __repr__(self) -> str:
         return f"JSONStore({os.fspath(self.base_dir)!r})"
@@ -415,6 +424,8 @@ class JSONStore(MessageSearch, BaseStore):
                         os.close(fd)
 
     async def _close(self) -> None:
+        for lock in list(self._held_locks):
+            await lock.release()
         with self._cache_lock:
             self._lists.clear()
             self._events.clear()
@@ -832,34 +843,67 @@ class JSONStore(MessageSearch, BaseStore):
         A seq already stored for the agent, by this or any other store on the
         directory, raises :class:`RecordValidationError`.
         """
-        record = Timeline.coerce(timeline, "timeline")
-        line = event_row(agent_id, record).data.encode("utf-8") + b"\n"
-        seq, channel = record.bookmark.seq, record.channel
+        await self._append_rows(agent_id, event_rows(agent_id, timeline, single=True))
+
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events under one exclusive lock of the agent: each
+        channel's lines in one ``write`` and ``fsync``, durable before returning.
+
+        Every seq is checked first: one already stored (or repeated in the
+        batch) raises :class:`RecordValidationError` and writes nothing.
+        (A crash in the middle of a batch spanning channels can keep the
+        channels written before it: the logs are append-only files, not a
+        journaled transaction.)
+        """
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._append_rows(agent_id, rows)
+
+    async def _append_rows(self, agent_id: str, rows: list[PendingEvent]) -> None:
+        by_channel: dict[str, list[PendingEvent]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
 
         def append(agent_dir: Path, lock_fd: int) -> None:
             try:
                 index = self._event_index(agent_id, agent_dir, lock_fd, repair=True)
-                if seq in index.seen:
-                    raise RecordValidationError(
-                        f"timeline.bookmark.seq: seq {seq} is already stored for agent {agent_id!r}",
-                        field="timeline.bookmark.seq",
-                    )
-                log = index.logs[channel]
-                path = _event_path(agent_dir, channel)
-                _append_line(path, line)
+                stored = [row.seq for row in rows if row.seq in index.seen]
+                if stored:
+                    raise duplicate_seq_error(agent_id, stored)
+                for channel, group in by_channel.items():
+                    lines = [row.data.encode("utf-8") + b"\n" for row in group]
+                    _append_line(_event_path(agent_dir, channel), b"".join(lines))
+                    log = index.logs[channel]
+                    for row, line in zip(group, lines, strict=True):
+                        if log.seqs and row.seq < log.seqs[-1]:
+                            log.ordered = False
+                        log.seqs.append(row.seq)
+                        log.offsets.append(log.size)
+                        log.size += len(line)
+                        index.seen.add(row.seq)
             except RecordValidationError:
                 raise
             except BaseException:
                 self._forget_events(agent_id)
                 raise
-            if log.seqs and seq < log.seqs[-1]:
-                log.ordered = False
-            log.seqs.append(seq)
-            log.offsets.append(log.size)
-            log.size += len(line)
-            index.seen.add(seq)
 
         await self._in_thread(agent_id, lambda: self._locked(agent_id, append, None, write=True))
+
+    @operation("other")
+    async def acquire_agent_lock(self, agent_id: str, timeout_ms: int = 30_000) -> AgentLock:
+        """Take the agent's exclusive lock, waiting up to ``timeout_ms``, else
+        raise :class:`LockTimeoutError`.
+
+        ``flock`` on ``<base_dir>/~locks/<agent_id>.lock`` (no agent id can
+        name that folder): it excludes other processes and other acquires in
+        this process, even from this store (not re-entrant; ``agent_lock``
+        blocks nest). No expiry: held until released, this store closes, or
+        the process dies.
+        """
+        lock = await acquire_flock_lock(self._root / LOCKS_DIR, agent_id, timeout_ms, self._held_locks.discard)
+        self._held_locks.add(lock)
+        return lock
 
     @operation_iter("loads")
     async def read_events(

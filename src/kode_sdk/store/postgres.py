@@ -37,18 +37,15 @@ How it is built, and why:
   which serialises workers saving one agent) and stamps a random token that
   guards every row write, so a stale cache writes nothing and the save
   retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
-* **Events** are group-committed by :class:`~kode_sdk.store.base.EventBuffer`
-  and inserted with one ``unnest`` statement per flush — inside the next
-  write's transaction when there is one (same round trip; on failure they go
-  back to the buffer, so never twice), else in their own — followed in the same
-  transaction by ``pg_notify('kode_events', '<schema>:<agent_id>')``;
+* **Events**: each ``append_event`` / ``append_events`` returns once its
+  events are committed; appends arriving while a commit is in flight share
+  the next one (:class:`~kode_sdk.store.base.EventCommitter`). A commit is
+  one pipelined round trip: one ``unnest`` INSERT and, in the same
+  transaction, ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
   table (``seq > last``) after every wake-up and once a second anyway, so a
   lost notification or a reconnect never loses or repeats an event.
-  Within one process reads see every append (read-your-writes). Across
-  processes an agent's events should have one writer at a time (hold its
-  lock): a queued event whose seq another worker stored meanwhile is dropped
-  at flush with a warning, since its caller was already answered.
+  A seq another worker stored first fails only the call that repeated it.
 * **Agent locks** are session advisory locks keyed by a signed 64-bit BLAKE2b
   hash of ``schema`` + agent id, each on its own connection from a small
   separate pool (advisory locks are re-entrant per session, so two acquires
@@ -69,7 +66,6 @@ import logging
 import os
 import re
 import secrets
-import select
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -78,11 +74,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
-import psycopg.errors
-from psycopg import AsyncConnection, sql
-from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg import AsyncConnection, sql
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
 
 from .. import jsoncodec
 from ..errors import (
@@ -91,6 +92,7 @@ from ..errors import (
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
+    StoreConfigError,
     StoreConnectionError,
 )
 from ..types import (
@@ -123,7 +125,7 @@ from ..types import (
 from .base import (
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     PendingEvent,
     SavedListCache,
     changed_positions,
@@ -132,7 +134,8 @@ from .base import (
     check_sort,
     coerce_list,
     created_at_clauses,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     fork_agent_ids,
     message_from_wire,
     message_keys,
@@ -153,8 +156,10 @@ from .base import (
     validate_agent_id,
 )
 from .catalog import RecordTimes
+from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
+from .postgres_replicas import ReplicaRouter
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
@@ -163,7 +168,17 @@ logger = logging.getLogger("kode_sdk.store.postgres")
 
 NOTIFY_CHANNEL = "kode_events"
 _EVENT_PAGE = 1000
-_MIN_SEQ = -(2**63)
+_MIN_SEQ, _MAX_SEQ = -(2**63), 2**63 - 1
+
+
+def _first_seq_after(after: int | None) -> int:
+    """The first seq a read starting after ``after`` wants (``None``: all);
+    above ``_MAX_SEQ`` when nothing can follow."""
+    if after is None or after < _MIN_SEQ:
+        return _MIN_SEQ
+    return min(after, _MAX_SEQ) + 1
+
+
 _CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
 _MIGRATION_LOCK_KEY = int.from_bytes(hashlib.blake2b(b"kode-sdk:migrate", digest_size=8).digest(), "big", signed=True)
 
@@ -196,26 +211,6 @@ def _load(text: str) -> Any:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-async def _check_connection(conn: AsyncConnection[Any]) -> None:
-    """Pool check before a connection is handed out, without a round trip
-    when it can be avoided.
-
-    An idle connection's socket has nothing to read. When the server ends the
-    session (restart, shutdown, termination) it sends an error and closes the
-    socket, which makes it readable: only then is the connection pinged (and,
-    if dead, replaced by the pool). A full ``check_connection`` on every
-    checkout would cost one extra round trip per store call.
-    """
-    if conn.closed:
-        raise psycopg.OperationalError("connection is closed")
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        readable = [True]
-    if readable:
-        await conn.execute("")
 
 
 def advisory_lock_key(schema: str, agent_id: str) -> int:
@@ -433,11 +428,16 @@ def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
         where.append("m.created_at <= %(before)s")
         params["before"] = request.created_before
     params["limit"], params["offset"] = request.limit, request.offset
+    # The page is chosen first; only its rows' documents are read and turned
+    # into text (data::text over every match would cost more than the search).
     query = (
-        "SELECT m.agent_id, m.seq, m.role, m.created_at, COALESCE(m.raw, m.data::text),"
-        f" ts_rank(m.search, {tsquery}, 1) AS score FROM messages m{join} WHERE {' AND '.join(where)}"
+        "SELECT p.agent_id, p.seq, p.role, p.created_at, COALESCE(d.raw, d.data::text), p.score FROM ("
+        f"SELECT m.agent_id, m.seq, m.role, m.created_at, ts_rank(m.search, {tsquery}, 1) AS score"
+        f" FROM messages m{join} WHERE {' AND '.join(where)}"
         " ORDER BY score DESC, m.created_at DESC, m.seq DESC, m.agent_id DESC"
-        " LIMIT %(limit)s OFFSET %(offset)s"
+        " LIMIT %(limit)s OFFSET %(offset)s) p"
+        " JOIN messages d ON d.agent_id = p.agent_id AND d.seq = p.seq"
+        " ORDER BY p.score DESC, p.created_at DESC, p.seq DESC, p.agent_id DESC"
     )
     return query, params
 
@@ -526,16 +526,16 @@ INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
 SELECT a, s, c, t, ts, d::jsonb, r
 FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[])
     AS u(a, s, c, t, ts, d, r)
-ON CONFLICT (agent_id, seq) DO NOTHING
 """
 # Payload "<schema>:<agent_id>": stores in other schemas of the database share the channel.
 _NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s || ':' || a) FROM unnest(%s::text[]) AS n(a)"
+# Inclusive lower bound, so that the first page can start at the smallest bigint.
 _READ_EVENTS = (
-    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    "SELECT seq, COALESCE(raw, data::text) FROM events WHERE agent_id = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _READ_CHANNEL_EVENTS = (
     "SELECT seq, COALESCE(raw, data::text) FROM events"
-    " WHERE agent_id = %s AND channel = %s AND seq > %s ORDER BY seq LIMIT %s"
+    " WHERE agent_id = %s AND channel = %s AND seq >= %s ORDER BY seq LIMIT %s"
 )
 _DATA_TABLES = (
     "messages",
@@ -594,7 +594,9 @@ class PostgresStore(MessageSearch, BaseStore):
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
     password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
-    and ``schema``). ``schema`` (default ``public``) is created if missing.
+    and ``schema``). ``schema`` (default ``public``) is created if missing,
+    unless ``create`` is false: then a schema without kode tables raises
+    :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
     The constructor does no I/O.
@@ -612,9 +614,12 @@ class PostgresStore(MessageSearch, BaseStore):
         file_store_base_dir: str | os.PathLike[str] | None = None,
         *,
         schema: str | None = None,
+        create: bool = True,
     ) -> None:
         super().__init__()
         self._settings: PostgresSettings = parse_connection(connection, schema)
+        # False: open only a schema that already holds a kode store (read-only tools).
+        self._create = create
         self._file_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._lock_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -622,12 +627,14 @@ class PostgresStore(MessageSearch, BaseStore):
         self._tool_calls_cache = SavedListCache()
         # False only to measure what the index costs (bench/run.py --search-index off).
         self._search_index = True
-        self._events = EventBuffer(self._flush_events)
-        self._flush_lock = asyncio.Lock()
+        self._event_commits = EventCommitter(self._commit_events)
         self._held_locks: set[AgentLock] = set()
         self._leases: dict[str, set[LeaseAgentLock]] = {}  # held lease locks by agent (behind a pooler)
         self._pooled = self._settings.transaction_pooled
         self._prologue = settings_statement(self._settings) if self._pooled else None
+        self._replicas: ReplicaRouter | None = None
+        # Behind replicas, each commit notes the primary's WAL position (read-your-writes).
+        self._on_commit = self._note_commit if self._settings.replicas else None
         self._renew_lock = asyncio.Lock()
         self._checked_out = {False: 0, True: 0}  # connections handed out, per pool (locks: True)
         self._retiring: set[asyncio.Task[None]] = set()
@@ -642,7 +649,8 @@ class PostgresStore(MessageSearch, BaseStore):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _new_pool(self, *, locks: bool) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    def _new_pool(self, *, locks: bool, conninfo: str | None = None) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The store's pool (``locks``: the lock pool; ``conninfo``: a replica's pool)."""
         settings = self._settings
         idle = max(settings.idle_timeout_s if settings.idle_timeout_s > 0 else 86_400.0, 1.0)
         kwargs: dict[str, Any] = {"autocommit": True}
@@ -658,19 +666,17 @@ class PostgresStore(MessageSearch, BaseStore):
                 min_size=0,
                 max_size=max(4, settings.max_size),
                 open=False,
-                check=_check_connection,
                 reset=_unlock_all,
                 name="kode-postgres-locks",
                 timeout=settings.connect_timeout_s,
                 max_idle=idle,
             )
         return AsyncConnectionPool(
-            settings.conninfo,
+            conninfo or settings.conninfo,
             kwargs=kwargs,
-            min_size=settings.min_size,
+            min_size=settings.min_size if conninfo is None else 0,
             max_size=settings.max_size,
             open=False,
-            check=_check_connection,
             name="kode-postgres",
             timeout=settings.connect_timeout_s,
             max_idle=idle,
@@ -688,30 +694,69 @@ class PostgresStore(MessageSearch, BaseStore):
         except BaseException as exc:
             await pool.close()
             await lock_pool.close()
+            if isinstance(exc, PoolTimeout):
+                # "pool initialization incomplete" says nothing: one direct
+                # connection gives the server's own reason (refused, too many
+                # clients, SSL required, bad password).
+                exc = await self._connect_error() or exc
             unregister_secrets(settings.secrets)
             if isinstance(exc, _CONNECTION_ERRORS):
                 raise self._connection_error(exc) from None
             raise
         self._pool = pool
         self._lock_pool = lock_pool
+        if settings.replicas:
+            self._replicas = ReplicaRouter(
+                settings.replicas, lambda conninfo: self._new_pool(locks=False, conninfo=conninfo), checked_getconn
+            )
+            await self._replicas.open()
+
+    @property
+    def replica_reads(self) -> dict[str, int]:
+        """Where the routed reads (queries, stats, ``list``) went: counts of
+        ``replica`` and ``primary`` (no replica configured: both 0)."""
+        return dict(self._replicas.reads) if self._replicas is not None else {"replica": 0, "primary": 0}
+
+    def _note_commit(self, lsn: str | None) -> None:
+        if self._replicas is not None:
+            self._replicas.note_commit(lsn)
+
+    async def _read_rows(self, query: str, params: Any) -> list[Any]:
+        """Rows of a routed read: from a replica that has replayed this
+        store's last commit, else (or if it fails) from the primary."""
+        router = self._replicas
+        if router is not None:
+            try:
+                async with router.replica_connection(self._settings.connect_timeout_s) as conn:
+                    if conn is not None:
+                        if self._prologue is None:
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+                        async with _pipelined_transaction(conn, self._prologue):
+                            cur = await conn.execute(cast(Any, query), params)
+                            return await cur.fetchall()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning("read replica failed mid-read, reading the primary: %s", self._scrub(exc))
+                router.mark_down()
+                router.reads["replica"] -= 1
+                router.reads["primary"] += 1
+        async with self._connection() as conn:
+            cur = await conn.execute(cast(Any, query), params)
+            return await cur.fetchall()
 
     async def _close(self) -> None:
         try:
-            try:
-                await self._flush_events()
-            finally:
-                self._events.cancel()
-                for lock in list(self._held_locks):
-                    with contextlib.suppress(Exception):
-                        await lock.release()
-        except _CONNECTION_ERRORS as exc:
-            logger.error("events still buffered at close could not be written: %s", self._settings.scrub(str(exc)))
-            raise self._connection_error(exc) from None
+            await self._event_commits.wait_idle()
+            for lock in list(self._held_locks):
+                with contextlib.suppress(Exception):
+                    await lock.release()
         finally:
             if self._pool is not None:
                 await self._pool.close()
             if self._lock_pool is not None:
                 await self._lock_pool.close()
+            if self._replicas is not None:
+                await self._replicas.close()
             for task in list(self._retiring):
                 with contextlib.suppress(Exception):
                     await task
@@ -723,6 +768,16 @@ class PostgresStore(MessageSearch, BaseStore):
             # Serialises concurrent openers; released at commit.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK_KEY])
             schema = self._settings.schema
+            if not self._create:
+                cur = await conn.execute(
+                    "SELECT to_regclass(format('%%I.kode_schema_version', %s::text)) IS NOT NULL", [schema]
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    raise StoreConfigError(
+                        f"PostgreSQL store {self._settings.describe()} does not exist (no kode tables in"
+                        f" schema {schema!r}; create=False: nothing created)"
+                    )
             cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
             if await cur.fetchone() is None:
                 await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -757,6 +812,15 @@ class PostgresStore(MessageSearch, BaseStore):
                     [version, name, _now_ms()],
                 )
 
+    async def _connect_error(self) -> psycopg.Error | None:
+        """The error of one direct connection attempt, or None if it connects."""
+        try:
+            conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            return exc
+        await conn.close()
+        return None
+
     def _connection_error(self, exc: BaseException) -> StoreConnectionError:
         detail = self._settings.scrub(str(exc).strip()) or type(exc).__name__
         return StoreConnectionError(f"PostgreSQL at {self._settings.describe()} is unreachable: {detail}")
@@ -776,7 +840,7 @@ class PostgresStore(MessageSearch, BaseStore):
         if pool is None:
             raise StoreClosedError("postgres store is closed")
         try:
-            conn = await pool.getconn(timeout=wait_s)
+            conn = await checked_getconn(pool, wait_s)
         except PoolTimeout as exc:
             if self._checked_out[locks] >= (pool.max_size or 0):
                 if locks:
@@ -789,7 +853,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 raise self._connection_error(exc) from None
             pool = fresh
             try:
-                conn = await pool.getconn(timeout=wait_s)
+                conn = await checked_getconn(pool, wait_s)
             except _CONNECTION_ERRORS as again:
                 raise self._connection_error(again) from None
         except PoolClosed:
@@ -856,50 +920,22 @@ class PostgresStore(MessageSearch, BaseStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
-        waiting; a fetch or the commit collects the results.
+        waiting; a fetch or the commit collects the results."""
+        async with (
+            self._connection(bare=True) as conn,
+            _pipelined_transaction(conn, self._prologue, self._on_commit),
+        ):
+            yield conn
 
-        Buffered events are written first, inside the same transaction (so in
-        the same round trip): they commit with the call, or go back to the
-        buffer if it fails, never twice.
-        """
-        async with self._connection(bare=True) as conn:
-            if not len(self._events) and not self._flush_lock.locked():
-                async with _pipelined_transaction(conn, self._prologue):
-                    yield conn
-                return
-            # Connection first, then the flush lock: the holder never waits for the pool.
-            async with self._flush_lock:
-                rows = self._events.take()
-                try:
-                    async with _pipelined_transaction(conn, self._prologue):
-                        cur = await self._insert_events(conn, rows) if rows else None
-                        yield conn
-                except BaseException:
-                    self._events.put_back(rows)
-                    raise
-            if cur is not None:
-                self._check_inserted(cur, rows)
+    # ------------------------------------------------------------------ events
 
-    # ------------------------------------------------------------------ events (group commit)
+    async def _commit_events(self, rows: list[PendingEvent]) -> None:
+        """Insert ``rows`` (one or more agents) and notify listeners, in one
+        pipelined transaction (one round trip), or write nothing.
 
-    async def _flush_events(self) -> None:
-        """Write what the event buffer holds, in a transaction of its own."""
-        if not len(self._events) and not self._flush_lock.locked():
-            return
-        async with self._connection(bare=True) as conn, self._flush_lock:
-            rows = self._events.take()
-            if not rows:
-                return
-            try:
-                async with _pipelined_transaction(conn, self._prologue):
-                    cur = await self._insert_events(conn, rows)
-            except BaseException:
-                self._events.put_back(rows)
-                raise
-        self._check_inserted(cur, rows)
-
-    async def _insert_events(self, conn: AsyncConnection[Any], rows: list[PendingEvent]) -> psycopg.AsyncCursor[Any]:
-        """Queue one INSERT of ``rows`` (unnest of column arrays) and the NOTIFY."""
+        A seq already stored raises :class:`RecordValidationError` naming it
+        (only ever for a single agent's batch: the group committer retries a
+        failed joint commit batch by batch)."""
         columns: list[list[Any]] = [[], [], [], [], [], [], []]
         for row in rows:
             data, raw = _doc(row.data.encode())
@@ -909,47 +945,40 @@ class PostgresStore(MessageSearch, BaseStore):
                 strict=True,
             ):
                 column.append(value)
-        cur = await conn.execute(_INSERT_EVENTS, columns)
-        await conn.execute(_NOTIFY, [self._settings.schema, sorted({row.agent_id for row in rows})])
-        return cur
-
-    @staticmethod
-    def _check_inserted(cur: psycopg.AsyncCursor[Any], rows: list[PendingEvent]) -> None:
-        if cur.rowcount != len(rows):
-            logger.warning(
-                "%d buffered event(s) were dropped: their seq was stored meanwhile by another writer",
-                len(rows) - cur.rowcount,
-            )
+        agents = sorted({row.agent_id for row in rows})
+        async with self._connection(bare=True) as conn:
+            try:
+                # Unprepared statements: a duplicate seq aborts this pipeline,
+                # and psycopg's prepared-statement cache does not survive an
+                # aborted pipeline (the next call on the connection would fail
+                # with "prepared statement _pg3_N does not exist").
+                async with _pipelined_transaction(conn, self._prologue, self._on_commit, prepare=False):
+                    await conn.execute(_INSERT_EVENTS, columns, prepare=False)
+                    await conn.execute(_NOTIFY, [self._settings.schema, agents], prepare=False)
+            except psycopg.errors.UniqueViolation:
+                agent_id = rows[0].agent_id
+                seqs = [row.seq for row in rows if row.agent_id == agent_id]
+                cur = await conn.execute(
+                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
+                )
+                stored = [seq for (seq,) in await cur.fetchall()]
+                raise duplicate_seq_error(agent_id, stored or seqs) from None
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
-        """Append one event; group-committed within a few ms, visible to
-        :meth:`read_events` of this store at once. A ``seq`` already stored
-        raises :class:`RecordValidationError`."""
-        record = Timeline.coerce(timeline, "timeline")
-        row = event_row(agent_id, record)
-        if self._events.can_queue(agent_id, row.seq):
-            if self._events.queue(row):
-                await self._flush_events()
-            return
-        data, raw = _doc(row.data.encode())
-        async with self._transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (agent_id, seq) DO NOTHING RETURNING seq",
-                [agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw],
-            )
-            inserted = await cur.fetchone()
-            cur = await conn.execute("SELECT max(seq) FROM events WHERE agent_id = %s", [agent_id])
-            top = await cur.fetchone()
-            if inserted is not None:
-                await conn.execute(_NOTIFY, [self._settings.schema, [agent_id]])
-        self._events.note_max_seq(agent_id, top[0] if top else None)
-        if inserted is None:
-            raise RecordValidationError(
-                f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
-                field="timeline.bookmark.seq",
-            )
+        """Append one event; returns once it is committed (concurrent appends
+        share one commit) and visible to every worker. A ``seq`` already
+        stored raises :class:`RecordValidationError`, nothing written."""
+        await self._event_commits.append(event_rows(agent_id, timeline, single=True))
+
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events in one transaction (one round trip): all or
+        none. A seq already stored, or repeated in the batch, raises
+        :class:`RecordValidationError` for this call only."""
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._event_commits.append(rows)
 
     @operation_iter("loads")
     async def read_events(
@@ -959,20 +988,19 @@ class PostgresStore(MessageSearch, BaseStore):
         optionally of one channel; read in keyset pages of 1,000."""
         after = since_seq(since)
         only = check_channel(channel)
-        await self._flush_events()
-        last = _MIN_SEQ if after is None else after
-        while True:
+        first = _first_seq_after(after)
+        while first <= _MAX_SEQ:
             async with self._connection() as conn:
                 if only is None:
-                    cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                 else:
-                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                    cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                 rows = await cur.fetchall()
             for _, text in rows:
                 yield timeline_from_wire(_load(text))
             if len(rows) < _EVENT_PAGE:
                 return
-            last = rows[-1][0]
+            first = rows[-1][0] + 1
 
     async def tail_events(
         self, agent_id: str, since: Any = None, channel: str | None = None, *, poll_interval_s: float = 1.0
@@ -995,11 +1023,11 @@ class PostgresStore(MessageSearch, BaseStore):
         validate_agent_id(agent_id)
         after = since_seq(since)
         only = check_channel(channel)
-        last = _MIN_SEQ if after is None else after
+        first = _first_seq_after(after)
         if self._pooled:
             # LISTEN needs a session of its own, which a transaction pooler
             # does not give: poll the table instead.
-            async for item in self._poll_events(agent_id, only, last, poll_interval_s):
+            async for item in self._poll_events(agent_id, only, first, poll_interval_s):
                 yield item
             return
         wanted = f"{self._settings.schema}:{agent_id}"
@@ -1011,15 +1039,14 @@ class PostgresStore(MessageSearch, BaseStore):
                     if conn is None or conn.closed:
                         conn = await AsyncConnection.connect(self._settings.conninfo, autocommit=True)
                         await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    await self._flush_events()
-                    while True:
+                    while first <= _MAX_SEQ:
                         if only is None:
-                            cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                         else:
-                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                            cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                         rows = await cur.fetchall()
                         for seq, text in rows:
-                            last = seq
+                            first = seq + 1
                             yield timeline_from_wire(_load(text))
                         if len(rows) < _EVENT_PAGE:
                             break
@@ -1042,19 +1069,21 @@ class PostgresStore(MessageSearch, BaseStore):
                     await conn.close()
 
     async def _poll_events(
-        self, agent_id: str, only: str | None, last: int, poll_interval_s: float
+        self, agent_id: str, only: str | None, first: int, poll_interval_s: float
     ) -> AsyncIterator[Timeline]:
-        """The tail behind a transaction pooler: read ``seq > last`` every
+        """The tail behind a transaction pooler: read ``seq >= first`` every
         ``poll_interval_s``; no connection is held between polls."""
         backoff = 0.05
         while self._state == "open":
+            if first > _MAX_SEQ:
+                await asyncio.sleep(poll_interval_s)
+                continue
             try:
-                await self._flush_events()
                 async with self._connection() as conn:
                     if only is None:
-                        cur = await conn.execute(_READ_EVENTS, [agent_id, last, _EVENT_PAGE])
+                        cur = await conn.execute(_READ_EVENTS, [agent_id, first, _EVENT_PAGE])
                     else:
-                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, last, _EVENT_PAGE])
+                        cur = await conn.execute(_READ_CHANNEL_EVENTS, [agent_id, only, first, _EVENT_PAGE])
                     rows = await cur.fetchall()
             except StoreConnectionError as exc:
                 logger.warning("tail_events(%r): connection lost, retrying: %s", agent_id, self._scrub(exc))
@@ -1063,7 +1092,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 continue
             backoff = 0.05
             for seq, text in rows:
-                last = seq
+                first = seq + 1
                 yield timeline_from_wire(_load(text))
             if len(rows) < _EVENT_PAGE:
                 await asyncio.sleep(poll_interval_s)
@@ -1200,7 +1229,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The agent's messages, in order (``[]`` for an unknown agent)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id]
@@ -1289,7 +1317,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
@@ -1300,7 +1327,6 @@ class PostgresStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ small documents
 
     async def _fetch_docs(self, query: str, params: Sequence[Any]) -> list[Any]:
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, query), params)
             rows = await cur.fetchall()
@@ -1472,7 +1498,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info, or ``None``; ``message_count`` reflects the last message save."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT COALESCE(info_raw, info::text), message_count FROM agents"
@@ -1489,7 +1514,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("loads")
     async def exists(self, agent_id: str) -> bool:
         """True once ``save_info`` ran for the agent."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute("SELECT 1 FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id])
             return await cur.fetchone() is not None
@@ -1497,7 +1521,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("deletes")
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table, in one transaction."""
-        self._events.forget(agent_id)
         try:
             async with self._transaction() as conn:
                 await conn.execute("DELETE FROM agents WHERE agent_id = %s", [agent_id])
@@ -1506,7 +1529,6 @@ class PostgresStore(MessageSearch, BaseStore):
         finally:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
 
     # ------------------------------------------------------------------ queries
 
@@ -1536,10 +1558,7 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_by=sort_by,
             sort_order=sort_order,
         )
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, template, created, updated, count, sfp, bp, info_text in rows:
             wire = _load(info_text)
@@ -1560,10 +1579,7 @@ class PostgresStore(MessageSearch, BaseStore):
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
         query, params = search_query(request)
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [
             SearchRow(agent, seq, role, int(created), jsoncodec.decode(text), float(score))
             for agent, seq, role, created, text, score in rows
@@ -1591,10 +1607,7 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         out = []
         for aid, seq, message_role, created, text in rows:
             wire = _load(text)
@@ -1636,19 +1649,13 @@ class PostgresStore(MessageSearch, BaseStore):
             limit=limit,
             offset=offset,
         )
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            rows = await cur.fetchall()
+        rows = await self._read_rows(query, params)
         return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
         """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(STATS_QUERY, {"a": agent_id})
-            rows = await cur.fetchall()
+        rows = await self._read_rows(STATS_QUERY, {"a": agent_id})
         counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
         for kind, key, count in rows:
             counts[kind][key] = int(count)
@@ -1702,7 +1709,6 @@ class PostgresStore(MessageSearch, BaseStore):
     async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:
         """Look for broken invariants of the agent's rows (gaps in positions,
         counters that disagree with the rows, info that does not load)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 """
@@ -1726,7 +1732,7 @@ class PostgresStore(MessageSearch, BaseStore):
         issues: list[str] = []
         if not has_row:
             if n_msgs or n_calls or n_other:
-                issues.append(f"agent {agent_id!r} has records but no registry row")
+                issues.append(f"agent {agent_id!r} has records but no AgentInfo was saved (and no registry row)")
             else:
                 issues.append(f"agent {agent_id!r} not found")
         else:
@@ -1753,7 +1759,6 @@ class PostgresStore(MessageSearch, BaseStore):
     async def get_metrics(self) -> StoreMetrics:
         """Operation counters, latency percentiles, and what the schema holds
         (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(
                 f"""
@@ -1917,7 +1922,6 @@ class PostgresStore(MessageSearch, BaseStore):
     @operation("queries", agent=False)
     async def list_stored_agents(self) -> list[str]:
         """Every agent with any stored record, info or not, sorted."""
-        await self._flush_events()
         async with self._connection() as conn:
             cur = await conn.execute(cast(Any, f"SELECT agent_id FROM ({_STORED_AGENTS}) AS stored ORDER BY agent_id"))
             return [row[0] for row in await cur.fetchall()]
@@ -2013,7 +2017,6 @@ class PostgresStore(MessageSearch, BaseStore):
                 cur = await conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)
                 return sorted(row[0] for row in await cur.fetchall())
         # Pending events of doomed agents must reach the table before it is cleared.
-        await self._flush_events()
         children = ", ".join(
             f"d_{table} AS (DELETE FROM {table} WHERE agent_id IN (SELECT agent_id FROM doomed))"
             for table in _DATA_TABLES
@@ -2028,7 +2031,6 @@ class PostgresStore(MessageSearch, BaseStore):
         for agent_id in doomed:
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
-            self._events.forget(agent_id)
         return doomed
 
     # Last in the class: below it, ``list`` names this method, not the builtin.
@@ -2038,34 +2040,44 @@ class PostgresStore(MessageSearch, BaseStore):
         """Ids of existing agents, sorted; ``prefix`` matches literally and
         case-sensitively (an index range, not LIKE)."""
         query, params = list_query(prefix)
-        await self._flush_events()
-        async with self._connection() as conn:
-            cur = await conn.execute(cast(Any, query), params)
-            return [row[0] for row in await cur.fetchall()]
+        return [row[0] for row in await self._read_rows(query, params)]
 
 
 @contextlib.asynccontextmanager
 async def _pipelined_transaction(
-    conn: AsyncConnection[Any], prologue: tuple[str, Sequence[Any]] | None = None
+    conn: AsyncConnection[Any],
+    prologue: tuple[str, Sequence[Any]] | None = None,
+    on_commit: Callable[[str | None], None] | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> AsyncIterator[None]:
     """``BEGIN`` … ``COMMIT`` queued in one pipeline: one round trip unless the
     body fetches a result. (psycopg's ``transaction()`` inside a pipeline syncs
     at its edges: measured 330 µs against 140 µs for this.) ``prologue`` (the
     per-transaction settings behind a pooler) follows ``BEGIN`` in the same
-    pipeline. On any failure the transaction is rolled back before the
-    connection goes back to the pool."""
+    pipeline. ``on_commit`` gets the primary's WAL insert position read
+    right after ``COMMIT``, in the same pipeline (read-your-writes on
+    replicas). On any failure the transaction is rolled back before the
+    connection goes back to the pool. ``prepare=False`` keeps ``BEGIN`` and
+    ``COMMIT`` unprepared, for bodies whose server errors are expected."""
+    position: psycopg.AsyncCursor[Any] | None = None
     try:
         async with conn.pipeline():
-            await conn.execute("BEGIN")
+            await conn.execute("BEGIN", prepare=prepare)
             if prologue is not None:
-                await conn.execute(cast(Any, prologue[0]), prologue[1])
+                await conn.execute(cast(Any, prologue[0]), prologue[1], prepare=prepare)
             yield
-            await conn.execute("COMMIT")
+            await conn.execute("COMMIT", prepare=prepare)
+            if on_commit is not None:
+                position = await conn.execute("SELECT pg_current_wal_insert_lsn()::text", prepare=prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
+    if position is not None and on_commit is not None:
+        row = await position.fetchone()
+        on_commit(str(row[0]) if row and row[0] else None)
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:

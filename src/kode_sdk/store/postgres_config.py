@@ -31,10 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from ..errors import StoreConfigError
+from ..extras import missing_extra
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+except ImportError as exc:  # a SQLite-only install: say which extra to add
+    raise missing_extra("postgres", exc) from None
+
 from ..redact import redact
 
 __all__ = [

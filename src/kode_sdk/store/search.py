@@ -18,6 +18,8 @@ joined by newlines. Words are found and compared the same way everywhere
 * words are compared after NFKD, dropping combining diacritics, case folding
   and NFC: ``Café``, ``CAFE`` and ``café`` are one word, ``Straße`` is
   ``strasse``, full-width ``ＡＢＣ`` is ``abc``;
+* a run of more than :data:`MAX_WORD_CHARS` letters is several words (cut the
+  same way in the index and in queries, so it is still found, as a phrase);
 * only the first :data:`MAX_INDEXED_WORDS` words of a message are indexed.
 
 A backend indexes :func:`index_text` — the folded words joined by single
@@ -448,6 +450,42 @@ def scan_search(request: SearchRequest, candidates: Iterable[SearchCandidate]) -
 # --------------------------------------------------------------------------- hits
 
 
+_PARTIAL_HEAD = re.compile(r"[^\W_]*")
+_PARTIAL_TAIL = re.compile(r"[^\W_]+\Z")
+
+
+@functools.lru_cache(maxsize=256)
+def _ascii_pattern(terms: tuple[tuple[str, ...], ...]) -> re.Pattern[str] | None:
+    """One regex finding every term in ASCII text (words whole, case ignored)."""
+    parts = [
+        "(?<![A-Za-z0-9])" + "[^A-Za-z0-9]+".join(map(re.escape, term)) + "(?![A-Za-z0-9])"
+        for term in terms
+        if all(word.isascii() for word in term)
+    ]
+    return re.compile("|".join(parts), re.ASCII | re.IGNORECASE) if parts else None
+
+
+def _match_spans(text: str, query: SearchQuery) -> list[tuple[int, int]]:
+    """``(start, end)`` in ``text`` of every occurrence of every query term, sorted."""
+    if text.isascii():
+        # A regex of the terms instead of every word of the text: a snippet is
+        # built for each hit, and this is most of its cost.
+        pattern = _ascii_pattern(query.terms)
+        return [] if pattern is None else [m.span() for m in pattern.finditer(text)]
+    spans = word_spans(text)
+    words = [w for _, _, w in spans]
+    bounds = [(a, b) for a, b, _ in spans]
+    matches: list[tuple[int, int]] = []
+    for term in query.terms:
+        n = len(term)
+        first = term[0]
+        for p, word in enumerate(words):
+            if word == first and (n == 1 or tuple(words[p : p + n]) == term):
+                matches.append((bounds[p][0], bounds[p + n - 1][1]))
+    matches.sort()
+    return matches
+
+
 def snippet(text: str, query: SearchQuery, size: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """A window of ``text`` around its first match and the matches inside it.
 
@@ -459,28 +497,23 @@ def snippet(text: str, query: SearchQuery, size: int = SNIPPET_CHARS) -> tuple[s
     >>> snippet("Alpha beta gamma", parse_query("BETA"))
     ('Alpha beta gamma', [(6, 10)])
     """
-    spans = word_spans(text)
-    words = [w for _, _, w in spans]
-    positions = _positions(words)
-    matches: list[tuple[int, int]] = []
-    for term in query.terms:
-        n = len(term)
-        for p in _term_starts(words, positions, term):
-            matches.append((spans[p][0], spans[p + n - 1][1]))
-    matches.sort()
-    anchor = matches[0][0] if matches else 0
+    matches = _match_spans(text, query)
+    anchor, anchor_end = matches[0] if matches else (0, 0)
     start = 0
     if anchor > _SNIPPET_LEAD:
-        start = anchor - _SNIPPET_LEAD
         # Begin at a word, not inside one.
-        following = next((s for s, _, _ in spans if s >= start), anchor)
-        start = min(following, anchor)
+        head = _PARTIAL_HEAD.match(text, anchor - _SNIPPET_LEAD)
+        start = min(head.end() if head else anchor, anchor)
+        while start < anchor and text[start].isspace():
+            start += 1
     end = min(len(text), start + size)
-    if end < len(text):
-        # End after a word, not inside one (unless the first match is longer).
-        inside = [e for s, e, _ in spans if start <= s and e <= end]
-        if inside and inside[-1] > anchor:
-            end = inside[-1]
+    if end < len(text) and text[end].isalnum():
+        # End after a word, not inside one (unless that would cut the first match).
+        partial = _PARTIAL_TAIL.search(text, start, end)
+        if partial is not None and partial.start() > start and partial.start() >= anchor_end:
+            end = partial.start()
+        while end > max(start, anchor_end) and text[end - 1].isspace():
+            end -= 1
     prefix = "…" if start > 0 else ""
     body = re.sub(r"\s", " ", text[start:end])
     shown = prefix + body + ("…" if end < len(text) else "")

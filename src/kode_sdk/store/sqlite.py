@@ -33,14 +33,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import jsoncodec
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no flock; locks raise there
-    fcntl = None  # type: ignore[assignment]
 from ..errors import (
     AgentNotFoundError,
-    LockTimeoutError,
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
@@ -77,16 +71,18 @@ from ..types import (
 from .base import (
     AgentLock,
     BaseStore,
-    EventBuffer,
+    EventCommitter,
     PendingEvent,
     SavedListCache,
     changed_positions,
     check_channel,
+    check_int64,
     check_page,
     check_sort,
     coerce_list,
     created_at_clauses,
-    event_row,
+    duplicate_seq_error,
+    event_rows,
     fork_agent_ids,
     message_from_wire,
     message_keys,
@@ -104,10 +100,10 @@ from .base import (
     updated_snapshots,
     user_id_of,
     validate_agent_id,
-    wait_with_backoff,
 )
 from .catalog import RecordTimes
-from .search import MessageSearch, SearchRequest, SearchRow, index_text
+from .flock_lock import FlockAgentLock, acquire_flock_lock
+from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 
 __all__ = ["SqliteStore", "register_functions"]
@@ -186,10 +182,7 @@ _UPDATE_TOOL_CALL = (
     "UPDATE tool_calls SET name = ?, state = ?, is_error = ?, approval_required = ?, created_at = ?, "
     "updated_at = ?, data = ? WHERE agent_id = ? AND pos = ?"
 )
-_INSERT_EVENT = (
-    "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (agent_id, seq) DO NOTHING"
-)
+_INSERT_EVENT = "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?)"
 _APPEND_ROW = (
     "INSERT INTO {table} (agent_id, idx, data) "
     "VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {table} WHERE agent_id = ?), ?)"
@@ -228,12 +221,6 @@ def _is_busy(exc: sqlite3.Error) -> bool:
         return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     text = str(exc).lower()
     return "locked" in text or "busy" in text
-
-
-def _check_int64(value: int, field: str) -> int:
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise RecordValidationError(f"{field}: {value} does not fit in a 64-bit integer", field=field)
-    return value
 
 
 def _check_text(value: object, name: str) -> str:
@@ -310,8 +297,8 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     front, so the transaction never fails half-way on a lock upgrade), plain
     ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error.
 
-    Inside an open transaction (the hop's event flush) it is a SAVEPOINT, so
-    the call is still all-or-nothing while the events before it commit with it.
+    Inside an open transaction it is a SAVEPOINT, so the inner part is still
+    all-or-nothing.
     """
     if conn.in_transaction:
         conn.execute("SAVEPOINT kode_call")
@@ -410,21 +397,119 @@ def _created_at_floor(conn: sqlite3.Connection, agent_id: str, seq: int, now: in
     return now if row is None or row[0] <= now else int(row[0])
 
 
+# ASCII text with no run of letters and digits longer than a word may be.
+_PLAIN_ASCII = re.compile(f"[A-Za-z0-9]{{{MAX_WORD_CHARS + 1}}}")
+
+
 def _index_text_of(data: str | bytes) -> str:
     """kode_index_text(data): what messages_search indexes for a message row.
 
     A pure function of ``data`` (the search-index triggers depend on it) that
-    never raises: an exception inside a trigger would fail the write."""
+    never raises: an exception inside a trigger would fail the write.
+
+    ASCII text goes to FTS5 as it is: unicode61 splits it into the same words
+    as search.tokens (runs of ASCII letters and digits) and folds their case
+    the same way, so the result is identical and the Python tokenizing, most
+    of this function's cost on the write path, is skipped."""
     try:
-        return index_text(jsoncodec.decode(unpack(data)))
+        text = search_text(jsoncodec.decode(unpack(data)))
+        # (At most 32,000 characters: fewer words than MAX_INDEXED_WORDS.)
+        if len(text) <= 2 * MAX_INDEXED_WORDS and text.isascii() and _PLAIN_ASCII.search(text) is None:
+            return text
+        return " ".join(tokens(text))
     except Exception:  # an unreadable row is reported by loads, not by writes
         return ""
 
 
+# Messages indexed per transaction when the index catches up (a search waits
+# for the whole backlog; batches keep each write lock short for other writers).
+_INDEX_BATCH = 2_000
+
+
+def _index_pending(conn: sqlite3.Connection) -> None:
+    """Index the messages queued in messages_search_pending (schema 0004)."""
+    if conn.execute("SELECT 1 FROM messages_search_pending LIMIT 1").fetchone() is None:
+        return
+    while True:
+        with _transaction(conn, write=True):
+            rows = conn.execute(
+                "SELECT p.id, m.data FROM messages_search_pending p LEFT JOIN messages m ON m.rowid = p.id"
+                " ORDER BY p.id LIMIT ?",
+                (_INDEX_BATCH,),
+            ).fetchall()
+            if not rows:
+                return
+            conn.executemany(
+                "INSERT INTO messages_search (rowid, body) VALUES (?, ?)",
+                [(rowid, _index_text_of(data)) for rowid, data in rows if data is not None],
+            )
+            # Every pending id up to the last one read was read (in id order).
+            conn.execute("DELETE FROM messages_search_pending WHERE id <= ?", (rows[-1][0],))
+        if len(rows) < _INDEX_BATCH:
+            return
+
+
 def register_functions(conn: sqlite3.Connection) -> None:
     """Register the SQL functions the schema's triggers call (``kode_index_text``)
-    on ``conn``. Any connection that writes messages needs them."""
+    on ``conn``. Any connection that deletes or rewrites messages needs them."""
     conn.create_function("kode_index_text", 1, _index_text_of, deterministic=True)
+
+
+# search_messages (see SqliteStore._search_rows): the best matches by rank
+# alone, and the general query with filters, ties in created_at, seq, agent id.
+_SEARCH_TOP = "SELECT rowid, rank FROM messages_search WHERE messages_search MATCH ? ORDER BY rank LIMIT ?"
+# Beyond this many rows tied at the cut, the general query sorts them instead.
+_SEARCH_TOP_MAX = 20_000
+
+
+def _search_sql(request: SearchRequest, match: str) -> tuple[str, list[Any]]:
+    """The general search query: (rowid, agent_id, seq, role, created_at, rank) of one page."""
+    joins = ""
+    clauses = ["messages_search MATCH ?"]
+    params: list[Any] = [match]
+    if request.template_id is not None or request.user_id is not None:
+        joins = " JOIN agents a ON a.agent_id = m.agent_id"
+        if request.template_id is not None:
+            clauses.append("a.template_id = ?")
+            params.append(request.template_id)
+        if request.user_id is not None:
+            clauses.append("a.user_id = ? AND a.template_id IS NOT NULL")
+            params.append(request.user_id)
+    for column, value in (("m.agent_id", request.agent_id), ("m.role", request.role)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if request.created_after is not None:
+        clauses.append("m.created_at >= ?")
+        params.append(request.created_after)
+    if request.created_before is not None:
+        clauses.append("m.created_at <= ?")
+        params.append(request.created_before)
+    sql = (
+        "SELECT m.rowid, m.agent_id, m.seq, m.role, m.created_at, s.rank"
+        f" FROM messages_search s JOIN messages m ON m.rowid = s.rowid{joins}"
+        f" WHERE {' AND '.join(clauses)}"
+        " ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
+    )
+    return sql, [*params, request.limit, request.offset]
+
+
+class _descending:
+    """Sorts a string in reverse (a sort key for ``agent_id DESC`` among ascending keys)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _descending) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _descending) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 # Loading parses stored JSON with pydantic's own parser (model_validate_json):
@@ -432,32 +517,6 @@ def register_functions(conn: sqlite3.Connection) -> None:
 # bits exact, and it re-checks what comes back.
 def _load_tool_call(data: str | bytes) -> ToolCallRecord:
     return ToolCallRecord.model_validate_json(unpack(data))
-
-
-@dataclass(slots=True)
-class _HopState:
-    flush_failed: bool = False
-
-
-class _FlockLock(AgentLock):
-    """An agent lock held as ``flock(LOCK_EX)`` on ``<lock dir>/<agent_id>.lock``.
-
-    The kernel frees it when the holding process dies, whatever way.
-    """
-
-    def __init__(self, agent_id: str, fd: int, on_release: Callable[[_FlockLock], None]) -> None:
-        super().__init__(agent_id)
-        self._fd = fd
-        self._on_release = on_release
-
-    async def _release(self) -> None:
-        fd, self._fd = self._fd, -1
-        self._on_release(self)
-        if fd >= 0:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
 
 
 class _ConnectionThread:
@@ -605,9 +664,8 @@ class SqliteStore(MessageSearch, BaseStore):
     that returned has committed and survives the process being killed; a power
     loss or OS crash can lose the commits since the last background checkpoint
     (about the last second of writes), never corrupt the file.
-    Events from :meth:`append_event` are group-committed a few milliseconds
-    later (before the next call of this store), so a kill can also cost the
-    events of the last ~5 ms.
+    :meth:`append_event` is no exception: concurrent appends share one
+    commit, and each returns once that commit is done.
 
     **Several processes** may open the same file: writers take turns (each
     waits up to 10 s for the write lock, then retries), readers never block.
@@ -657,11 +715,11 @@ class SqliteStore(MessageSearch, BaseStore):
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
         self._thread: _ConnectionThread | None = None
-        self._events = EventBuffer(self._flush_events)
+        self._event_commits = EventCommitter(self._commit_events)
         # Only ever touched on the worker thread.
         self._message_cache = SavedListCache()
         self._tool_call_cache = SavedListCache()
-        self._locks: set[_FlockLock] = set()
+        self._locks: set[FlockAgentLock] = set()
         self._checkpointer: _Checkpointer | None = None
 
     def __repr__(self) -> str:
@@ -763,10 +821,8 @@ class SqliteStore(MessageSearch, BaseStore):
 
     async def _close(self) -> None:
         try:
-            if len(self._events):
-                await self._hop(lambda conn: None)
+            await self._event_commits.wait_idle()
         finally:
-            self._events.cancel()
             for lock in list(self._locks):
                 await lock.release()
             checkpointer, self._checkpointer = self._checkpointer, None
@@ -792,16 +848,11 @@ class SqliteStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ the hop
 
     async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the worker thread, after writing the pending events.
-
-        Events and call share one commit (the call runs in a SAVEPOINT): a
-        failing ``job`` is rolled back alone, the events still commit."""
+        """Run ``job`` on the worker thread; SQLite errors other than integrity
+        errors become :class:`StoreConnectionError`."""
         thread = self._thread
         if thread is None:
             raise StoreClosedError("sqlite store is closed")
-        pending = self._events.take() if len(self._events) else None
-        state = _HopState()
-
         checkpointer = self._checkpointer
 
         def work() -> T:
@@ -810,101 +861,77 @@ class SqliteStore(MessageSearch, BaseStore):
                 raise StoreClosedError("sqlite store is closed")
             changes = conn.total_changes
             try:
-                return run(conn)
-            finally:
-                if checkpointer is not None and conn.total_changes != changes:
-                    checkpointer.note_write()
-
-        def run(conn: sqlite3.Connection) -> T:
-            try:
-                if not pending:
-                    return job(conn)
-                failure: Exception | None = None
-                try:
-                    with _transaction(conn, write=True):
-                        self._write_events(conn, pending)
-                        try:
-                            result = job(conn)
-                        except Exception as exc:  # committed events stand; the call's own work was rolled back
-                            failure = exc
-                except BaseException:
-                    state.flush_failed = True
-                    raise
-                if failure is not None:
-                    raise failure
-                return result
+                return job(conn)
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
                 raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
+            finally:
+                if checkpointer is not None and conn.total_changes != changes:
+                    checkpointer.note_write()
 
         future, box = thread.submit(work)
         try:
             return await future
         except BaseException:
-            # An unclaimed box means the work never started: then nothing was written.
-            never_ran = _claim(box)
-            if pending and (never_ran or state.flush_failed):
-                self._events.put_back(pending)
+            _claim(box)  # a job that never started now never will
             raise
 
     # ------------------------------------------------------------------ events
 
-    async def _flush_events(self) -> None:
-        if self._state == "open" and len(self._events):
-            await self._hop(lambda conn: None)
+    async def _commit_events(self, rows: list[PendingEvent]) -> None:
+        """Insert ``rows`` (one or more agents) in one transaction, or nothing.
 
-    @staticmethod
-    def _write_events(conn: sqlite3.Connection, rows: list[PendingEvent]) -> None:
-        """Insert queued events (inside the caller's transaction)."""
-        now = _now_ms()
-        conn.executemany(_ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)])
-        cursor = conn.executemany(
-            _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
-        )
-        skipped = len(rows) - cursor.rowcount
-        if skipped > 0:
-            # Another process stored these seqs after we decided they were new.
-            logger.warning(
-                "%d queued event(s) of %s had a seq already stored by another writer; those copies were skipped",
-                skipped,
-                ", ".join(repr(a) for a in dict.fromkeys(r.agent_id for r in rows)),
-            )
+        A seq already stored raises :class:`RecordValidationError` naming it
+        (only ever for a single agent's batch: the group committer retries a
+        failed joint commit batch by batch)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn, write=True):
+                    now = _now_ms()
+                    if len(rows) == 1:  # the common sequential append: execute beats executemany
+                        r = rows[0]
+                        conn.execute(_ENSURE_AGENT, (r.agent_id, now))
+                        conn.execute(_INSERT_EVENT, (r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data))
+                        return
+                    conn.executemany(
+                        _ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)]
+                    )
+                    conn.executemany(
+                        _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
+                    )
+            except sqlite3.IntegrityError:
+                agent_id = rows[0].agent_id
+                seqs = [r.seq for r in rows if r.agent_id == agent_id]
+                stored: set[int] = set()
+                for start in range(0, len(seqs), 500):  # SQLite's bound-parameter limit
+                    chunk = seqs[start : start + 500]
+                    query = f"SELECT seq FROM events WHERE agent_id = ? AND seq IN ({','.join('?' * len(chunk))})"
+                    stored.update(seq for (seq,) in conn.execute(query, (agent_id, *chunk)))
+                raise duplicate_seq_error(agent_id, stored or seqs) from None
+
+        await self._hop(job)
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
-        """Append one event; its ``bookmark.seq`` must be new for this agent.
+        """Append one event; its ``bookmark.seq`` must be new for this agent
+        (else :class:`RecordValidationError`, nothing written).
 
-        Usually queued and group-committed within ~5 ms (before any other call
-        of this store); a seq that might already be stored is written at once,
-        so a duplicate raises :class:`RecordValidationError` here.
-        """
-        validated = Timeline.coerce(timeline, "timeline")
-        _check_int64(validated.bookmark.seq, "timeline.bookmark.seq")
-        _check_int64(validated.bookmark.timestamp, "timeline.bookmark.timestamp")
-        row = event_row(agent_id, validated)
-        if self._events.can_queue(agent_id, row.seq):
-            if self._events.queue(row):
-                await self._flush_events()
-            return
+        Returns once the event is committed (concurrent appends share one
+        commit) and visible to every other store object and process."""
+        await self._event_commits.append(event_rows(agent_id, timeline, single=True))
 
-        def job(conn: sqlite3.Connection) -> int | None:
-            with _transaction(conn, write=True):
-                conn.execute(_ENSURE_AGENT, (agent_id, _now_ms()))
-                cursor = conn.execute(
-                    _INSERT_EVENT, (agent_id, row.seq, row.channel, row.event_type, row.timestamp, row.data)
-                )
-                if cursor.rowcount == 0:
-                    raise RecordValidationError(
-                        f"timeline.bookmark.seq: seq {row.seq} is already stored for agent {agent_id!r}",
-                        field="timeline.bookmark.seq",
-                    )
-                max_seq: int | None = conn.execute(
-                    "SELECT MAX(seq) FROM events WHERE agent_id = ?", (agent_id,)
-                ).fetchone()[0]
-            return max_seq
+    @operation("saves")
+    async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Append a batch of events in one transaction: all of them or none.
 
-        self._events.note_max_seq(agent_id, await self._hop(job))
+        A seq already stored (or repeated in the batch) raises
+        :class:`RecordValidationError` and writes nothing of this call; other
+        callers' appends are never affected."""
+        rows = event_rows(agent_id, timelines)
+        if rows:
+            await self._event_commits.append(rows)
 
     @operation_iter("loads")
     async def read_events(
@@ -1284,7 +1311,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 field="info.agent_id",
             )
         data = _encode(validated.to_wire(), "info")
-        message_count = _check_int64(validated.message_count, "info.message_count")
+        message_count = check_int64(validated.message_count, "info.message_count")
         template_id = validated.template_id
         user_id = user_id_of(validated.metadata)
         created_at = to_epoch_ms(validated.created_at)
@@ -1335,7 +1362,6 @@ class SqliteStore(MessageSearch, BaseStore):
     async def delete(self, agent_id: str) -> None:
         """Remove every record of the agent, in every table (one transaction).
         Deleting an unknown agent does nothing."""
-        self._events.forget(agent_id)
 
         def job(conn: sqlite3.Connection) -> None:
             self._message_cache.drop(agent_id)
@@ -1465,43 +1491,64 @@ class SqliteStore(MessageSearch, BaseStore):
         return found
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
-        """``search_messages``: FTS5 finds the rows, bm25 ranks them."""
-        joins = ""
-        clauses = ["messages_search MATCH ?"]
-        params: list[Any] = [request.query.fts5()]
-        if request.template_id is not None or request.user_id is not None:
-            joins = " JOIN agents a ON a.agent_id = m.agent_id"
-            if request.template_id is not None:
-                clauses.append("a.template_id = ?")
-                params.append(request.template_id)
-            if request.user_id is not None:
-                clauses.append("a.user_id = ? AND a.template_id IS NOT NULL")
-                params.append(request.user_id)
-        for column, value in (("m.agent_id", request.agent_id), ("m.role", request.role)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if request.created_after is not None:
-            clauses.append("m.created_at >= ?")
-            params.append(request.created_after)
-        if request.created_before is not None:
-            clauses.append("m.created_at <= ?")
-            params.append(request.created_before)
-        sql = (
-            "SELECT m.agent_id, m.seq, m.role, m.created_at, m.data, s.rank"
-            f" FROM messages_search s JOIN messages m ON m.rowid = s.rowid{joins}"
-            f" WHERE {' AND '.join(clauses)}"
-            " ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
+        """``search_messages``: FTS5 finds the rows, bm25 ranks them, after the
+        index has caught up with the messages queued since the last search.
+
+        Without filters, FTS5 alone picks the best ``offset + limit`` (its
+        bounded sort by rank), and only those rows are read from messages;
+        when a rank ties across the cut, or with filters, the matches are
+        joined to messages and sorted there. Either way a message's data is
+        read only for the page."""
+        match = request.query.fts5()
+        want = request.offset + request.limit
+        unfiltered = all(
+            value is None
+            for value in (
+                request.agent_id,
+                request.template_id,
+                request.user_id,
+                request.role,
+                request.created_after,
+                request.created_before,
+            )
         )
-        params += [request.limit, request.offset]
+        full_sql, full_params = _search_sql(request, match)
 
         def job(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(sql, params).fetchall()
+            _index_pending(conn)
+            page: list[Any] | None = None
+            fetch = want * 4 + 16  # a bounded sort: fetching more costs little, a retry a whole query
+            while unfiltered and page is None and fetch <= _SEARCH_TOP_MAX:
+                top = conn.execute(_SEARCH_TOP, (match, fetch)).fetchall()
+                if len(top) == fetch and top[-1][1] == top[want - 1][1]:
+                    fetch *= 4  # the rank at the cut is shared beyond it: look further
+                    continue
+                # Every row ranked like the last one of the page is in `top`.
+                cut = top[want - 1][1] if len(top) >= want else None
+                ranks = {rowid: rank for rowid, rank in top if cut is None or rank <= cut}
+                page = []
+                if ranks:
+                    marks = ", ".join("?" * len(ranks))
+                    found = conn.execute(
+                        f"SELECT rowid, agent_id, seq, role, created_at FROM messages WHERE rowid IN ({marks})",
+                        list(ranks),
+                    ).fetchall()
+                    found.sort(key=lambda r: (ranks[r[0]], -r[4], -r[2], _descending(r[1])))
+                    page = [(*r, ranks[r[0]]) for r in found[request.offset : want]]
+            if page is None:
+                page = conn.execute(full_sql, full_params).fetchall()
+            if not page:
+                return []
+            marks = ", ".join("?" * len(page))
+            data = dict(
+                conn.execute(f"SELECT rowid, data FROM messages WHERE rowid IN ({marks})", [r[0] for r in page])
+            )
+            return [(*r[1:], data[r[0]]) for r in page]
 
         # bm25 is lower-is-better; a hit's score is higher-is-better.
         return [
             SearchRow(agent, seq, role, created_at, jsoncodec.decode(unpack(data)), -rank)
-            for agent, seq, role, created_at, data, rank in await self._hop(job)
+            for agent, seq, role, created_at, rank, data in await self._hop(job)
         ]
 
     @operation("queries", agent=False)
@@ -1672,38 +1719,7 @@ class SqliteStore(MessageSearch, BaseStore):
         (even from this store). It has no expiry: it is held until released,
         until this store closes, or until the process dies.
         """
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 0:
-            raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
-        if fcntl is None:  # pragma: no cover - Windows
-            raise NotImplementedError("SqliteStore agent locks need fcntl.flock (POSIX)")
-        lock_dir = self._lock_dir
-        path = lock_dir / f"{agent_id}.lock"
-
-        def open_lock_file() -> int:
-            lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
-
-        try:
-            fd = open_lock_file()
-        except OSError as exc:
-            raise StoreConnectionError(f"cannot open lock file {str(path)!r}: {exc}") from exc
-
-        async def attempt() -> bool:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        try:
-            acquired = await wait_with_backoff(attempt, timeout_ms, max_delay_s=0.025)
-        except BaseException:
-            os.close(fd)
-            raise
-        if not acquired:
-            os.close(fd)
-            raise LockTimeoutError(agent_id, timeout_ms)
-        lock = _FlockLock(agent_id, fd, self._locks.discard)
+        lock = await acquire_flock_lock(self._lock_dir, agent_id, timeout_ms, self._locks.discard)
         self._locks.add(lock)
         return lock
 
@@ -1850,11 +1866,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 self._tool_call_cache.drop(agent_id)
             return doomed
 
-        doomed = sorted(await self._hop(job))
-        if not dry_run:
-            for agent_id in doomed:
-                self._events.forget(agent_id)
-        return doomed
+        return sorted(await self._hop(job))
 
     # Defined last: inside the class body, `list` names this method from here on.
     @operation("loads", agent=False)

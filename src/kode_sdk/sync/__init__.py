@@ -16,7 +16,8 @@ async factories. ``SyncStore(async_store)`` (or ``SyncStore(factory)``, a
 zero-argument callable making one) wraps a store you built yourself; let the
 facade be its only user, since an async store belongs to the loop it runs on.
 Iterators are plain iterators; locks are ``with store.agent_lock(agent_id):``.
-:func:`call` and :func:`iterate` run your own coroutines on the same loop.
+:func:`call` and :func:`iterate` run your own coroutines on the same loop
+(``store.async_store`` is the async store underneath). See docs/sync.md.
 """
 
 from __future__ import annotations

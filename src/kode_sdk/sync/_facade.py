@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -156,10 +158,11 @@ class Facade:
 
     def __init__(self, store: StoreSource) -> None:
         self._guard = threading.Lock()
+        _facades.add(self)
         self._closed = False
         self._orphaned = False
         self._generation = _runner.generation()
-        if callable(store) and not hasattr(store, "open"):
+        if isinstance(store, type) or (callable(store) and not hasattr(store, "open")):
             self._factory: Callable[[], Any] | None = store
             self._store: Any = None
         else:
@@ -256,3 +259,16 @@ class Facade:
 
 async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+# Every facade, so a forked child can replace their locks: one may have been
+# held by a parent thread that does not exist in the child.
+_facades: weakref.WeakSet[Facade] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    for facade in list(_facades):
+        facade._guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)

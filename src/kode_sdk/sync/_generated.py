@@ -90,6 +90,10 @@ class SyncStore(Facade):
         """Blocking :meth:`kode_sdk.Store.append_event`."""
         return _runner.call(self.async_store.append_event, agent_id, timeline)
 
+    def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.Store.append_events`."""
+        return _runner.call(self.async_store.append_events, agent_id, timelines)
+
     def read_events(self, agent_id: str, *, since: Any = None, channel: str | None = None) -> Iterator[Timeline]:
         """Blocking :meth:`kode_sdk.Store.read_events`."""
         return _runner.iterate(self.async_store.read_events, agent_id, since=since, channel=channel)

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from ..errors import AgentNotFoundError, InvalidAgentIdError, LockTimeoutError, StoreClosedError
+from ..errors import (
+    AgentNotFoundError,
+    InvalidAgentIdError,
+    LockTimeoutError,
+    RecordValidationError,
+    StoreClosedError,
+)
 from ..store.base import validate_agent_id
 from ..types import (
     AgentInfo,
@@ -79,6 +85,17 @@ class ExtendedStoreConformance(QueryableStoreConformance):
         assert_utc(health.checked_at, "checked_at")
 
     @pytest.mark.asyncio
+    async def test_health_stays_true_and_truthful_after_a_refused_event(self, store: Any, ns: str) -> None:
+        # A refused event (seq beyond 64 bits) never reaches the database, so
+        # it cannot leave the store broken while health_check says healthy.
+        with pytest.raises(RecordValidationError):
+            await store.append_event(ns + "a", data.timeline(2**70))
+        assert (await store.health_check()).healthy is True
+        await store.append_event(ns + "a", data.timeline(1))
+        assert [e.bookmark.seq async for e in store.read_events(ns + "a")] == [1]
+        assert (await store.health_check()).healthy is True
+
+    @pytest.mark.asyncio
     async def test_check_consistency_on_good_data(self, store: Any, ns: str) -> None:
         # Coherent data: the tool_use in the conversation has its record, the
         # info's bookmark and counts match what is stored.
@@ -107,6 +124,9 @@ class ExtendedStoreConformance(QueryableStoreConformance):
         assert any("AgentInfo" in issue for issue in result.issues), result.issues
         await store.save_info(agent, data.info(agent, message_count=4))
         assert not any("AgentInfo" in issue for issue in (await store.check_consistency(agent)).issues)
+        await store.append_event(ns + "events-only", data.timeline(1))
+        only = await store.check_consistency(ns + "events-only")
+        assert any("AgentInfo" in issue for issue in only.issues), only.issues
 
     # ------------------------------------------------------------------ metrics
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 import pytest
 import pytest_asyncio
 
-from ..errors import InvalidAgentIdError, RecordValidationError, StoreClosedError
+from ..errors import InvalidAgentIdError, LockTimeoutError, RecordValidationError, StoreClosedError
 from ..types import (
     AgentInfo,
     CompressionRecord,
@@ -47,6 +47,12 @@ StoreFactory = Callable[[], Any]
 OpenStore = Callable[[], Awaitable[Any]]
 
 
+async def _enter_lock(store: Any, agent_id: str, timeout_ms: int) -> None:
+    """Enter and leave ``store.agent_lock(agent_id)``."""
+    async with store.agent_lock(agent_id, timeout_ms=timeout_ms):
+        pass
+
+
 async def drain(events: AsyncIterator[Timeline]) -> list[Timeline]:
     """Collect everything an async iterator (``read_events``) yields."""
     return [event async for event in events]
@@ -66,6 +72,7 @@ def _calls() -> dict[str, Callable[[Any, Any], Awaitable[Any]]]:
         "save_todos": lambda s, a: s.save_todos(a, data.todos()),
         "load_todos": lambda s, a: s.load_todos(a),
         "append_event": lambda s, a: s.append_event(a, data.timeline(1)),
+        "append_events": lambda s, a: s.append_events(a, [data.timeline(1)]),
         "read_events": lambda s, a: drain(s.read_events(a)),
         "save_history_window": lambda s, a: s.save_history_window(a, data.history_window("w1")),
         "load_history_windows": lambda s, a: s.load_history_windows(a),
@@ -594,12 +601,174 @@ class StoreConformance(CatalogConformance):
         other = await open_store()
         await store.append_event(ns + "a", data.timeline(1))
         await store.append_event(ns + "a", data.timeline(2))
-        # Whatever `store` buffers must not hide the stored seq from `other`
-        # for longer than a close.
         await store.close()
         with pytest.raises(RecordValidationError):
             await other.append_event(ns + "a", data.timeline(2))
         assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == [1, 2]
+
+    @pytest.mark.asyncio
+    async def test_an_acknowledged_event_is_stored_for_every_other_store(
+        self, store: Any, open_store: OpenStore, ns: str
+    ) -> None:
+        # Acknowledged means committed: once append_event returns, another
+        # store object (another worker) sees the event and cannot take its seq.
+        other = await open_store()
+        for seq in range(1, 6):
+            await store.append_event(ns + "a", data.timeline(seq))
+            assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == list(range(1, seq + 1))
+            with pytest.raises(RecordValidationError):
+                await other.append_event(ns + "a", data.timeline(seq, "monitor"))
+        await store.append_events(ns + "a", [data.timeline(6), data.timeline(7, "control")])
+        assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == list(range(1, 8))
+
+    @pytest.mark.asyncio
+    async def test_append_events_round_trip(self, store: Any, open_store: OpenStore, ns: str) -> None:
+        events = [data.timeline(seq, ("progress", "monitor", "control")[seq % 3]) for seq in range(1, 121)]
+        for start in range(0, len(events), 50):
+            await store.append_events(ns + "a", events[start : start + 50])
+        await store.append_events(ns + "a", [])  # nothing to do
+        await store.append_event(ns + "a", data.timeline(121))
+        reopened = await self.reopen(store, open_store)
+        assert_records_equal(await drain(reopened.read_events(ns + "a")), [*events, data.timeline(121)], Timeline)
+        await reopened.append_events(ns + "b", iter([data.timeline(1), Timeline.model_validate(data.timeline(2))]))
+        assert [e.bookmark.seq for e in await drain(reopened.read_events(ns + "b"))] == [1, 2]
+
+    @pytest.mark.asyncio
+    async def test_append_events_is_all_or_nothing(self, store: Any, ns: str) -> None:
+        await store.append_events(ns + "a", [data.timeline(1), data.timeline(2)])
+        bad_batches: list[Any] = [
+            [data.timeline(3), data.timeline(2, "monitor"), data.timeline(4)],  # 2 is stored
+            [data.timeline(3), data.timeline(3, "monitor")],  # 3 twice in the batch
+            [data.timeline(3), data.timeline(4, "debug")],  # unknown channel
+            [data.timeline(3), {"cursor": 4, "bookmark": {"seq": 4}, "event": {"channel": "progress"}}],
+            [data.timeline(3), data.timeline(2**70)],  # beyond 64 bits
+            data.timeline(3),  # one timeline, not a list
+            "abc",
+        ]
+        for batch in bad_batches:
+            with pytest.raises(RecordValidationError):
+                await store.append_events(ns + "a", batch)
+        assert [e.bookmark.seq for e in await drain(store.read_events(ns + "a"))] == [1, 2]
+        await store.append_events(ns + "a", [data.timeline(3), data.timeline(4)])
+        assert [e.bookmark.seq for e in await drain(store.read_events(ns + "a"))] == [1, 2, 3, 4]
+
+    @pytest.mark.asyncio
+    async def test_a_duplicate_fails_only_its_own_call(self, store: Any, open_store: OpenStore, ns: str) -> None:
+        other = await open_store()
+        await store.append_event(ns + "a", data.timeline(3))
+        # Many callers at once (they may share a commit): only the call that
+        # repeats a stored seq fails; every other call is stored.
+        outcomes = await asyncio.gather(
+            store.append_events(ns + "a", [data.timeline(seq) for seq in range(10, 15)]),
+            store.append_events(ns + "a", [data.timeline(20), data.timeline(3, "monitor")]),
+            store.append_event(ns + "a", data.timeline(30)),
+            store.append_events(ns + "b", [data.timeline(1), data.timeline(2)]),
+            other.append_event(ns + "a", data.timeline(40)),
+            store.append_event(ns + "a", data.timeline(3, "control")),
+            store.append_event(ns + "a", data.timeline(41)),
+            return_exceptions=True,
+        )
+        failed = [i for i, outcome in enumerate(outcomes) if outcome is not None]
+        assert failed == [1, 5], outcomes
+        assert all(isinstance(outcomes[i], RecordValidationError) for i in failed)
+        assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == [3, 10, 11, 12, 13, 14, 30, 40, 41]
+        assert [e.bookmark.seq for e in await drain(other.read_events(ns + "b"))] == [1, 2]
+
+    @pytest.mark.asyncio
+    async def test_out_of_range_events_are_refused_and_break_nothing(
+        self, store: Any, open_store: OpenStore, ns: str
+    ) -> None:
+        # Every backend refuses what a 64-bit column cannot hold, before
+        # anything is sent; the store keeps working and other writes stand.
+        await store.append_event(ns + "a", data.timeline(1))
+        big = [
+            data.timeline(2**70),
+            data.timeline(-(2**63) - 1),
+            {**data.timeline(2), "bookmark": {"seq": 2, "timestamp": 2**64}},
+        ]
+        outcomes = await asyncio.gather(
+            *(store.append_event(ns + "a", event) for event in big),
+            store.append_event(ns + "a", data.timeline(2)),
+            return_exceptions=True,
+        )
+        assert [type(o).__name__ for o in outcomes] == ["RecordValidationError"] * 3 + ["NoneType"], outcomes
+        assert "seq" in str(outcomes[0]) and "timestamp" in str(outcomes[2])
+        for edge in (2**63 - 1, -(2**63)):  # the bounds themselves are fine
+            await store.append_event(ns + "a", {**data.timeline(edge), "bookmark": {"seq": edge, "timestamp": edge}})
+        await store.close()  # closes cleanly: nothing bad is left behind
+        other = await open_store()
+        assert [e.bookmark.seq for e in await drain(other.read_events(ns + "a"))] == [-(2**63), 1, 2, 2**63 - 1]
+
+    @pytest.mark.asyncio
+    async def test_out_of_range_numbers_in_other_records_are_refused(
+        self, store: Any, open_store: OpenStore, ns: str
+    ) -> None:
+        # The bounds of the narrowest backend column, the same on every backend:
+        # AgentInfo counts are 32-bit, versions and timestamps 64-bit.
+        agent = ns + "a"
+        good = data.info(agent)
+        await store.save_info(agent, good)
+        refused = [
+            store.save_info(agent, {**good, "messageCount": 2**31}),
+            store.save_info(agent, {**good, "lastSfpIndex": -(2**31) - 1}),
+            store.save_todos(agent, {**data.todos(), "version": 2**63}),
+            store.save_history_window(agent, {**data.history_window("w1"), "timestamp": 2**64}),
+            store.save_compression_record(agent, {**data.compression_record("r1"), "timestamp": -(2**63) - 1}),
+        ]
+        for call in refused:
+            with pytest.raises(RecordValidationError, match="range"):
+                await call
+        await store.save_info(agent, {**good, "messageCount": 2**31 - 1})
+        await store.close()
+        other = await open_store()
+        info = await other.load_info(agent)
+        assert info is not None and info.message_count == 2**31 - 1
+        assert await other.load_todos(agent) is None
+        assert await other.load_history_windows(agent) == []
+
+    @pytest.mark.asyncio
+    async def test_agent_lock_blocks_nest_within_a_task(self, store: Any, open_store: OpenStore, ns: str) -> None:
+        if not hasattr(store, "acquire_agent_lock"):
+            pytest.skip("this store has no agent locks")
+        if getattr(store, "agent_locks_nest_in_task", True) is False:
+            pytest.skip("nesting is per asyncio task; this store runs each call in a task of its own")
+        other = await open_store()
+        async with store.agent_lock(ns + "a", timeout_ms=200) as outer:
+            # The same task enters again at once (e.g. agent.chat() inside a caller's lock).
+            async with store.agent_lock(ns + "a", timeout_ms=200) as inner:
+                assert inner is outer
+            assert not outer.released, "the inner block must not free the outer block's lock"
+            # Other tasks, and other store objects, still wait.
+            with pytest.raises(LockTimeoutError):
+                await asyncio.create_task(_enter_lock(store, ns + "a", 100))
+            with pytest.raises(LockTimeoutError):
+                await _enter_lock(other, ns + "a", 100)
+            # acquire_agent_lock stays non-re-entrant, even from the same task.
+            with pytest.raises(LockTimeoutError):
+                await store.acquire_agent_lock(ns + "a", timeout_ms=100)
+        await _enter_lock(other, ns + "a", 200)  # freed when the outermost block ended
+
+    @pytest.mark.asyncio
+    async def test_locked_read_next_seq_append_loses_nothing(self, open_store: OpenStore, ns: str) -> None:
+        # Two workers take turns on one agent under its lock: read the
+        # events, append the next seq. Every acknowledged append is stored.
+        first, second = await open_store(), await open_store()
+        if not hasattr(first, "acquire_agent_lock"):
+            pytest.skip("this store has no agent locks")
+        acknowledged: list[int] = []
+
+        async def worker(store: Any, rounds: int) -> None:
+            for _ in range(rounds):
+                async with store.agent_lock(ns + "a", timeout_ms=10_000):
+                    seqs = [e.bookmark.seq for e in await drain(store.read_events(ns + "a"))]
+                    seq = (seqs[-1] if seqs else 0) + 1
+                    await store.append_event(ns + "a", data.timeline(seq))
+                    acknowledged.append(seq)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(worker(first, 10), worker(second, 10))
+        assert sorted(acknowledged) == list(range(1, 21))
+        assert [e.bookmark.seq for e in await drain(first.read_events(ns + "a"))] == list(range(1, 21))
 
     @pytest.mark.asyncio
     async def test_unknown_channel_raises(self, store: Any, ns: str) -> None:

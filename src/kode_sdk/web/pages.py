@@ -105,6 +105,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _pager(
+    params: dict[str, str], default_limit: int, shown: int, error: str | None
+) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None]:
+    """This page's offset and the query parameters of the previous and next
+    pages (``None`` where there is none; a full page may have a next one)."""
+    if error is not None:
+        return 0, None, None
+    limit, offset = int(params.get("limit", default_limit)), int(params.get("offset", 0))
+    previous = {**params, "offset": max(offset - limit, 0)} if offset > 0 else None
+    following = {**params, "offset": offset + limit} if shown == limit else None
+    return offset, previous, following
+
+
 class _Pages:
     def __init__(self, store: QueryableStore) -> None:
         self.store = store
@@ -136,10 +149,7 @@ class _Pages:
             rows = await self.store.query_sessions(**kwargs)
         except (InvalidAgentIdError, RecordValidationError, StoreConfigError, ValueError) as exc:
             error = str(exc)
-        limit = int(params.get("limit", SESSIONS_PER_PAGE)) if error is None else SESSIONS_PER_PAGE
-        offset = int(params.get("offset", 0)) if error is None else 0
-        previous = {**params, "offset": max(offset - limit, 0)} if offset > 0 else None
-        following = {**params, "offset": offset + limit} if error is None and len(rows) == limit else None
+        offset, previous, following = _pager(params, SESSIONS_PER_PAGE, len(rows), error)
         return self.render(
             request,
             "sessions.html",
@@ -166,10 +176,7 @@ class _Pages:
                 hits = await self.store.search_messages(text, **kwargs)
         except (InvalidAgentIdError, RecordValidationError, StoreConfigError, ValueError) as exc:
             error = str(exc)
-        limit = int(params.get("limit", HITS_PER_PAGE)) if error is None else HITS_PER_PAGE
-        offset = int(params.get("offset", 0)) if error is None else 0
-        previous = {**params, "offset": max(offset - limit, 0)} if offset > 0 and error is None else None
-        following = {**params, "offset": offset + limit} if error is None and len(hits) == limit else None
+        offset, previous, following = _pager(params, HITS_PER_PAGE, len(hits), error)
         return self.render(
             request,
             "search.html",

@@ -9,5 +9,8 @@
 -- It is written in the same statement as the row (insert or rewrite).
 -- Rows that exist before this migration are indexed right after it, in the
 -- same transaction (PostgresStore._migrate).
+-- fastupdate off: each write updates the index itself. With the pending list
+-- (the default) a write now and then pays for merging 4 MB of it (W1 p99
+-- 9 -> 17 ms) and every search scans what is pending.
 ALTER TABLE messages ADD COLUMN search tsvector;
-CREATE INDEX messages_search ON messages USING gin (search);
+CREATE INDEX messages_search ON messages USING gin (search) WITH (fastupdate = off);

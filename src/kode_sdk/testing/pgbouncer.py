@@ -1,5 +1,6 @@
 """A real PgBouncer (Debian's ``pgbouncer`` package) in transaction mode in
-front of a test server, for the tests that run the store through a pooler.
+front of a test server, for the tests and benchmarks (W5) that run the store
+through a pooler.
 
 Started with a config of its own in a temporary directory, on a free port,
 ``auth_type = any`` (the server behind it trusts 127.0.0.1), as the
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+__all__ = ["REQUIRE_ENV", "PgBouncer", "find_pgbouncer"]
 
 REQUIRE_ENV = "KODE_REQUIRE_PGBOUNCER"
 

@@ -1,0 +1,70 @@
+"""Taking a connection out of a PostgresStore pool: a dead one (the server
+ended its session — restart, idle timeout, ``pg_terminate_backend``) is
+replaced at once, never handed to a call.
+
+psycopg_pool's own ``check`` hook backs off a second, then two, … between
+failed checks, so a pool whose idle sessions were all ended while an agent
+waited on its model would stall the next call for seconds; here each dead
+connection is closed and the next one taken immediately.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["check_connection", "checked_getconn"]
+
+
+async def check_connection(conn: AsyncConnection[Any]) -> None:
+    """Raise if ``conn`` is dead, without a round trip when it can be avoided.
+
+    An idle connection's socket has nothing to read. When the server ends the
+    session it sends an error and closes the socket, which makes it readable:
+    only then is the connection pinged. A ping on every checkout would cost
+    one extra round trip per store call.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("connection is closed")
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        readable = [True]
+    if readable:
+        await conn.execute("")
+
+
+async def checked_getconn(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], wait_s: float | None
+) -> AsyncConnection[Any]:
+    """A live connection from ``pool``: dead ones are closed and given back
+    (the pool replaces them) until a live one comes, with no backoff."""
+    for _ in range((pool.max_size or 1) + 1):
+        conn = await pool.getconn(timeout=wait_s)
+        try:
+            await check_connection(conn)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            await pool.putconn(conn)
+            continue
+        except BaseException:
+            await pool.putconn(conn)
+            raise
+        return conn
+    # Every pooled connection was dead and so were their replacements: the
+    # server is going away; one more from the pool decides.
+    conn = await pool.getconn(timeout=wait_s)
+    try:
+        await check_connection(conn)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        await pool.putconn(conn)
+        raise
+    return conn
