@@ -177,7 +177,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
         self.store = store
         self.messages_channel = messages_channel
         self.agent_prefix = agent_prefix
-        self._home = LoopHome("langgraph")
+        self._home = LoopHome("langgraph", store)
         self._logs: OrderedDict[str, _Log] = OrderedDict()
         # Pending writes this saver last read or stored, by snapshot id: a task that writes several
         # times to one checkpoint does not read back what it wrote (a checkpoint is written by one run
@@ -198,16 +198,16 @@ class KodeSaver(BaseCheckpointSaver[str]):
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the store if this saver created it, and stop the saver's loop thread."""
+        """Close the store if this saver created it (``from_config``); a store you gave stays open."""
         if self._owns_store:
             self._home.run(self.store.close())
-        self._home.close()
+            self._home.closed()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         if self._owns_store:
             await self._home.arun(self.store.close())
-        self._home.close()
+            self._home.closed()
 
     def __enter__(self) -> KodeSaver:
         return self
