@@ -1314,6 +1314,11 @@ class PostgresStore(MessageSearch, BaseStore):
             self._tool_calls_cache.drop(agent_id)
         return matched
 
+    @operation("saves")
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Write one tool-call record by id (replaced in place; a new id goes last)."""
+        await self._upsert_tool_call_by_rewrite(agent_id, record)
+
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
