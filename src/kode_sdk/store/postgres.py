@@ -98,7 +98,6 @@ from ..errors import (
 from ..types import (
     AgentInfo,
     AgentStats,
-    BreakpointState,
     CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
@@ -118,7 +117,6 @@ from ..types import (
     TodoSnapshot,
     ToolCallRecord,
     ToolCallState,
-    ms_to_datetime,
     now_utc,
     to_epoch_ms,
 )
@@ -160,6 +158,7 @@ from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
+from .results import session_info, stored_message, stored_tool_call, tool_call_record_from_wire
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
@@ -1322,7 +1321,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
             )
             rows = await cur.fetchall()
-        return [ToolCallRecord.model_validate(_load(text)) for (text,) in rows]
+        return [tool_call_record_from_wire(_load(text)) for (text,) in rows]
 
     # ------------------------------------------------------------------ small documents
 
@@ -1559,22 +1558,10 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_order=sort_order,
         )
         rows = await self._read_rows(query, params)
-        out = []
-        for aid, template, created, updated, count, sfp, bp, info_text in rows:
-            wire = _load(info_text)
-            out.append(
-                SessionInfo(
-                    agent_id=aid,
-                    template_id=template,
-                    created_at=ms_to_datetime(created),
-                    updated_at=ms_to_datetime(updated),
-                    message_count=count,
-                    last_sfp_index=sfp,
-                    breakpoint=BreakpointState(bp) if bp is not None else None,
-                    metadata=wire.get("metadata") or {},
-                )
-            )
-        return out
+        return [
+            session_info(aid, created, updated, count, template, sfp, bp, _load(info_text).get("metadata"))
+            for aid, template, created, updated, count, sfp, bp, info_text in rows
+        ]
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
@@ -1608,20 +1595,7 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         rows = await self._read_rows(query, params)
-        out = []
-        for aid, seq, message_role, created, text in rows:
-            wire = _load(text)
-            out.append(
-                StoredMessage(
-                    agent_id=aid,
-                    seq=seq,
-                    role=message_role,
-                    content=wire["content"],
-                    created_at=ms_to_datetime(created),
-                    metadata=wire.get("metadata"),
-                )
-            )
-        return out
+        return [stored_message(aid, seq, role, created, _load(text)) for aid, seq, role, created, text in rows]
 
     @operation("queries", agent=False)
     async def query_tool_calls(
@@ -1650,7 +1624,7 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         rows = await self._read_rows(query, params)
-        return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
+        return [stored_tool_call(aid, _load(text)) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
