@@ -159,10 +159,20 @@ def _approval(wire: Any) -> ToolCallApproval | None:
 
 
 def _audit_entry(wire: Any) -> ToolCallAuditEntry | None:
-    fields: dict[str, Any] = {"note": None}
-    extra: dict[str, Any] = {}
     if type(wire) is not dict:
         return None
+    if len(wire) == 3 and "note" in wire:  # the shape this library writes: no loop
+        try:
+            fields = {
+                "state": _enum(ToolCallState, wire["state"]),
+                "timestamp": wire["timestamp"],
+                "note": wire["note"],
+            }
+        except KeyError:
+            return None
+        return construct(ToolCallAuditEntry, fields, {})
+    fields = {"note": None}
+    extra: dict[str, Any] = {}
     for key, value in wire.items():
         name = _AUDIT_NAMES.get(key)
         if name is None:
@@ -175,16 +185,23 @@ def _audit_entry(wire: Any) -> ToolCallAuditEntry | None:
     return construct(ToolCallAuditEntry, fields, extra)
 
 
-def tool_call_record_from_wire(wire: dict[str, Any]) -> ToolCallRecord:
-    """Rebuild a :class:`ToolCallRecord` from the wire dict a store wrote
-    (no re-validation; equal to ``ToolCallRecord.model_validate(wire)``)."""
+def _record_fields(wire: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A record's fields by name (models, enums and datetimes built) and its
+    extras; None for a shape this library does not write (validate that)."""
     parts = _split(wire, _RECORD_NAMES)
-    approval = _approval(wire.get("approval"))
-    trail = wire.get("auditTrail")
-    entries = [_audit_entry(entry) for entry in trail] if type(trail) is list else None
-    if parts is None or approval is None or entries is None or None in entries:
-        return ToolCallRecord.model_validate(wire)  # an older or partial shape: let validation fill it in
+    if parts is None:
+        return None
     fields, extra = parts
+    approval = _approval(fields["approval"])
+    trail = fields["audit_trail"]
+    if approval is None or type(trail) is not list:
+        return None
+    entries = []
+    for item in trail:
+        entry = _audit_entry(item)
+        if entry is None:
+            return None
+        entries.append(entry)
     fields["state"] = _enum(ToolCallState, fields["state"])
     fields["approval"] = approval
     fields["audit_trail"] = entries
@@ -195,27 +212,37 @@ def tool_call_record_from_wire(wire: dict[str, Any]) -> ToolCallRecord:
     duration = fields["duration_ms"]
     if duration is not None and type(duration) is not float:
         fields["duration_ms"] = float(duration)
-    return construct(ToolCallRecord, fields, extra)
+    return fields, extra
+
+
+def tool_call_record_from_wire(wire: dict[str, Any]) -> ToolCallRecord:
+    """Rebuild a :class:`ToolCallRecord` from the wire dict a store wrote
+    (no re-validation; equal to ``ToolCallRecord.model_validate(wire)``)."""
+    parts = _record_fields(wire)
+    if parts is None:
+        return ToolCallRecord.model_validate(wire)  # an older or partial shape: validation fills it in
+    return construct(ToolCallRecord, *parts)
 
 
 def stored_tool_call(agent_id: str, wire: dict[str, Any]) -> StoredToolCall:
     """A :class:`StoredToolCall` from the record's wire dict."""
-    record = tool_call_record_from_wire(wire)
+    parts = _record_fields(wire)
+    record = ToolCallRecord.model_validate(wire).__dict__ if parts is None else parts[0]
     return construct(
         StoredToolCall,
         {
             "agent_id": agent_id,
-            "tool_call_id": record.id,
-            "tool_name": record.name,
-            "input": record.input,
-            "output": record.result,
-            "is_error": record.is_error,
-            "approval": record.approval,
-            "state": record.state,
-            "error": record.error,
-            "duration_ms": record.duration_ms,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
-            "audit_trail": record.audit_trail,
+            "tool_call_id": record["id"],
+            "tool_name": record["name"],
+            "input": record["input"],
+            "output": record["result"],
+            "is_error": record["is_error"],
+            "approval": record["approval"],
+            "state": record["state"],
+            "error": record["error"],
+            "duration_ms": record["duration_ms"],
+            "created_at": record["created_at"],
+            "updated_at": record["updated_at"],
+            "audit_trail": record["audit_trail"],
         },
     )
