@@ -361,6 +361,7 @@ class BaseStore:
         ``"conflict"`` or ``"input"``; ``None`` for one that is not the
         driver's. :mod:`~kode_sdk.store.policy` decides what the caller sees."""
         return None
+
     @contextlib.asynccontextmanager
     async def transaction(self, agent_id: str) -> AsyncIterator[StoreTransaction]:
         """A unit of work for ``agent_id``: the write methods on the yielded
