@@ -67,6 +67,7 @@ from ..types import (
     now_utc,
     to_epoch_ms,
 )
+from .results import message_from_wire
 
 __all__ = [
     "INT64_MAX",
@@ -541,11 +542,6 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
-
-
-def message_from_wire(wire: dict[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
-    return Message.model_construct(**wire)
 
 
 # --------------------------------------------------------------------------- incremental saves
