@@ -198,4 +198,4 @@ class LangGraphSaver(System):
         if self.kode_store is not None:
             saver = self.graph.checkpointer
             await asyncio.to_thread(saver._home.run, self.kode_store.close())
-            saver.close()
+            saver._home.closed()

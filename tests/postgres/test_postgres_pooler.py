@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from kode_sdk.errors import LockLostError, LockTimeoutError, StoreConfigError
+from kode_sdk.errors import LockLostError, LockTimeoutError, RecordValidationError, StoreConfigError
 from kode_sdk.store.factory import create_store
 from kode_sdk.store.postgres import PostgresStore
 from kode_sdk.store.postgres_config import parse_connection
@@ -144,6 +144,11 @@ async def test_server_sessions_left_with_hostile_settings_do_not_matter(bouncer:
             assert len(await store.load_messages("agt")) == turn + 1
             assert await store.list() == ["agt"]
         assert (await store.health_check()).healthy
+        # The duplicate-seq path reads the table after an aborted pipeline: still the store's settings.
+        await store.append_event("agt", timeline(1))
+        with pytest.raises(RecordValidationError, match="seq"):
+            await store.append_event("agt", timeline(1))
+        assert [t.bookmark.seq async for t in store.read_events("agt")] == [1]
 
 
 async def test_lock_waits_and_passes_on_through_the_pooler(bouncer: PgBouncer, pg_schema: str) -> None:

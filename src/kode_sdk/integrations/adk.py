@@ -132,7 +132,7 @@ class KodeSessionService(BaseSessionService):
     def __init__(self, store: Store, *, agent_prefix: str = "") -> None:
         self.store = store
         self.agent_prefix = agent_prefix
-        self._home = LoopHome("adk")
+        self._home = LoopHome("adk", store)
         self._locks = KeyedLocks()
 
     # ------------------------------------------------------------------ naming

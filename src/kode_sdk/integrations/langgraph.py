@@ -177,7 +177,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
         self.store = store
         self.messages_channel = messages_channel
         self.agent_prefix = agent_prefix
-        self._home = LoopHome("langgraph")
+        self._home = LoopHome("langgraph", store)
         self._logs: OrderedDict[str, _Log] = OrderedDict()
         # Pending writes this saver last read or stored, by snapshot id: a task that writes several
         # times to one checkpoint does not read back what it wrote (a checkpoint is written by one run
@@ -198,16 +198,16 @@ class KodeSaver(BaseCheckpointSaver[str]):
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the store if this saver created it, and stop the saver's loop thread."""
+        """Close the store if this saver created it (``from_config``); a store you gave stays open."""
         if self._owns_store:
             self._home.run(self.store.close())
-        self._home.close()
+            self._home.closed()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         if self._owns_store:
             await self._home.arun(self.store.close())
-        self._home.close()
+            self._home.closed()
 
     def __enter__(self) -> KodeSaver:
         return self
@@ -234,15 +234,20 @@ class KodeSaver(BaseCheckpointSaver[str]):
                 pass
         return validate_agent_id(f"{self.agent_prefix}lg-x.{hashlib.sha256(tid.encode()).hexdigest()[:40]}")
 
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        """Versions as LangGraph's own savers make them: a counter and a random tie-breaker."""
+    def get_next_version(self, current: str | int | None, channel: None) -> Any:
+        """Integer versions, as ``BaseCheckpointSaver`` makes them.
+
+        LangGraph's own savers add a random fraction (``"000…3.0.8417…"``) because
+        they key stored values by version, and two forks of a thread must not
+        collide; here a checkpoint holds its values itself, and small integers keep
+        every checkpoint ~400 bytes smaller. A thread that already has string
+        versions (from another saver) keeps that form.
+        """
         if current is None:
-            number = 0
-        elif isinstance(current, int):
-            number = current
-        else:
-            number = int(str(current).split(".")[0])
-        return f"{number + 1:032}.{random.random():016}"
+            return 1
+        if isinstance(current, int):
+            return current + 1
+        return f"{int(str(current).split('.')[0]) + 1:032}.{random.random():016}"
 
     # ------------------------------------------------------------------ values
 

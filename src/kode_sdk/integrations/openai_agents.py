@@ -177,7 +177,7 @@ class KodeSession:
         self.store = store
         self.session_settings = session_settings
         self.agent_id = _agent_id(agent_prefix, session_id)
-        self._home = LoopHome("openai-agents")
+        self._home = LoopHome("openai-agents", store)
         self._has_info = False
 
     async def _items(self, limit: int | None) -> list[dict[str, Any]]:

@@ -13,6 +13,9 @@ Environment (read only when no config is given):
 ``POSTGRES_HOST`` …         ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_DB``,
                             ``POSTGRES_USER``, ``POSTGRES_PASSWORD``
 ``KODE_POSTGRES_SCHEMA``    PostgreSQL schema to keep the tables in (default ``public``)
+``KODE_POSTGRES_POOLER``    ``transaction`` behind PgBouncer in transaction mode (read by PostgresStore
+                            itself, so it applies to explicit DSNs and configs too)
+``KODE_POSTGRES_REPLICAS``  comma-separated DSNs of read replicas (likewise)
 ==========================  =====================================================
 
 A bad value raises :class:`~kode_sdk.errors.StoreConfigError` naming the key or

@@ -52,6 +52,11 @@ How it is built, and why:
   must not share one). The wait happens in the server:
   ``SET lock_timeout`` + ``pg_advisory_lock`` — no polling, and the next waiter
   gets the lock the moment it is released. A lock dies with its connection.
+* **Behind PgBouncer** (``"pooler": "transaction"`` or
+  ``KODE_POSTGRES_POOLER``) no session state is assumed: settings per
+  transaction, no prepared statements, lease locks, a polling tail — see
+  :mod:`kode_sdk.store.postgres_pooler`. **Read replicas** (``"replicas"`` or
+  ``KODE_POSTGRES_REPLICAS``): see :mod:`kode_sdk.store.postgres_replicas`.
 * **Schema**: migrations in ``kode_sdk/store/schema/postgres/NNNN_*.sql``,
   applied on open under ``pg_advisory_xact_lock`` (several workers may open at
   once); a database newer than this code raises ``SchemaVersionError``.
@@ -595,9 +600,11 @@ class PostgresStore(MessageSearch, BaseStore):
     number of workers.
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
-    password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``
-    and ``schema``). ``schema`` (default ``public``) is created if missing,
-    unless ``create`` is false: then a schema without kode tables raises
+    password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``,
+    ``schema``, ``pooler``, ``lock_lease_ms`` and ``replicas``; see
+    :mod:`kode_sdk.store.postgres_config` and docs/postgres-guide.md).
+    ``schema`` (default ``public``) is created if missing, unless ``create``
+    is false: then a schema without kode tables raises
     :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
     ``file_store_base_dir`` is accepted for the hybrid layout of the reference
     design; here it is only checked for writability by :meth:`health_check`.
@@ -960,10 +967,13 @@ class PostgresStore(MessageSearch, BaseStore):
             except psycopg.errors.UniqueViolation:
                 agent_id = rows[0].agent_id
                 seqs = [row.seq for row in rows if row.agent_id == agent_id]
-                cur = await conn.execute(
-                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
-                )
-                stored = [seq for (seq,) in await cur.fetchall()]
+                # Behind a pooler this read needs the store's settings too.
+                settings = _pipelined_transaction(conn, self._prologue) if self._prologue else contextlib.nullcontext()
+                async with settings:
+                    cur = await conn.execute(
+                        "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])", [agent_id, seqs]
+                    )
+                    stored = [seq for (seq,) in await cur.fetchall()]
                 raise duplicate_seq_error(agent_id, stored or seqs) from None
 
     @operation("saves")
