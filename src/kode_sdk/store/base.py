@@ -78,6 +78,7 @@ from .policy import (
     time_bound,
 )
 from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
+from .results import message_from_wire
 
 __all__ = [
     "INT64_MAX",
@@ -624,11 +625,6 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
-
-
-def message_from_wire(wire: dict[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
-    return Message.model_construct(**wire)
 
 
 # --------------------------------------------------------------------------- incremental saves
