@@ -517,6 +517,10 @@ class KodeSaver(BaseCheckpointSaver[str]):
             log.index.setdefault(key, len(log.wires))
             log.remember(message, len(log.wires))
             log.wires.append(wire)
+        if advances and info is not None:
+            # A checkpoint newer than any of the thread's is new: it has no pending writes yet, so the
+            # first put_writes against it need not read them (one round trip less per step).
+            self._remember_writes(agent, _WR + ns + "|" + cid, [])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
     async def _commit_put(
