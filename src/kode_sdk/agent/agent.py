@@ -40,7 +40,7 @@ from ..errors import (
     ProviderError,
     RecordValidationError,
 )
-from ..store.base import ExtendedStore, Store, fork_agent_ids, validate_agent_id
+from ..store.base import Store, fork_agent_ids, validate_agent_id
 from ..store.capabilities import AgentLocking
 from ..types import (
     AgentInfo,

@@ -77,8 +77,8 @@ from .policy import (
     kind_of,
     time_bound,
 )
-from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
 from .results import message_from_wire
+from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
 
 __all__ = [
     "INT64_MAX",
