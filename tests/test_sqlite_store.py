@@ -442,13 +442,6 @@ async def test_tool_call_ids_moving_between_positions(store: SqliteStore) -> Non
     assert await store.load_tool_call_records("a") == [record(2)]
 
 
-async def test_duplicate_tool_call_ids_are_rejected(store: SqliteStore) -> None:
-    await store.save_tool_call_records("a", [record(1)])
-    with pytest.raises(RecordValidationError, match=r"records\[1\]\.id"):
-        await store.save_tool_call_records("a", [record(5), record(5)])
-    assert await store.load_tool_call_records("a") == [record(1)]
-
-
 async def test_save_after_another_instance_changed_the_agent(db: Path) -> None:
     async with SqliteStore(db) as first, SqliteStore(db) as second:
         base = tool_turn(1)
@@ -1151,15 +1144,8 @@ async def test_bad_records_leave_stored_data_unchanged(store: SqliteStore) -> No
     assert await store.list_snapshots("a") == []
 
 
-async def test_bad_query_arguments(store: SqliteStore) -> None:
-    with pytest.raises(ValueError, match="limit"):
-        await store.query_messages(limit=0)
-    with pytest.raises(ValueError, match="offset"):
-        await store.query_tool_calls(offset=-1)
-    with pytest.raises(ValueError, match="created_after"):
-        await store.query_sessions(created_after="yesterday")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="is_error"):
-        await store.query_tool_calls(is_error="yes")  # type: ignore[arg-type]
+async def test_bad_lock_timeout(store: SqliteStore) -> None:
+    # Bad query arguments are conformance tests (kode_sdk.testing.policy_suite).
     with pytest.raises(ValueError, match="timeout_ms"):
         await store.acquire_agent_lock("a", timeout_ms=-5)
 
@@ -1196,3 +1182,19 @@ async def test_commits_reach_the_database_file_without_a_checkpoint_on_the_write
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     wal = Path(f"{db}-wal")
     assert not await asyncio.to_thread(wal.exists)  # closed last: the WAL folded back into the file
+
+
+async def test_a_driver_error_reaches_the_caller_as_a_kode_error(db: Path) -> None:
+    """What the database refuses (here a trigger someone added) is a
+    RecordValidationError, never a raw sqlite3 exception, and loses nothing."""
+    async with SqliteStore(db) as first:
+        await first.save_messages("a", [msg("user", "kept")])
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'refused here'); END")
+    conn.commit()
+    conn.close()
+    async with SqliteStore(db) as store:
+        with pytest.raises(RecordValidationError, match="refused here") as caught:
+            await store.append_messages("a", [msg("user", "new")])
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+        assert [m.content for m in await store.load_messages("a")] == [[{"type": "text", "text": "kept"}]]

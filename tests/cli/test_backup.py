@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clidata import HERE, agent_records, export_bytes, fill, kode, kode_process
@@ -194,3 +195,56 @@ def test_postgres_backup_without_pg_dump_is_a_clear_error(tmp_path: Path) -> Non
     )  # fmt: skip
     assert result.returncode == 1
     assert "pg_dump is not installed" in result.stderr and "pw-hidden" not in result.stderr
+
+
+def _connection_parts(pg_spec: str) -> tuple[str, dict[str, Any]]:
+    """The base URL of ``pg_spec`` and the store config's ``connection`` dict
+    for it, schema included (the dict form a library user writes)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    base_url, _, query = pg_spec.partition("?")
+    schema = query.split("schema=", 1)[1].split("&", 1)[0]
+    parts = conninfo_to_dict(base_url)
+    connection: dict[str, Any] = {
+        "host": parts.get("host", "127.0.0.1"),
+        "port": int(str(parts.get("port", 5432))),
+        "user": parts.get("user", "postgres"),
+        "database": parts.get("dbname"),
+        "schema": schema,
+    }
+    return base_url, connection
+
+
+@pytest.mark.postgres
+def test_postgres_backup_holds_the_store_schema_only(tmp_path: Path, pg_spec: str) -> None:
+    import psycopg
+
+    from kode_sdk.ops.backup import backup
+
+    fill(pg_spec, 2)
+    base_url, connection = _connection_parts(pg_spec)
+    other = f"kode_other_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{other}"')
+        conn.execute(f'CREATE TABLE "{other}".unrelated (x int)')
+    try:
+        dump = tmp_path / "pg.dump"
+        backup({"type": "postgres", "connection": connection}, dump)
+        listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
+        assert f" {connection['schema']} " in listing and " agents " in listing
+        assert other not in listing and "unrelated" not in listing
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+
+
+@pytest.mark.postgres
+def test_postgres_backup_keeps_the_ssl_options(tmp_path: Path, pg_spec: str) -> None:
+    """The test server has no TLS: a backup told ``ssl: require`` must fail for
+    that reason, not quietly connect without it."""
+    from kode_sdk.ops.backup import BackupError, backup
+
+    _, connection = _connection_parts(pg_spec)
+    with pytest.raises(BackupError, match="SSL"):
+        backup({"type": "postgres", "connection": {**connection, "ssl": "require"}}, tmp_path / "pg.dump")
+    assert not (tmp_path / "pg.dump").exists()

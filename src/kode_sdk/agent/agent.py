@@ -27,7 +27,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -40,7 +40,8 @@ from ..errors import (
     ProviderError,
     RecordValidationError,
 )
-from ..store.base import ExtendedStore, Store, fork_agent_ids, validate_agent_id
+from ..store.base import Store, fork_agent_ids, validate_agent_id
+from ..store.capabilities import AgentLocking
 from ..types import (
     AgentInfo,
     Bookmark,
@@ -96,10 +97,10 @@ async def _store_lock(store: Store, agent_id: str, timeout_ms: int) -> AsyncIter
     """Hold the agent's lock when the store has agent locks (SqliteStore,
     PostgresStore, JSONStore); a store without them relies on the caller's own
     discipline. Inside a caller's ``store.agent_lock(agent_id)`` this nests."""
-    if not hasattr(store, "acquire_agent_lock"):
+    if not isinstance(store, AgentLocking):
         yield
         return
-    async with cast(ExtendedStore, store).agent_lock(agent_id, timeout_ms):
+    async with store.agent_lock(agent_id, timeout_ms):
         yield
 
 

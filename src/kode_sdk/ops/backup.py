@@ -5,7 +5,9 @@
   consistent state even while other processes write (WAL readers do not block
   writers). The copy goes to a temporary file, passes ``PRAGMA
   integrity_check``, and only then takes the destination's name.
-* **PostgreSQL**: ``pg_dump --format=custom`` (one repeatable-read snapshot)
+* **PostgreSQL**: ``pg_dump --format=custom --schema=<the store's schema>`` (one
+  repeatable-read snapshot of the store's tables, connected with the store's
+  own parsed settings, ssl options included)
   and ``pg_restore --clean --if-exists``, when those programs are installed.
   The password travels in ``PGPASSWORD``, never on a command line.
 
@@ -180,35 +182,36 @@ def restore_sqlite(
 # --------------------------------------------------------------------------- postgres
 
 
-def _pg_env(config: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """A password-free conninfo string and an environment carrying the password."""
-    conninfo_module = import_extra("psycopg.conninfo", "postgres")
-    conninfo_to_dict, make_conninfo = conninfo_module.conninfo_to_dict, conninfo_module.make_conninfo
+def _pg_settings(config: Mapping[str, Any]) -> Any:
+    """The store's :class:`~kode_sdk.store.postgres_config.PostgresSettings`,
+    parsed by the one parser the store itself uses (ssl options and schema
+    included)."""
+    postgres_config = import_extra("kode_sdk.store.postgres_config", "postgres")
+    if config.get("dsn") is not None and config.get("connection") is not None:
+        raise StoreConfigError("store config: give either 'dsn' or 'connection', not both")
+    connection = config.get("dsn") if config.get("dsn") is not None else config.get("connection")
+    if connection is None:
+        raise StoreConfigError("store config: postgres needs 'dsn' or 'connection'")
+    schema = config.get("schema")
+    if schema is not None and not isinstance(schema, str):
+        raise StoreConfigError("store config: 'schema' must be a string")
+    return postgres_config.parse_connection(connection, schema)
 
+
+def _pg_env(config: Mapping[str, Any]) -> tuple[str, dict[str, str], str]:
+    """A password-free conninfo string, an environment carrying the password,
+    and the store's schema."""
+    conninfo_module = import_extra("psycopg.conninfo", "postgres")
+    settings = _pg_settings(config)
+    parts = dict(conninfo_module.conninfo_to_dict(settings.conninfo))
+    # The store's session settings (search_path, jit, ...) are not the tools':
+    # pg_dump and pg_restore set their own.
+    parts.pop("options", None)
     env = dict(os.environ)
-    dsn = config.get("dsn")
-    parts: dict[str, Any]
-    if dsn is not None:
-        try:
-            parts = dict(conninfo_to_dict(str(dsn)))
-        except Exception:
-            raise StoreConfigError("store config: the PostgreSQL DSN could not be parsed") from None
-    else:
-        connection = config.get("connection")
-        if isinstance(connection, str):
-            parts = dict(conninfo_to_dict(connection))
-        elif isinstance(connection, Mapping):
-            parts = {
-                ("dbname" if k == "database" else str(k)): v
-                for k, v in connection.items()
-                if k in ("host", "port", "database", "user", "password") and v is not None
-            }
-        else:
-            raise StoreConfigError("store config: postgres needs 'dsn' or 'connection'")
     password = parts.pop("password", None)
     if password is not None:
         env["PGPASSWORD"] = str(password)
-    return make_conninfo("", **{k: str(v) for k, v in parts.items()}), env
+    return conninfo_module.make_conninfo("", **{k: str(v) for k, v in parts.items()}), env, str(settings.schema)
 
 
 def _tool(name: str) -> str:
@@ -227,14 +230,20 @@ def _run(args: list[str], env: dict[str, str], what: str) -> None:
 
 
 def backup_postgres(config: Mapping[str, Any], dest: str | os.PathLike[str]) -> BackupResult:
-    """``pg_dump --format=custom`` of the store's database (its schema only, when set)."""
-    conninfo, env = _pg_env(config)
+    """``pg_dump --format=custom`` of the store's schema (``kode`` unless the
+    config names another): the store's tables, not the rest of the database."""
+    conninfo, env, schema = _pg_env(config)
     target = Path(dest)
     _parent_must_exist(target)
     partial = target.with_name(target.name + ".partial")
-    args = [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={conninfo}"]
-    if config.get("schema"):
-        args.append(f"--schema={config['schema']}")
+    args = [
+        _tool("pg_dump"),
+        "--format=custom",
+        "--no-owner",
+        f"--schema={schema}",
+        f"--file={partial}",
+        f"--dbname={conninfo}",
+    ]
     try:
         partial.unlink(missing_ok=True)
         _create_private(partial)  # pg_dump keeps the mode of the file it overwrites
@@ -245,25 +254,12 @@ def backup_postgres(config: Mapping[str, Any], dest: str | os.PathLike[str]) -> 
     return BackupResult("postgres", str(target), target.stat().st_size)
 
 
-def _postgres_tables(config: Mapping[str, Any], conninfo: str, env: Mapping[str, str]) -> int:
-    """How many tables the restore would replace: those of the store's schema,
-    or of every non-system schema when none is set (pg_restore then restores
-    the whole database)."""
+def _postgres_tables(schema: str, conninfo: str, env: Mapping[str, str]) -> int:
+    """How many tables of the store's schema the restore would replace."""
     psycopg = import_extra("psycopg", "postgres")
-
-    schema = config.get("schema")
-    if schema:
-        query = "SELECT count(*) FROM pg_tables WHERE schemaname = %s"
-        params: tuple[Any, ...] | None = (str(schema),)
-    else:
-        query = (
-            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
-            "AND left(schemaname, 3) <> 'pg_'"
-        )
-        params = None
     try:
         with psycopg.connect(conninfo, password=env.get("PGPASSWORD"), connect_timeout=10) as conn:
-            row = conn.execute(query, params).fetchone()
+            row = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone()
     except psycopg.Error as exc:
         raise BackupError(f"cannot reach the PostgreSQL database to restore into: {type(exc).__name__}") from None
     return int(row[0]) if row else 0
@@ -278,12 +274,11 @@ def restore_postgres(config: Mapping[str, Any], src: str | os.PathLike[str], *, 
     source = Path(src)
     if not source.is_file():
         raise BackupError(f"backup file {str(source)!r} does not exist")
-    conninfo, env = _pg_env(config)
-    tables = _postgres_tables(config, conninfo, env)
+    conninfo, env, schema = _pg_env(config)
+    tables = _postgres_tables(schema, conninfo, env)
     if tables and not force:
-        where = f"schema {config['schema']!r}" if config.get("schema") else "the database"
         raise DestinationNotEmptyError(
-            f"{where} already holds {tables} tables; pass force=True (--force) to replace them"
+            f"schema {schema!r} already holds {tables} tables; pass force=True (--force) to replace them"
         )
     args = [
         _tool("pg_restore"),

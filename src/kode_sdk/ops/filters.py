@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..store.policy import check_role
 from ..types import ToolCallState, to_datetime
 
 __all__ = [
@@ -170,12 +171,6 @@ def session_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, **_time_range(params), **_page(params)}
 
 
-def _role(role: str) -> str:
-    if role not in ("user", "assistant", "system"):
-        raise ValueError(f"role must be one of user, assistant, system; got {role!r}")
-    return role
-
-
 def message_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of ``query_messages`` from ``agent, role, content_type, after,
     before, limit, offset``."""
@@ -183,7 +178,7 @@ def message_filters(params: Mapping[str, Any]) -> dict[str, Any]:
     if params.get("agent") is not None:
         out["agent_id"] = params["agent"]
     if params.get("role") is not None:
-        out["role"] = _role(params["role"])
+        out["role"] = check_role(params["role"])
     if params.get("content_type") is not None:
         out["content_type"] = params["content_type"]
     return {**out, **_time_range(params), **_page(params)}
@@ -202,7 +197,7 @@ def search_filters(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         if params.get(key) is not None:
             out[name] = params[key]
     if params.get("role") is not None:
-        out["role"] = _role(params["role"])
+        out["role"] = check_role(params["role"])
     return str(params.get("q") or ""), {**out, **_time_range(params), **_page(params)}
 
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from .. import jsoncodec
 from ..errors import (
     InvalidAgentIdError,
+    KodeError,
     RecordValidationError,
     StoreClosedError,
 )
@@ -65,8 +66,18 @@ from ..types import (
     ToolCallRecord,
     ToolCallState,
     now_utc,
-    to_epoch_ms,
 )
+from .policy import (
+    ARGUMENT_RULES,
+    DriverErrorKind,
+    OpKind,
+    check_page,
+    check_sort,
+    driver_error,
+    kind_of,
+    time_bound,
+)
+from .results import message_from_wire
 from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
 
 __all__ = [
@@ -152,7 +163,6 @@ def _agent_id_problem(agent_id: object) -> str:
 
 # --------------------------------------------------------------------------- metrics
 
-OpKind = Literal["saves", "loads", "queries", "deletes", "other"]
 
 # Latency buckets in ms: 10 per decade from 10 µs to 100 s. Bounded memory,
 # percentiles within one bucket (~26 %) of the truth, exact min/max/avg.
@@ -347,6 +357,12 @@ class BaseStore:
         if self._state != "open":
             await self.open()
 
+    def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
+        """Classify an exception the backend's driver raised: ``"connection"``,
+        ``"conflict"`` or ``"input"``; ``None`` for one that is not the
+        driver's. :mod:`~kode_sdk.store.policy` decides what the caller sees."""
+        return None
+
     @contextlib.asynccontextmanager
     async def transaction(self, agent_id: str) -> AsyncIterator[StoreTransaction]:
         """A unit of work for ``agent_id``: the write methods on the yielded
@@ -420,15 +436,35 @@ class BaseStore:
             await lock.release()
 
 
+def _call_rules(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    rule = ARGUMENT_RULES.get(name)
+    if rule is not None:
+        args, kwargs = rule(args, kwargs)
+    if kwargs.get("agent_id") is not None and name.startswith("query_"):
+        validate_agent_id(kwargs["agent_id"])
+    return args, kwargs
+
+
+def _mapped(self: BaseStore, exc: Exception) -> Exception:
+    """``exc``, or the error-hierarchy error it stands for if it is a driver exception."""
+    if isinstance(exc, KodeError):
+        return exc
+    kind = self._driver_error_kind(exc)
+    return exc if kind is None else driver_error(kind, exc, self.backend_name)
+
+
 def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
     """Decorate a public async store method: open on first use, refuse after
     ``close()``, validate the first argument as an agent id (``agent=True``),
-    and record the call in the store's metrics."""
-
-    writes = kind in ("saves", "deletes")
+    normalise the arguments by the rules of :mod:`~kode_sdk.store.policy`,
+    map driver exceptions to the error hierarchy, and record the call in the
+    store's metrics under the kind the policy gives the method (``kind`` only
+    for methods the contract does not name)."""
 
     def decorate(fn: F) -> F:
         name = fn.__name__
+        method_kind = kind_of(name, kind)
+        writes = method_kind in ("saves", "deletes")
 
         @functools.wraps(fn)
         async def wrapper(self: BaseStore, *args: Any, **kwargs: Any) -> Any:
@@ -442,11 +478,18 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             started = time.perf_counter()
             ok = False
             try:
+                # Inside the try: a refused call is counted, as an error of its kind.
+                args, kwargs = _call_rules(name, args, kwargs)
                 result = await fn(self, *args, **kwargs)
                 ok = True
                 return result
+            except Exception as exc:
+                mapped = _mapped(self, exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
             finally:
-                self.metrics.record(kind, name, (time.perf_counter() - started) * 1000, ok)
+                self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
         return cast(F, wrapper)
 
@@ -461,6 +504,7 @@ def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         name = fn.__name__
+        method_kind = kind_of(name, kind)
 
         @functools.wraps(fn)
         async def wrapper(self: BaseStore, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -474,8 +518,13 @@ def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
                 async for item in fn(self, *args, **kwargs):
                     yield item
                 ok = True
+            except Exception as exc:
+                mapped = _mapped(self, exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
             finally:
-                self.metrics.record(kind, name, (time.perf_counter() - started) * 1000, ok)
+                self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
         return cast(F, wrapper)
 
@@ -576,11 +625,6 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
-
-
-def message_from_wire(wire: dict[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
-    return Message.model_construct(**wire)
 
 
 # --------------------------------------------------------------------------- incremental saves
@@ -1093,45 +1137,6 @@ class EventCommitter:
 
 
 # --------------------------------------------------------------------------- queries
-
-SORT_COLUMNS = ("created_at", "updated_at", "message_count")
-SORT_ORDERS = ("asc", "desc")
-
-
-def check_sort(sort_by: str, sort_order: str) -> tuple[str, str]:
-    """Validate ``sort_by``/``sort_order`` against their whitelists.
-
-    Raises ``ValueError`` naming the bad value and the allowed ones.
-    """
-    if sort_by not in SORT_COLUMNS:
-        raise ValueError(f"sort_by must be one of {', '.join(SORT_COLUMNS)}; got {sort_by!r}")
-    order = sort_order.lower() if isinstance(sort_order, str) else sort_order
-    if order not in SORT_ORDERS:
-        raise ValueError(f"sort_order must be 'asc' or 'desc'; got {sort_order!r}")
-    return sort_by, order
-
-
-MAX_LIMIT = 10_000
-
-
-def check_page(limit: int, offset: int) -> tuple[int, int]:
-    """Validate ``limit`` (1–10,000) and ``offset`` (0 to 2**63 - 1, what SQL can bind)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}; got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= _INT64_MAX:
-        raise ValueError(f"offset must be an int from 0 to {_INT64_MAX}; got {offset!r}")
-    return limit, offset
-
-
-def time_bound(value: datetime | int | None, name: str) -> int | None:
-    """A ``created_after``/``created_before`` filter as epoch ms (``None`` stays None)."""
-    if value is None:
-        return None
-    try:
-        return to_epoch_ms(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a datetime or epoch milliseconds; got {value!r}") from None
-
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 

@@ -104,6 +104,8 @@ from .base import (
 )
 from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
+from .policy import DriverErrorKind
+from .results import session_info_from_wire, stored_message, stored_tool_call, tool_call_record_from_wire
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 from .transaction import TransactionDriver
@@ -522,11 +524,10 @@ class _descending:
         return hash(self.value)
 
 
-# Loading parses stored JSON with pydantic's own parser (model_validate_json):
-# measured faster than decoding and constructing, it keeps integers beyond 64
-# bits exact, and it re-checks what comes back.
+# Loading decodes the stored JSON exactly (integers beyond 64 bits included)
+# and rebuilds the record without validating it again (see results.py).
 def _load_tool_call(data: str | bytes) -> ToolCallRecord:
-    return ToolCallRecord.model_validate_json(unpack(data))
+    return tool_call_record_from_wire(jsoncodec.decode(unpack(data)))
 
 
 class _ConnectionThread:
@@ -828,6 +829,16 @@ class SqliteStore(MessageSearch, BaseStore):
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (migration.version, _now_ms())
                 )
             logger.info("applied SQLite migration %s", migration.name)
+
+    def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
+        """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return "conflict"
+        if isinstance(exc, sqlite3.DataError | sqlite3.InterfaceError | sqlite3.ProgrammingError | OverflowError):
+            return "input"  # a value the driver cannot bind
+        if isinstance(exc, sqlite3.Error):
+            return "connection"  # locked, unreadable, disk full: the database, not the call
+        return None
 
     async def _close(self) -> None:
         try:
@@ -1466,22 +1477,11 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        sessions = []
-        for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate_json(data)
-            sessions.append(
-                SessionInfo(
-                    agent_id=row_agent,
-                    template_id=info.template_id,
-                    created_at=ms_to_datetime(created_at),
-                    updated_at=ms_to_datetime(updated_at),
-                    message_count=message_count,
-                    last_sfp_index=info.last_sfp_index,
-                    breakpoint=info.breakpoint,
-                    metadata=info.metadata,
-                )
-            )
-        return sessions
+        decode = jsoncodec.decode
+        return [
+            session_info_from_wire(row_agent, created_at, updated_at, message_count, decode(data))
+            for row_agent, data, created_at, updated_at, message_count in await self._hop(job)
+        ]
 
     @operation("queries", agent=False)
     async def query_messages(
@@ -1527,19 +1527,11 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
+        decode = jsoncodec.decode
         found = []
         for row_agent, seq, created_at, data in await self._hop(job):
-            wire = jsoncodec.decode(unpack(data))
-            found.append(
-                StoredMessage.model_construct(
-                    agent_id=row_agent,
-                    seq=seq,
-                    role=wire["role"],
-                    content=wire["content"],
-                    created_at=ms_to_datetime(created_at),
-                    metadata=wire.get("metadata"),
-                )
-            )
+            wire = decode(unpack(data))
+            found.append(stored_message(row_agent, seq, wire["role"], created_at, wire))
         return found
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
@@ -1653,9 +1645,8 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        return [
-            StoredToolCall.from_record(row_agent, _load_tool_call(data)) for row_agent, data in await self._hop(job)
-        ]
+        decode = jsoncodec.decode
+        return [stored_tool_call(row_agent, decode(unpack(data))) for row_agent, data in await self._hop(job)]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:

@@ -29,6 +29,7 @@ from ..types import (
 )
 from . import data
 from .data import assert_records_equal, assert_utc
+from .policy_suite import ExtendedPolicyConformance
 from .query_suite import QueryableStoreConformance
 from .store_suite import BAD_AGENT_IDS
 
@@ -45,7 +46,7 @@ EXTENDED_AGENT_CALLS: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
 }
 
 
-class ExtendedStoreConformance(QueryableStoreConformance):
+class ExtendedStoreConformance(ExtendedPolicyConformance, QueryableStoreConformance):
     """Everything in :class:`QueryableStoreConformance`, plus operations
     support: ``health_check``, ``check_consistency``, ``get_metrics``, agent
     locks and ``batch_fork``.
