@@ -145,6 +145,11 @@ class MemoryStore(MessageSearch, BaseStore):
         new = copy.deepcopy(coerce_list(ToolCallRecord, records, "records"))
         self._write(agent_id).tool_calls = new
 
+    @operation("saves")
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Write one tool-call record by id (replaced in place; a new id goes last)."""
+        await self._upsert_tool_call_by_rewrite(agent_id, record)
+
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The tool-call records, as last saved."""

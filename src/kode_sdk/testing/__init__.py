@@ -54,6 +54,7 @@ pytest.register_assert_rewrite(
     "kode_sdk.testing.query_suite",
     "kode_sdk.testing.search_suite",
     "kode_sdk.testing.extended_suite",
+    "kode_sdk.testing.transaction_suite",
 )
 
 from .extended_suite import ExtendedStoreConformance  # noqa: E402

@@ -17,6 +17,7 @@ from ..types import (
     StoredToolCall,
     ToolCallApproval,
     ToolCallAuditEntry,
+    ToolCallRecord,
     ToolCallState,
     to_epoch_ms,
 )
@@ -350,6 +351,46 @@ class QueryableStoreConformance(PolicyConformance, SearchConformance, StoreConfo
         assert row.audit_trail == [ToolCallAuditEntry.model_validate(e) for e in record["auditTrail"]]
         [pending] = await store.query_tool_calls(agent_id=agent, state="pending")
         assert_json_identical(pending.output, {"partial": [1, None]})
+
+    @pytest.mark.asyncio
+    async def test_query_results_read_back_exactly_what_was_saved(self, store: Any, ns: str) -> None:
+        # Rows become results without validation: every value must still come
+        # back exact — integers beyond 64 bits, unknown keys, floats, nesting.
+        agent = ns + "exact"
+        big = 2**70
+        await store.save_info(
+            agent,
+            {"agentId": agent, "templateId": ns + "tpl", "metadata": {"big": big, "f": 1.5, "n": [None, {"x": "é"}]}},
+        )
+        record = ToolCallRecord.model_validate(
+            {
+                "id": "c1",
+                "name": ns + "tool",
+                "input": {"big": big, "list": [1, 2.25]},
+                "state": "completed",
+                "approval": {"required": True, "decision": "allow", "decidedAt": BASE_MS, "kept": {"k": 1}},
+                "result": [big, "x"],
+                "durationMs": 7,
+                "createdAt": BASE_MS,
+                "updatedAt": BASE_MS + 1,
+                "auditTrail": [{"state": "pending", "timestamp": BASE_MS, "why": "queued"}],
+                "custom": {"deep": [big]},
+            }
+        )
+        await store.save_tool_call_records(agent, [record])
+        await store.append_messages(agent, [{"role": "assistant", "content": "hi", "metadata": {"big": big}}])
+        [session] = await store.query_sessions(agent_id=agent)
+        assert_json_identical(session.metadata, {"big": big, "f": 1.5, "n": [None, {"x": "é"}]})
+        [row] = await store.query_tool_calls(agent_id=agent)
+        assert row == StoredToolCall.from_record(agent, record)
+        assert_json_identical(row.input, {"big": big, "list": [1, 2.25]})
+        assert row.approval.__pydantic_extra__ == {"kept": {"k": 1}}
+        assert row.audit_trail[0].__pydantic_extra__ == {"why": "queued"}
+        [loaded] = await store.load_tool_call_records(agent)
+        assert loaded == record
+        assert loaded.to_wire() == record.to_wire()
+        [message] = await store.query_messages(agent_id=agent)
+        assert_json_identical(message.metadata, {"big": big})
 
     @pytest.mark.asyncio
     async def test_query_tool_calls_paging_with_ties(self, store: Any, ns: str) -> None:

@@ -28,6 +28,7 @@ from ..types import (
 from . import data
 from .catalog_suite import CatalogConformance
 from .data import BIG_INT, NEGATIVE_BIG_INT, assert_records_equal, assert_utc, unique_prefix
+from .transaction_suite import TransactionConformance
 
 __all__ = ["StoreConformance"]
 
@@ -102,7 +103,7 @@ STORE_CALLS = _calls()
 BAD_AGENT_IDS: list[Any] = ["", "../x", "a/b", "..", ".", "x" * 200, "a\x00b", "a b", "é", 42, None, b"abc"]
 
 
-class StoreConformance(CatalogConformance):
+class StoreConformance(TransactionConformance, CatalogConformance):
     """Conformance tests every :class:`~kode_sdk.store.base.Store` passes.
 
     Subclass it in a test module and provide one fixture, ``store_factory``: a

@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ..sync import SyncAgentLock
-from ..sync._facade import Facade
+from ..sync._facade import Facade, Wrapped
 
-__all__ = ["AsyncLockOverSync", "AsyncOverSync"]
+__all__ = ["AsyncLockOverSync", "AsyncOverSync", "AsyncOverWrapped"]
 
 
 class AsyncLockOverSync:
@@ -58,8 +58,30 @@ class AsyncLockOverSync:
         await self.release()
 
 
+class AsyncOverWrapped:
+    """An object with async methods over its generated blocking class
+    (e.g. a transaction): methods run on a worker thread, attributes pass through."""
+
+    def __init__(self, wrapped: Wrapped) -> None:
+        self._wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._wrapped, name)
+        if not inspect.ismethod(value):
+            return value
+
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            return _async_value(await asyncio.to_thread(value, *args, **kwargs))
+
+        return run
+
+
 def _async_value(value: Any) -> Any:
-    return AsyncLockOverSync(value) if isinstance(value, SyncAgentLock) else value
+    if isinstance(value, SyncAgentLock):
+        return AsyncLockOverSync(value)
+    if isinstance(value, Wrapped):
+        return AsyncOverWrapped(value)
+    return value
 
 
 def _kind(method: Callable[..., Any]) -> str:
