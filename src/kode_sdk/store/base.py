@@ -506,6 +506,7 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             finally:
                 self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
+        wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)
 
     return decorate
@@ -541,6 +542,7 @@ def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             finally:
                 self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
+        wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)
 
     return decorate

@@ -84,6 +84,7 @@ _SAVES = (
     "save_snapshot",
     "save_todos",
     "save_tool_call_records",
+    "upsert_tool_call_record",
 )
 _QUERIES = ("aggregate_stats", "query_messages", "query_sessions", "query_tool_calls", "search_messages")
 _DELETES = ("delete", "prune")
