@@ -142,34 +142,46 @@ def floor_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (workload, backend, size), raw in by_key.items():
         if not str(backend).endswith("-raw"):
             continue
-        ours = by_key.get((workload, backend[: -len("-raw")], size))
-        if ours is None:
+        # W1's floor is one run for both modes of ours (--mode calls | turn).
+        matches = [
+            r
+            for (w, b, s), r in by_key.items()
+            if w == workload and b == backend[: -len("-raw")] and (s == size or (w == "W1" and s[:4] == size[:4]))
+        ]
+        for ours in matches:
+            out += _ratios(workload, backend, raw, ours)
+    return out
+
+
+def _ratios(workload: str, backend: str, raw: dict[str, Any], ours: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: ``ours`` against the floor ``raw``."""
+    out = []
+    metrics = FLOOR_METRICS.get(workload) or sorted(
+        k for k in ours if k in raw and isinstance(ours[k], int | float) and not isinstance(ours[k], bool)
+    )
+    for metric in metrics:
+        a, b = ours.get(metric), raw.get(metric)
+        if not isinstance(a, int | float) or not isinstance(b, int | float) or not a or not b:
             continue
-        metrics = FLOOR_METRICS.get(workload) or sorted(
-            k for k in ours if k in raw and isinstance(ours[k], int | float) and not isinstance(ours[k], bool)
+        ratio = b / a if metric.endswith("_per_s") else a / b
+        out.append(
+            {
+                "workload": workload,
+                "backend": backend[: -len("-raw")],
+                "size": _size_label(ours),
+                "metric": metric,
+                "ours": a,
+                "floor": b,
+                "ours_vs_floor": round(ratio, 3),
+            }
         )
-        for metric in metrics:
-            a, b = ours.get(metric), raw.get(metric)
-            if not isinstance(a, int | float) or not isinstance(b, int | float) or not a or not b:
-                continue
-            ratio = b / a if metric.endswith("_per_s") else a / b
-            out.append(
-                {
-                    "workload": workload,
-                    "backend": backend[: -len("-raw")],
-                    "size": _size_label(raw),
-                    "metric": metric,
-                    "ours": a,
-                    "floor": b,
-                    "ours_vs_floor": round(ratio, 3),
-                }
-            )
     return out
 
 
 def _size_label(row: dict[str, Any]) -> str:
     if row.get("workload") == "W1":
-        return f"{row.get('agents')}×{row.get('turns')}"
+        mode = row.get("mode")
+        return f"{row.get('agents')}×{row.get('turns')}" + (f", {mode}" if mode else "")
     if row.get("workload") == "W2":
         mode = row.get("mode")
         return f"{row.get('events')} events" + (f", {mode}" if mode else "")

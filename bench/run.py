@@ -67,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", action="append", help=f"{', '.join(BACKENDS)} (comma-separated or repeated; all)")
     parser.add_argument("--agents", type=int, help="W1: agents (default 20); W3: agents to populate (default 1000)")
     parser.add_argument("--turns", type=int, default=40, help="W1: turns per agent (default 40)")
+    parser.add_argument(
+        "--mode",
+        choices=("calls", "turn", "both"),
+        default="calls",
+        help="W1 on a store: 'calls' (default: the Store-contract calls), 'turn' (each turn one"
+        " store.transaction with the step paths, as the agent loop does), or both; the raw floor runs once",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="W2: events to append (default 20000)")
     parser.add_argument("--messages-per-agent", type=int, default=100, help="W3: messages per agent (default 100)")
     parser.add_argument("--tool-calls-per-agent", type=int, default=30, help="W3: tool calls per agent (default 30)")
@@ -106,13 +113,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_target(backend: str, workdir: Path, args: argparse.Namespace, search_index: bool = True) -> Target:
+def make_target(
+    backend: str, workdir: Path, args: argparse.Namespace, search_index: bool = True, mode: str | None = None
+) -> Target:
     if backend == "sqlite-raw":
         return raw.SqliteRaw(workdir)
     if backend == "postgres-raw":
         return raw.PostgresRaw(args.dsn)
     workloads.store_class(backend)  # fail before building any data when the module is missing
-    return StoreTarget(backend, workdir, args.dsn, search_index=search_index)
+    return StoreTarget(backend, workdir, args.dsn, search_index=search_index, mode=mode or "calls")
+
+
+def w1_modes(backend: str, args: argparse.Namespace) -> list[str | None]:
+    """The ``--mode`` values to run W1 with on ``backend`` (the raw floor: once)."""
+    if backend.endswith("-raw"):
+        return [None]
+    return ["calls", "turn"] if args.mode == "both" else [args.mode]
 
 
 def index_modes(workload: str, backend: str, args: argparse.Namespace) -> list[bool]:
@@ -132,7 +148,7 @@ async def run_one(
     search_index: bool = True,
     w2_mode: str | None = None,
 ) -> dict[str, Any]:
-    target = make_target(backend, workdir, args, search_index)
+    target = make_target(backend, workdir, args, search_index, w2_mode if workload == "W1" else None)
     profile = f"{args.profile}.{workload}.{backend}" if args.profile else None
     if workload == "W1":
         return await workloads.run_w1(target, args.agents or 20, args.turns, profile)
@@ -190,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             (backend, search_index, mode)
             for backend in args.backends
             for search_index in index_modes(workload, backend, args)
-            for mode in (args.w2_modes if workload == "W2" else [None])
+            for mode in (args.w2_modes if workload == "W2" else w1_modes(backend, args) if workload == "W1" else [None])
         ]
         for backend, search_index, mode in runs:
             if args.dir:

@@ -149,9 +149,14 @@ STEP_NAMES = ("save_messages", "save_tool_call_records", "append_event_x6", "sav
 class StoreTarget:
     """Drives a kode-sdk store through its public async API."""
 
-    def __init__(self, backend: str, workdir: Path, dsn: str | None, *, search_index: bool = True) -> None:
+    def __init__(
+        self, backend: str, workdir: Path, dsn: str | None, *, search_index: bool = True, mode: str = "calls"
+    ) -> None:
         self.backend = backend
         self.search_index = search_index
+        #: W1: "calls" (the Store-contract path: save_messages, save_tool_call_records,
+        #: append_event ×6, save_info) or "turn" (one store.transaction with the step paths).
+        self.mode = mode
         self.workdir = workdir
         self.dsn = default_dsn(dsn)
         self.schema: str | None = None
@@ -222,6 +227,22 @@ class StoreTarget:
     async def turn(self, agent_id: str, turn: data.Turn, messages: list[Any], records: list[Any]) -> None:
         store = self.store
         clock = time.perf_counter
+        if self.mode == "turn":
+            # As the agent loop persists a step: appends and one record row, one transaction.
+            # (Step times: each call queues its writes; the last slot holds the commit.)
+            messages.extend(turn.messages)
+            records.append(turn.record)
+            t0 = clock()
+            async with store.transaction(agent_id) as tx:
+                await tx.append_messages(agent_id, turn.messages)
+                t1 = clock()
+                await tx.upsert_tool_call_record(agent_id, turn.record)
+                t2 = clock()
+                await tx.append_events(agent_id, turn.events)
+                t3 = clock()
+                await tx.save_info(agent_id, turn.info)
+            self.steps.append((turn.t, (t1 - t0, t2 - t1, t3 - t2, clock() - t3)))
+            return
         t0 = clock()
         messages.extend(turn.messages)
         await store.save_messages(agent_id, messages)
@@ -445,7 +466,7 @@ async def run_w1(target: Target, agents: int, turns: int, profile: str | None = 
         "early_cpu_ms_per_turn": round(sum(cpu[:20]) / (agents * len(cpu[:20])) * 1000, 3),
         "late_cpu_ms_per_turn": round(sum(cpu[-20:]) / (agents * len(cpu[-20:])) * 1000, 3),
         "verified": not problems,
-        **({"search_index": target.search_index} if isinstance(target, StoreTarget) else {}),
+        **({"search_index": target.search_index, "mode": target.mode} if isinstance(target, StoreTarget) else {}),
         "messages": 3 * agents * turns,
         "events": 6 * agents * turns,
         "db_size_bytes": target.size_bytes,

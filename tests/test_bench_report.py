@@ -73,6 +73,17 @@ def test_floor_ratios_read_as_ours_over_floor() -> None:
     assert by_metric["seconds"] == 2.0
 
 
+def test_w1_turn_and_calls_modes_share_one_floor() -> None:
+    rows = [
+        {**_w1("sqlite", 4.0, [4.0]), "mode": "calls"},
+        {**_w1("sqlite", 1.0, [1.0]), "mode": "turn"},
+        _w1("sqlite-raw", 0.5, [0.5]),
+    ]
+    ratios = {(r["size"], r["metric"]): r["ours_vs_floor"] for r in report.floor_ratios(report.reduce_rows(rows))}
+    assert ratios[("2×1, calls", "seconds")] == 8.0
+    assert ratios[("2×1, turn", "seconds")] == 2.0
+
+
 def test_build_writes_json_table_pictures_and_docs_block(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="the pictures need the .[bench] extra")
     rows = [

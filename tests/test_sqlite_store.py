@@ -1182,3 +1182,19 @@ async def test_commits_reach_the_database_file_without_a_checkpoint_on_the_write
     assert rows(db, "PRAGMA integrity_check") == [("ok",)]
     wal = Path(f"{db}-wal")
     assert not await asyncio.to_thread(wal.exists)  # closed last: the WAL folded back into the file
+
+
+async def test_a_driver_error_reaches_the_caller_as_a_kode_error(db: Path) -> None:
+    """What the database refuses (here a trigger someone added) is a
+    RecordValidationError, never a raw sqlite3 exception, and loses nothing."""
+    async with SqliteStore(db) as first:
+        await first.save_messages("a", [msg("user", "kept")])
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'refused here'); END")
+    conn.commit()
+    conn.close()
+    async with SqliteStore(db) as store:
+        with pytest.raises(RecordValidationError, match="refused here") as caught:
+            await store.append_messages("a", [msg("user", "new")])
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+        assert [m.content for m in await store.load_messages("a")] == [[{"type": "text", "text": "kept"}]]

@@ -401,3 +401,24 @@ async def test_streamed_chunks_are_stored_in_batches(store: Store) -> None:
     assert seen == [t.bookmark.seq for t in chunks], "handlers see each stored chunk once, in order"
     seqs = [t.bookmark.seq for t in timeline]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_each_step_is_one_transaction_of_appends_and_single_record_writes(store: Store) -> None:
+    # The loop never re-saves whole lists: its cost per step does not grow with
+    # the conversation, and each step is committed whole (store.transaction).
+    provider = ScriptedProvider([[tool_use("add", {"a": 1, "b": 2})], [tool_use("add", {"a": 3, "b": 4})], "Done."])
+    agent = await Agent.create(
+        provider=provider, store=store, template=TEMPLATE, agent_id="steps-1", tools=make_registry()
+    )
+    assert await agent.send("Add twice.") == "Done."
+    calls = store.metrics.by_method  # type: ignore[attr-defined]
+    assert calls.get("transaction", 0) >= 6
+    assert calls.get("save_messages", 0) == 0
+    assert calls.get("upsert_tool_call_record", 0) >= 4  # created, executing, completed: one row each
+    records = await store.load_tool_call_records("steps-1")
+    assert [(r.state, r.result) for r in records] == [(ToolCallState.COMPLETED, 3), (ToolCallState.COMPLETED, 7)]
+    info = await store.load_info("steps-1")
+    assert info is not None and info.message_count == len(await store.load_messages("steps-1")) == 6
+    events = await events_of(store, "steps-1")
+    assert [t.bookmark.seq for t in events] == list(range(1, len(events) + 1))
+    assert info.last_bookmark == events[-1].bookmark

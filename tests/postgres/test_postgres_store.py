@@ -663,3 +663,19 @@ async def test_a_recreated_agent_never_matches_a_stale_cache(store: PostgresStor
     loaded = await store.load_messages("agt-aba")
     expected = turn_messages(0) + turn_messages(1)
     assert [m.model_dump() for m in loaded] == [Message.model_validate(m).model_dump() for m in expected]
+
+
+async def test_a_driver_error_reaches_the_caller_as_a_kode_error(store: PostgresStore) -> None:
+    """What the server refuses (here a trigger someone added) is a
+    RecordValidationError, never a raw psycopg exception, and loses nothing."""
+    await store.save_messages("agt-err", turn_messages(0))
+    async with store._connection() as conn:
+        await conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused here' USING ERRCODE = 'check_violation'; END $$"
+        )
+        await conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with pytest.raises(RecordValidationError, match="refused here") as caught:
+        await store.append_messages("agt-err", turn_messages(1))
+    assert isinstance(caught.value.__cause__, psycopg.errors.CheckViolation)
+    assert len(await store.load_messages("agt-err")) == len(turn_messages(0))

@@ -27,13 +27,21 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from .. import jsoncodec
-from ..errors import AgentExistsError, AgentNotFoundError, AgentStateError, KodeError, ProviderError
-from ..store.base import ExtendedStore, Store, fork_agent_ids, validate_agent_id
+from ..errors import (
+    AgentExistsError,
+    AgentNotFoundError,
+    AgentStateError,
+    KodeError,
+    ProviderError,
+    RecordValidationError,
+)
+from ..store.base import Store, fork_agent_ids, validate_agent_id
+from ..store.capabilities import AgentLocking
 from ..types import (
     AgentInfo,
     Bookmark,
@@ -89,10 +97,10 @@ async def _store_lock(store: Store, agent_id: str, timeout_ms: int) -> AsyncIter
     """Hold the agent's lock when the store has agent locks (SqliteStore,
     PostgresStore, JSONStore); a store without them relies on the caller's own
     discipline. Inside a caller's ``store.agent_lock(agent_id)`` this nests."""
-    if not hasattr(store, "acquire_agent_lock"):
+    if not isinstance(store, AgentLocking):
         yield
         return
-    async with cast(ExtendedStore, store).agent_lock(agent_id, timeout_ms):
+    async with store.agent_lock(agent_id, timeout_ms):
         yield
 
 
@@ -134,6 +142,15 @@ class _ChunkStream:
             batch, self._pending = self._pending, []
             if batch:
                 await self._bus.emit_many("progress", "text_chunk", batch)
+
+
+class _Unit:
+    """What one step writes, committed together by :meth:`Agent._step`."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.records: dict[str, ToolCallRecord] = {}  # by id: a call's last state in the step
+        self.save_info = False
 
 
 class CompleteResult(BaseModel):
@@ -231,6 +248,8 @@ class Agent:
 
     def _set_records(self, records: Iterable[ToolCallRecord]) -> None:
         self._records: dict[str, ToolCallRecord] = {}
+        self._unit: _Unit | None = None
+        self._stale = False  # a step failed to commit: reload before the next one
         # Ids of calls waiting for a decision / left in flight, kept up to date
         # by _track so checks need not scan every record an old agent has.
         self._waiting: dict[str, None] = {}
@@ -340,24 +359,25 @@ class Agent:
     async def _resume(self, strategy: ResumeStrategy) -> None:
         stopped_at = self._info.breakpoint
         sealed: list[str] = []
-        if strategy == "crash":
-            sealed = await self._seal("sealed on resume: the agent stopped while this call was in flight")
-            if not self.pending_permissions:
-                await self._append_tool_results()
-        await self._emit(
-            "monitor",
-            "agent_resumed",
-            {
-                "strategy": strategy,
-                "sealed": sealed,
-                "in_flight": list(self._in_flight),
-                "breakpoint": stopped_at.value if stopped_at else None,
-                "message_count": len(self._messages),
-            },
-        )
-        await self._set_breakpoint(
-            BreakpointState.AWAITING_APPROVAL if self.pending_permissions else BreakpointState.READY
-        )
+        async with self._step():  # the repair is one transaction too
+            if strategy == "crash":
+                sealed = await self._seal("sealed on resume: the agent stopped while this call was in flight")
+                if not self.pending_permissions:
+                    await self._append_tool_results()
+            await self._emit(
+                "monitor",
+                "agent_resumed",
+                {
+                    "strategy": strategy,
+                    "sealed": sealed,
+                    "in_flight": list(self._in_flight),
+                    "breakpoint": stopped_at.value if stopped_at else None,
+                    "message_count": len(self._messages),
+                },
+            )
+            await self._set_breakpoint(
+                BreakpointState.AWAITING_APPROVAL if self.pending_permissions else BreakpointState.READY
+            )
 
     # ------------------------------------------------------------------ state, read-only
 
@@ -504,26 +524,28 @@ class Agent:
                     error=f"the call was denied by {by}",
                     completed_at=now,
                 )
-            await self._save_records()
-            await self._emit(
-                "control",
-                "permission_decided",
-                {"call_id": record.id, "tool": record.name, "decision": verdict, "decided_by": by, "note": note},
-            )
             waiting = self.pending_permissions
+            async with self._step():
+                await self._save_record(record)
+                await self._emit(
+                    "control",
+                    "permission_decided",
+                    {"call_id": record.id, "tool": record.name, "decision": verdict, "decided_by": by, "note": note},
+                )
+                if waiting:
+                    await self._save_info()  # the paused breakpoint and last bookmark, stored under the lock
             if waiting:
-                await self._save_info()  # the paused breakpoint and last bookmark, stored under the lock
                 return CompleteResult(status="paused", last=self._bus.last_bookmark, permission_ids=waiting)
             return await self._run()
 
     async def seal_in_flight(self, note: str = "sealed by the application") -> list[str]:
         """Seal every tool call left in flight (after a ``manual`` resume); returns their ids."""
-        async with self._guard():
+        async with self._guard(), self._step():
             sealed = await self._seal(note)
             if not self.pending_permissions:
                 await self._append_tool_results()
             await self._save_info()
-            return sealed
+        return sealed
 
     # ------------------------------------------------------------------ snapshots and forks
 
@@ -628,13 +650,16 @@ class Agent:
 
     async def _finish(self, reason: str) -> CompleteResult:
         text = next((_text_of(m) for m in reversed(self._messages) if m.role == "assistant"), "")
-        await self._set_breakpoint(BreakpointState.READY, save=False)
-        await self._emit("progress", "done", {"reason": reason})
-        await self._save_info()
+        async with self._step():
+            await self._set_breakpoint(BreakpointState.READY, save=False)
+            await self._emit("progress", "done", {"reason": reason})
+            await self._save_info()
         return CompleteResult(status="ok", text=text, last=self._bus.last_bookmark)
 
     async def _call_model(self, step: int) -> Message:
-        await self._set_breakpoint(BreakpointState.PRE_MODEL)
+        async with self._step():
+            await self._set_breakpoint(BreakpointState.PRE_MODEL)
+            await self._set_breakpoint(BreakpointState.STREAMING_MODEL)
         request = ModelRequest(
             system=self._template.system_prompt,
             messages=list(self._messages),
@@ -642,7 +667,6 @@ class Agent:
             max_tokens=self._template.max_tokens,
             agent_id=self.agent_id,
         )
-        await self._set_breakpoint(BreakpointState.STREAMING_MODEL)
         started = time.perf_counter()
         turn: TurnComplete | None = None
         chunks = _ChunkStream(self._bus, step)
@@ -662,36 +686,38 @@ class Agent:
                 await chunks.flush()  # the chunks received before the failure come first
             except Exception:
                 logger.exception("text chunks of step %d could not be stored", step)
-            await self._emit(
-                "monitor", "error", {"phase": "model", "message": f"{type(exc).__name__}: {exc}", "step": step}
-            )
-            await self._set_breakpoint(BreakpointState.READY)
+            async with self._step():
+                await self._emit(
+                    "monitor", "error", {"phase": "model", "message": f"{type(exc).__name__}: {exc}", "step": step}
+                )
+                await self._set_breakpoint(BreakpointState.READY)
             if isinstance(exc, KodeError):
                 raise
             raise ProviderError(f"provider {self._provider.name!r} failed: {type(exc).__name__}: {exc}") from exc
-        await self._append(assistant)
         usage = turn.usage
-        await self._emit(
-            "monitor",
-            "token_usage",
-            {
-                "step": step,
-                "model": turn.model,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-        )
-        await self._emit(
-            "monitor",
-            "step_complete",
-            {
-                "step": step,
-                "stop_reason": turn.stop_reason,
-                "tool_uses": len(_tool_uses(assistant)),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+        async with self._step():  # the model's turn: its message and events, all or none
+            await self._append(assistant)
+            await self._emit(
+                "monitor",
+                "token_usage",
+                {
+                    "step": step,
+                    "model": turn.model,
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            )
+            await self._emit(
+                "monitor",
+                "step_complete",
+                {
+                    "step": step,
+                    "stop_reason": turn.stop_reason,
+                    "tool_uses": len(_tool_uses(assistant)),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
         return assistant
 
     async def _settle_tool_calls(self) -> list[str]:
@@ -703,30 +729,30 @@ class Agent:
             return []
         created = [self._open_record(use) for use in uses if use["id"] not in self._records]
         if created:
-            await self._set_breakpoint(BreakpointState.TOOL_PENDING)
-            # Calls that will run now are stored when they start executing (one
-            # write fewer per call); a call that waits for a human, or is denied
-            # outright, must be stored now. A crash in between leaves tool uses
-            # without records, which resume seals like any call in flight.
-            if any(r.state is not ToolCallState.PENDING for r in created):
-                await self._save_records()
-            for record in created:
-                if record.state is ToolCallState.APPROVAL_REQUIRED:
-                    await self._emit(
-                        "control",
-                        "permission_required",
-                        {"call_id": record.id, "tool": record.name, "input": record.input},
-                    )
-                elif record.state is ToolCallState.DENIED:
-                    await self._emit_tool_end(record)
+            # Every new record is stored now, in order (an upsert puts a new id
+            # last), in one transaction with the events that announce them.
+            async with self._step():
+                await self._set_breakpoint(BreakpointState.TOOL_PENDING)
+                for record in created:
+                    await self._save_record(self._records[record.id])
+                for record in created:
+                    if record.state is ToolCallState.APPROVAL_REQUIRED:
+                        await self._emit(
+                            "control",
+                            "permission_required",
+                            {"call_id": record.id, "tool": record.name, "input": record.input},
+                        )
+                    elif record.state is ToolCallState.DENIED:
+                        await self._emit_tool_end(record)
         for use in uses:
             record = self._records[use["id"]]
             if record.state in (ToolCallState.PENDING, ToolCallState.APPROVED):
                 await self._execute(record)
         waiting = [u["id"] for u in uses if self._records[u["id"]].state is ToolCallState.APPROVAL_REQUIRED]
         if not waiting:
-            await self._append_tool_results()
-            await self._set_breakpoint(BreakpointState.POST_TOOL)
+            async with self._step():
+                await self._append_tool_results()
+                await self._set_breakpoint(BreakpointState.POST_TOOL)
         return waiting
 
     def _open_record(self, use: dict[str, Any]) -> ToolCallRecord:
@@ -763,16 +789,17 @@ class Agent:
         return record
 
     async def _execute(self, record: ToolCallRecord) -> None:
-        await self._set_breakpoint(BreakpointState.PRE_TOOL)
-        started_at = now_utc()
-        record = self._move(record, ToolCallState.EXECUTING, started_at=started_at)
-        # Stored before the tool runs: if the process dies now, resume finds
+        # Committed before the tool runs: if the process dies now, resume finds
         # the call in flight and seals it instead of running it a second time.
-        await self._save_records()
-        await self._set_breakpoint(BreakpointState.TOOL_EXECUTING)
-        await self._emit(
-            "progress", "tool_start", {"call": {"id": record.id, "name": record.name, "input": record.input}}
-        )
+        async with self._step():
+            await self._set_breakpoint(BreakpointState.PRE_TOOL)
+            started_at = now_utc()
+            record = self._move(record, ToolCallState.EXECUTING, started_at=started_at)
+            await self._save_record(record)
+            await self._set_breakpoint(BreakpointState.TOOL_EXECUTING)
+            await self._emit(
+                "progress", "tool_start", {"call": {"id": record.id, "name": record.name, "input": record.input}}
+            )
         started = time.perf_counter()
         tool = self._tools.get(record.name)
         try:
@@ -795,21 +822,22 @@ class Agent:
             completed_at=now_utc(),
             duration_ms=duration_ms,
         )
-        await self._save_records()
-        await self._emit_tool_end(record)
-        await self._emit(
-            "monitor",
-            "tool_executed",
-            {
-                "call_id": record.id,
-                "name": record.name,
-                "state": record.state.value,
-                "is_error": record.is_error,
-                "duration_ms": duration_ms,
-            },
-        )
-        if error is not None:
-            await self._emit("monitor", "error", {"phase": "tool", "call_id": record.id, "message": error})
+        async with self._step():
+            await self._save_record(record)
+            await self._emit_tool_end(record)
+            await self._emit(
+                "monitor",
+                "tool_executed",
+                {
+                    "call_id": record.id,
+                    "name": record.name,
+                    "state": record.state.value,
+                    "is_error": record.is_error,
+                    "duration_ms": duration_ms,
+                },
+            )
+            if error is not None:
+                await self._emit("monitor", "error", {"phase": "tool", "call_id": record.id, "message": error})
 
     async def _emit_tool_end(self, record: ToolCallRecord) -> None:
         await self._emit(
@@ -852,7 +880,8 @@ class Agent:
                 completed_at=now_utc(),
             )
         if sealed:
-            await self._save_records()
+            for call_id in sealed:
+                await self._save_record(self._records[call_id])
             for call_id in sealed:
                 await self._emit_tool_end(self._records[call_id])
         return sealed
@@ -882,11 +911,76 @@ class Agent:
         else:
             self._in_flight.pop(record.id, None)
 
-    async def _save_records(self) -> None:
-        await self._store.save_tool_call_records(self.agent_id, list(self._records.values()))
+    @contextlib.asynccontextmanager
+    async def _step(self) -> AsyncIterator[None]:
+        """Persist what the block writes as one transaction: the messages it
+        appends, the tool-call records it changes (one row each), the events it
+        emits and the info, all committed together at the end of the block (or,
+        if the block raises, none of them). Blocks nest into the outermost."""
+        if self._unit is not None:
+            yield
+            return
+        unit = self._unit = _Unit()
+        seq, bookmark = self._bus.seq, self._bus.last_bookmark
+        self._bus.hold()
+        try:
+            try:
+                yield
+            finally:
+                self._unit = None
+                events = self._bus.held()
+            await self._commit(unit, events)
+        except BaseException:
+            # Nothing of the step was stored: number events as before it, and
+            # take the state from the store on the next call (this object may
+            # hold messages and records the store does not).
+            self._bus.reset(seq, bookmark)
+            self._stale = True
+            raise
+
+    async def _commit(self, unit: _Unit, events: list[Timeline]) -> None:
+        agent_id = self.agent_id
+        for attempt in (1, 2):
+            info = self._info
+            if unit.save_info:
+                last = events[-1].bookmark if events else self._bus.last_bookmark
+                info = self._info_now(last)
+            try:
+                async with self._store.transaction(agent_id) as tx:
+                    if unit.messages:
+                        await tx.append_messages(agent_id, unit.messages)
+                    for record in unit.records.values():
+                        await tx.upsert_tool_call_record(agent_id, record)
+                    if events:
+                        await tx.append_events(agent_id, events)
+                    if unit.save_info:
+                        await tx.save_info(agent_id, info)
+            except RecordValidationError:
+                if not events or attempt == 2:
+                    raise
+                # Another writer (a second Agent over the same id, an earlier
+                # process) took these seqs: number them after what the store holds.
+                events = self._bus.renumber(
+                    events, await last_stored_seq(self._store, agent_id, self._info.last_bookmark)
+                )
+                continue
+            break
+        if unit.save_info:
+            self._info = info
+        await self._bus.dispatch_stored(events)
+
+    async def _save_record(self, record: ToolCallRecord) -> None:
+        """Store one tool call's new state (one row), in the current step if any."""
+        if self._unit is not None:
+            self._unit.records[record.id] = record
+        else:
+            await self._store.upsert_tool_call_record(self.agent_id, record)
 
     async def _append(self, message: Message) -> None:
-        await self._store.append_messages(self.agent_id, [message])
+        if self._unit is not None:
+            self._unit.messages.append(message)
+        else:
+            await self._store.append_messages(self.agent_id, [message])
         self._messages.append(message)
         if not _tool_uses(message):
             self._last_sfp = len(self._messages) - 1
@@ -901,14 +995,20 @@ class Agent:
         if save and state in _DURABLE_BREAKPOINTS:
             await self._save_info()
 
-    async def _save_info(self) -> None:
-        self._info = self._info.model_copy(
+    def _info_now(self, last_bookmark: Bookmark | None) -> AgentInfo:
+        return self._info.model_copy(
             update={
                 "message_count": len(self._messages),
                 "last_sfp_index": self._last_sfp,
-                "last_bookmark": self._bus.last_bookmark,
+                "last_bookmark": last_bookmark,
             }
         )
+
+    async def _save_info(self) -> None:
+        if self._unit is not None:
+            self._unit.save_info = True  # written at the commit, with the step's last bookmark
+            return
+        self._info = self._info_now(self._bus.last_bookmark)
         await self._store.save_info(self.agent_id, self._info)
 
     @contextlib.asynccontextmanager
@@ -919,7 +1019,9 @@ class Agent:
         async with self._busy, _store_lock(self._store, self.agent_id, self._lock_timeout_ms):
             stored = await self._store.load_info(self.agent_id)
             if stored is not None and (
-                stored.last_bookmark != self._info.last_bookmark or stored.message_count != len(self._messages)
+                self._stale
+                or stored.last_bookmark != self._info.last_bookmark
+                or stored.message_count != len(self._messages)
             ):
                 await self._reload(stored)
             yield
@@ -927,6 +1029,7 @@ class Agent:
     async def _reload(self, info: AgentInfo) -> None:
         """Take the agent's state from the store."""
         agent_id = self.agent_id
+        self._stale = False
         self._info = info
         self._messages = await self._store.load_messages(agent_id)
         self._set_records(await self._store.load_tool_call_records(agent_id))

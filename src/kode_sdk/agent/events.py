@@ -55,6 +55,9 @@ class EventBus:
         self.last_bookmark: Bookmark | None = last_bookmark
         self._handlers: dict[str, list[Handler]] = {}
         self._subscribers: list[tuple[frozenset[str], asyncio.Queue[Timeline]]] = []
+        # While a step is being persisted as one transaction: (channel, type,
+        # event) of each event emitted, numbered and stored at its commit.
+        self._held: list[Timeline] | None = None
 
     @property
     def seq(self) -> int:
@@ -66,10 +69,39 @@ class EventBus:
         self._seq = last_seq
         self.last_bookmark = last_bookmark
 
+    def hold(self) -> None:
+        """Hold the events emitted from now on: :meth:`emit` numbers them but
+        neither stores nor dispatches them; :meth:`held` hands them to the
+        caller, which stores them in its transaction and then calls
+        :meth:`dispatch_stored`."""
+        self._held = []
+
+    def held(self) -> list[Timeline]:
+        """Stop holding; return the events held."""
+        events, self._held = self._held or [], None
+        return events
+
+    def renumber(self, events: list[Timeline], last_seq: int) -> list[Timeline]:
+        """``events`` numbered again after ``last_seq`` (another writer took their seqs)."""
+        self._seq = last_seq
+        return [self._next(dict(t.event)) for t in events]
+
+    async def dispatch_stored(self, events: list[Timeline]) -> None:
+        """Hand events stored by the caller's transaction to subscribers and handlers."""
+        if events:
+            self.last_bookmark = events[-1].bookmark
+        for timeline in events:
+            await self._dispatch(timeline.event["channel"], timeline.event["type"], timeline)
+
     async def emit(self, channel: str, type: str, data: dict[str, Any] | None = None) -> Timeline:
-        """Store an event, then hand it to subscribers and handlers; returns it."""
+        """Store an event, then hand it to subscribers and handlers; returns it.
+        (While events are held, see :meth:`hold`: numbered, stored later.)"""
         event = {"channel": channel, "type": type, **(data or {})}
         timeline = self._next(event)
+        if self._held is not None:
+            self._held.append(timeline)
+            self.last_bookmark = timeline.bookmark
+            return timeline
         try:
             await self._store.append_event(self._agent_id, timeline)
         except RecordValidationError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +22,7 @@ from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
 from ..ops.health import store_health, store_metrics, store_metrics_text, unhealthy_status
 from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..store.capabilities import EventTailing
 from ..store.catalog import stored_agent_ids
 from ..types import MessageHit, StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
@@ -41,9 +42,9 @@ Offset = Annotated[int, typer.Option("--offset", help="Skip this many rows first
 
 
 def _queryable(store: Store) -> QueryableStore:
-    if not hasattr(store, "query_sessions"):
+    if not isinstance(store, QueryableStore):
         raise UsageError(f"{type(store).__name__} does not answer queries")
-    return cast(QueryableStore, store)
+    return store
 
 
 def _table(title: str, *names: str) -> Table:
@@ -337,10 +338,9 @@ def events(
             if not shown and not await store.exists(agent) and agent not in await stored_agent_ids(store):
                 raise AgentNotFoundError(agent)
             return
-        tail = getattr(store, "tail_events", None)
-        if tail is not None:
+        if isinstance(store, EventTailing):
             # PostgreSQL: LISTEN/NOTIFY wakes the tail; no polling delay.
-            async with contextlib.aclosing(tail(agent, since=last, channel=channel)) as live:
+            async with contextlib.aclosing(store.tail_events(agent, since=last, channel=channel)) as live:
                 async for timeline in live:
                     show(timeline)
             return

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from ..redact import redact
-from ..store.base import Store
+from ..store.base import BaseStore, Metrics, Store
+from ..store.capabilities import FileBacked, HealthChecking, MetricsReporting
 from ..store.catalog import stored_agent_ids
 from ..types import (
     DatabaseHealth,
@@ -33,11 +34,9 @@ __all__ = ["store_health", "store_metrics", "store_metrics_text", "unhealthy_sta
 
 async def store_health(store: Store) -> StoreHealthStatus:
     """The store's health; never raises for a store that cannot be reached (it is unhealthy)."""
-    check: Any = getattr(store, "health_check", None)
-    if check is not None:
+    if isinstance(store, HealthChecking):
         try:
-            result: StoreHealthStatus = await check()
-            return result
+            return await store.health_check()
         except Exception as exc:
             return unhealthy_status(exc)
     started = time.perf_counter()
@@ -46,7 +45,7 @@ async def store_health(store: Store) -> StoreHealthStatus:
     except Exception as exc:
         return unhealthy_status(exc)
     latency = (time.perf_counter() - started) * 1000
-    file_system = _probe_dir(getattr(store, "base_dir", None))
+    file_system = _probe_dir(store.base_dir if isinstance(store, FileBacked) else None)
     return StoreHealthStatus(
         healthy=file_system.writable,
         database=DatabaseHealth(connected=True, latency_ms=latency),
@@ -80,19 +79,16 @@ def _probe_dir(directory: Any) -> FileSystemHealth:
 
 async def store_metrics(store: Store) -> StoreMetrics:
     """The store's :class:`StoreMetrics` (a plain Store reports its agent count)."""
-    get: Any = getattr(store, "get_metrics", None)
-    if get is not None:
-        result: StoreMetrics = await get()
-        return result
+    if isinstance(store, MetricsReporting):
+        return await store.get_metrics()
     storage = await _counted_storage(store)
-    metrics: Any = getattr(store, "metrics", None)
-    if metrics is None:
+    if not isinstance(store, BaseStore):
         from ..types import OperationCounts, PerformanceMetrics
 
         return StoreMetrics(
             operations=OperationCounts(), performance=PerformanceMetrics(), storage=storage, collected_at=now_utc()
         )
-    snapshot: StoreMetrics = metrics.snapshot(storage)
+    snapshot: StoreMetrics = store.metrics.snapshot(storage)
     return snapshot
 
 
@@ -104,7 +100,7 @@ async def _counted_storage(store: Store) -> StorageMetrics:
     for agent_id in agent_ids:
         messages += len(await store.load_messages(agent_id))
         tool_calls += len(await store.load_tool_call_records(agent_id))
-    directory = getattr(store, "base_dir", None)
+    directory = store.base_dir if isinstance(store, FileBacked) else None
     size = None if directory is None else await asyncio.to_thread(_tree_size, os.fspath(directory))
     return StorageMetrics(
         total_agents=len(agent_ids), total_messages=messages, total_tool_calls=tool_calls, db_size_bytes=size
@@ -123,11 +119,6 @@ def _tree_size(root: str) -> int:
 async def store_metrics_text(store: Store) -> str:
     """The store's metrics in the Prometheus text exposition format."""
     result = await store_metrics(store)
-    metrics: Any = getattr(store, "metrics", None)
-    backend = str(getattr(store, "backend_name", "store"))
-    if metrics is not None:
-        text: str = metrics.prometheus(result.storage, backend=backend)
-        return text
-    from ..store.base import Metrics
-
-    return Metrics().prometheus(result.storage, backend=backend)
+    if isinstance(store, BaseStore):
+        return store.metrics.prometheus(result.storage, backend=store.backend_name)
+    return Metrics().prometheus(result.storage, backend="store")

@@ -16,9 +16,9 @@ template, so ``template_id`` never selects them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from ..store.base import Store, time_bound
+from ..store.capabilities import Prunable
 from ..store.catalog import stored_agent_ids
 from ..types import to_epoch_ms
 from .dump import AgentDump, read_agent
@@ -57,10 +57,9 @@ async def prune(
     ``created_before``, optionally only those of ``template_id``. Returns their ids, sorted."""
     cutoff = time_bound(created_before, "created_before")
     assert cutoff is not None
-    own: Any = getattr(store, "prune", None)
     doomed: list[str] = []
-    if own is not None:
-        doomed.extend(await own(created_before=cutoff, template_id=template_id, dry_run=dry_run))
+    if isinstance(store, Prunable):
+        doomed.extend(await store.prune(created_before=cutoff, template_id=template_id, dry_run=dry_run))
     else:
         for agent_id in await store.list():
             info = await store.load_info(agent_id)

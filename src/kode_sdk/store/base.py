@@ -77,6 +77,7 @@ from .policy import (
     kind_of,
     time_bound,
 )
+from .results import message_from_wire
 from .transaction import BufferedDriver, StoreTransaction, TransactionDriver, upserted
 
 __all__ = [
@@ -624,27 +625,6 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
-
-
-_MESSAGE_FIELDS = frozenset(("role", "content", "metadata"))
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-
-
-def message_from_wire(wire: dict[str, Any]) -> Message:
-    """Rebuild a :class:`Message` from JSON this library wrote (no re-validation)."""
-    if len(wire) == 3 and wire.keys() == _MESSAGE_FIELDS:
-        # What model_construct builds for exactly the three fields, a third of its cost (it is run
-        # for every message of every load): reading a 300-message history spent most of its time here.
-        message = _new_object(Message)
-        _set_attribute(
-            message, "__dict__", {"role": wire["role"], "content": wire["content"], "metadata": wire["metadata"]}
-        )
-        _set_attribute(message, "__pydantic_fields_set__", {"role", "content", "metadata"})
-        _set_attribute(message, "__pydantic_extra__", {})
-        _set_attribute(message, "__pydantic_private__", None)
-        return message
-    return Message.model_construct(**wire)
 
 
 # --------------------------------------------------------------------------- incremental saves

@@ -2274,13 +2274,17 @@ class _PostgresDriver(TransactionDriver):
     async def _stored_seqs(self, conn: AsyncConnection[Any]) -> list[int]:
         if not self._seqs:
             return []
+        prologue = self._store._prologue
         with contextlib.suppress(Exception):
-            cur = await conn.execute(
-                "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])",
-                [self._agent_id, self._seqs],
-                prepare=False,
-            )
-            return [seq for (seq,) in await cur.fetchall()]
+            # Behind a pooler this read needs the store's settings too.
+            settings = _pipelined_transaction(conn, prologue, prepare=False) if prologue else contextlib.nullcontext()
+            async with settings:
+                cur = await conn.execute(
+                    "SELECT seq FROM events WHERE agent_id = %s AND seq = ANY(%s::bigint[])",
+                    [self._agent_id, self._seqs],
+                    prepare=False,
+                )
+                return [seq for (seq,) in await cur.fetchall()]
         return []
 
     async def rollback(self) -> None:

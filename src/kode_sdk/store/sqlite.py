@@ -305,6 +305,11 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     all-or-nothing.
     """
     if conn.in_transaction:
+        if getattr(_IN_UNIT, "active", False):
+            # A job of store.transaction(): the unit's own transaction is the
+            # all-or-nothing boundary (a failing job fails the whole unit).
+            yield
+            return
         conn.execute("SAVEPOINT kode_call")
         try:
             yield
@@ -335,6 +340,9 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
                 conn.execute("ROLLBACK")
         raise
 
+
+# Set on the connection thread while it runs the jobs of a store.transaction().
+_IN_UNIT = threading.local()
 
 # Held while a store creates its database file (see _create_private).
 _CREATE_LOCK = threading.Lock()
@@ -1952,9 +1960,14 @@ class _TxScope:
         def run(conn: sqlite3.Connection) -> T:
             try:
                 with _transaction(conn, write=True):
-                    for queued in pending:
-                        queued(conn)
-                    raise _Rollback(job(conn))
+                    _IN_UNIT.active = True
+                    try:
+                        for queued in pending:
+                            queued(conn)
+                        result = job(conn)
+                    finally:
+                        _IN_UNIT.active = False
+                    raise _Rollback(result)
             except _Rollback as done:
                 return cast(T, done.result)
 
@@ -2001,8 +2014,12 @@ class _SqliteDriver(TransactionDriver):
 
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn, write=True):
-                for job in jobs:
-                    job(conn)
+                _IN_UNIT.active = True
+                try:
+                    for job in jobs:
+                        job(conn)
+                finally:
+                    _IN_UNIT.active = False
 
         await self._store._hop(run)
 
