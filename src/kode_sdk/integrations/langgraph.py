@@ -27,9 +27,11 @@ How a thread is kept (through the public Store API, no tables of its own):
   (other channel values in JSON when they are plain JSON, else LangGraph's
   serializer in base64); the pending writes of a checkpoint are the snapshot
   ``wr|<ns>|<checkpoint_id>``.
+- ``put`` is one ``store.transaction``: the new messages, the checkpoint and
+  the info commit together.
 - ``prune`` and ``delete_for_runs`` replace the dropped checkpoints and writes
-  with empty tombstones (each write is atomic; nothing kept is ever rewritten);
-  ``delete_thread`` deletes the agent.
+  with empty tombstones, with the new ``latest`` in the same transaction
+  (nothing kept is ever rewritten); ``delete_thread`` deletes the agent.
 
 Blocking methods (``graph.invoke``) and async ones (``graph.ainvoke``) both
 work: the store is used on one event loop (see ``_loop.py``). Like LangGraph's

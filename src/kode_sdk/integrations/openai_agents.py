@@ -131,11 +131,12 @@ def item_to_message(item: dict[str, Any]) -> dict[str, Any]:
 def item_from_message(message: dict[str, Any] | Message) -> dict[str, Any]:
     """The item a message written by :func:`item_to_message` stands for."""
     if isinstance(message, Message):
-        message = {"role": message.role, "content": message.content, "metadata": message.metadata}
-    blocks = message["content"]
+        blocks, metadata = message.content, message.metadata
+    else:
+        blocks, metadata = message["content"], message.get("metadata")
     if len(blocks) == 1 and blocks[0].get("type") == "openai_item":
         return dict(blocks[0]["item"])
-    rest = dict((message.get("metadata") or {})["oa"])
+    rest = dict((metadata or {})["oa"])
     first = blocks[0] if blocks else {}
     if first.get("type") == "tool_use" and "_args" in rest:
         how = rest.pop("_args")
