@@ -37,6 +37,7 @@ from typing import Any
 
 from ..errors import KodeError, StoreConfigError
 from ..extras import import_extra
+from ..store.factory import postgres_connection
 
 __all__ = ["BackupError", "BackupResult", "DestinationNotEmptyError", "backup", "restore"]
 
@@ -187,14 +188,7 @@ def _pg_settings(config: Mapping[str, Any]) -> Any:
     parsed by the one parser the store itself uses (ssl options and schema
     included)."""
     postgres_config = import_extra("kode_sdk.store.postgres_config", "postgres")
-    if config.get("dsn") is not None and config.get("connection") is not None:
-        raise StoreConfigError("store config: give either 'dsn' or 'connection', not both")
-    connection = config.get("dsn") if config.get("dsn") is not None else config.get("connection")
-    if connection is None:
-        raise StoreConfigError("store config: postgres needs 'dsn' or 'connection'")
-    schema = config.get("schema")
-    if schema is not None and not isinstance(schema, str):
-        raise StoreConfigError("store config: 'schema' must be a string")
+    connection, schema = postgres_connection(config)
     return postgres_config.parse_connection(connection, schema)
 
 

@@ -34,7 +34,7 @@ from ..errors import StoreConfigError
 if TYPE_CHECKING:
     from .base import ExtendedStore, Store
 
-__all__ = ["config_from_env", "create_extended_store", "create_store"]
+__all__ = ["config_from_env", "create_extended_store", "create_store", "postgres_connection"]
 
 DEFAULT_SQLITE_PATH = "./data/agents.db"
 DEFAULT_STORE_PATH = "./data/store"
@@ -109,6 +109,24 @@ def _path(config: Mapping[str, Any], key: str, *, required: bool, default: str |
     return str(Path(value))
 
 
+def postgres_connection(config: Mapping[str, Any]) -> tuple[dict[str, Any] | str, str | None]:
+    """The ``dsn`` (or ``connection`` dict) and ``schema`` of a ``postgres``
+    store config, checked: the one reading of those keys (the store, backup).
+
+    >>> postgres_connection({"type": "postgres", "dsn": "postgresql://localhost/app"})
+    ('postgresql://localhost/app', None)
+    """
+    if config.get("dsn") is not None and config.get("connection") is not None:
+        raise StoreConfigError("store config: give either 'dsn' or 'connection', not both")
+    connection = config.get("dsn") if config.get("dsn") is not None else config.get("connection")
+    if connection is None:
+        raise StoreConfigError("store config: postgres needs 'dsn' or 'connection'")
+    schema = config.get("schema")
+    if schema is not None and not isinstance(schema, str):
+        raise StoreConfigError("store config: 'schema' must be a string")
+    return _check_connection(connection), schema
+
+
 def _check_connection(connection: Any) -> dict[str, Any] | str:
     if isinstance(connection, str):
         if not connection.strip():
@@ -178,18 +196,11 @@ def create_store(config: Mapping[str, Any] | None = None) -> Store:
     if store_type == "postgres":
         from .postgres import PostgresStore
 
-        if config.get("dsn") is not None and config.get("connection") is not None:
-            raise StoreConfigError("store config: give either 'dsn' or 'connection', not both")
-        connection = config.get("dsn") if config.get("dsn") is not None else config.get("connection")
-        if connection is None:
-            raise StoreConfigError("store config: postgres needs 'dsn' or 'connection'")
-        schema = config.get("schema")
-        if schema is not None and not isinstance(schema, str):
-            raise StoreConfigError("store config: 'schema' must be a string")
+        connection, schema = postgres_connection(config)
         return cast(
             "Store",
             PostgresStore(
-                _check_connection(connection),
+                connection,
                 file_store_base_dir=_path(config, "file_store_base_dir", required=False),
                 schema=schema,
                 create=create,
