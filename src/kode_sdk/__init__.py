@@ -37,6 +37,7 @@ from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validat
 from .store.factory import config_from_env, create_extended_store, create_store
 from .store.json_store import JSONStore
 from .store.sqlite import SqliteStore
+from .store.transaction import StoreTransaction
 from .types import (
     AgentInfo,
     AgentStats,
@@ -162,6 +163,7 @@ __all__ = [
     "StoreCorruptionError",
     "StoreHealthStatus",
     "StoreMetrics",
+    "StoreTransaction",
     "StoredMessage",
     "StoredToolCall",
     "TemplateRegistry",

@@ -149,6 +149,8 @@ Timestamp: TypeAlias = Annotated[
 def _strict_int(value: Any) -> Any:
     # One coercion policy for every integer field: a bool or a numeric string
     # is refused (as limit/offset refuse them), never silently converted.
+    if type(value) is int:
+        return value  # nearly every call: one type check, not three
     if isinstance(value, bool):
         raise ValueError("must be an integer, not a bool")
     if isinstance(value, str | bytes):

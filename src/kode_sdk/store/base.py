@@ -436,13 +436,26 @@ class BaseStore:
             await lock.release()
 
 
-def _call_rules(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    rule = ARGUMENT_RULES.get(name)
-    if rule is not None:
+def _query_rule(
+    rule: Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]],
+) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``rule`` plus the agent-id rules for an ``agent_id`` filter (kept here:
+    validate_agent_id lives in this module)."""
+
+    def checked(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         args, kwargs = rule(args, kwargs)
-    if kwargs.get("agent_id") is not None and name.startswith("query_"):
-        validate_agent_id(kwargs["agent_id"])
-    return args, kwargs
+        if kwargs.get("agent_id") is not None:
+            validate_agent_id(kwargs["agent_id"])
+        return args, kwargs
+
+    return checked
+
+
+def _rule_for(name: str) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]] | None:
+    rule = ARGUMENT_RULES.get(name)
+    if rule is not None and name.startswith("query_"):
+        return _query_rule(rule)
+    return rule
 
 
 def _mapped(self: BaseStore, exc: Exception) -> Exception:
@@ -465,6 +478,7 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
         name = fn.__name__
         method_kind = kind_of(name, kind)
         writes = method_kind in ("saves", "deletes")
+        rule = _rule_for(name)  # looked up once, not per call
 
         @functools.wraps(fn)
         async def wrapper(self: BaseStore, *args: Any, **kwargs: Any) -> Any:
@@ -478,8 +492,9 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             started = time.perf_counter()
             ok = False
             try:
-                # Inside the try: a refused call is counted, as an error of its kind.
-                args, kwargs = _call_rules(name, args, kwargs)
+                if rule is not None:
+                    # Inside the try: a refused call is counted, as an error of its kind.
+                    args, kwargs = rule(args, kwargs)
                 result = await fn(self, *args, **kwargs)
                 ok = True
                 return result
@@ -491,6 +506,7 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             finally:
                 self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
+        wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)
 
     return decorate
@@ -526,6 +542,7 @@ def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             finally:
                 self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
+        wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)
 
     return decorate

@@ -84,6 +84,7 @@ _SAVES = (
     "save_snapshot",
     "save_todos",
     "save_tool_call_records",
+    "upsert_tool_call_record",
 )
 _QUERIES = ("aggregate_stats", "query_messages", "query_sessions", "query_tool_calls", "search_messages")
 _DELETES = ("delete", "prune")
@@ -266,9 +267,13 @@ def check_unique_ids(ids: list[str], field_name: str) -> None:
 def _tool_call_records_rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     records = args[1] if len(args) > 1 else kwargs.get("records")
     if isinstance(records, list | tuple):
-        ids = [
-            r.id if isinstance(r, ToolCallRecord) else r.get("id") if isinstance(r, Mapping) else None for r in records
-        ]
+        if set(map(type, records)) <= {ToolCallRecord}:
+            ids: list[Any] = [r.id for r in records]  # validated models: the hot path of every turn
+        else:
+            ids = [
+                r.id if isinstance(r, ToolCallRecord) else r.get("id") if isinstance(r, Mapping) else None
+                for r in records
+            ]
         # Malformed items are left to record validation, which names them better.
         if all(isinstance(i, str) for i in ids):
             check_unique_ids(cast(list[str], ids), "records")

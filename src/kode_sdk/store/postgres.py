@@ -161,7 +161,7 @@ from .base import (
 )
 from .catalog import RecordTimes
 from .policy import DriverErrorKind
-from .postgres_checkout import checked_getconn
+from .postgres_checkout import checked_getconn, prefer_warm
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
@@ -710,7 +710,7 @@ class PostgresStore(MessageSearch, BaseStore):
                 timeout=settings.connect_timeout_s,
                 max_idle=idle,
             )
-        return AsyncConnectionPool(
+        pool = AsyncConnectionPool(
             conninfo or settings.conninfo,
             kwargs=kwargs,
             min_size=settings.min_size if conninfo is None else 0,
@@ -720,6 +720,8 @@ class PostgresStore(MessageSearch, BaseStore):
             timeout=settings.connect_timeout_s,
             max_idle=idle,
         )
+        prefer_warm(pool)
+        return pool
 
     async def _open(self) -> None:
         settings = self._settings

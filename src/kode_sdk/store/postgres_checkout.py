@@ -10,6 +10,7 @@ connection is closed and the next one taken immediately.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import select
 from typing import Any
@@ -18,7 +19,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["check_connection", "checked_getconn"]
+__all__ = ["check_connection", "checked_getconn", "prefer_warm"]
 
 
 async def check_connection(conn: AsyncConnection[Any]) -> None:
@@ -68,3 +69,28 @@ async def checked_getconn(
         await pool.putconn(conn)
         raise
     return conn
+
+
+class _WarmestFirst(collections.deque):  # type: ignore[type-arg]
+    """psycopg_pool's idle queue, last in first out: the pool takes idle
+    connections from the left and returns them with ``append``."""
+
+    def append(self, conn: Any) -> None:
+        self.appendleft(conn)
+
+
+def prefer_warm(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+    """Make ``pool`` hand out the connection returned last.
+
+    psycopg_pool hands out idle connections first in, first out: once a burst
+    of concurrent calls has opened 8 connections, every sequential query goes
+    to the next of 8 server processes, each with cold caches. Measured on W3
+    (PostgreSQL, one process): ``list`` p50 0.084-0.089 ms with one pooled
+    connection, 0.14-0.18 ms rotating over eight. Last in, first out keeps
+    sequential calls on one warm server process; the others stay idle and are
+    the ones ``max_idle`` closes. Order only, never correctness: if a future
+    psycopg_pool keeps its idle connections differently, this does nothing.
+    """
+    idle = getattr(pool, "_pool", None)
+    if type(idle) is collections.deque:
+        pool._pool = _WarmestFirst(idle)
