@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kode_sdk.ops.copy import migrate
 from kode_sdk.ops.export import export_jsonl
 from kode_sdk.store.base import Store
 from kode_sdk.store.factory import create_store
-from kode_sdk.store.migrate import migrate
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 

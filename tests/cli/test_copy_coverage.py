@@ -14,9 +14,9 @@ import pytest
 from clidata import export_bytes, fill, kode
 
 from kode_sdk.cli.app import parse_store_spec
+from kode_sdk.ops.copy import verify
 from kode_sdk.store.catalog import RecordTimes
 from kode_sdk.store.factory import create_store
-from kode_sdk.store.migrate import verify
 from kode_sdk.types import to_epoch_ms
 
 OLD_MS = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)

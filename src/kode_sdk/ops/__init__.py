@@ -1,4 +1,4 @@
 """Operations on whole stores: export/import, backups, retention, query filters.
 
-Migration between backends lives in :mod:`kode_sdk.store.migrate`.
+Copying between backends lives in :mod:`kode_sdk.ops.copy`.
 """

@@ -1,5 +1,5 @@
 """One agent's whole content as plain, canonical JSON: the unit that
-:mod:`~kode_sdk.store.migrate` copies, :mod:`~kode_sdk.ops.export` writes and
+:mod:`~kode_sdk.ops.copy` copies, :mod:`~kode_sdk.ops.export` writes and
 the verify pass hashes.
 
 Everything is read through the :class:`~kode_sdk.store.base.Store` protocol, so

@@ -21,7 +21,7 @@ write). **1** had neither; it is still read, and importing it stamps messages
 with the time of the import, as before.
 
 Importing validates the whole file before writing anything, then writes agent
-by agent with the same reconciling writes as :mod:`~kode_sdk.store.migrate`:
+by agent with the same reconciling writes as :mod:`~kode_sdk.ops.copy`:
 importing a file twice leaves the store as after the first import.
 """
 
@@ -36,7 +36,7 @@ from .. import jsoncodec
 from ..errors import AgentNotFoundError, KodeError, RecordValidationError
 from ..store.base import Store, validate_agent_id
 from ..store.catalog import check_message_times, stored_agent_ids
-from ..store.migrate import AgentOutcome, apply_agent
+from .copy import AgentOutcome, apply_agent
 from .dump import AgentDump, canonical_json, read_agent, validate_record
 
 __all__ = [
@@ -231,7 +231,7 @@ async def import_jsonl(
     """Validate every line, then write each agent into ``store``.
 
     Nothing is written when any line is bad. Agents already identical are
-    skipped; see :func:`~kode_sdk.store.migrate.apply_agent` for the rest.
+    skipped; see :func:`~kode_sdk.ops.copy.apply_agent` for the rest.
     """
     return await import_dumps(store, list(parse_jsonl(lines)), overwrite=overwrite, dry_run=dry_run, on_agent=on_agent)
 
