@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tempfile
 import time
-from typing import Any
 
 from ..redact import redact
 from ..store.base import BaseStore, Metrics, Store
 from ..store.capabilities import FileBacked, HealthChecking, MetricsReporting
 from ..store.catalog import stored_agent_ids
+from ..store.writable import probe_writable
 from ..types import (
     DatabaseHealth,
     FileSystemHealth,
@@ -45,7 +44,7 @@ async def store_health(store: Store) -> StoreHealthStatus:
     except Exception as exc:
         return unhealthy_status(exc)
     latency = (time.perf_counter() - started) * 1000
-    file_system = _probe_dir(store.base_dir if isinstance(store, FileBacked) else None)
+    file_system = probe_writable(store.base_dir if isinstance(store, FileBacked) else None)
     return StoreHealthStatus(
         healthy=file_system.writable,
         database=DatabaseHealth(connected=True, latency_ms=latency),
@@ -64,17 +63,6 @@ def unhealthy_status(exc: BaseException) -> StoreHealthStatus:
         file_system=FileSystemHealth(writable=False, error="not checked"),
         checked_at=now_utc(),
     )
-
-
-def _probe_dir(directory: Any) -> FileSystemHealth:
-    if directory is None:
-        return FileSystemHealth(writable=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=os.fspath(directory), prefix=".health-"):
-            pass
-    except OSError as exc:
-        return FileSystemHealth(writable=False, error=f"{exc.strerror or exc}")
-    return FileSystemHealth(writable=True)
 
 
 async def store_metrics(store: Store) -> StoreMetrics:

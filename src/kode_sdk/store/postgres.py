@@ -72,7 +72,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -106,7 +105,6 @@ from ..types import (
     CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
-    FileSystemHealth,
     HistoryWindow,
     MediaCacheRecord,
     Message,
@@ -168,6 +166,7 @@ from .results import session_info, stored_message, stored_tool_call, tool_call_r
 from .schema_migrations import Migration, discover, pending
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 from .transaction import TransactionDriver
+from .writable import probe_writable
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
 
@@ -1735,7 +1734,7 @@ class PostgresStore(MessageSearch, BaseStore):
         if self._state == "closed":
             raise StoreClosedError("postgres store is closed")
         started = time.perf_counter()
-        files = self._check_files()
+        files = probe_writable(self._file_dir, create=True)
         try:
             await self._ensure_open()
             began = time.perf_counter()
@@ -1752,17 +1751,6 @@ class PostgresStore(MessageSearch, BaseStore):
             file_system=files,
             checked_at=now_utc(),
         )
-
-    def _check_files(self) -> FileSystemHealth:
-        if self._file_dir is None:
-            return FileSystemHealth(writable=True)
-        try:
-            self._file_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self._file_dir, prefix=".kode-health-"):
-                pass
-            return FileSystemHealth(writable=True)
-        except OSError as exc:
-            return FileSystemHealth(writable=False, error=f"{type(exc).__name__}: {exc.strerror or exc}")
 
     @operation("queries")
     async def check_consistency(self, agent_id: str) -> ConsistencyCheckResult:

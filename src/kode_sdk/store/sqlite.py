@@ -108,6 +108,7 @@ from .schema_migrations import Migration, discover, pending
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 from .transaction import TransactionDriver
+from .writable import probe_writable
 
 __all__ = ["SqliteStore", "register_functions"]
 
@@ -1662,14 +1663,14 @@ class SqliteStore(MessageSearch, BaseStore):
                 database = DatabaseHealth(connected=True, latency_ms=(time.perf_counter() - started) * 1000)
             except sqlite3.Error as exc:
                 database = DatabaseHealth(connected=False, error=f"SQLite error: {exc}")
-            return database, _probe_writable(base)
+            return database, probe_writable(base, create=True)
 
         try:
             await self._ensure_open()
             database, file_system = await self._hop(job)
         except (StoreConnectionError, SchemaVersionError, OSError) as exc:
             database = DatabaseHealth(connected=False, error=str(exc))
-            file_system = await asyncio.to_thread(_probe_writable, base)
+            file_system = await asyncio.to_thread(probe_writable, base, create=True)
         self.metrics.record("other", "health_check", (time.perf_counter() - started) * 1000, database.connected)
         return StoreHealthStatus(
             healthy=database.connected and file_system.writable,
@@ -2009,20 +2010,6 @@ def _event_page_job(
         return conn.execute(sql, params).fetchall()
 
     return job
-
-
-def _probe_writable(base: Path) -> FileSystemHealth:
-    probe = base / f".kode-health-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as handle:
-            handle.write(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            probe.unlink()
-        return FileSystemHealth(writable=False, error=f"{base}: {exc.strerror or exc}")
-    return FileSystemHealth(writable=True)
 
 
 def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
