@@ -400,3 +400,15 @@ def test_codec_rejects_non_json(value: Any, words: str) -> None:
         jsoncodec.encode(value, "payload")
     assert words in str(info.value)
     assert str(info.value).startswith("payload")
+
+
+def test_codec_sorted_keys_give_equal_bytes_for_equal_values_big_integers_included() -> None:
+    one = {"b": 1, "a": {"d": [2**70, None], "c": "é"}}
+    other = {"a": {"c": "é", "d": [2**70, None]}, "b": 1}
+    assert jsoncodec.encode(one, sort_keys=True) == jsoncodec.encode(other, sort_keys=True)
+    assert jsoncodec.encode(one, sort_keys=True) == '{"a":{"c":"é","d":[1180591620717411303424,null]},"b":1}'.encode()
+    assert jsoncodec.encode({"b": 1, "a": 2}) == b'{"b":1,"a":2}'  # unsorted by default
+    with pytest.raises(RecordValidationError, match="value"):
+        jsoncodec.encode({"x": float("nan")}, sort_keys=True)
+    # Values already validated skip the NaN walk (orjson's own null).
+    assert jsoncodec.encode({"x": float("nan")}, check_finite=False) == b'{"x":null}'

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import orjson
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from .. import jsoncodec
 from ..errors import (
     AgentNotFoundError,
     InvalidAgentIdError,
@@ -180,18 +180,9 @@ def _postgres_config(dsn: str) -> dict[str, Any]:
 to_json = plain_json
 
 
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        import json
-
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def emit_json(value: Any) -> None:
     """Print one JSON document on stdout."""
-    sys.stdout.buffer.write(_dumps(to_json(value)) + b"\n")
+    sys.stdout.buffer.write(jsoncodec.encode(to_json(value), check_finite=False) + b"\n")
     sys.stdout.flush()
 
 

@@ -52,8 +52,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import orjson
-
 try:
     from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.base import (
@@ -70,6 +68,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("kode_sdk.integrations.langgraph needs LangGraph: pip install 'kode-sdk[langgraph]'") from exc
 
+from .. import jsoncodec
 from ..errors import InvalidAgentIdError, RecordValidationError
 from ..store.base import Store, share_copy, validate_agent_id
 from ..store.factory import create_store
@@ -124,7 +123,7 @@ class _Log:
 
 def _key(wire: dict[str, Any]) -> bytes:
     # Sorted keys: PostgreSQL's jsonb does not keep key order, and a loaded message must match.
-    return orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)
+    return jsoncodec.encode(wire, sort_keys=True, check_finite=False)
 
 
 def _json_native(value: Any) -> bool:

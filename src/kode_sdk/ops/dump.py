@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 
+from .. import jsoncodec
 from ..errors import RecordValidationError
 from ..store.base import Store
 from ..store.catalog import load_record_times
@@ -89,13 +88,11 @@ def plain_json(value: Any) -> Any:
 def canonical_json(value: Any) -> bytes:
     """Compact JSON with sorted keys: equal values give equal bytes.
 
-    orjson is the fast path; integers beyond 64 bits fall back to the standard
-    library (deterministically: the same value always takes the same path).
+    :func:`kode_sdk.jsoncodec.encode` with sorted keys (integers beyond 64 bits
+    included, deterministically); the values come from a store, so are not
+    walked again for NaN.
     """
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return jsoncodec.encode(value, sort_keys=True, check_finite=False)
 
 
 def wire(record: BaseModel) -> dict[str, Any]:

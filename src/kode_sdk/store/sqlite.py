@@ -344,10 +344,6 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def _encode(value: Any, field: str) -> str:
-    return jsoncodec.encode(value, field).decode("utf-8")
-
-
 def _pack(value: Any, field: str) -> str | bytes:
     """The ``data`` column value of a document: JSON TEXT, or a compressed BLOB (sqlite_blob)."""
     return pack(jsoncodec.encode(value, field))
@@ -355,7 +351,7 @@ def _pack(value: Any, field: str) -> str | bytes:
 
 def _message_row_parts(message: Message, wire: dict[str, Any], field: str) -> tuple[str, str, str | bytes]:
     """(role, block_types JSON, packed data) of one message."""
-    return message.role, _encode(message.block_types(), field), _pack(wire, field)
+    return message.role, jsoncodec.dumps(message.block_types(), field), _pack(wire, field)
 
 
 def _tool_call_columns(record: ToolCallRecord, data: str | bytes) -> tuple[str, str, int, int, int, int, str | bytes]:
@@ -1338,7 +1334,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 f"info.agent_id: {validated.agent_id!r} does not match the agent id {agent_id!r}",
                 field="info.agent_id",
             )
-        data = _encode(validated.to_wire(), "info")
+        data = jsoncodec.dumps(validated.to_wire(), "info")
         message_count = check_int64(validated.message_count, "info.message_count")
         template_id = validated.template_id
         user_id = user_id_of(validated.metadata)
@@ -1758,7 +1754,13 @@ class SqliteStore(MessageSearch, BaseStore):
                         }
                     )
                     agent_rows.append(
-                        (new_id, _encode(fork.to_wire(), "info"), fork.template_id, user_id_of(fork.metadata), now)
+                        (
+                            new_id,
+                            jsoncodec.dumps(fork.to_wire(), "info"),
+                            fork.template_id,
+                            user_id_of(fork.metadata),
+                            now,
+                        )
                     )
                 conn.executemany(
                     "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count, "
