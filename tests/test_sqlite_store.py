@@ -691,13 +691,19 @@ async def test_list_prefix_is_literal_and_case_sensitive(store: SqliteStore) -> 
 
 
 async def traced_sql(store: SqliteStore, call: Any) -> list[str]:
-    """The SQL statements ``call`` ran, with parameters expanded."""
+    """The SQL statements ``call`` ran, with parameters expanded (on the
+    worker's connection and on this thread's read connection alike)."""
     statements: list[str] = []
+    reader = store._reader()
     await store._hop(lambda conn: conn.set_trace_callback(statements.append))
+    if reader is not None:
+        reader.set_trace_callback(statements.append)
     try:
         await call
     finally:
         await store._hop(lambda conn: conn.set_trace_callback(None))
+        if reader is not None:
+            reader.set_trace_callback(None)
     return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
 
 
