@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kode_sdk import JSONStore, SqliteStore, StoreClosedError, StoreConfigError, _gen_sync, sync
+from kode_sdk.errors import LockTimeoutError
 from kode_sdk.testing import data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +170,73 @@ def test_with_block_iterators_and_locks(tmp_path: Path) -> None:
     assert store.closed
     with pytest.raises(StoreClosedError):
         store.list()
+
+
+def _enter_in_thread(store: sync.SyncExtendedStore, agent_id: str, timeout_ms: int, got: list[str]) -> threading.Thread:
+    def enter() -> None:
+        try:
+            with store.agent_lock(agent_id, timeout_ms=timeout_ms):
+                got.append("acquired")
+        except LockTimeoutError:
+            got.append("timed out")
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    return thread
+
+
+def test_agent_lock_blocks_nest_per_thread(tmp_path: Path) -> None:
+    # The conformance suite checks nesting through the facade too (the sync
+    # adapter runs each task's calls on one thread); this is the plain blocking form.
+    config = {"type": "sqlite", "db_path": str(tmp_path / "a.db")}
+    with sync.create_extended_store(config) as store, sync.create_extended_store(config) as other:
+        with store.agent_lock("agt-1", timeout_ms=1000) as outer:
+            # A helper taking the lock itself (as agent.chat() does), then
+            # writing for the agent, from inside the caller's block: no waiting on ourselves.
+            with store.agent_lock("agt-1", timeout_ms=200) as inner:
+                assert inner is outer
+                store.save_messages("agt-1", [TEXT])
+                store.append_event("agt-1", data.timeline(1))
+            with pytest.raises(ValueError), store.agent_lock("agt-1", timeout_ms=200):
+                raise ValueError("an error in an inner block")
+            assert not outer.released, "an inner block must not free the outer block's lock"
+            store.append_event("agt-1", data.timeline(2))
+            # Another thread, another store object: they wait.
+            got: list[str] = []
+            _enter_in_thread(store, "agt-1", 100, got).join(30)
+            assert got == ["timed out"]
+            with pytest.raises(LockTimeoutError), other.agent_lock("agt-1", timeout_ms=100):
+                pass
+            with pytest.raises(LockTimeoutError):  # acquire_agent_lock stays non-re-entrant
+                store.acquire_agent_lock("agt-1", timeout_ms=100)
+            # Another agent's lock is its own.
+            with store.agent_lock("agt-2", timeout_ms=200) as second:
+                assert second is not outer
+        assert outer.released
+        assert len(store.load_messages("agt-1")) == 1
+        assert [e.bookmark.seq for e in store.read_events("agt-1")] == [1, 2]
+        with other.agent_lock("agt-1", timeout_ms=1000):  # freed when the outermost block ended
+            pass
+
+
+def test_second_thread_waits_for_the_outermost_block(tmp_path: Path) -> None:
+    with sync.create_extended_store({"type": "sqlite", "db_path": str(tmp_path / "a.db")}) as store:
+        order: list[str] = []
+        with store.agent_lock("agt-1", timeout_ms=1000):
+            waiter = _enter_in_thread(store, "agt-1", 30_000, order)
+            with store.agent_lock("agt-1", timeout_ms=200):
+                pass
+            waiter.join(0.5)
+            assert waiter.is_alive(), "the other thread must still be waiting after the inner block"
+            order.append("outer released")
+        waiter.join(30)
+        assert order == ["outer released", "acquired"]
+        # A lock released by hand inside a block is taken afresh by the next block.
+        with store.agent_lock("agt-1", timeout_ms=1000) as first:
+            first.release()
+            with store.agent_lock("agt-1", timeout_ms=1000) as again:
+                assert again is not first and not again.released
+            assert again.released
 
 
 def test_wrapping_a_store_instance_and_a_callable(tmp_path: Path) -> None:

@@ -183,6 +183,28 @@ def test_writes_of_parallel_tasks_are_all_kept(tmp_path: Path) -> None:
         assert sorted((w[0], w[2]) for w in tup.pending_writes or []) == [(f"task-{i}", i) for i in range(8)]
 
 
+def test_a_saver_sees_checkpoints_another_process_wrote_since(tmp_path: Path) -> None:
+    """Two savers on one database (as two processes): what one remembers never hides what the other wrote."""
+    from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+
+    config = {"type": "sqlite", "db_path": str(tmp_path / "k.db")}
+    thread = {"configurable": {"thread_id": "shared", "checkpoint_ns": ""}}
+    with KodeSaver.from_config(config) as one, KodeSaver.from_config(config) as two:
+        first = one.put(thread, empty_checkpoint(), {"step": 1}, {})
+        tup = one.get_tuple(thread)
+        assert tup is not None and tup.config == first
+        # The other saver moves the thread on and stores writes against its new checkpoint.
+        second = two.put(first, create_checkpoint(empty_checkpoint(), None, 2), {"step": 2}, {})
+        two.put_writes(second, [("ch", "from two")], task_id="t-2")
+        tup = one.get_tuple(thread)
+        assert tup is not None and tup.config == second and tup.metadata["step"] == 2
+        assert [(w[0], w[2]) for w in tup.pending_writes or []] == [("t-2", "from two")]
+        # And back: the first saver's newer checkpoint is what the second one reads next.
+        third = one.put(second, create_checkpoint(empty_checkpoint(), None, 3), {"step": 3}, {})
+        tup = two.get_tuple(thread)
+        assert tup is not None and tup.config == third and tup.pending_writes == []
+
+
 def test_blocking_then_async_use_of_one_saver(tmp_path: Path) -> None:
     """invoke() first (the store opens on the saver's own loop), then ainvoke() from another loop."""
     import asyncio

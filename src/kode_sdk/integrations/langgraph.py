@@ -186,6 +186,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         # times to one checkpoint does not read back what it wrote (a checkpoint is written by one run
         # at a time, the rule every LangGraph saver relies on). Entries come only from the store.
         self._writes: OrderedDict[tuple[str, str], list[list[Any]]] = OrderedDict()
+        # The newest checkpoint id this saver wrote or read, per (agent, namespace): only a guess of
+        # which snapshots to read while the info (which decides) is read; see _get_tuple.
+        self._latest: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._owns_store = False
         # One read-modify-write of a thread at a time in this process (parallel tasks of a step
         # store their writes concurrently; see _locks.py).
@@ -401,16 +404,32 @@ class KodeSaver(BaseCheckpointSaver[str]):
         ns = conf.get("checkpoint_ns", "")
         agent = self.agent_id(thread_id)
         cid = get_checkpoint_id(config)
+        snap = writes = None
         if cid is None:
-            meta = self._thread_meta(await self.store.load_info(agent))
+            hint = self._latest.get((agent, ns))
+            if hint is None:
+                info = await self.store.load_info(agent)
+            else:
+                # The newest checkpoint this saver wrote or read is most likely still the newest:
+                # read it together with the info, which decides (one round trip instead of two).
+                info, snap, writes = await asyncio.gather(
+                    self.store.load_info(agent),
+                    self.store.load_snapshot(agent, _CP + ns + "|" + hint),
+                    self.store.load_snapshot(agent, _WR + ns + "|" + hint),
+                )
+            meta = self._thread_meta(info)
             latest = meta["latest"].get(ns) if meta else None
             if latest is None:
                 return None
+            if latest != hint:
+                snap = writes = None
             cid = latest
-        snap, writes = await asyncio.gather(
-            self.store.load_snapshot(agent, _CP + ns + "|" + cid),
-            self.store.load_snapshot(agent, _WR + ns + "|" + cid),
-        )
+            self._hint(agent, ns, cid)
+        if snap is None:
+            snap, writes = await asyncio.gather(
+                self.store.load_snapshot(agent, _CP + ns + "|" + cid),
+                self.store.load_snapshot(agent, _WR + ns + "|" + cid),
+            )
         if snap is None or not snap.metadata or "gone" in snap.metadata:
             if get_checkpoint_id(config) is not None:
                 return None
@@ -519,6 +538,8 @@ class KodeSaver(BaseCheckpointSaver[str]):
             log.index.setdefault(key, len(log.wires))
             log.remember(message, len(log.wires))
             log.wires.append(wire)
+        if advances:
+            self._hint(agent, ns, cid)
         if advances and info is not None:
             # A checkpoint newer than any of the thread's is new: it has no pending writes yet, so the
             # first put_writes against it need not read them (one round trip less per step).
@@ -592,6 +613,12 @@ class KodeSaver(BaseCheckpointSaver[str]):
             await self.store.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"w": entries}})
             self._remember_writes(agent, snapshot_id, entries)
 
+    def _hint(self, agent: str, ns: str, cid: str) -> None:
+        self._latest[(agent, ns)] = cid
+        self._latest.move_to_end((agent, ns))
+        while len(self._latest) > _LOG_CACHE_THREADS:
+            self._latest.popitem(last=False)
+
     def _remember_writes(self, agent: str, snapshot_id: str, entries: list[list[Any]]) -> None:
         self._writes[(agent, snapshot_id)] = entries
         self._writes.move_to_end((agent, snapshot_id))
@@ -600,6 +627,8 @@ class KodeSaver(BaseCheckpointSaver[str]):
 
     def _forget(self, agent: str) -> None:
         self._logs.pop(agent, None)
+        for hint in [k for k in self._latest if k[0] == agent]:
+            del self._latest[hint]
         for key in [k for k in self._writes if k[0] == agent]:
             del self._writes[key]
 

@@ -76,7 +76,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -166,6 +165,7 @@ from .postgres_config import PostgresSettings, parse_connection, register_secret
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
 from .results import session_info, stored_message, stored_tool_call, tool_call_record_from_wire
+from .schema_migrations import Migration, discover, pending
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 from .transaction import TransactionDriver
 
@@ -227,22 +227,10 @@ def advisory_lock_key(schema: str, agent_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def migrations() -> list[tuple[int, str, str]]:
+def migrations() -> list[Migration]:
     """The ordered migrations: ``(version, file name, SQL)`` from
     ``kode_sdk/store/schema/postgres/NNNN_name.sql``."""
-    folder = resources.files("kode_sdk.store.schema.postgres")
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = re.fullmatch(r"(\d{4})_[a-z0-9_]+\.sql", entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    # Numbers are handed out per feature, so one may land before a lower one:
-    # each is applied by number, not by "everything above the highest".
-    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
-        raise SchemaVersionError(f"postgres migrations must start at 1 and never repeat a number: {versions}")
-    return found
+    return discover("postgres")
 
 
 # --------------------------------------------------------------------------- query builders
@@ -838,17 +826,8 @@ class PostgresStore(MessageSearch, BaseStore):
                 " (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)"
             )
             cur = await conn.execute("SELECT version FROM kode_schema_version")
-            applied = {int(row[0]) for row in await cur.fetchall()}
-            current = max(applied, default=0)
-            latest = known[-1][0] if known else 0
-            if current > latest:
-                raise SchemaVersionError(
-                    f"the database schema {schema!r} is at version {current}, newer than this kode-sdk knows"
-                    f" ({latest}); upgrade kode-sdk"
-                )
-            for version, name, text in known:
-                if version in applied:
-                    continue
+            applied = [int(row[0]) for row in await cur.fetchall()]
+            for version, name, text in pending(known, applied, database=f"the database schema {schema!r}"):
                 try:
                     await conn.execute(cast(Any, text))
                 except psycopg.errors.DatabaseError as exc:

@@ -27,9 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -106,6 +104,7 @@ from .catalog import RecordTimes
 from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .policy import DriverErrorKind
 from .results import session_info_from_wire, stored_message, stored_tool_call, tool_call_record_from_wire
+from .schema_migrations import Migration, discover, pending
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack
 from .transaction import TransactionDriver
@@ -133,9 +132,6 @@ _EVENT_PAGE = 1000
 _CHECKPOINT_EVERY_WRITES = 64
 _CHECKPOINT_INTERVAL_S = 1.0
 _BACKSTOP_CHECKPOINT_PAGES = 10_000
-
-_MIGRATION_PACKAGE = "kode_sdk.store"
-_MIGRATION_DIR = ("schema", "sqlite")
 
 
 # --------------------------------------------------------------------------- SQL
@@ -266,33 +262,10 @@ def _has_code(text: str) -> bool:
     return bool(bare.replace(";", "").strip())
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema migration: ``version`` (from the file name's number) and its SQL."""
-
-    version: int
-    name: str
-    sql: str
-
-
 def migrations() -> list[Migration]:
     """The SQLite migrations shipped with this package, in version order
     (files ``NNNN_name.sql`` under ``kode_sdk/store/schema/sqlite``)."""
-    folder = resources.files(_MIGRATION_PACKAGE).joinpath(*_MIGRATION_DIR)
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if not name.endswith(".sql"):
-            continue
-        number = name.split("_", 1)[0]
-        if not number.isdigit():
-            raise SchemaVersionError(f"migration file {name!r} does not start with a version number")
-        found.append(Migration(int(number), name, entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise SchemaVersionError(f"SQLite migrations must be numbered 1, 2, 3, ... without gaps; found {versions}")
-    return found
+    return discover("sqlite")
 
 
 @contextlib.contextmanager
@@ -818,25 +791,16 @@ class SqliteStore(MessageSearch, BaseStore):
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
         known = migrations()
-        latest = known[-1].version if known else 0
         with _transaction(conn, write=True):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
-            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        if current > latest:
-            raise SchemaVersionError(
-                f"the database schema is version {current}, newer than this kode-sdk knows ({latest}); "
-                "upgrade kode-sdk to open it"
-            )
-        for migration in known:
-            if migration.version <= current:
-                continue
-            # One transaction per migration; re-check the version inside it, as
-            # another process may have migrated since we looked.
+            applied = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
+        for migration in pending(known, applied, database="the SQLite database"):
+            # One transaction per migration; re-check inside it, as another
+            # process may have applied it since we looked.
             with _transaction(conn, write=True):
-                now_version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-                if now_version >= migration.version:
+                if conn.execute("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)).fetchone():
                     continue
                 try:
                     for statement in split_sql(migration.sql):

@@ -21,7 +21,7 @@ from ..errors import StoreClosedError
 from ..store.base import AgentLock
 from . import _runner
 
-__all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext", "Wrapped"]
+__all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext", "SyncLockBlock", "Wrapped"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -109,11 +109,81 @@ def sync_context(
     return SyncContext(lambda: fn(*args, **kwargs), _identity)
 
 
+class _Held:
+    """A lock this thread holds through a ``with`` block, and how deep it nests."""
+
+    def __init__(self, lock: SyncAgentLock, context: SyncContext[AgentLock, SyncAgentLock]) -> None:
+        self.lock = lock
+        self.context = context
+        self.depth = 1
+
+
+# Per thread: (async store, agent id) -> the lock its outermost ``with`` block holds.
+_thread_locks = threading.local()
+
+
+def _held_by_this_thread() -> dict[tuple[object, str], _Held]:
+    held: dict[tuple[object, str], _Held] | None = getattr(_thread_locks, "held", None)
+    if held is None:
+        held = _thread_locks.held = {}
+    return held
+
+
+class SyncLockBlock:
+    """``with store.agent_lock(a):`` that nests per calling thread.
+
+    Each blocking call is a task of its own on the loop thread, so the async
+    store's per-task nesting cannot see that two blocks come from the same
+    caller; this does it per thread instead. Inside a block, the same thread
+    entering ``agent_lock(a)`` of the same store again reuses the held lock
+    (e.g. a helper that takes the lock itself, called under a caller's
+    block), and the outermost block frees it. Other threads, other store
+    objects and other processes wait as before.
+    """
+
+    def __init__(self, key: tuple[object, str], make: Callable[[], AbstractAsyncContextManager[AgentLock]]) -> None:
+        self._key = key
+        self._make = make
+        self._held: _Held | None = None
+        self._outermost = False
+
+    def __enter__(self) -> SyncAgentLock:
+        held = _held_by_this_thread()
+        current = held.get(self._key)
+        if current is not None and not current.lock.released:
+            current.depth += 1
+            self._held, self._outermost = current, False
+            return current.lock
+        context = SyncContext(self._make, SyncAgentLock)
+        lock = context.__enter__()
+        self._held, self._outermost = _Held(lock, context), True
+        held[self._key] = self._held
+        return lock
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        current = self._held
+        assert current is not None, "__exit__ without __enter__"
+        current.depth -= 1
+        if not self._outermost:
+            return None
+        held = _held_by_this_thread()
+        if held.get(self._key) is current:
+            del held[self._key]
+        return current.context.__exit__(exc_type, exc, tb)
+
+
 def lock_context(
     fn: Callable[P, AbstractAsyncContextManager[AgentLock]], /, *args: P.args, **kwargs: P.kwargs
-) -> SyncContext[AgentLock, SyncAgentLock]:
-    """``with`` form of an async context manager yielding an :class:`AgentLock`."""
-    return SyncContext(lambda: fn(*args, **kwargs), SyncAgentLock)
+) -> SyncLockBlock:
+    """``with`` form of ``agent_lock``-shaped methods (``fn(agent_id, ...)``
+    yielding an :class:`AgentLock`): blocks nest per calling thread, per
+    store object and agent id (see :class:`SyncLockBlock`)."""
+    agent_id = args[0] if args else kwargs["agent_id"]
+    # fn is bound to the async store; a facade drives exactly one, so it names the store object.
+    owner = getattr(fn, "__self__", fn)
+    return SyncLockBlock((owner, str(agent_id)), lambda: fn(*args, **kwargs))
 
 
 def wrapped_context(

@@ -737,8 +737,6 @@ class StoreConformance(TransactionConformance, CatalogConformance):
     async def test_agent_lock_blocks_nest_within_a_task(self, store: Any, open_store: OpenStore, ns: str) -> None:
         if not _has_locks(store):
             pytest.skip("this store has no agent locks")
-        if getattr(store, "agent_locks_nest_in_task", True) is False:
-            pytest.skip("nesting is per asyncio task; this store runs each call in a task of its own")
         other = await open_store()
         async with store.agent_lock(ns + "a", timeout_ms=200) as outer:
             # The same task enters again at once (e.g. agent.chat() inside a caller's lock).
