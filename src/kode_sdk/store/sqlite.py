@@ -654,9 +654,12 @@ class SqliteStore(MessageSearch, BaseStore):
     **Threads.** One dedicated worker thread (``kode-sqlite``) owns the
     connection; every store call does all its SQL in one hop to that thread,
     each write in one ``BEGIN IMMEDIATE … COMMIT`` transaction, each
-    multi-statement read in one snapshot. A second thread
-    (``kode-sqlite-checkpoint``, its own connection) moves the WAL into the
-    database file, so no call waits for a checkpoint.
+    multi-statement read in one snapshot. The bounded query reads
+    (``query_*``, :meth:`aggregate_stats`, :meth:`list`, :meth:`exists`,
+    :meth:`load_info`) skip the hop when the worker is idle: they run on the
+    calling thread's own ``query_only`` connection (see ``_read``). A second
+    thread (``kode-sqlite-checkpoint``, its own connection) moves the WAL into
+    the database file, so no call waits for a checkpoint.
 
     **Durability.** ``journal_mode=WAL`` with ``synchronous=NORMAL``: a call
     that returned has committed and survives the process being killed; a power
