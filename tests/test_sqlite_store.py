@@ -691,13 +691,19 @@ async def test_list_prefix_is_literal_and_case_sensitive(store: SqliteStore) -> 
 
 
 async def traced_sql(store: SqliteStore, call: Any) -> list[str]:
-    """The SQL statements ``call`` ran, with parameters expanded."""
+    """The SQL statements ``call`` ran, with parameters expanded (on the
+    worker's connection and on this thread's read connection alike)."""
     statements: list[str] = []
+    reader = store._reader()
     await store._hop(lambda conn: conn.set_trace_callback(statements.append))
+    if reader is not None:
+        reader.set_trace_callback(statements.append)
     try:
         await call
     finally:
         await store._hop(lambda conn: conn.set_trace_callback(None))
+        if reader is not None:
+            reader.set_trace_callback(None)
     return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
 
 
@@ -1198,3 +1204,19 @@ async def test_a_driver_error_reaches_the_caller_as_a_kode_error(db: Path) -> No
             await store.append_messages("a", [msg("user", "new")])
         assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
         assert [m.content for m in await store.load_messages("a")] == [[{"type": "text", "text": "kept"}]]
+
+
+# --------------------------------------------------------------------------- caller-thread reads
+
+
+async def test_caller_thread_reads_see_other_stores_commits_and_units_see_their_own(db: Path) -> None:
+    async with SqliteStore(db) as writer, SqliteStore(db) as reader:
+        assert await reader.list() == []  # opens the reader's caller-thread connection first
+        await writer.save_info("a", info("a"))
+        assert await reader.list() == ["a"]  # acknowledged by another store object: visible
+        assert reader._reader() is not None
+        async with reader.transaction("b") as tx:
+            await tx.save_info("b", info("b"))
+            assert await tx.load_info("b") is not None  # the unit's own write, through the hop
+            assert await writer.exists("b") is False  # uncommitted: invisible to others
+        assert await writer.exists("b") is True

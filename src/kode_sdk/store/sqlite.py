@@ -513,6 +513,11 @@ class _ConnectionThread:
         self._queue: queue.SimpleQueue[
             tuple[list[Callable[[], Any]], asyncio.AbstractEventLoop, asyncio.Future[Any]] | None
         ] = queue.SimpleQueue()
+        # Jobs queued so far, and jobs the thread is done with (run or skipped):
+        # equal means nothing is queued or running (see idle()).
+        self._submitted = 0
+        self._finished = 0
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="kode-sqlite", daemon=True)
         self._thread.start()
 
@@ -523,8 +528,15 @@ class _ConnectionThread:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         box: list[Callable[[], Any]] = [fn]
+        with self._count_lock:  # callers may sit on several threads (one loop each)
+            self._submitted += 1
         self._queue.put((box, loop, future))
         return future, box
+
+    def idle(self) -> bool:
+        """True when no job is queued or running: everything submitted so far
+        has finished (committed or failed) or was taken back."""
+        return self._submitted == self._finished
 
     def stop(self) -> None:
         """Let the thread finish the queued jobs and end; wait for it."""
@@ -538,11 +550,13 @@ class _ConnectionThread:
             try:
                 fn = box.pop()  # atomic: an empty box means the caller gave up first
             except IndexError:
+                self._finished += 1  # only this thread writes it
                 continue
             try:
                 outcome: tuple[bool, Any] = (True, fn())
             except BaseException as exc:  # delivered to the awaiting caller, never lost here
                 outcome = (False, exc)
+            self._finished += 1
             with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
                 loop.call_soon_threadsafe(_deliver, future, outcome)
 
@@ -637,9 +651,12 @@ class SqliteStore(MessageSearch, BaseStore):
     **Threads.** One dedicated worker thread (``kode-sqlite``) owns the
     connection; every store call does all its SQL in one hop to that thread,
     each write in one ``BEGIN IMMEDIATE … COMMIT`` transaction, each
-    multi-statement read in one snapshot. A second thread
-    (``kode-sqlite-checkpoint``, its own connection) moves the WAL into the
-    database file, so no call waits for a checkpoint.
+    multi-statement read in one snapshot. The bounded query reads
+    (``query_*``, :meth:`aggregate_stats`, :meth:`list`, :meth:`exists`,
+    :meth:`load_info`) skip the hop when the worker is idle: they run on the
+    calling thread's own ``query_only`` connection (see ``_read``). A second
+    thread (``kode-sqlite-checkpoint``, its own connection) moves the WAL into
+    the database file, so no call waits for a checkpoint.
 
     **Durability.** ``journal_mode=WAL`` with ``synchronous=NORMAL``: a call
     that returned has committed and survives the process being killed; a power
@@ -702,6 +719,10 @@ class SqliteStore(MessageSearch, BaseStore):
         self._tool_call_cache = SavedListCache()
         self._locks: set[FlockAgentLock] = set()
         self._checkpointer: _Checkpointer | None = None
+        # Read connections used on the callers' threads (see _read); one a thread.
+        self._readers = threading.local()
+        self._reader_conns: builtins.list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.db_path)!r})"
@@ -813,6 +834,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 # the last one and fold the WAL back into the file.
                 await asyncio.to_thread(checkpointer.stop)
             thread, self._thread = self._thread, None
+            self._close_readers()
             if thread is not None:
                 try:
                     future, _ = thread.submit(self._disconnect)
@@ -864,6 +886,86 @@ class SqliteStore(MessageSearch, BaseStore):
         except BaseException:
             _claim(box)  # a job that never started now never will
             raise
+
+    # ------------------------------------------------------------------ caller-thread reads
+
+    async def _read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the read-only ``job`` on this thread's read connection, without
+        the hop to the worker thread, when that is sure to answer as the hop
+        would; otherwise through :meth:`_hop`.
+
+        Why it answers the same: every acknowledged write was committed before
+        its call returned, and a WAL reader's statement sees every commit made
+        before it started. Taken only while the worker is idle (nothing queued
+        or running), so a read made after a write that is still in flight (say
+        one whose caller was cancelled) waits behind it as before: a store's
+        calls keep their order. Inside ``store.transaction()`` a read must see
+        the unit's uncommitted writes, which only the worker's connection
+        holds: those hop too, as do ``:memory:`` stores. The connection is
+        ``query_only`` with no busy timeout, so it never blocks the event loop
+        on a lock (a busy answer retries through the hop, which waits). Only
+        bounded, indexed reads use it (query pages, counts, ids): the loop then
+        spends the query's own time (tens of µs on W3), less than the hop's two
+        thread switches (docs/benchmarks.md, "Caller-thread reads")."""
+        scope = _TX_SCOPE.get()
+        thread = self._thread
+        if (scope is None or scope.store is not self) and thread is not None and thread.idle():
+            conn = self._reader()
+            if conn is not None:
+                try:
+                    return job(conn)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                except sqlite3.IntegrityError:
+                    raise
+                except sqlite3.Error as exc:
+                    raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
+        return await self._hop(job)
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read connection (opened on first use), or None where
+        there is none to have (closed store, ``:memory:``, open failed)."""
+        if self._thread is None:
+            raise StoreClosedError("sqlite store is closed")
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is not None:
+            return conn
+        if getattr(self._readers, "failed", False) or str(self.db_path) == ":memory:":
+            return None
+        try:
+            conn = sqlite3.connect(
+                self.db_path.absolute().as_uri() + "?mode=rw",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,  # closed by close(), maybe from another thread
+                cached_statements=256,
+            )
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA cache_size = -8000")  # 8 MiB
+        except sqlite3.Error as exc:  # e.g. a path the URI form cannot name: the hop still works
+            logger.debug("no caller-thread reads for %r: %s", str(self.db_path), exc)
+            self._readers.failed = True
+            return None
+        with self._reader_lock:
+            if self._thread is None:  # closed meanwhile
+                conn.close()
+                raise StoreClosedError("sqlite store is closed")
+            self._reader_conns.append(conn)
+        self._readers.conn = conn
+        return conn
+
+    def _close_readers(self) -> None:
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        self._readers = threading.local()
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     # ------------------------------------------------------------------ events
 
@@ -1365,7 +1467,7 @@ class SqliteStore(MessageSearch, BaseStore):
             ).fetchone()
             return None if row is None else (str(row[0]), int(row[1]))
 
-        found = await self._hop(job)
+        found = await self._read(job)
         if found is None:
             return None
         loaded = AgentInfo.model_validate_json(found[0])
@@ -1380,7 +1482,7 @@ class SqliteStore(MessageSearch, BaseStore):
             sql = "SELECT 1 FROM agents WHERE agent_id = ? AND template_id IS NOT NULL"
             return conn.execute(sql, (agent_id,)).fetchone() is not None
 
-        return await self._hop(job)
+        return await self._read(job)
 
     @operation("deletes")
     async def delete(self, agent_id: str) -> None:
@@ -1441,7 +1543,7 @@ class SqliteStore(MessageSearch, BaseStore):
         decode = jsoncodec.decode
         return [
             session_info_from_wire(row_agent, created_at, updated_at, message_count, decode(data))
-            for row_agent, data, created_at, updated_at, message_count in await self._hop(job)
+            for row_agent, data, created_at, updated_at, message_count in await self._read(job)
         ]
 
     @operation("queries", agent=False)
@@ -1490,7 +1592,7 @@ class SqliteStore(MessageSearch, BaseStore):
 
         decode = jsoncodec.decode
         found = []
-        for row_agent, seq, created_at, data in await self._hop(job):
+        for row_agent, seq, created_at, data in await self._read(job):
             wire = decode(unpack(data))
             found.append(stored_message(row_agent, seq, wire["role"], created_at, wire))
         return found
@@ -1607,7 +1709,7 @@ class SqliteStore(MessageSearch, BaseStore):
             return conn.execute(sql, params).fetchall()
 
         decode = jsoncodec.decode
-        return [stored_tool_call(row_agent, decode(unpack(data))) for row_agent, data in await self._hop(job)]
+        return [stored_tool_call(row_agent, decode(unpack(data))) for row_agent, data in await self._read(job)]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
@@ -1625,7 +1727,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 snapshots = conn.execute("SELECT COUNT(*) FROM snapshots WHERE agent_id = ?", (agent_id,)).fetchone()
             return by_role, by_state_name, int(snapshots[0])
 
-        by_role, by_state_name, total_snapshots = await self._hop(job)
+        by_role, by_state_name, total_snapshots = await self._read(job)
         by_state: dict[str, int] = {}
         by_name: dict[str, int] = {}
         for state, name, count in by_state_name:
@@ -1897,7 +1999,7 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> builtins.list[str]:
             return [agent for (agent,) in conn.execute(sql, params)]
 
-        return await self._hop(job)
+        return await self._read(job)
 
 
 # --------------------------------------------------------------------------- module helpers
