@@ -340,10 +340,3 @@ def _global(
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``kode`` command."""
     app(args=argv, prog_name="kode")
-
-
-# Register the commands: their modules decorate ``app`` (imported last, as they import this module).
-from . import demo as _demo  # noqa: E402, F401
-from . import ops as _ops  # noqa: E402, F401
-from . import query as _query  # noqa: E402, F401
-from . import serve as _serve  # noqa: E402, F401
