@@ -5,7 +5,8 @@ Every test here is marked ``reliability``. ``make test`` runs the short sizes;
 ``KODE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 when it does not answer the PostgreSQL cases skip with a notice, or fail under
 ``KODE_REQUIRE_POSTGRES=1``. Each PostgreSQL case works in a throwaway schema.
-Restart tests start a throwaway cluster of their own (never the main server).
+Restart tests start a throwaway cluster of their own (never the main server):
+``restartable_cluster``, from tests/postgres/conftest.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import psycopg
 import pytest
 
 from kode_sdk.testing.pgbouncer import REQUIRE_ENV, PgBouncer
-from postgres.conftest import ThrowawayCluster, _start_cluster, drop_schema, new_schema_name
+from postgres.conftest import drop_schema, new_schema_name
+from postgres.conftest import restartable_cluster as restartable_cluster  # one home; a fixture here too
 
 from ._common import TORTURE
 
@@ -82,19 +84,6 @@ def pg_schema(pg_url: str) -> Iterator[str]:
         yield name
     finally:
         drop_schema(pg_url, name)
-
-
-@pytest.fixture(scope="session")
-def restartable_cluster() -> Iterator[ThrowawayCluster]:
-    """A PostgreSQL cluster of this run's own, which tests may stop and start."""
-    cluster = _start_cluster()
-    if isinstance(cluster, str):
-        unavailable(f"no throwaway cluster for the restart test: {cluster}")
-        return
-    try:
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture(scope="session")
