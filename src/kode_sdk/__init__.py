@@ -33,9 +33,11 @@ from .errors import (
     StoreConnectionError,
     StoreCorruptionError,
 )
-from .store.base import AgentLock, ExtendedStore, QueryableStore, Store, validate_agent_id
+from .store.agent_ids import validate_agent_id
 from .store.factory import config_from_env, create_extended_store, create_store
 from .store.json_store import JSONStore
+from .store.locks import AgentLock
+from .store.protocols import ExtendedStore, QueryableStore, Store
 from .store.sqlite import SqliteStore
 from .store.transaction import StoreTransaction
 from .types import (

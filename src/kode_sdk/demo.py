@@ -44,8 +44,8 @@ from .agent import (
 )
 from .agent.providers.scripted import ScriptTurn, text, tool_use
 from .errors import ProviderError
-from .store.base import ExtendedStore
 from .store.factory import create_extended_store
+from .store.protocols import ExtendedStore
 from .types import Timeline
 
 __all__ = ["main", "run_demo"]

@@ -61,7 +61,9 @@ from .ops.filters import (
 )
 from .ops.health import store_health, store_metrics_text, unhealthy_status
 from .redact import redact
-from .store.base import QueryableStore, Store, check_channel, validate_agent_id
+from .store.agent_ids import validate_agent_id
+from .store.events import check_channel
+from .store.protocols import QueryableStore, Store
 from .web import TokenGate, page_routes
 
 __all__ = ["create_app"]

@@ -1,5 +1,5 @@
 """The agent loop: a conversation with a model that calls tools, persisted step
-by step through the :class:`~kode_sdk.store.base.Store` protocol alone.
+by step through the :class:`~kode_sdk.store.protocols.Store` protocol alone.
 
 One step: call the provider with the history and the template's tools, store
 the assistant message, run each tool it asked for (a
@@ -40,8 +40,10 @@ from ..errors import (
     ProviderError,
     RecordValidationError,
 )
-from ..store.base import Store, fork_agent_ids, validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..store.capabilities import AgentLocking
+from ..store.protocols import Store
+from ..store.query_rules import fork_agent_ids
 from ..types import (
     AgentInfo,
     Bookmark,
@@ -215,7 +217,7 @@ class Agent:
     Build one with :meth:`create` (new id) or :meth:`resume_from_store`
     (existing id); the constructor is internal. One agent object runs one
     ``chat``/``decide`` at a time; when the store offers agent locks
-    (:class:`~kode_sdk.store.base.ExtendedStore`), each of those calls also
+    (:class:`~kode_sdk.store.protocols.ExtendedStore`), each of those calls also
     holds the agent's lock, so two processes never drive the same agent at once.
     """
 

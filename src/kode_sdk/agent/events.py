@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeAlias
 
 from ..errors import RecordValidationError
-from ..store.base import Store, check_channel, since_seq
+from ..store.events import check_channel, since_seq
+from ..store.protocols import Store
 from ..types import CHANNELS, Bookmark, Timeline
 
 __all__ = ["EventBus", "Handler", "last_stored_seq"]

@@ -45,8 +45,8 @@ from ..errors import (
 )
 from ..ops.dump import plain_json
 from ..redact import redact
-from ..store.base import Store
 from ..store.factory import config_from_env, create_store
+from ..store.protocols import Store
 from .text import inert
 
 __all__ = [

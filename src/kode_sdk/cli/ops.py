@@ -22,9 +22,10 @@ from ..ops.copy import migrate as migrate_stores
 from ..ops.export import export_jsonl, import_dumps, parse_jsonl
 from ..ops.filters import parse_duration, time_ago
 from ..ops.prune import prune as prune_store
-from ..store.base import Store, validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..store.catalog import stored_agent_ids
 from ..store.factory import create_store
+from ..store.protocols import Store
 from ..types import now_utc
 from .app import JsonOption, State, UsageError, app, emit_json, run_async, run_with_store, stderr, stdout
 from .text import inert

@@ -21,9 +21,11 @@ from ..errors import AgentNotFoundError, StoreConfigError
 from ..ops.dump import wire
 from ..ops.filters import message_filters, session_filters, tool_call_filters
 from ..ops.health import store_health, store_metrics, store_metrics_text, unhealthy_status
-from ..store.base import QueryableStore, Store, check_channel, validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..store.capabilities import EventTailing
 from ..store.catalog import stored_agent_ids
+from ..store.events import check_channel
+from ..store.protocols import QueryableStore, Store
 from ..types import MessageHit, StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
 from .text import cell, inert

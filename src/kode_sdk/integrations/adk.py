@@ -47,7 +47,8 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     raise ImportError("kode_sdk.integrations.adk needs Google ADK: pip install 'kode-sdk[adk]'") from exc
 
 from ..errors import InvalidAgentIdError
-from ..store.base import ExtendedStore, Store, validate_agent_id
+from ..store.agent_ids import validate_agent_id
+from ..store.protocols import ExtendedStore, Store
 from ..types import AgentInfo, Message
 from ._locks import KeyedLocks
 from ._loop import LoopHome

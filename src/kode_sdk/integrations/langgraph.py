@@ -70,8 +70,10 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
 
 from .. import jsoncodec
 from ..errors import InvalidAgentIdError, RecordValidationError
-from ..store.base import Store, share_copy, validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..store.factory import create_store
+from ..store.list_diff import share_copy
+from ..store.protocols import Store
 from ..store.transaction import StoreTransaction
 from ..types import AgentInfo, Snapshot
 from ._langchain import from_wire, to_wire

@@ -44,7 +44,8 @@ except ImportError as exc:  # pragma: no cover - the hint is the point
     ) from exc
 
 from ..errors import InvalidAgentIdError
-from ..store.base import Store, validate_agent_id
+from ..store.agent_ids import validate_agent_id
+from ..store.protocols import Store
 from ..types import AgentInfo, Message
 from ._loop import LoopHome
 

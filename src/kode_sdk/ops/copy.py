@@ -1,5 +1,5 @@
 """Copy any store into any other (JSON → SQLite → PostgreSQL → …), through the
-:class:`~kode_sdk.store.base.Store` protocol only.
+:class:`~kode_sdk.store.protocols.Store` protocol only.
 
 >>> report = await migrate(JSONStore("./data/store"), SqliteStore("./data/agents.db"))   # doctest: +SKIP
 >>> report.ok, report.copied, report.identical                                          # doctest: +SKIP
@@ -40,8 +40,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..store.base import Store
 from ..store.catalog import RecordTimes, restore_record_times, stored_agent_ids
+from ..store.protocols import Store
 from .dump import AgentDigest, AgentDump, read_agent
 
 __all__ = ["AgentOutcome", "MigrationReport", "apply_agent", "find_conflicts", "migrate", "verify"]

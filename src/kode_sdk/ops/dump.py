@@ -2,7 +2,7 @@
 :mod:`~kode_sdk.ops.copy` copies, :mod:`~kode_sdk.ops.export` writes and
 the verify pass hashes.
 
-Everything is read through the :class:`~kode_sdk.store.base.Store` protocol, so
+Everything is read through the :class:`~kode_sdk.store.protocols.Store` protocol, so
 it works for every backend. Each record is re-validated and dumped in the KODE
 wire shape (camelCase keys, epoch-ms timestamps), and lines are encoded with
 sorted keys: the same content read from two backends gives the same bytes,
@@ -26,8 +26,8 @@ from pydantic import BaseModel
 
 from .. import jsoncodec
 from ..errors import RecordValidationError
-from ..store.base import Store
 from ..store.catalog import load_record_times
+from ..store.protocols import Store
 from ..types import (
     AgentInfo,
     CompressionRecord,

@@ -34,8 +34,9 @@ from typing import IO, Any
 
 from .. import jsoncodec
 from ..errors import AgentNotFoundError, KodeError, RecordValidationError
-from ..store.base import Store, validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..store.catalog import check_message_times, stored_agent_ids
+from ..store.protocols import Store
 from .copy import AgentOutcome, apply_agent
 from .dump import AgentDump, canonical_json, read_agent, validate_record
 

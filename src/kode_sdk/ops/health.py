@@ -1,7 +1,7 @@
 """Health and metrics of any store, for ``kode health``/``kode metrics`` and the
 ``/health`` and ``/metrics`` endpoints.
 
-An :class:`~kode_sdk.store.base.ExtendedStore` answers with its own
+An :class:`~kode_sdk.store.protocols.ExtendedStore` answers with its own
 ``health_check``/``get_metrics``; a plain Store (JSONStore) is checked by
 listing its agents and probing that its directory accepts writes, and its
 metrics count what it holds by reading it.
@@ -15,9 +15,11 @@ import os
 import time
 
 from ..redact import redact
-from ..store.base import BaseStore, Metrics, Store
 from ..store.capabilities import FileBacked, HealthChecking, MetricsReporting
 from ..store.catalog import stored_agent_ids
+from ..store.lifecycle import BaseStore
+from ..store.metrics import Metrics
+from ..store.protocols import Store
 from ..store.writable import probe_writable
 from ..types import (
     DatabaseHealth,

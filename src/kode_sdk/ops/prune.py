@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..store.base import Store, time_bound
 from ..store.capabilities import Prunable
 from ..store.catalog import stored_agent_ids
+from ..store.policy import time_bound
+from ..store.protocols import Store
 from ..types import to_epoch_ms
 from .dump import AgentDump, read_agent
 

@@ -1,5 +1,5 @@
 """What whole-store operations (export, migrate, prune, metrics) need beyond
-the :class:`~kode_sdk.store.base.Store` protocol: every agent that has any
+the :class:`~kode_sdk.store.protocols.Store` protocol: every agent that has any
 stored record, info or not, and the two times a store keeps outside records
 (each message's ``created_at`` and the session's ``updated_at``).
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import RecordValidationError
-from .base import Store
+from .protocols import Store
 
 __all__ = ["RecordTimes", "StoreCatalog", "check_message_times", "load_record_times", "restore_record_times",
            "stored_agent_ids"]  # fmt: skip

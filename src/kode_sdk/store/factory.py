@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..errors import StoreConfigError
 
 if TYPE_CHECKING:
-    from .base import ExtendedStore, Store
+    from .protocols import ExtendedStore, Store
 
 __all__ = ["config_from_env", "create_extended_store", "create_store", "postgres_connection"]
 

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - Windows: no flock; acquiring raises th
     fcntl = None  # type: ignore[assignment]
 
 from ..errors import LockTimeoutError, StoreConnectionError
-from .base import AgentLock, wait_with_backoff
+from .locks import AgentLock, wait_with_backoff
 
 __all__ = ["FlockAgentLock", "acquire_flock_lock"]
 

@@ -1,8 +1,8 @@
 """JSONStore: every agent in its own directory of JSON files, crash-safe.
 
 The default store for one process (or a few on one machine) that wants
-nothing but a directory. It implements :class:`~kode_sdk.store.base.Store` and
-:class:`~kode_sdk.store.base.QueryableStore` (queries scan the files).
+nothing but a directory. It implements :class:`~kode_sdk.store.protocols.Store` and
+:class:`~kode_sdk.store.protocols.QueryableStore` (queries scan the files).
 
 >>> store = JSONStore("./data/store")                          # doctest: +SKIP
 >>> async with store:                                           # doctest: +SKIP
@@ -131,29 +131,9 @@ from ..types import (
     ms_to_datetime,
     to_epoch_ms,
 )
-from .base import (
-    AgentLock,
-    BaseStore,
-    PendingEvent,
-    SavedListCache,
-    check_channel,
-    check_page,
-    check_sort,
-    coerce_list,
-    duplicate_seq_error,
-    event_rows,
-    message_from_wire,
-    message_to_wire,
-    operation,
-    operation_iter,
-    since_seq,
-    stats_from_counts,
-    time_bound,
-    timeline_from_wire,
-    user_id_of,
-    validate_agent_id,
-)
+from .agent_ids import validate_agent_id
 from .catalog import RecordTimes
+from .events import PendingEvent, check_channel, duplicate_seq_error, event_rows, since_seq, timeline_from_wire
 from .flock_lock import FlockAgentLock, acquire_flock_lock
 from .json_files import (
     DIR_MODE,
@@ -177,6 +157,13 @@ from .json_files import (
     set_aside,
     sync_data,
 )
+from .lifecycle import BaseStore, operation, operation_iter
+from .list_diff import SavedListCache
+from .locks import AgentLock
+from .policy import check_page, check_sort, time_bound
+from .query_rules import stats_from_counts, user_id_of
+from .records import coerce_list, message_to_wire
+from .results import message_from_wire
 from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 __all__ = ["JSONStore"]
@@ -356,7 +343,7 @@ def _event_seq(line: bytes, path: Path, offset: int) -> int:
 
 
 class JSONStore(MessageSearch, BaseStore):
-    """A :class:`~kode_sdk.store.base.QueryableStore` over a directory of JSON files.
+    """A :class:`~kode_sdk.store.protocols.QueryableStore` over a directory of JSON files.
 
     ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
     false: then a missing directory raises

@@ -1,6 +1,6 @@
 """The store contract's policy, decided once above the backends.
 
-Every public store method passes through :func:`kode_sdk.store.base.operation`,
+Every public store method passes through :func:`kode_sdk.store.lifecycle.operation`,
 which asks this module three things: which metrics kind the call counts as
 (:data:`OPERATION_KINDS`), how its arguments are normalised before a backend
 sees them (:data:`ARGUMENT_RULES`: filter types, enums, dates, integer bounds,

@@ -39,7 +39,7 @@ How it is built, and why:
   retries on the locking path (``SELECT … FOR UPDATE``, rebuild from rows).
 * **Events**: each ``append_event`` / ``append_events`` returns once its
   events are committed; appends arriving while a commit is in flight share
-  the next one (:class:`~kode_sdk.store.base.EventCommitter`). A commit is
+  the next one (:class:`~kode_sdk.store.events.EventCommitter`). A commit is
   one pipelined round trip: one ``unnest`` INSERT and, in the same
   transaction, ``pg_notify('kode_events', '<schema>:<agent_id>')``;
   :meth:`PostgresStore.tail_events` LISTENs on its own connection and reads the
@@ -123,46 +123,37 @@ from ..types import (
     now_utc,
     to_epoch_ms,
 )
-from .base import (
-    AgentLock,
-    BaseStore,
+from .agent_ids import validate_agent_id
+from .catalog import RecordTimes
+from .events import (
     EventCommitter,
     PendingEvent,
-    SavedListCache,
-    changed_positions,
     check_channel,
-    check_page,
-    check_sort,
-    coerce_list,
-    created_at_clauses,
     duplicate_seq_error,
     event_rows,
-    fork_agent_ids,
-    message_from_wire,
+    since_seq,
+    timeline_from_wire,
+)
+from .lifecycle import BaseStore, operation, operation_iter
+from .list_diff import (
+    SavedListCache,
+    changed_positions,
     message_keys,
     message_snapshot,
-    message_to_wire,
-    operation,
-    operation_iter,
-    prefix_upper_bound,
     share_copy,
-    since_seq,
-    stats_from_counts,
-    time_bound,
-    timeline_from_wire,
     tool_call_keys,
     tool_call_snapshot,
     updated_snapshots,
-    user_id_of,
-    validate_agent_id,
 )
-from .catalog import RecordTimes
-from .policy import DriverErrorKind
+from .locks import AgentLock
+from .policy import DriverErrorKind, check_page, check_sort, time_bound
 from .postgres_checkout import checked_getconn, prefer_warm
 from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
 from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
 from .postgres_replicas import ReplicaRouter
-from .results import session_info, stored_message, stored_tool_call, tool_call_record_from_wire
+from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from .records import coerce_list, message_to_wire
+from .results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
 from .schema_migrations import Migration, discover, pending
 from .search import MessageSearch, SearchRequest, SearchRow, index_text
 from .transaction import TransactionDriver
@@ -613,7 +604,7 @@ def _text(value: str) -> str:
 
 
 class PostgresStore(MessageSearch, BaseStore):
-    """A :class:`~kode_sdk.store.base.ExtendedStore` in PostgreSQL, shared by any
+    """A :class:`~kode_sdk.store.protocols.ExtendedStore` in PostgreSQL, shared by any
     number of workers.
 
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,

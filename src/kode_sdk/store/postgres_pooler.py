@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..errors import LockLostError
-from .base import AgentLock, wait_with_backoff
+from .locks import AgentLock, wait_with_backoff
 from .postgres_config import PostgresSettings
 
 __all__ = [

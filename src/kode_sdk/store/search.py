@@ -48,7 +48,9 @@ from typing import Any, cast
 
 from .. import jsoncodec
 from ..types import MessageHit, Role, ms_to_datetime
-from .base import check_page, operation, time_bound, validate_agent_id
+from .agent_ids import validate_agent_id
+from .lifecycle import operation
+from .policy import check_page, time_bound
 
 __all__ = [
     "MAX_INDEXED_WORDS",

@@ -67,43 +67,32 @@ from ..types import (
     now_utc,
     to_epoch_ms,
 )
-from .base import (
-    AgentLock,
-    BaseStore,
-    EventCommitter,
-    PendingEvent,
+from .agent_ids import validate_agent_id
+from .catalog import RecordTimes
+from .events import EventCommitter, PendingEvent, check_channel, check_int64, duplicate_seq_error, event_rows, since_seq
+from .flock_lock import FlockAgentLock, acquire_flock_lock
+from .lifecycle import BaseStore, operation, operation_iter
+from .list_diff import (
     SavedListCache,
     changed_positions,
-    check_channel,
-    check_int64,
-    check_page,
-    check_sort,
-    coerce_list,
-    created_at_clauses,
-    duplicate_seq_error,
-    event_rows,
-    fork_agent_ids,
-    message_from_wire,
     message_keys,
     message_snapshot,
     message_snapshot_from_wire,
-    message_to_wire,
-    operation,
-    operation_iter,
-    prefix_upper_bound,
-    since_seq,
-    stats_from_counts,
-    time_bound,
     tool_call_keys,
     tool_call_snapshot,
     updated_snapshots,
-    user_id_of,
-    validate_agent_id,
 )
-from .catalog import RecordTimes
-from .flock_lock import FlockAgentLock, acquire_flock_lock
-from .policy import DriverErrorKind
-from .results import session_info_from_wire, stored_message, stored_tool_call, tool_call_record_from_wire
+from .locks import AgentLock
+from .policy import DriverErrorKind, check_page, check_sort, time_bound
+from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from .records import coerce_list, message_to_wire
+from .results import (
+    message_from_wire,
+    session_info_from_wire,
+    stored_message,
+    stored_tool_call,
+    tool_call_record_from_wire,
+)
 from .schema_migrations import Migration, discover, pending
 from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
 from .sqlite_blob import pack, unpack

@@ -41,7 +41,7 @@ from ..types import (
 )
 
 if TYPE_CHECKING:
-    from .base import BaseStore
+    from .lifecycle import BaseStore
 
 __all__ = ["BufferedDriver", "StoreTransaction", "TransactionDriver"]
 
@@ -59,7 +59,7 @@ class TransactionDriver:
     block). ``read`` runs a store read so that it sees those writes.
     ``commit`` makes them durable and visible at once; ``rollback`` forgets
     them. ``write_events`` receives validated event rows (see
-    :func:`kode_sdk.store.base.event_rows`) together with a replay call.
+    :func:`kode_sdk.store.events.event_rows`) together with a replay call.
     """
 
     #: True when neither a crash during ``commit`` nor a write failing in it
@@ -212,14 +212,14 @@ class StoreTransaction:
 
     async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Append ``messages`` after the stored ones (see ``Store.append_messages``)."""
-        from .base import coerce_list
+        from .records import coerce_list
 
         items = coerce_list(Message, messages, "messages")
         await self._write(agent_id, lambda: self._store.append_messages(agent_id, items), "append_messages", items)
 
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Replace the conversation with ``messages`` (see ``Store.save_messages``)."""
-        from .base import coerce_list
+        from .records import coerce_list
 
         items = coerce_list(Message, messages, "messages")
         await self._write(agent_id, lambda: self._store.save_messages(agent_id, items), "save_messages", items)
@@ -233,7 +233,7 @@ class StoreTransaction:
         self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
     ) -> None:
         """Replace the tool-call records (see ``Store.save_tool_call_records``)."""
-        from .base import coerce_list
+        from .records import coerce_list
 
         items = coerce_list(ToolCallRecord, records, "records")
         await self._write(
@@ -242,7 +242,7 @@ class StoreTransaction:
 
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
         """Append one event (committed with the transaction)."""
-        from .base import event_rows
+        from .events import event_rows
 
         self._check(agent_id)
         rows = event_rows(agent_id, timeline, single=True)
@@ -251,7 +251,7 @@ class StoreTransaction:
 
     async def append_events(self, agent_id: str, timelines: Sequence[Timeline | Mapping[str, Any]]) -> None:
         """Append a batch of events (committed with the transaction)."""
-        from .base import event_rows
+        from .events import event_rows
 
         self._check(agent_id)
         rows = event_rows(agent_id, timelines)
@@ -286,7 +286,7 @@ class StoreTransaction:
 
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the media cache records."""
-        from .base import coerce_list
+        from .records import coerce_list
 
         items = coerce_list(MediaCacheRecord, records, "records")
         await self._write(agent_id, lambda: self._store.save_media_cache(agent_id, items))

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from ..errors import StoreClosedError
-from ..store.base import AgentLock
+from ..store.locks import AgentLock
 from . import _runner
 
 __all__ = ["Facade", "StoreSource", "SyncAgentLock", "SyncContext", "SyncLockBlock", "Wrapped"]

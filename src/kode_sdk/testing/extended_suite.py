@@ -1,4 +1,4 @@
-"""The conformance tests of the :class:`~kode_sdk.store.base.ExtendedStore` protocol."""
+"""The conformance tests of the :class:`~kode_sdk.store.protocols.ExtendedStore` protocol."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..errors import (
     RecordValidationError,
     StoreClosedError,
 )
-from ..store.base import validate_agent_id
+from ..store.agent_ids import validate_agent_id
 from ..types import (
     AgentInfo,
     ConsistencyCheckResult,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ..errors import KodeError, RecordValidationError
-from ..store.base import BaseStore
+from ..store.lifecycle import BaseStore
 from . import data
 from .data import BASE_MS
 

@@ -1,4 +1,4 @@
-"""The conformance tests of the :class:`~kode_sdk.store.base.QueryableStore` protocol."""
+"""The conformance tests of the :class:`~kode_sdk.store.protocols.QueryableStore` protocol."""
 
 from __future__ import annotations
 

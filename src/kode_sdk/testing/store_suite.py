@@ -1,4 +1,4 @@
-"""The conformance tests of the :class:`~kode_sdk.store.base.Store` protocol."""
+"""The conformance tests of the :class:`~kode_sdk.store.protocols.Store` protocol."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ BAD_AGENT_IDS: list[Any] = ["", "../x", "a/b", "..", ".", "x" * 200, "a\x00b", "
 
 
 class StoreConformance(TransactionConformance, CatalogConformance):
-    """Conformance tests every :class:`~kode_sdk.store.base.Store` passes.
+    """Conformance tests every :class:`~kode_sdk.store.protocols.Store` passes.
 
     Subclass it in a test module and provide one fixture, ``store_factory``: a
     zero-argument callable returning a NEW, unopened store over the SAME

@@ -32,7 +32,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import InvalidAgentIdError, KodeError, RecordValidationError, StoreConfigError
 from ..ops.filters import SEARCH_PARAMS, parse_int, pick_params, search_filters, session_filters
-from ..store.base import QueryableStore, check_channel, validate_agent_id
+from ..store.agent_ids import validate_agent_id
+from ..store.events import check_channel
+from ..store.protocols import QueryableStore
 from ..types import CHANNELS, MessageHit, StoredMessage, Timeline
 from .charts import duration_chart, is_failed, success_chart
 
