@@ -5,6 +5,13 @@ records for three agents and prints an acknowledgement after each call
 returned. After each kill the store is reopened and every agent's lists must
 equal a state some call produced: the last acknowledged one, or the one in
 flight when the kill came — never a torn mix, never an acknowledged save lost.
+
+On a server backend a call in flight at a kill may commit *after* the check
+read the state before it: its statements, COMMIT included, can still sit in
+the server's or PgBouncer's socket buffers when the client dies (seen under
+load through PgBouncer). Nobody was told it committed, so no promise is
+broken; the check accepts that state at the next kill too, as long as the new
+child has not acknowledged a save of the same list.
 """
 
 from __future__ import annotations
@@ -98,6 +105,8 @@ async def test_kill_loop_loses_nothing_acknowledged(spec: str) -> None:
     empty = digest([])
     # The state each key is known to hold: (tag, n) of the producing call, (0, 0) for empty.
     held: dict[Key, tuple[int, int]] = {(a, k): (0, 0) for a in AGENTS for k in ("messages", "tools")}
+    # The call in flight at the last kill, where the check did not find it: it may still land.
+    late: dict[Key, tuple[int, int]] = {}
     acked_total = in_flight_seen = journals = 0
     for tag in range(1, KILLS + 1):
         acks, count = run_child_and_kill(spec, tag, rng)
@@ -121,6 +130,8 @@ async def test_kill_loop_loses_nothing_acknowledged(spec: str) -> None:
                 (empty if base == (0, 0) else expected(kind, agent, *base)): base,
                 expected(kind, agent, *nxt): nxt,
             }
+            if key not in acks and key in late and not spec.startswith(("sqlite:", "json:")):
+                candidates[expected(kind, agent, *late[key])] = late[key]
             assert got in candidates, (
                 f"seed {seed}, kill {tag}: {agent} {kind} holds a state no call produced "
                 f"(acked {base}, in flight {nxt}) — torn or an acknowledged save lost"
@@ -128,6 +139,10 @@ async def test_kill_loop_loses_nothing_acknowledged(spec: str) -> None:
             if candidates[got] == nxt:
                 in_flight_seen += 1
             held[key] = candidates[got]
+            if candidates[got] == nxt:
+                late.pop(key, None)
+            else:
+                late[key] = nxt
     assert acked_total > 0, "no call was ever acknowledged: the kills came too early to test anything"
     FIGURES.mkdir(exist_ok=True)
     backend = spec.partition(":")[0]
