@@ -102,17 +102,25 @@ def ms_to_datetime(ms: int) -> datetime:
 
 
 def to_datetime(value: Any) -> datetime:
-    """Accept an aware or naive (read as UTC) datetime, epoch-ms int, or ISO string."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-    if isinstance(value, bool):
-        raise ValueError("a timestamp must be a datetime or epoch milliseconds, not a bool")
-    if isinstance(value, int):
-        return ms_to_datetime(value)
-    if isinstance(value, float) and value.is_integer():
-        return ms_to_datetime(int(value))
+    """Accept an aware or naive (read as UTC) datetime, epoch-ms int, or ISO string.
+
+    A value no datetime can hold (beyond the years 1–9999 in UTC) is a
+    :class:`ValueError`, like any other bad timestamp, so a record field
+    refuses it with :class:`~kode_sdk.errors.RecordValidationError`.
+    """
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=UTC)
+            return value.astimezone(UTC)
+        if isinstance(value, bool):
+            raise ValueError("a timestamp must be a datetime or epoch milliseconds, not a bool")
+        if isinstance(value, int):
+            return ms_to_datetime(value)
+        if isinstance(value, float) and value.is_integer():
+            return ms_to_datetime(int(value))
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside the range of a timestamp (years 1 to 9999 UTC)") from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -176,6 +176,28 @@ class PolicyConformance:
         assert await store.load_todos(agent) is None
         assert await store.load_info(agent) is None
 
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("huge", [2**62, 2**70, -(2**62)])
+    async def test_timestamps_no_datetime_holds_are_refused_as_records(self, store: Any, ns: str, huge: int) -> None:
+        """Epoch ms beyond the years 1-9999 in a record's time field: one
+        RecordValidationError naming the field, never an OverflowError."""
+        agent = ns + "a"
+        record = data.tool_call("c1")
+        record["createdAt"] = huge
+        with pytest.raises(RecordValidationError, match="createdAt"):
+            await store.save_tool_call_records(agent, [record])
+        todos = data.todos()
+        todos["updatedAt"] = huge
+        with pytest.raises(RecordValidationError, match="updatedAt"):
+            await store.save_todos(agent, todos)
+        info = data.info(agent)
+        info["createdAt"] = huge
+        with pytest.raises(RecordValidationError, match="createdAt"):
+            await store.save_info(agent, info)
+        assert await store.load_tool_call_records(agent) == []
+        assert await store.load_todos(agent) is None
+        assert await store.load_info(agent) is None
+
     # ------------------------------------------------------------------ duplicates
 
     @pytest.mark.asyncio
