@@ -1,9 +1,9 @@
 """SqliteStore: the embedded default backend — one SQLite file in WAL mode.
 
-Everything an agent produces lives in one database file: messages, tool calls,
-events, todos, history windows, compression records, recovered files, media
-cache, snapshots and agent info. One file is one backup and one transaction
-boundary.
+The Store contract on SQLite: each call validates its arguments, builds the
+job that does all its SQL (statements and row values from sql.py), and runs it
+on the connection thread (:meth:`SqliteStore._hop`) or, for bounded reads, on
+the caller's own read connection (:meth:`SqliteStore._read`).
 
 >>> from kode_sdk.store.sqlite import SqliteStore
 >>> async def main() -> None:                                     # doctest: +SKIP
@@ -17,31 +17,23 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import contextvars
-import logging
 import os
-import queue
-import re
-import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from .. import jsoncodec
-from ..errors import (
+from ... import jsoncodec
+from ...errors import (
     AgentNotFoundError,
     RecordValidationError,
     SchemaVersionError,
     StoreClosedError,
-    StoreConfigError,
     StoreConnectionError,
-    StoreCorruptionError,
 )
-from ..types import (
+from ...types import (
     AgentInfo,
     AgentStats,
     CompressionRecord,
@@ -67,12 +59,20 @@ from ..types import (
     now_utc,
     to_epoch_ms,
 )
-from .agent_ids import validate_agent_id
-from .catalog import RecordTimes
-from .events import EventCommitter, PendingEvent, check_channel, check_int64, duplicate_seq_error, event_rows, since_seq
-from .flock_lock import FlockAgentLock, acquire_flock_lock
-from .lifecycle import BaseStore, operation, operation_iter
-from .list_diff import (
+from ..agent_ids import validate_agent_id
+from ..catalog import RecordTimes
+from ..events import (
+    EventCommitter,
+    PendingEvent,
+    check_channel,
+    check_int64,
+    duplicate_seq_error,
+    event_rows,
+    since_seq,
+)
+from ..flock_lock import FlockAgentLock, acquire_flock_lock
+from ..lifecycle import BaseStore, operation, operation_iter
+from ..list_diff import (
     SavedListCache,
     changed_positions,
     message_keys,
@@ -82,135 +82,54 @@ from .list_diff import (
     tool_call_snapshot,
     updated_snapshots,
 )
-from .locks import AgentLock
-from .policy import DriverErrorKind, check_page, check_sort, time_bound
-from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
-from .records import coerce_list, message_to_wire
-from .results import (
-    message_from_wire,
-    session_info_from_wire,
-    stored_message,
-    stored_tool_call,
-    tool_call_record_from_wire,
+from ..locks import AgentLock
+from ..policy import DriverErrorKind, check_page, check_sort, time_bound
+from ..query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from ..records import coerce_list, message_to_wire
+from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
+from ..search import MessageSearch, SearchRequest, SearchRow
+from ..transaction import TransactionDriver
+from ..writable import probe_writable
+from .blob import unpack
+from .checkpointer import Checkpointer
+from .connection import CallerReaders, open_writer
+from .consistency import consistency_issues
+from .fts import search_job
+from .sql import (
+    APPEND_ROW,
+    COUNT_ROLES,
+    ENSURE_AGENT,
+    INSERT_EVENT,
+    INSERT_MESSAGE,
+    INSERT_TOOL_CALL,
+    LAST_MESSAGE,
+    ROLES,
+    SAVE_INFO,
+    SET_MESSAGE_STATE,
+    SET_TOOL_CALL_STATE,
+    TOUCH_AGENT,
+    UPDATE_INFO,
+    UPDATE_MESSAGE,
+    UPDATE_TOOL_CALL,
+    created_at_floor,
+    load_tool_call,
+    message_row_parts,
+    new_version,
+    now_ms,
+    pack_json,
+    tool_call_columns,
 )
-from .schema_migrations import Migration, discover, pending
-from .search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, MessageSearch, SearchRequest, SearchRow, search_text, tokens
-from .sqlite_blob import pack, unpack
-from .transaction import TransactionDriver
-from .writable import probe_writable
+from .thread import ConnectionThread, claim
+from .transactions import is_busy, transaction
+from .unit import TX_SCOPE, SqliteDriver
 
-__all__ = ["SqliteStore", "register_functions"]
-
-logger = logging.getLogger("kode_sdk.store.sqlite")
+__all__ = ["SqliteStore"]
 
 T = TypeVar("T")
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-
-# BEGIN IMMEDIATE already waits busy_timeout (10 s) for the write lock; these
-# retries only cover the rare SQLITE_BUSY SQLite returns without waiting
-# (e.g. while another connection recovers the WAL).
-_FILE_MODE = 0o600  # the database and lock files: readable by their owner only
-_BUSY_TIMEOUT_MS = 10_000
-_BUSY_RETRIES = 5
 _EVENT_PAGE = 1000
-# WAL checkpoints run on their own thread (see _Checkpointer): after this many
-# write calls, and at least this often while there were writes. The writer's
-# own automatic checkpoint stays as a backstop, at a size the background
-# thread normally never lets the WAL reach.
-_CHECKPOINT_EVERY_WRITES = 64
-_CHECKPOINT_INTERVAL_S = 1.0
-_BACKSTOP_CHECKPOINT_PAGES = 10_000
-
-
-# --------------------------------------------------------------------------- SQL
-
-_ENSURE_AGENT = "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) ON CONFLICT (agent_id) DO NOTHING"
-_TOUCH_AGENT = (
-    "INSERT INTO agents (agent_id, updated_at) VALUES (?, ?) "
-    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at"
-)
-_SET_MESSAGE_STATE = (
-    "INSERT INTO agents (agent_id, updated_at, message_count, msg_version) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at, "
-    "message_count = excluded.message_count, msg_version = excluded.msg_version"
-)
-_SET_TOOL_CALL_STATE = (
-    "INSERT INTO agents (agent_id, updated_at, tc_version) VALUES (?, ?, ?) "
-    "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at, tc_version = excluded.tc_version"
-)
-_SAVE_INFO = (
-    "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (agent_id) DO UPDATE SET info = excluded.info, template_id = excluded.template_id, "
-    "user_id = excluded.user_id, created_at = excluded.created_at, updated_at = excluded.updated_at, "
-    "message_count = excluded.message_count"
-)
-_UPDATE_INFO = (
-    "UPDATE agents SET info = ?, updated_at = ?, message_count = ? "
-    "WHERE agent_id = ? AND template_id IS ? AND user_id IS ? AND created_at IS ?"
-)
-# msg_version, the next seq and the created_at of the last message, in one read.
-_LAST_MESSAGE = (
-    "SELECT a.msg_version, COALESCE(m.seq + 1, 0), m.created_at FROM agents a "
-    "LEFT JOIN messages m ON m.agent_id = a.agent_id "
-    "AND m.seq = (SELECT MAX(seq) FROM messages WHERE agent_id = a.agent_id) WHERE a.agent_id = ?"
-)
-_ROLES = ("user", "assistant", "system")
-_COUNT_ROLES = (
-    "SELECT " + ", ".join(f"COALESCE(SUM(role = '{r}'), 0)" for r in _ROLES) + " FROM messages WHERE agent_id = ?"
-)
-_INSERT_MESSAGE = "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) VALUES (?, ?, ?, ?, ?, ?)"
-# A rewrite keeps the row's created_at: the time the position was first saved.
-_UPDATE_MESSAGE = "UPDATE messages SET role = ?, block_types = ?, data = ? WHERE agent_id = ? AND seq = ?"
-_INSERT_TOOL_CALL = (
-    "INSERT INTO tool_calls (agent_id, id, pos, name, state, is_error, approval_required, created_at, updated_at, data)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPDATE_TOOL_CALL = (
-    "UPDATE tool_calls SET name = ?, state = ?, is_error = ?, approval_required = ?, created_at = ?, "
-    "updated_at = ?, data = ? WHERE agent_id = ? AND pos = ?"
-)
-_INSERT_EVENT = "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?)"
-_APPEND_ROW = (
-    "INSERT INTO {table} (agent_id, idx, data) "
-    "VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {table} WHERE agent_id = ?), ?)"
-)
-# Tables holding rows of one agent, for delete and consistency checks (events
-# and the agents row itself excluded).
-_CHILD_TABLES = (
-    "messages",
-    "tool_calls",
-    "events",
-    "todos",
-    "history_windows",
-    "compression_records",
-    "recovered_files",
-    "media_cache",
-    "snapshots",
-)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _new_version() -> int:
-    # Random, not a counter: after a delete and re-create (maybe by another
-    # process) a counter would restart and could match a stale cached copy.
-    return secrets.randbits(62) + 1
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
 
 
 def _check_text(value: object, name: str) -> str:
@@ -223,406 +142,6 @@ def _check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be a bool; got {type(value).__name__}")
     return value
-
-
-def split_sql(script: str) -> list[str]:
-    """Split an SQL script into single statements (``;`` inside strings,
-    comments and trigger bodies is handled by ``sqlite3.complete_statement``)."""
-    statements: list[str] = []
-    buffer = ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            statement = buffer.strip()
-            if _has_code(statement):
-                statements.append(statement)
-            buffer = ""
-    if _has_code(buffer[:-1]):
-        raise SchemaVersionError(f"migration script ends with an incomplete statement: {buffer[:80]!r}")
-    return statements
-
-
-_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_LINE_COMMENT = re.compile(r"--[^\n]*")
-
-
-def _has_code(text: str) -> bool:
-    """True unless ``text`` is only comments, whitespace and semicolons."""
-    bare = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
-    return bool(bare.replace(";", "").strip())
-
-
-def migrations() -> list[Migration]:
-    """The SQLite migrations shipped with this package, in version order
-    (files ``NNNN_name.sql`` under ``kode_sdk/store/schema/sqlite``)."""
-    return discover("sqlite")
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
-    """One transaction: ``BEGIN IMMEDIATE`` for writes (takes the write lock up
-    front, so the transaction never fails half-way on a lock upgrade), plain
-    ``BEGIN`` for reads (one consistent snapshot). Rolled back on any error.
-
-    Inside an open transaction it is a SAVEPOINT, so the inner part is still
-    all-or-nothing.
-    """
-    if conn.in_transaction:
-        if getattr(_IN_UNIT, "active", False):
-            # A job of store.transaction(): the unit's own transaction is the
-            # all-or-nothing boundary (a failing job fails the whole unit).
-            yield
-            return
-        conn.execute("SAVEPOINT kode_call")
-        try:
-            yield
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK TO kode_call")
-                conn.execute("RELEASE kode_call")
-            raise
-        conn.execute("RELEASE kode_call")
-        return
-    if write:
-        for attempt in range(_BUSY_RETRIES + 1):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if attempt == _BUSY_RETRIES or not _is_busy(exc):
-                    raise
-                time.sleep(min(0.01 * 2**attempt, 0.5))
-    else:
-        conn.execute("BEGIN")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
-
-
-# Set on the connection thread while it runs the jobs of a store.transaction().
-_IN_UNIT = threading.local()
-
-# Held while a store creates its database file (see _create_private).
-_CREATE_LOCK = threading.Lock()
-
-
-def _create_private(path: Path) -> None:
-    """Create the database file owner-only if it does not exist yet.
-
-    Agent transcripts are private, so the file is made 0600 before SQLite
-    opens it (SQLite gives the -wal and -shm files the database's mode). An
-    existing file is never opened here: SQLite's locks are POSIX locks, owned
-    by the process, and closing *any* descriptor of the file drops all of them,
-    those of every connection this process has open on it. A process left
-    without its lock lets another process, closing, take itself for the last
-    connection and checkpoint and delete the WAL still in use here: the
-    commits made here afterwards are lost. ``O_EXCL`` opens only a file this
-    call creates, and the lock keeps other stores of this process from
-    connecting to it before that descriptor is closed.
-    """
-    with _CREATE_LOCK:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
-        except FileExistsError:
-            return
-        os.close(fd)
-
-
-def _pack(value: Any, field: str) -> str | bytes:
-    """The ``data`` column value of a document: JSON TEXT, or a compressed BLOB (sqlite_blob)."""
-    return pack(jsoncodec.encode(value, field))
-
-
-def _message_row_parts(message: Message, wire: dict[str, Any], field: str) -> tuple[str, str, str | bytes]:
-    """(role, block_types JSON, packed data) of one message."""
-    return message.role, jsoncodec.dumps(message.block_types(), field), _pack(wire, field)
-
-
-def _tool_call_columns(record: ToolCallRecord, data: str | bytes) -> tuple[str, str, int, int, int, int, str | bytes]:
-    """(name, state, is_error, approval_required, created_at, updated_at, data) of one record."""
-    return (
-        record.name,
-        ToolCallState(record.state).value,
-        1 if record.is_error else 0,
-        1 if record.approval.required else 0,
-        to_epoch_ms(record.created_at),
-        to_epoch_ms(record.updated_at),
-        data,
-    )
-
-
-def _created_at_floor(conn: sqlite3.Connection, agent_id: str, seq: int, now: int) -> int:
-    """The created_at for new messages from position ``seq`` on: ``now``, or the
-    created_at of the message before it if the clock has stepped back since.
-
-    Along one agent's list created_at never decreases, so "newest first"
-    within an agent is seq order, served by the primary key (schema 0002)."""
-    if seq == 0:
-        return now
-    row = conn.execute("SELECT created_at FROM messages WHERE agent_id = ? AND seq = ?", (agent_id, seq - 1)).fetchone()
-    return now if row is None or row[0] <= now else int(row[0])
-
-
-# ASCII text with no run of letters and digits longer than a word may be.
-_PLAIN_ASCII = re.compile(f"[A-Za-z0-9]{{{MAX_WORD_CHARS + 1}}}")
-
-
-def _index_text_of(data: str | bytes) -> str:
-    """kode_index_text(data): what messages_search indexes for a message row.
-
-    A pure function of ``data`` (the search-index triggers depend on it) that
-    never raises: an exception inside a trigger would fail the write.
-
-    ASCII text goes to FTS5 as it is: unicode61 splits it into the same words
-    as search.tokens (runs of ASCII letters and digits) and folds their case
-    the same way, so the result is identical and the Python tokenizing, most
-    of this function's cost on the write path, is skipped."""
-    try:
-        text = search_text(jsoncodec.decode(unpack(data)))
-        # (At most 32,000 characters: fewer words than MAX_INDEXED_WORDS.)
-        if len(text) <= 2 * MAX_INDEXED_WORDS and text.isascii() and _PLAIN_ASCII.search(text) is None:
-            return text
-        return " ".join(tokens(text))
-    except Exception:  # an unreadable row is reported by loads, not by writes
-        return ""
-
-
-# Messages indexed per transaction when the index catches up (a search waits
-# for the whole backlog; batches keep each write lock short for other writers).
-_INDEX_BATCH = 2_000
-
-
-def _index_pending(conn: sqlite3.Connection) -> None:
-    """Index the messages queued in messages_search_pending (schema 0004)."""
-    if conn.execute("SELECT 1 FROM messages_search_pending LIMIT 1").fetchone() is None:
-        return
-    while True:
-        with _transaction(conn, write=True):
-            rows = conn.execute(
-                "SELECT p.id, m.data FROM messages_search_pending p LEFT JOIN messages m ON m.rowid = p.id"
-                " ORDER BY p.id LIMIT ?",
-                (_INDEX_BATCH,),
-            ).fetchall()
-            if not rows:
-                return
-            conn.executemany(
-                "INSERT INTO messages_search (rowid, body) VALUES (?, ?)",
-                [(rowid, _index_text_of(data)) for rowid, data in rows if data is not None],
-            )
-            # Every pending id up to the last one read was read (in id order).
-            conn.execute("DELETE FROM messages_search_pending WHERE id <= ?", (rows[-1][0],))
-        if len(rows) < _INDEX_BATCH:
-            return
-
-
-def register_functions(conn: sqlite3.Connection) -> None:
-    """Register the SQL functions the schema's triggers call (``kode_index_text``)
-    on ``conn``. Any connection that deletes or rewrites messages needs them."""
-    conn.create_function("kode_index_text", 1, _index_text_of, deterministic=True)
-
-
-# search_messages (see SqliteStore._search_rows): the best matches by rank
-# alone, and the general query with filters, ties in created_at, seq, agent id.
-_SEARCH_TOP = "SELECT rowid, rank FROM messages_search WHERE messages_search MATCH ? ORDER BY rank LIMIT ?"
-# Beyond this many rows tied at the cut, the general query sorts them instead.
-_SEARCH_TOP_MAX = 20_000
-
-
-def _search_sql(request: SearchRequest, match: str) -> tuple[str, list[Any]]:
-    """The general search query: (rowid, agent_id, seq, role, created_at, rank) of one page."""
-    joins = ""
-    clauses = ["messages_search MATCH ?"]
-    params: list[Any] = [match]
-    if request.template_id is not None or request.user_id is not None:
-        joins = " JOIN agents a ON a.agent_id = m.agent_id"
-        if request.template_id is not None:
-            clauses.append("a.template_id = ?")
-            params.append(request.template_id)
-        if request.user_id is not None:
-            clauses.append("a.user_id = ? AND a.template_id IS NOT NULL")
-            params.append(request.user_id)
-    for column, value in (("m.agent_id", request.agent_id), ("m.role", request.role)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if request.created_after is not None:
-        clauses.append("m.created_at >= ?")
-        params.append(request.created_after)
-    if request.created_before is not None:
-        clauses.append("m.created_at <= ?")
-        params.append(request.created_before)
-    sql = (
-        "SELECT m.rowid, m.agent_id, m.seq, m.role, m.created_at, s.rank"
-        f" FROM messages_search s JOIN messages m ON m.rowid = s.rowid{joins}"
-        f" WHERE {' AND '.join(clauses)}"
-        " ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
-    )
-    return sql, [*params, request.limit, request.offset]
-
-
-class _descending:
-    """Sorts a string in reverse (a sort key for ``agent_id DESC`` among ascending keys)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __lt__(self, other: _descending) -> bool:
-        return self.value > other.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _descending) and self.value == other.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-
-# Loading decodes the stored JSON exactly (integers beyond 64 bits included)
-# and rebuilds the record without validating it again (see results.py).
-def _load_tool_call(data: str | bytes) -> ToolCallRecord:
-    return tool_call_record_from_wire(jsoncodec.decode(unpack(data)))
-
-
-class _ConnectionThread:
-    """The one thread that owns the SQLite connection and runs every job on it.
-
-    Leaner than a ``ThreadPoolExecutor`` plus ``asyncio.wrap_future`` (measured
-    ~35 µs against ~70 µs per round trip on this project's 2-core machine): a
-    job goes in a queue, its result comes back through
-    ``loop.call_soon_threadsafe`` straight into an asyncio future.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[
-            tuple[list[Callable[[], Any]], asyncio.AbstractEventLoop, asyncio.Future[Any]] | None
-        ] = queue.SimpleQueue()
-        # Jobs queued so far, and jobs the thread is done with (run or skipped):
-        # equal means nothing is queued or running (see idle()).
-        self._submitted = 0
-        self._finished = 0
-        self._count_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="kode-sqlite", daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[[], T]) -> tuple[asyncio.Future[T], list[Callable[[], Any]]]:
-        """Queue ``fn``; returns its future and its *claim box*: whoever pops
-        the box first owns the job (the thread to run it, or a canceller to
-        know it never ran)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        box: list[Callable[[], Any]] = [fn]
-        with self._count_lock:  # callers may sit on several threads (one loop each)
-            self._submitted += 1
-        self._queue.put((box, loop, future))
-        return future, box
-
-    def idle(self) -> bool:
-        """True when no job is queued or running: everything submitted so far
-        has finished (committed or failed) or was taken back."""
-        return self._submitted == self._finished
-
-    def stop(self) -> None:
-        """Let the thread finish the queued jobs and end; wait for it."""
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        get = self._queue.get
-        while (item := get()) is not None:
-            box, loop, future = item
-            try:
-                fn = box.pop()  # atomic: an empty box means the caller gave up first
-            except IndexError:
-                self._finished += 1  # only this thread writes it
-                continue
-            try:
-                outcome: tuple[bool, Any] = (True, fn())
-            except BaseException as exc:  # delivered to the awaiting caller, never lost here
-                outcome = (False, exc)
-            self._finished += 1
-            with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
-                loop.call_soon_threadsafe(_deliver, future, outcome)
-
-
-class _Checkpointer:
-    """Moves committed WAL frames into the database file on its own thread and
-    connection, so that commits never wait for a checkpoint.
-
-    With SQLite's automatic checkpoint, the commit that crosses 1,000 WAL pages
-    copies them all and fsyncs the database file before it returns: measured
-    on W1, one call in ~30 taking 15 ms, and 20 % of the throughput. Here a
-    ``PASSIVE`` checkpoint (it never blocks writers or readers) runs after every
-    few dozen write calls and at least once a second while there are writes,
-    which also bounds how long a commit stays only in the unsynced WAL.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._wake = threading.Event()
-        self._stopping = False
-        self._writes = 0
-        self._thread = threading.Thread(target=self._run, name="kode-sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def note_write(self) -> None:
-        """Called by the connection thread after a call that changed rows."""
-        self._writes += 1
-        if self._writes % _CHECKPOINT_EVERY_WRITES == 0:
-            self._wake.set()
-
-    def stop(self) -> None:
-        """Run a last checkpoint, close the connection, end the thread."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
-        except sqlite3.Error as exc:  # the writer's backstop checkpoint still works
-            logger.warning("WAL checkpoints of %r stay on the writer: %s", str(self._path), exc)
-            return
-        done = 0
-        try:
-            while True:
-                self._wake.wait(_CHECKPOINT_INTERVAL_S)
-                self._wake.clear()
-                writes = self._writes
-                if writes != done:
-                    done = writes
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except sqlite3.Error as exc:  # e.g. a full disk: retried at the next wake-up
-                        logger.debug("WAL checkpoint of %r failed: %s", str(self._path), exc)
-                if self._stopping:
-                    return
-        finally:
-            conn.close()
-
-
-def _claim(box: list[Callable[[], Any]]) -> bool:
-    """Take a queued job back; True if it had not started (and now never will)."""
-    try:
-        box.pop()
-    except IndexError:
-        return False
-    return True
-
-
-def _deliver(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if future.done():  # cancelled while the job ran
-        return
-    ok, value = outcome
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
 
 
 # --------------------------------------------------------------------------- store
@@ -701,17 +220,15 @@ class SqliteStore(MessageSearch, BaseStore):
         self.create = create
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
-        self._thread: _ConnectionThread | None = None
+        self._thread: ConnectionThread | None = None
         self._event_commits = EventCommitter(self._commit_events)
         # Only ever touched on the worker thread.
         self._message_cache = SavedListCache()
         self._tool_call_cache = SavedListCache()
         self._locks: set[FlockAgentLock] = set()
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         # Read connections used on the callers' threads (see _read); one a thread.
-        self._readers = threading.local()
-        self._reader_conns: builtins.list[sqlite3.Connection] = []
-        self._reader_lock = threading.Lock()
+        self._readers = CallerReaders(self.db_path)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.db_path)!r})"
@@ -729,7 +246,7 @@ class SqliteStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ lifecycle
 
     async def _open(self) -> None:
-        thread = _ConnectionThread()
+        thread = ConnectionThread()
         try:
             future, _ = thread.submit(self._connect)
             await future
@@ -738,68 +255,10 @@ class SqliteStore(MessageSearch, BaseStore):
             raise
         self._thread = thread
         if str(self.db_path) != ":memory:":
-            self._checkpointer = _Checkpointer(self.db_path)
+            self._checkpointer = Checkpointer(self.db_path)
 
     def _connect(self) -> None:
-        path = self.db_path
-        target: str | Path = path
-        if str(path) != ":memory:" and not self.create:
-            # Open only what exists: a typo must not leave folders and a database behind.
-            if not path.is_file():
-                raise StoreConfigError(f"SQLite database {str(path)!r} does not exist (create=False: nothing created)")
-            target = path.absolute().as_uri() + "?mode=rw"
-        try:
-            if str(path) != ":memory:" and self.create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _create_private(path)
-            conn = sqlite3.connect(
-                target, isolation_level=None, check_same_thread=True, cached_statements=256, uri=not self.create
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal" and str(path) != ":memory:":
-                raise StoreConnectionError(f"SQLite database {str(path)!r} refused WAL mode (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # A backstop only: _Checkpointer moves the WAL into the file off the commit path.
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_CHECKPOINT_PAGES}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA cache_size = -32000")  # 32 MiB
-            conn.execute("PRAGMA temp_store = MEMORY")
-            register_functions(conn)
-            self._migrate(conn)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
-            raise
-        self._conn = conn
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        known = migrations()
-        with _transaction(conn, write=True):
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
-            )
-            applied = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
-        for migration in pending(known, applied, database="the SQLite database"):
-            # One transaction per migration; re-check inside it, as another
-            # process may have applied it since we looked.
-            with _transaction(conn, write=True):
-                if conn.execute("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)).fetchone():
-                    continue
-                try:
-                    for statement in split_sql(migration.sql):
-                        conn.execute(statement)
-                except sqlite3.Error as exc:
-                    raise SchemaVersionError(f"SQLite migration {migration.name} failed: {exc}") from exc
-                conn.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (migration.version, _now_ms())
-                )
-            logger.info("applied SQLite migration %s", migration.name)
+        self._conn = open_writer(self.db_path, create=self.create)
 
     def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
         """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
@@ -823,7 +282,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 # the last one and fold the WAL back into the file.
                 await asyncio.to_thread(checkpointer.stop)
             thread, self._thread = self._thread, None
-            self._close_readers()
+            self._readers.close()
             if thread is not None:
                 try:
                     future, _ = thread.submit(self._disconnect)
@@ -843,7 +302,7 @@ class SqliteStore(MessageSearch, BaseStore):
     async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` on the worker thread; SQLite errors other than integrity
         errors become :class:`StoreConnectionError`."""
-        scope = _TX_SCOPE.get()
+        scope = TX_SCOPE.get()
         if scope is not None and scope.store is self:
             if scope.collecting:
                 scope.jobs.append(job)
@@ -873,7 +332,7 @@ class SqliteStore(MessageSearch, BaseStore):
         try:
             return await future
         except BaseException:
-            _claim(box)  # a job that never started now never will
+            claim(box)  # a job that never started now never will
             raise
 
     # ------------------------------------------------------------------ caller-thread reads
@@ -896,15 +355,15 @@ class SqliteStore(MessageSearch, BaseStore):
         bounded, indexed reads use it (query pages, counts, ids): the loop then
         spends the query's own time (tens of µs on W3), less than the hop's two
         thread switches (docs/benchmarks.md, "Caller-thread reads")."""
-        scope = _TX_SCOPE.get()
+        scope = TX_SCOPE.get()
         thread = self._thread
         if (scope is None or scope.store is not self) and thread is not None and thread.idle():
-            conn = self._reader()
+            conn = self._readers.connection()
             if conn is not None:
                 try:
                     return job(conn)
                 except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
+                    if not is_busy(exc):
                         raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
                     if conn.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
@@ -914,47 +373,6 @@ class SqliteStore(MessageSearch, BaseStore):
                 except sqlite3.Error as exc:
                     raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
         return await self._hop(job)
-
-    def _reader(self) -> sqlite3.Connection | None:
-        """This thread's read connection (opened on first use), or None where
-        there is none to have (closed store, ``:memory:``, open failed)."""
-        if self._thread is None:
-            raise StoreClosedError("sqlite store is closed")
-        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
-        if conn is not None:
-            return conn
-        if getattr(self._readers, "failed", False) or str(self.db_path) == ":memory:":
-            return None
-        try:
-            conn = sqlite3.connect(
-                self.db_path.absolute().as_uri() + "?mode=rw",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,  # closed by close(), maybe from another thread
-                cached_statements=256,
-            )
-            conn.execute("PRAGMA busy_timeout = 0")
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute("PRAGMA cache_size = -8000")  # 8 MiB
-        except sqlite3.Error as exc:  # e.g. a path the URI form cannot name: the hop still works
-            logger.debug("no caller-thread reads for %r: %s", str(self.db_path), exc)
-            self._readers.failed = True
-            return None
-        with self._reader_lock:
-            if self._thread is None:  # closed meanwhile
-                conn.close()
-                raise StoreClosedError("sqlite store is closed")
-            self._reader_conns.append(conn)
-        self._readers.conn = conn
-        return conn
-
-    def _close_readers(self) -> None:
-        with self._reader_lock:
-            conns, self._reader_conns = self._reader_conns, []
-        self._readers = threading.local()
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
 
     # ------------------------------------------------------------------ events
 
@@ -967,18 +385,18 @@ class SqliteStore(MessageSearch, BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             try:
-                with _transaction(conn, write=True):
-                    now = _now_ms()
+                with transaction(conn, write=True):
+                    now = now_ms()
                     if len(rows) == 1:  # the common sequential append: execute beats executemany
                         r = rows[0]
-                        conn.execute(_ENSURE_AGENT, (r.agent_id, now))
-                        conn.execute(_INSERT_EVENT, (r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data))
+                        conn.execute(ENSURE_AGENT, (r.agent_id, now))
+                        conn.execute(INSERT_EVENT, (r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data))
                         return
                     conn.executemany(
-                        _ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)]
+                        ENSURE_AGENT, [(agent_id, now) for agent_id in dict.fromkeys(r.agent_id for r in rows)]
                     )
                     conn.executemany(
-                        _INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
+                        INSERT_EVENT, [(r.agent_id, r.seq, r.channel, r.event_type, r.timestamp, r.data) for r in rows]
                     )
             except sqlite3.IntegrityError:
                 agent_id = rows[0].agent_id
@@ -1057,8 +475,8 @@ class SqliteStore(MessageSearch, BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             keys = message_keys(validated)
-            now = _now_ms()
-            with _transaction(conn, write=True):
+            now = now_ms()
+            with transaction(conn, write=True):
                 row = conn.execute("SELECT msg_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
                 cached = [] if row is None else self._message_cache.get(agent_id, row[0])
                 old = cached if cached is not None else self._stored_message_snapshots(conn, agent_id)
@@ -1067,24 +485,22 @@ class SqliteStore(MessageSearch, BaseStore):
                 inserts: list[tuple[str, int, str, str, int, str | bytes]] = []
                 created_at = now
                 if len(validated) > len(old):
-                    created_at = _created_at_floor(conn, agent_id, len(old), now)
+                    created_at = created_at_floor(conn, agent_id, len(old), now)
                 for index in changed:
                     message = validated[index]
-                    role, block_types, data = _message_row_parts(
-                        message, message_to_wire(message), f"messages[{index}]"
-                    )
+                    role, block_types, data = message_row_parts(message, message_to_wire(message), f"messages[{index}]")
                     if index < len(old):
                         updates.append((role, block_types, data, agent_id, index))
                     else:
                         inserts.append((agent_id, index, role, block_types, created_at, data))
-                version = _new_version()
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
+                version = new_version()
+                conn.execute(SET_MESSAGE_STATE, (agent_id, now, len(validated), version))
                 if len(validated) < len(old):
                     conn.execute("DELETE FROM messages WHERE agent_id = ? AND seq >= ?", (agent_id, len(validated)))
                 if updates:
-                    conn.executemany(_UPDATE_MESSAGE, updates)
+                    conn.executemany(UPDATE_MESSAGE, updates)
                 if inserts:
-                    conn.executemany(_INSERT_MESSAGE, inserts)
+                    conn.executemany(INSERT_MESSAGE, inserts)
             # After a miss, snapshot every message (once): later comparisons then
             # meet leaves shared with the caller's objects, compared by identity.
             snapshots = (
@@ -1103,18 +519,18 @@ class SqliteStore(MessageSearch, BaseStore):
         validated = coerce_list(Message, messages, "messages")
 
         def job(conn: sqlite3.Connection) -> None:
-            parts = [_message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
+            parts = [message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
             added = list(map(message_snapshot, validated))
-            now = _now_ms()
-            version = _new_version()
-            with _transaction(conn, write=True):
-                row = conn.execute(_LAST_MESSAGE, (agent_id,)).fetchone()
+            now = now_ms()
+            version = new_version()
+            with transaction(conn, write=True):
+                row = conn.execute(LAST_MESSAGE, (agent_id,)).fetchone()
                 old_version, base, last_created_at = (None, 0, None) if row is None else row
                 created_at = now if last_created_at is None or last_created_at <= now else last_created_at
                 # The agents row first: messages reference it.
-                conn.execute(_SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
+                conn.execute(SET_MESSAGE_STATE, (agent_id, now, base + len(parts), version))
                 conn.executemany(
-                    _INSERT_MESSAGE,
+                    INSERT_MESSAGE,
                     [
                         (agent_id, base + i, role, types, created_at, data)
                         for i, (role, types, data) in enumerate(parts)
@@ -1162,15 +578,15 @@ class SqliteStore(MessageSearch, BaseStore):
                 )
 
         def job(conn: sqlite3.Connection) -> None:
-            now = _now_ms()
-            with _transaction(conn, write=True):
+            now = now_ms()
+            with transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
                 cached = [] if row is None else self._tool_call_cache.get(agent_id, row[0])
                 if cached is not None:
                     old = cached
                 else:
                     old = [
-                        tool_call_snapshot(_load_tool_call(data))
+                        tool_call_snapshot(load_tool_call(data))
                         for (data,) in conn.execute(
                             "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)
                         )
@@ -1181,24 +597,24 @@ class SqliteStore(MessageSearch, BaseStore):
                 inserts: list[tuple[Any, ...]] = []
                 for index in changed:
                     record = validated[index]
-                    columns = _tool_call_columns(record, _pack(record.to_wire(), f"records[{index}]"))
+                    columns = tool_call_columns(record, pack_json(record.to_wire(), f"records[{index}]"))
                     if index < len(old):
                         if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
                             continue
                         moved.append((agent_id, index))
                     inserts.append((agent_id, record.id, index, *columns))
-                version = _new_version()
-                conn.execute(_SET_TOOL_CALL_STATE, (agent_id, now, version))
+                version = new_version()
+                conn.execute(SET_TOOL_CALL_STATE, (agent_id, now, version))
                 # Deletes first, so an id moving to another position never collides.
                 if len(validated) < len(old):
                     conn.execute("DELETE FROM tool_calls WHERE agent_id = ? AND pos >= ?", (agent_id, len(validated)))
                 if moved:
                     conn.executemany("DELETE FROM tool_calls WHERE agent_id = ? AND pos = ?", moved)
                 if updates:
-                    conn.executemany(_UPDATE_TOOL_CALL, updates)
+                    conn.executemany(UPDATE_TOOL_CALL, updates)
                 if inserts:
-                    conn.executemany(_INSERT_TOOL_CALL, inserts)
+                    conn.executemany(INSERT_TOOL_CALL, inserts)
             snapshots = (
                 list(map(tool_call_snapshot, validated))
                 if cached is None
@@ -1213,26 +629,26 @@ class SqliteStore(MessageSearch, BaseStore):
         """Write one tool-call record by id: the stored record of that id is
         replaced in place, a new id goes last. One row, whatever the list's length."""
         validated = ToolCallRecord.coerce(record, "record")
-        columns = _tool_call_columns(validated, _pack(validated.to_wire(), "record"))
+        columns = tool_call_columns(validated, pack_json(validated.to_wire(), "record"))
         snapshot = tool_call_snapshot(validated)
 
         def job(conn: sqlite3.Connection) -> None:
-            version = _new_version()
-            with _transaction(conn, write=True):
+            version = new_version()
+            with transaction(conn, write=True):
                 row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
                 old_version = None if row is None else row[0]
-                conn.execute(_SET_TOOL_CALL_STATE, (agent_id, _now_ms(), version))
+                conn.execute(SET_TOOL_CALL_STATE, (agent_id, now_ms(), version))
                 found = conn.execute(
                     "SELECT pos FROM tool_calls WHERE agent_id = ? AND id = ?", (agent_id, validated.id)
                 ).fetchone()
                 if found is not None:
                     pos = found[0]
-                    conn.execute(_UPDATE_TOOL_CALL, (*columns, agent_id, pos))
+                    conn.execute(UPDATE_TOOL_CALL, (*columns, agent_id, pos))
                 else:
                     (pos,) = conn.execute(
                         "SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls WHERE agent_id = ?", (agent_id,)
                     ).fetchone()
-                    conn.execute(_INSERT_TOOL_CALL, (agent_id, validated.id, pos, *columns))
+                    conn.execute(INSERT_TOOL_CALL, (agent_id, validated.id, pos, *columns))
             cached = [] if old_version is None else self._tool_call_cache.get(agent_id, old_version)
             if cached is not None and pos <= len(cached):
                 self._tool_call_cache.put(agent_id, version, [*cached[:pos], snapshot, *cached[pos + 1 :]])
@@ -1242,7 +658,7 @@ class SqliteStore(MessageSearch, BaseStore):
         await self._hop(job)
 
     def _transaction_driver(self, agent_id: str) -> TransactionDriver:
-        return _SqliteDriver(self)
+        return SqliteDriver(self)
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -1250,7 +666,7 @@ class SqliteStore(MessageSearch, BaseStore):
 
         def job(conn: sqlite3.Connection) -> list[ToolCallRecord]:
             return [
-                _load_tool_call(data)
+                load_tool_call(data)
                 for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,))
             ]
 
@@ -1262,12 +678,12 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         validated = TodoSnapshot.coerce(snapshot, "snapshot")
-        data = _pack(validated.to_wire(), "snapshot")
+        data = pack_json(validated.to_wire(), "snapshot")
         updated_at = to_epoch_ms(validated.updated_at)
 
         def job(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
-                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+            with transaction(conn, write=True):
+                conn.execute(TOUCH_AGENT, (agent_id, now_ms()))
                 conn.execute(
                     "INSERT INTO todos (agent_id, updated_at, data) VALUES (?, ?, ?) ON CONFLICT (agent_id) "
                     "DO UPDATE SET updated_at = excluded.updated_at, data = excluded.data",
@@ -1290,11 +706,11 @@ class SqliteStore(MessageSearch, BaseStore):
     # ------------------------------------------------------------------ append-only lists
 
     async def _append_row(self, table: str, agent_id: str, data: str | bytes) -> None:
-        sql = _APPEND_ROW.format(table=table)
+        sql = APPEND_ROW.format(table=table)
 
         def job(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
-                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+            with transaction(conn, write=True):
+                conn.execute(TOUCH_AGENT, (agent_id, now_ms()))
                 conn.execute(sql, (agent_id, agent_id, data))
 
         await self._hop(job)
@@ -1311,7 +727,7 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Append a history window (windows load in the order they were saved)."""
         validated = HistoryWindow.coerce(window, "window")
-        await self._append_row("history_windows", agent_id, _pack(validated.to_wire(), "window"))
+        await self._append_row("history_windows", agent_id, pack_json(validated.to_wire(), "window"))
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
@@ -1323,7 +739,7 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Append a compression record."""
         validated = CompressionRecord.coerce(record, "record")
-        await self._append_row("compression_records", agent_id, _pack(validated.to_wire(), "record"))
+        await self._append_row("compression_records", agent_id, pack_json(validated.to_wire(), "record"))
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
@@ -1335,7 +751,7 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Append a recovered file."""
         validated = RecoveredFile.coerce(file, "file")
-        await self._append_row("recovered_files", agent_id, _pack(validated.to_wire(), "file"))
+        await self._append_row("recovered_files", agent_id, pack_json(validated.to_wire(), "file"))
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
@@ -1347,11 +763,11 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the agent's media cache with ``records``."""
         validated = coerce_list(MediaCacheRecord, records, "records")
-        rows = [(agent_id, i, _pack(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
+        rows = [(agent_id, i, pack_json(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
 
         def job(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
-                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+            with transaction(conn, write=True):
+                conn.execute(TOUCH_AGENT, (agent_id, now_ms()))
                 conn.execute("DELETE FROM media_cache WHERE agent_id = ?", (agent_id,))
                 conn.executemany("INSERT INTO media_cache (agent_id, idx, data) VALUES (?, ?, ?)", rows)
 
@@ -1369,12 +785,12 @@ class SqliteStore(MessageSearch, BaseStore):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save a snapshot (a snapshot with the same id is replaced)."""
         validated = Snapshot.coerce(snapshot, "snapshot")
-        data = _pack(validated.to_wire(), "snapshot")
+        data = pack_json(validated.to_wire(), "snapshot")
         created_at = to_epoch_ms(validated.created_at)
 
         def job(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
-                conn.execute(_TOUCH_AGENT, (agent_id, _now_ms()))
+            with transaction(conn, write=True):
+                conn.execute(TOUCH_AGENT, (agent_id, now_ms()))
                 conn.execute(
                     "INSERT INTO snapshots (agent_id, id, created_at, data) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (agent_id, id) DO UPDATE SET created_at = excluded.created_at, data = excluded.data",
@@ -1432,16 +848,16 @@ class SqliteStore(MessageSearch, BaseStore):
         created_at = to_epoch_ms(validated.created_at)
 
         def job(conn: sqlite3.Connection) -> None:
-            now = _now_ms()
+            now = now_ms()
             # Usually only info and the counters change: then an UPDATE that
             # leaves the indexed identity columns out of its SET list touches
             # two index entries instead of six. Each statement is atomic alone,
             # and the second runs only when the first matched no row.
             if conn.execute(
-                _UPDATE_INFO, (data, now, message_count, agent_id, template_id, user_id, created_at)
+                UPDATE_INFO, (data, now, message_count, agent_id, template_id, user_id, created_at)
             ).rowcount:
                 return
-            conn.execute(_SAVE_INFO, (agent_id, data, template_id, user_id, created_at, now, message_count))
+            conn.execute(SAVE_INFO, (agent_id, data, template_id, user_id, created_at, now, message_count))
 
         await self._hop(job)
 
@@ -1565,7 +981,7 @@ class SqliteStore(MessageSearch, BaseStore):
         params += time_params
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         # Within one agent created_at never decreases along seq (see
-        # _created_at_floor), so seq order is the same order, read backwards
+        # created_at_floor), so seq order is the same order, read backwards
         # on the primary key. Across agents, walk the created_at index newest
         # first, filtering as it goes, and stop at the limit: with a role
         # filter SQLite would otherwise estimate a scan and a full sort cheaper.
@@ -1587,64 +1003,11 @@ class SqliteStore(MessageSearch, BaseStore):
         return found
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
-        """``search_messages``: FTS5 finds the rows, bm25 ranks them, after the
-        index has caught up with the messages queued since the last search.
-
-        Without filters, FTS5 alone picks the best ``offset + limit`` (its
-        bounded sort by rank), and only those rows are read from messages;
-        when a rank ties across the cut, or with filters, the matches are
-        joined to messages and sorted there. Either way a message's data is
-        read only for the page."""
-        match = request.query.fts5()
-        want = request.offset + request.limit
-        unfiltered = all(
-            value is None
-            for value in (
-                request.agent_id,
-                request.template_id,
-                request.user_id,
-                request.role,
-                request.created_after,
-                request.created_before,
-            )
-        )
-        full_sql, full_params = _search_sql(request, match)
-
-        def job(conn: sqlite3.Connection) -> list[Any]:
-            _index_pending(conn)
-            page: list[Any] | None = None
-            fetch = want * 4 + 16  # a bounded sort: fetching more costs little, a retry a whole query
-            while unfiltered and page is None and fetch <= _SEARCH_TOP_MAX:
-                top = conn.execute(_SEARCH_TOP, (match, fetch)).fetchall()
-                if len(top) == fetch and top[-1][1] == top[want - 1][1]:
-                    fetch *= 4  # the rank at the cut is shared beyond it: look further
-                    continue
-                # Every row ranked like the last one of the page is in `top`.
-                cut = top[want - 1][1] if len(top) >= want else None
-                ranks = {rowid: rank for rowid, rank in top if cut is None or rank <= cut}
-                page = []
-                if ranks:
-                    marks = ", ".join("?" * len(ranks))
-                    found = conn.execute(
-                        f"SELECT rowid, agent_id, seq, role, created_at FROM messages WHERE rowid IN ({marks})",
-                        list(ranks),
-                    ).fetchall()
-                    found.sort(key=lambda r: (ranks[r[0]], -r[4], -r[2], _descending(r[1])))
-                    page = [(*r, ranks[r[0]]) for r in found[request.offset : want]]
-            if page is None:
-                page = conn.execute(full_sql, full_params).fetchall()
-            if not page:
-                return []
-            marks = ", ".join("?" * len(page))
-            data = dict(
-                conn.execute(f"SELECT rowid, data FROM messages WHERE rowid IN ({marks})", [r[0] for r in page])
-            )
-            return [(*r[1:], data[r[0]]) for r in page]
-
+        """``search_messages``: FTS5 finds the rows, bm25 ranks them (see fts.py)."""
         # bm25 is lower-is-better; a hit's score is higher-is-better.
         return [
             SearchRow(agent, seq, role, created_at, jsoncodec.decode(unpack(data)), -rank)
-            for agent, seq, role, created_at, rank, data in await self._hop(job)
+            for agent, seq, role, created_at, rank, data in await self._hop(search_job(request))
         ]
 
     @operation("queries", agent=False)
@@ -1705,11 +1068,11 @@ class SqliteStore(MessageSearch, BaseStore):
         """Totals for one agent (all zeros for an unknown agent)."""
 
         def job(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], int]:
-            with _transaction(conn, write=False):
+            with transaction(conn, write=False):
                 # Message.role is one of three values: one pass over the
                 # agent's rows, no GROUP BY sorter.
-                counts = conn.execute(_COUNT_ROLES, (agent_id,)).fetchone()
-                by_role = [(role, count) for role, count in zip(_ROLES, counts, strict=True) if count]
+                counts = conn.execute(COUNT_ROLES, (agent_id,)).fetchone()
+                by_role = [(role, count) for role, count in zip(ROLES, counts, strict=True) if count]
                 by_state_name = conn.execute(
                     "SELECT state, name, COUNT(*) FROM tool_calls WHERE agent_id = ? GROUP BY state, name", (agent_id,)
                 ).fetchall()
@@ -1772,8 +1135,8 @@ class SqliteStore(MessageSearch, BaseStore):
         found is reported as a sentence in ``issues``."""
 
         def job(conn: sqlite3.Connection) -> list[str]:
-            with _transaction(conn, write=False):
-                return _consistency_issues(conn, agent_id)
+            with transaction(conn, write=False):
+                return consistency_issues(conn, agent_id)
 
         issues = await self._hop(job)
         return ConsistencyCheckResult(consistent=not issues, issues=issues, checked_at=now_utc())
@@ -1784,7 +1147,7 @@ class SqliteStore(MessageSearch, BaseStore):
         wal_path = Path(str(self.db_path) + "-wal")
 
         def job(conn: sqlite3.Connection) -> StorageMetrics:
-            with _transaction(conn, write=False):
+            with transaction(conn, write=False):
                 # Every agent with a stored record, info or not (see store/catalog.py).
                 agents = conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0]
                 messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
@@ -1826,8 +1189,8 @@ class SqliteStore(MessageSearch, BaseStore):
         new_ids = fork_agent_ids(agent_id, count)
 
         def job(conn: sqlite3.Connection) -> None:
-            now = _now_ms()
-            with _transaction(conn, write=True):
+            now = now_ms()
+            with transaction(conn, write=True):
                 row = conn.execute(
                     "SELECT info, message_count FROM agents WHERE agent_id = ? AND template_id IS NOT NULL", (agent_id,)
                 ).fetchone()
@@ -1902,7 +1265,7 @@ class SqliteStore(MessageSearch, BaseStore):
         """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
 
         def job(conn: sqlite3.Connection) -> RecordTimes:
-            with _transaction(conn, write=False):
+            with transaction(conn, write=False):
                 created = [
                     c
                     for (c,) in conn.execute(
@@ -1922,7 +1285,7 @@ class SqliteStore(MessageSearch, BaseStore):
         rows = [(created, agent_id, seq) for seq, created in enumerate(times.message_created_at)]
 
         def job(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
+            with transaction(conn, write=True):
                 conn.executemany("UPDATE messages SET created_at = ? WHERE agent_id = ? AND seq = ?", rows)
                 if times.updated_at is not None:
                     conn.execute("UPDATE agents SET updated_at = ? WHERE agent_id = ?", (times.updated_at, agent_id))
@@ -1960,7 +1323,7 @@ class SqliteStore(MessageSearch, BaseStore):
         def job(conn: sqlite3.Connection) -> builtins.list[str]:
             if dry_run:
                 return [a for (a,) in conn.execute(f"SELECT agent_id FROM agents WHERE {where}", params)]
-            with _transaction(conn, write=True):
+            with transaction(conn, write=True):
                 doomed = [a for (a,) in conn.execute(f"DELETE FROM agents WHERE {where} RETURNING agent_id", params)]
             for agent_id in doomed:
                 self._message_cache.drop(agent_id)
@@ -1991,100 +1354,6 @@ class SqliteStore(MessageSearch, BaseStore):
         return await self._read(job)
 
 
-# --------------------------------------------------------------------------- module helpers
-
-
-class _Rollback(Exception):
-    """Carries a read's result out of a transaction that must not commit."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__()
-        self.result = result
-
-
-class _TxScope:
-    """While a transaction's call runs: ``collecting`` queues the store's
-    jobs; otherwise each job runs after the queued ones in a transaction that
-    is rolled back (a read that sees the transaction's writes)."""
-
-    def __init__(self, store: SqliteStore, jobs: list[Callable[[sqlite3.Connection], Any]], collecting: bool):
-        self.store = store
-        self.jobs = jobs
-        self.collecting = collecting
-
-    def through(self, job: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-        pending = list(self.jobs)
-
-        def run(conn: sqlite3.Connection) -> T:
-            try:
-                with _transaction(conn, write=True):
-                    _IN_UNIT.active = True
-                    try:
-                        for queued in pending:
-                            queued(conn)
-                        result = job(conn)
-                    finally:
-                        _IN_UNIT.active = False
-                    raise _Rollback(result)
-            except _Rollback as done:
-                return cast(T, done.result)
-
-        return run
-
-
-_TX_SCOPE: contextvars.ContextVar[_TxScope | None] = contextvars.ContextVar("kode_sqlite_tx", default=None)
-
-
-class _SqliteDriver(TransactionDriver):
-    """A SQLite transaction: each call's job is queued (validated, not run);
-    the commit runs them all in one thread hop and one ``BEGIN IMMEDIATE``.
-    (The jobs' own transactions become savepoints inside it.) A job that
-    refreshes an in-memory cache does so under a new random row version, so
-    a rollback leaves at worst a cache entry no stored version matches."""
-
-    atomic_on_crash = True
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-        self._jobs: list[Callable[[sqlite3.Connection], Any]] = []
-
-    async def _scoped(self, call: Callable[[], Any], *, collecting: bool) -> Any:
-        token = _TX_SCOPE.set(_TxScope(self._store, self._jobs, collecting))
-        try:
-            return await call()
-        finally:
-            _TX_SCOPE.reset(token)
-
-    async def write(self, call: Callable[[], Any]) -> None:
-        await self._scoped(call, collecting=True)
-
-    async def write_events(self, agent_id: str, rows: list[Any], call: Callable[[], Any]) -> None:
-        # Straight to the committer's job, not through the group commit queue.
-        await self._scoped(lambda: self._store._commit_events(rows), collecting=True)
-
-    async def read(self, call: Callable[[], Any]) -> Any:
-        return await self._scoped(call, collecting=False)
-
-    async def commit(self) -> None:
-        jobs, self._jobs = self._jobs, []
-        if not jobs:
-            return
-
-        def run(conn: sqlite3.Connection) -> None:
-            with _transaction(conn, write=True):
-                _IN_UNIT.active = True
-                try:
-                    for job in jobs:
-                        job(conn)
-                finally:
-                    _IN_UNIT.active = False
-
-        await self._store._hop(run)
-
-    async def rollback(self) -> None:
-        self._jobs = []
-
-
 def _event_page_job(
     agent_id: str, after: int | None, channel: str | None
 ) -> Callable[[sqlite3.Connection], list[tuple[int, str]]]:
@@ -2103,72 +1372,3 @@ def _event_page_job(
         return conn.execute(sql, params).fetchall()
 
     return job
-
-
-def _consistency_issues(conn: sqlite3.Connection, agent_id: str) -> list[str]:
-    issues: list[str] = []
-    row = conn.execute("SELECT info, message_count FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-    if row is None:
-        issues.append(f"Agent {agent_id!r} not found: nothing is stored for it.")
-        # Foreign keys make orphans impossible unless they were switched off.
-        for table in _CHILD_TABLES:
-            if conn.execute(f"SELECT 1 FROM {table} WHERE agent_id = ? LIMIT 1", (agent_id,)).fetchone():
-                issues.append(f"Table {table} holds rows for agent {agent_id!r}, which has no registry row.")
-        return issues
-    info_json, message_count = row
-    if info_json is None:
-        issues.append(
-            f"Agent {agent_id!r} has stored records but no AgentInfo: save_info never ran, "
-            "so list() and query_sessions do not show it."
-        )
-    else:
-        try:
-            info = jsoncodec.decode(info_json)
-            stored_id = info.get("agentId") if isinstance(info, dict) else None
-            if stored_id != agent_id:
-                issues.append(f"The saved AgentInfo names agent {stored_id!r}, not {agent_id!r}.")
-            AgentInfo.model_validate(info)
-        except (ValueError, RecordValidationError) as exc:
-            issues.append(f"The saved AgentInfo cannot be read back: {exc}")
-    count, low, high = conn.execute(
-        "SELECT COUNT(*), MIN(seq), MAX(seq) FROM messages WHERE agent_id = ?", (agent_id,)
-    ).fetchone()
-    if count != message_count:
-        issues.append(f"Message count mismatch: the agent records {message_count} messages but {count} are stored.")
-    if count and (low != 0 or high != count - 1):
-        issues.append(f"Message positions are not contiguous: {count} messages span seq {low}..{high}.")
-    tc_count, tc_low, tc_high = conn.execute(
-        "SELECT COUNT(*), MIN(pos), MAX(pos) FROM tool_calls WHERE agent_id = ?", (agent_id,)
-    ).fetchone()
-    if tc_count and (tc_low != 0 or tc_high != tc_count - 1):
-        issues.append(f"Tool-call positions are not contiguous: {tc_count} records span positions {tc_low}..{tc_high}.")
-    tool_use_ids: set[str] = set()
-    results: list[tuple[int, str]] = []
-    previous_created_at: int | None = None
-    for seq, created_at, data in conn.execute(
-        "SELECT seq, created_at, data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,)
-    ):
-        if previous_created_at is not None and created_at < previous_created_at:
-            issues.append(f"Message {seq} has a created_at earlier than the message before it.")
-        previous_created_at = created_at
-        try:
-            content = jsoncodec.decode(unpack(data)).get("content", [])
-        except (ValueError, StoreCorruptionError) as exc:
-            issues.append(f"Message {seq} is not valid JSON: {exc}")
-            continue
-        for block in content:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_use":
-                tool_use_ids.add(str(block.get("id")))
-            elif block.get("type") == "tool_result":
-                results.append((seq, str(block.get("tool_use_id"))))
-    for seq, tool_use_id in results:
-        if tool_use_id not in tool_use_ids:
-            issues.append(f"Message {seq} holds a tool_result for {tool_use_id!r}, but no tool_use has that id.")
-    for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,)):
-        try:
-            _load_tool_call(data)
-        except (ValueError, RecordValidationError, StoreCorruptionError) as exc:
-            issues.append(f"A tool-call record cannot be read back: {exc}")
-    return issues
