@@ -15,6 +15,7 @@ from typing import Any
 
 from ... import jsoncodec
 from ...types import Message, ToolCallRecord, ToolCallState, to_epoch_ms
+from ..records import APPEND_KINDS, RECORD_KINDS
 from ..results import tool_call_record_from_wire
 from .blob import pack, unpack
 
@@ -65,9 +66,35 @@ UPDATE_TOOL_CALL = (
     "updated_at = ?, data = ? WHERE agent_id = ? AND pos = ?"
 )
 INSERT_EVENT = "INSERT INTO events (agent_id, seq, channel, type, timestamp, data) VALUES (?, ?, ?, ?, ?, ?)"
-APPEND_ROW = (
-    "INSERT INTO {table} (agent_id, idx, data) "
-    "VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {table} WHERE agent_id = ?), ?)"
+
+# The append-only kinds (records.APPEND_KINDS) and the media cache are rows
+# (agent_id, idx, data), loaded in idx order; an append takes the next idx.
+APPEND_ROW = {
+    kind.table: f"INSERT INTO {kind.table} (agent_id, idx, data) "
+    f"VALUES (?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM {kind.table} WHERE agent_id = ?), ?)"
+    for kind in APPEND_KINDS
+}
+LOAD_IN_ORDER = {
+    kind.table: f"SELECT data FROM {kind.table} WHERE agent_id = ? ORDER BY idx"
+    for kind in RECORD_KINDS
+    if kind.shape == "append" or kind.name == "media_cache"
+}
+
+# batch_fork: the kinds a fork copies besides the agent's info (the
+# conversation, tool calls, todos, snapshots; not events, history windows,
+# compression records, recovered files or the media cache), each table's
+# columns after agent_id, and the statement copying one agent's rows to another.
+FORKED_KINDS = tuple(kind for kind in RECORD_KINDS if kind.name in ("message", "tool_call", "todos", "snapshot"))
+_FORKED_COLUMNS = {
+    "messages": "seq, role, block_types, created_at, data",
+    "tool_calls": "id, pos, name, state, is_error, approval_required, created_at, updated_at, data",
+    "todos": "updated_at, data",
+    "snapshots": "id, created_at, data",
+}
+COPY_ROWS = tuple(
+    f"INSERT INTO {kind.table} (agent_id, {_FORKED_COLUMNS[kind.table]}) "
+    f"SELECT ?, {_FORKED_COLUMNS[kind.table]} FROM {kind.table} WHERE agent_id = ?"
+    for kind in FORKED_KINDS
 )
 
 

@@ -85,7 +85,7 @@ from ..list_diff import (
 from ..locks import AgentLock
 from ..policy import DriverErrorKind, check_page, check_sort, time_bound
 from ..query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
-from ..records import coerce_list, message_to_wire
+from ..records import RecordKind, coerce_list, kind_named, message_to_wire
 from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
 from ..search import MessageSearch, SearchRequest, SearchRow
 from ..transaction import TransactionDriver
@@ -97,12 +97,14 @@ from .consistency import consistency_issues
 from .fts import search_job
 from .sql import (
     APPEND_ROW,
+    COPY_ROWS,
     COUNT_ROLES,
     ENSURE_AGENT,
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_TOOL_CALL,
     LAST_MESSAGE,
+    LOAD_IN_ORDER,
     ROLES,
     SAVE_INFO,
     SET_MESSAGE_STATE,
@@ -130,6 +132,11 @@ T = TypeVar("T")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _EVENT_PAGE = 1000
+# The kinds of the generic saves and loads (_append_record, _load_records).
+_HISTORY_WINDOW = kind_named("history_window")
+_COMPRESSION_RECORD = kind_named("compression_record")
+_RECOVERED_FILE = kind_named("recovered_file")
+_MEDIA_CACHE = kind_named("media_cache")
 
 
 def _check_text(value: object, name: str) -> str:
@@ -705,8 +712,13 @@ class SqliteStore(MessageSearch, BaseStore):
 
     # ------------------------------------------------------------------ append-only lists
 
-    async def _append_row(self, table: str, agent_id: str, data: str | bytes) -> None:
-        sql = APPEND_ROW.format(table=table)
+    async def _append_record(self, kind: RecordKind, agent_id: str, record: object) -> None:
+        """The save of an append-only kind: ``record`` validated as a
+        ``kind.model`` (errors name ``kind.argument``), then stored after the
+        agent's last one."""
+        validated = kind.model.coerce(record, kind.argument)
+        data = pack_json(validated.to_wire(), kind.argument)
+        sql = APPEND_ROW[kind.table]
 
         def job(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):
@@ -715,49 +727,46 @@ class SqliteStore(MessageSearch, BaseStore):
 
         await self._hop(job)
 
-    async def _load_rows(self, table: str, agent_id: str) -> list[str | bytes]:
-        sql = f"SELECT data FROM {table} WHERE agent_id = ? ORDER BY idx"
+    async def _load_records(self, kind: RecordKind, agent_id: str) -> list[Any]:
+        """The load of an append-only kind (and of the media cache): every
+        record of the agent, in save order."""
+        sql = LOAD_IN_ORDER[kind.table]
+        model = kind.model
 
         def job(conn: sqlite3.Connection) -> list[str | bytes]:
             return [unpack(data) for (data,) in conn.execute(sql, (agent_id,))]
 
-        return await self._hop(job)
+        return [model.model_validate_json(data) for data in await self._hop(job)]
 
     @operation("saves")
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Append a history window (windows load in the order they were saved)."""
-        validated = HistoryWindow.coerce(window, "window")
-        await self._append_row("history_windows", agent_id, pack_json(validated.to_wire(), "window"))
+        await self._append_record(_HISTORY_WINDOW, agent_id, window)
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
         """Every history window of the agent, in save order."""
-        rows = await self._load_rows("history_windows", agent_id)
-        return [HistoryWindow.model_validate_json(data) for data in rows]
+        return await self._load_records(_HISTORY_WINDOW, agent_id)
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Append a compression record."""
-        validated = CompressionRecord.coerce(record, "record")
-        await self._append_row("compression_records", agent_id, pack_json(validated.to_wire(), "record"))
+        await self._append_record(_COMPRESSION_RECORD, agent_id, record)
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
         """Every compression record of the agent, in save order."""
-        rows = await self._load_rows("compression_records", agent_id)
-        return [CompressionRecord.model_validate_json(data) for data in rows]
+        return await self._load_records(_COMPRESSION_RECORD, agent_id)
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Append a recovered file."""
-        validated = RecoveredFile.coerce(file, "file")
-        await self._append_row("recovered_files", agent_id, pack_json(validated.to_wire(), "file"))
+        await self._append_record(_RECOVERED_FILE, agent_id, file)
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
         """Every recovered file of the agent, in save order."""
-        rows = await self._load_rows("recovered_files", agent_id)
-        return [RecoveredFile.model_validate_json(data) for data in rows]
+        return await self._load_records(_RECOVERED_FILE, agent_id)
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
@@ -776,8 +785,7 @@ class SqliteStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
         """The agent's media cache, in the order saved."""
-        rows = await self._load_rows("media_cache", agent_id)
-        return [MediaCacheRecord.model_validate_json(data) for data in rows]
+        return await self._load_records(_MEDIA_CACHE, agent_id)
 
     # ------------------------------------------------------------------ snapshots
 
@@ -1223,27 +1231,8 @@ class SqliteStore(MessageSearch, BaseStore):
                     [(*r, now, agent_id) for r in agent_rows],
                 )
                 pairs = [(new_id, agent_id) for new_id in new_ids]
-                conn.executemany(
-                    "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data) "
-                    "SELECT ?, seq, role, block_types, created_at, data FROM messages WHERE agent_id = ?",
-                    pairs,
-                )
-                conn.executemany(
-                    "INSERT INTO tool_calls (agent_id, id, pos, name, state, is_error, approval_required, "
-                    "created_at, updated_at, data) SELECT ?, id, pos, name, state, is_error, approval_required, "
-                    "created_at, updated_at, data FROM tool_calls WHERE agent_id = ?",
-                    pairs,
-                )
-                conn.executemany(
-                    "INSERT INTO todos (agent_id, updated_at, data) "
-                    "SELECT ?, updated_at, data FROM todos WHERE agent_id = ?",
-                    pairs,
-                )
-                conn.executemany(
-                    "INSERT INTO snapshots (agent_id, id, created_at, data) "
-                    "SELECT ?, id, created_at, data FROM snapshots WHERE agent_id = ?",
-                    pairs,
-                )
+                for copy_rows in COPY_ROWS:
+                    conn.executemany(copy_rows, pairs)
 
         await self._hop(job)
         return new_ids
