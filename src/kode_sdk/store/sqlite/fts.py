@@ -13,6 +13,7 @@ from typing import Any
 
 from ... import jsoncodec
 from ..search import MAX_INDEXED_WORDS, MAX_WORD_CHARS, SearchRequest, search_text, tokens
+from ..sql_where import Where
 from .blob import unpack
 from .transactions import transaction
 
@@ -87,33 +88,23 @@ _SEARCH_TOP_MAX = 20_000
 def _search_sql(request: SearchRequest, match: str) -> tuple[str, list[Any]]:
     """The general search query: (rowid, agent_id, seq, role, created_at, rank) of one page."""
     joins = ""
-    clauses = ["messages_search MATCH ?"]
-    params: list[Any] = [match]
+    where = Where("?")
+    where.add("messages_search MATCH ?", match)
     if request.template_id is not None or request.user_id is not None:
         joins = " JOIN agents a ON a.agent_id = m.agent_id"
-        if request.template_id is not None:
-            clauses.append("a.template_id = ?")
-            params.append(request.template_id)
+        where.equal("a.template_id", request.template_id)
         if request.user_id is not None:
-            clauses.append("a.user_id = ? AND a.template_id IS NOT NULL")
-            params.append(request.user_id)
-    for column, value in (("m.agent_id", request.agent_id), ("m.role", request.role)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if request.created_after is not None:
-        clauses.append("m.created_at >= ?")
-        params.append(request.created_after)
-    if request.created_before is not None:
-        clauses.append("m.created_at <= ?")
-        params.append(request.created_before)
+            where.add("a.user_id = ? AND a.template_id IS NOT NULL", request.user_id)
+    where.equal("m.agent_id", request.agent_id)
+    where.equal("m.role", request.role)
+    where.compare("m.created_at", ">=", request.created_after)
+    where.compare("m.created_at", "<=", request.created_before)
     sql = (
         "SELECT m.rowid, m.agent_id, m.seq, m.role, m.created_at, s.rank"
         f" FROM messages_search s JOIN messages m ON m.rowid = s.rowid{joins}"
-        f" WHERE {' AND '.join(clauses)}"
-        " ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
+        f" {where.sql()}ORDER BY s.rank, m.created_at DESC, m.seq DESC, m.agent_id DESC LIMIT ? OFFSET ?"
     )
-    return sql, [*params, request.limit, request.offset]
+    return sql, [*where.params, request.limit, request.offset]
 
 
 class _descending:

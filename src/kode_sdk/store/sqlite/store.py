@@ -59,7 +59,6 @@ from ...types import (
     now_utc,
     to_epoch_ms,
 )
-from ..agent_ids import validate_agent_id
 from ..catalog import RecordTimes
 from ..events import (
     EventCommitter,
@@ -84,10 +83,11 @@ from ..list_diff import (
 )
 from ..locks import AgentLock
 from ..policy import DriverErrorKind, check_page, check_sort, time_bound
-from ..query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from ..query_rules import fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
 from ..records import RecordKind, coerce_list, kind_named, message_to_wire
 from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
 from ..search import MessageSearch, SearchRequest, SearchRow
+from ..sql_where import Where, check_text
 from ..transaction import TransactionDriver
 from ..writable import probe_writable
 from .blob import unpack
@@ -137,18 +137,6 @@ _HISTORY_WINDOW = kind_named("history_window")
 _COMPRESSION_RECORD = kind_named("compression_record")
 _RECOVERED_FILE = kind_named("recovered_file")
 _MEDIA_CACHE = kind_named("media_cache")
-
-
-def _check_text(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a str; got {type(value).__name__}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool; got {type(value).__name__}")
-    return value
 
 
 # --------------------------------------------------------------------------- store
@@ -810,7 +798,7 @@ class SqliteStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
         """The snapshot ``snapshot_id`` of the agent, or ``None``."""
-        _check_text(snapshot_id, "snapshot_id")
+        check_text(snapshot_id, "snapshot_id")
 
         def job(conn: sqlite3.Connection) -> str | bytes | None:
             row = conn.execute(
@@ -929,34 +917,22 @@ class SqliteStore(MessageSearch, BaseStore):
         """Agents with saved info, filtered; newest first by default (ties by agent id)."""
         column, order = check_sort(sort_by, sort_order)
         limit, offset = check_page(limit, offset)
-        clauses = ["template_id IS NOT NULL"]
-        params: list[Any] = []
-        if agent_id is not None:
-            clauses.append("agent_id = ?")
-            params.append(validate_agent_id(agent_id))
-        if template_id is not None:
-            clauses.append("template_id = ?")
-            params.append(_check_text(template_id, "template_id"))
-        if user_id is not None:
-            clauses.append("user_id = ?")
-            params.append(_check_text(user_id, "user_id"))
-        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
-        clauses += time_clauses
-        params += time_params
+        where = Where("?", "template_id IS NOT NULL")
+        where.agent(agent_id)
+        where.text("template_id", template_id, "template_id")
+        where.text("user_id", user_id, "user_id")
+        where.created_at(created_after, created_before)
         direction = order.upper()
         sql = (
-            "SELECT agent_id, info, created_at, updated_at, message_count FROM agents "
-            f"WHERE {' AND '.join(clauses)} ORDER BY {column} {direction}, agent_id {direction} LIMIT ? OFFSET ?"
+            f"SELECT agent_id, info, created_at, updated_at, message_count FROM agents {where.sql()}"
+            f"ORDER BY {column} {direction}, agent_id {direction} LIMIT ? OFFSET ?"
         )
-        params += [limit, offset]
-
-        def job(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(sql, params).fetchall()
-
         decode = jsoncodec.decode
         return [
             session_info_from_wire(row_agent, created_at, updated_at, message_count, decode(data))
-            for row_agent, data, created_at, updated_at, message_count in await self._read(job)
+            for row_agent, data, created_at, updated_at, message_count in await self._read(
+                _fetch_all(sql, [*where.params, limit, offset])
+            )
         ]
 
     @operation("queries", agent=False)
@@ -973,21 +949,15 @@ class SqliteStore(MessageSearch, BaseStore):
     ) -> list[StoredMessage]:
         """Messages across agents, newest first (``created_at``, seq, agent id descending)."""
         limit, offset = check_page(limit, offset)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if agent_id is not None:
-            clauses.append("agent_id = ?")
-            params.append(validate_agent_id(agent_id))
-        if role is not None:
-            clauses.append("role = ?")
-            params.append(_check_text(role, "role"))
+        where = Where("?")
+        where.agent(agent_id)
+        where.text("role", role, "role")
         if content_type is not None:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)")
-            params.append(_check_text(content_type, "content_type"))
-        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
-        clauses += time_clauses
-        params += time_params
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+            where.add(
+                "EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)",
+                check_text(content_type, "content_type"),
+            )
+        where.created_at(created_after, created_before)
         # Within one agent created_at never decreases along seq (see
         # created_at_floor), so seq order is the same order, read backwards
         # on the primary key. Across agents, walk the created_at index newest
@@ -997,15 +967,10 @@ class SqliteStore(MessageSearch, BaseStore):
             source, order = "messages", "seq DESC"
         else:
             source, order = "messages INDEXED BY messages_by_time", "created_at DESC, seq DESC, agent_id DESC"
-        sql = f"SELECT agent_id, seq, created_at, data FROM {source} {where}ORDER BY {order} LIMIT ? OFFSET ?"
-        params += [limit, offset]
-
-        def job(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(sql, params).fetchall()
-
+        sql = f"SELECT agent_id, seq, created_at, data FROM {source} {where.sql()}ORDER BY {order} LIMIT ? OFFSET ?"
         decode = jsoncodec.decode
         found = []
-        for row_agent, seq, created_at, data in await self._read(job):
+        for row_agent, seq, created_at, data in await self._read(_fetch_all(sql, [*where.params, limit, offset])):
             wire = decode(unpack(data))
             found.append(stored_message(row_agent, seq, wire["role"], created_at, wire))
         return found
@@ -1034,42 +999,27 @@ class SqliteStore(MessageSearch, BaseStore):
     ) -> list[StoredToolCall]:
         """Tool calls across agents, newest first (``created_at``, id, agent id descending)."""
         limit, offset = check_page(limit, offset)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if agent_id is not None:
-            clauses.append("agent_id = ?")
-            params.append(validate_agent_id(agent_id))
-        if tool_name is not None:
-            clauses.append("name = ?")
-            params.append(_check_text(tool_name, "tool_name"))
-        if is_error is not None:
-            clauses.append("is_error = ?")
-            params.append(1 if _check_bool(is_error, "is_error") else 0)
-        if has_approval is not None:
-            clauses.append("approval_required = ?")
-            params.append(1 if _check_bool(has_approval, "has_approval") else 0)
+        where = Where("?")
+        where.agent(agent_id)
+        where.text("name", tool_name, "tool_name")
+        where.flag("is_error", is_error, "is_error")
+        where.flag("approval_required", has_approval, "has_approval")
         if state is not None:
             try:
-                params.append(ToolCallState(state).value)
+                where.equal("state", ToolCallState(state).value)
             except ValueError:
                 allowed = ", ".join(s.value for s in ToolCallState)
                 raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
-            clauses.append("state = ?")
-        time_clauses, time_params = created_at_clauses(created_after, created_before, "?")
-        clauses += time_clauses
-        params += time_params
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        where.created_at(created_after, created_before)
         sql = (
-            f"SELECT agent_id, data FROM tool_calls {where}"
+            f"SELECT agent_id, data FROM tool_calls {where.sql()}"
             "ORDER BY created_at DESC, id DESC, agent_id DESC LIMIT ? OFFSET ?"
         )
-        params += [limit, offset]
-
-        def job(conn: sqlite3.Connection) -> list[Any]:
-            return conn.execute(sql, params).fetchall()
-
         decode = jsoncodec.decode
-        return [stored_tool_call(row_agent, decode(unpack(data))) for row_agent, data in await self._read(job)]
+        return [
+            stored_tool_call(row_agent, decode(unpack(data)))
+            for row_agent, data in await self._read(_fetch_all(sql, [*where.params, limit, offset]))
+        ]
 
     @operation("queries")
     async def aggregate_stats(self, agent_id: str) -> AgentStats:
@@ -1326,16 +1276,12 @@ class SqliteStore(MessageSearch, BaseStore):
     async def list(self, prefix: str | None = None) -> list[str]:
         """Ids of agents with saved info, sorted; only those starting with
         ``prefix`` (case-sensitive, no wildcards) when given."""
-        clauses = ["template_id IS NOT NULL"]
-        params: tuple[str, ...] = ()
-        if prefix is not None and _check_text(prefix, "prefix"):
-            upper = prefix_upper_bound(prefix)
-            clauses.append("agent_id >= ?")
-            params = (prefix,)
-            if upper is not None:
-                clauses.append("agent_id < ?")
-                params = (prefix, upper)
-        sql = f"SELECT agent_id FROM agents WHERE {' AND '.join(clauses)} ORDER BY agent_id"
+        where = Where("?", "template_id IS NOT NULL")
+        if prefix is not None and check_text(prefix, "prefix"):
+            where.add("agent_id >= ?", prefix)
+            where.compare("agent_id", "<", prefix_upper_bound(prefix))
+        sql = f"SELECT agent_id FROM agents {where.sql()}ORDER BY agent_id"
+        params = where.params
 
         def job(conn: sqlite3.Connection) -> builtins.list[str]:
             return [agent for (agent,) in conn.execute(sql, params)]
@@ -1346,18 +1292,17 @@ class SqliteStore(MessageSearch, BaseStore):
 def _event_page_job(
     agent_id: str, after: int | None, channel: str | None
 ) -> Callable[[sqlite3.Connection], list[tuple[int, str]]]:
-    clauses = ["agent_id = ?"]
-    params: list[Any] = [agent_id]
-    if after is not None:
-        clauses.append("seq > ?")
-        params.append(after)
-    if channel is not None:
-        clauses.append("channel = ?")
-        params.append(channel)
-    params.append(_EVENT_PAGE)
-    sql = f"SELECT seq, data FROM events WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+    where = Where("?")
+    where.add("agent_id = ?", agent_id)
+    where.compare("seq", ">", after)
+    where.equal("channel", channel)
+    return _fetch_all(f"SELECT seq, data FROM events {where.sql()}ORDER BY seq LIMIT ?", [*where.params, _EVENT_PAGE])
 
-    def job(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+
+def _fetch_all(sql: str, params: builtins.list[Any]) -> Callable[[sqlite3.Connection], builtins.list[Any]]:
+    """The job of a read: every row ``sql`` selects."""
+
+    def job(conn: sqlite3.Connection) -> builtins.list[Any]:
         return conn.execute(sql, params).fetchall()
 
     return job
