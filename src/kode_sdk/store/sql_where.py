@@ -17,22 +17,17 @@ from datetime import datetime
 from typing import Any
 
 from .agent_ids import validate_agent_id
+from .policy import check_bool
 from .query_rules import created_at_clauses
 
-__all__ = ["Where", "check_bool", "check_text"]
+__all__ = ["Where", "check_str"]
 
 
-def check_text(value: object, name: str) -> str:
-    """``value`` if it is a str, else :class:`ValueError` naming ``name``."""
+def check_str(value: object, name: str) -> str:
+    """``value`` if it is a str, else :class:`ValueError` naming ``name``
+    (unlike :func:`~kode_sdk.store.policy.check_text`, NUL is let through)."""
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a str; got {type(value).__name__}")
-    return value
-
-
-def check_bool(value: object, name: str) -> bool:
-    """``value`` if it is a bool, else :class:`ValueError` naming ``name``."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool; got {type(value).__name__}")
     return value
 
 
@@ -70,7 +65,7 @@ class Where:
     def text(self, column: str, value: object, name: str) -> None:
         """``column = value`` (a str, else :class:`ValueError` naming ``name``), unless None."""
         if value is not None:
-            self.equal(column, check_text(value, name))
+            self.equal(column, check_str(value, name))
 
     def flag(self, column: str, value: object, name: str) -> None:
         """``column = 1`` or ``0`` (a bool, else :class:`ValueError` naming ``name``), unless None."""

@@ -4,12 +4,6 @@ The Store contract on SQLite: each call validates its arguments, builds the
 job that does all its SQL (statements and row values from sql.py), and runs it
 on the connection thread (:meth:`SqliteStore._hop`) or, for bounded reads, on
 the caller's own read connection (:meth:`SqliteStore._read`).
-
->>> from kode_sdk.store.sqlite import SqliteStore
->>> async def main() -> None:                                     # doctest: +SKIP
-...     async with SqliteStore("./data/agents.db") as store:
-...         await store.save_messages("agt-1", [{"role": "user", "content": "Hello!"}])
-...         print(await store.load_messages("agt-1"))
 """
 
 from __future__ import annotations
@@ -87,7 +81,7 @@ from ..query_rules import fork_agent_ids, prefix_upper_bound, stats_from_counts,
 from ..records import RecordKind, coerce_list, kind_named, message_to_wire
 from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
 from ..search import MessageSearch, SearchRequest, SearchRow
-from ..sql_where import Where, check_text
+from ..sql_where import Where, check_str
 from ..transaction import TransactionDriver
 from ..writable import probe_writable
 from .blob import unpack
@@ -798,7 +792,7 @@ class SqliteStore(MessageSearch, BaseStore):
     @operation("loads")
     async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
         """The snapshot ``snapshot_id`` of the agent, or ``None``."""
-        check_text(snapshot_id, "snapshot_id")
+        check_str(snapshot_id, "snapshot_id")
 
         def job(conn: sqlite3.Connection) -> str | bytes | None:
             row = conn.execute(
@@ -955,7 +949,7 @@ class SqliteStore(MessageSearch, BaseStore):
         if content_type is not None:
             where.add(
                 "EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)",
-                check_text(content_type, "content_type"),
+                check_str(content_type, "content_type"),
             )
         where.created_at(created_after, created_before)
         # Within one agent created_at never decreases along seq (see
@@ -1277,7 +1271,7 @@ class SqliteStore(MessageSearch, BaseStore):
         """Ids of agents with saved info, sorted; only those starting with
         ``prefix`` (case-sensitive, no wildcards) when given."""
         where = Where("?", "template_id IS NOT NULL")
-        if prefix is not None and check_text(prefix, "prefix"):
+        if prefix is not None and check_str(prefix, "prefix"):
             where.add("agent_id >= ?", prefix)
             where.compare("agent_id", "<", prefix_upper_bound(prefix))
         sql = f"SELECT agent_id FROM agents {where.sql()}ORDER BY agent_id"

@@ -21,6 +21,19 @@ __all__ = ["TX_SCOPE", "SqliteDriver", "TxScope"]
 T = TypeVar("T")
 
 
+def _run_jobs(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]]) -> Any:
+    """Run ``jobs`` in order inside the unit's open transaction (their own
+    transactions are part of it); returns the last one's result."""
+    result = None
+    IN_UNIT.active = True
+    try:
+        for job in jobs:
+            result = job(conn)
+    finally:
+        IN_UNIT.active = False
+    return result
+
+
 class _Rollback(Exception):
     """Carries a read's result out of a transaction that must not commit."""
 
@@ -45,14 +58,7 @@ class TxScope:
         def run(conn: sqlite3.Connection) -> T:
             try:
                 with transaction(conn, write=True):
-                    IN_UNIT.active = True
-                    try:
-                        for queued in pending:
-                            queued(conn)
-                        result = job(conn)
-                    finally:
-                        IN_UNIT.active = False
-                    raise _Rollback(result)
+                    raise _Rollback(_run_jobs(conn, [*pending, job]))
             except _Rollback as done:
                 return cast(T, done.result)
 
@@ -99,12 +105,7 @@ class SqliteDriver(TransactionDriver):
 
         def run(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):
-                IN_UNIT.active = True
-                try:
-                    for job in jobs:
-                        job(conn)
-                finally:
-                    IN_UNIT.active = False
+                _run_jobs(conn, jobs)
 
         await self._store._hop(run)
 
