@@ -40,3 +40,39 @@ def test_the_documented_copier_alias_is_the_copier() -> None:
 
     for name in copy.__all__:
         assert getattr(migrate, name) is getattr(copy, name), name
+
+
+# Each backend is the modules whose name starts with its prefix (a module or a package).
+_BACKENDS = ("sqlite", "postgres", "json")
+
+
+def _backend_of(name: str) -> str | None:
+    return next((b for b in _BACKENDS if name.startswith(b)), None)
+
+
+def test_a_backend_never_imports_another_backend() -> None:
+    offenders: dict[str, list[str]] = {}
+    for path in STORE.rglob("*.py"):
+        own = _backend_of(path.relative_to(STORE).parts[0])
+        if own is None:
+            continue
+        foreign = sorted(
+            module
+            for module in _imported_modules(path)
+            if module.startswith("kode_sdk.store.") and _backend_of(module.split(".")[2]) not in (None, own)
+        )
+        if foreign:
+            offenders[str(path.relative_to(STORE))] = foreign
+    assert offenders == {}
+
+
+def test_the_sqlite_backend_is_one_package_of_modules_that_say_their_job() -> None:
+    package = STORE / "sqlite"
+    assert not (STORE / "sqlite.py").exists() and not (STORE / "sqlite_blob.py").exists()
+    for path in package.glob("*.py"):
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        assert docstring, f"store/sqlite/{path.name} has no module docstring saying its job"
+    from kode_sdk.store.sqlite import SqliteStore, register_functions
+    from kode_sdk.store.sqlite.store import SqliteStore as defined
+
+    assert SqliteStore is defined and callable(register_functions)

@@ -214,13 +214,13 @@ async def test_sqlite_database_is_locked_is_what_the_guide_says(tmp_path: Path, 
     import sqlite3
 
     from kode_sdk.errors import StoreConnectionError
-    from kode_sdk.store import sqlite as sqlite_module
     from kode_sdk.store.sqlite import SqliteStore
+    from kode_sdk.store.sqlite import connection as sqlite_connection
 
     troubleshooting = TEXT[TEXT.index("## Troubleshooting") :]
     assert 'SQLite: "database is locked"' in troubleshooting and "(10 s)" in troubleshooting
-    assert sqlite_module._BUSY_TIMEOUT_MS == 10_000
-    monkeypatch.setattr(sqlite_module, "_BUSY_TIMEOUT_MS", 100)  # the guide's 10 s, shortened for the test
+    assert sqlite_connection._BUSY_TIMEOUT_MS == 10_000
+    monkeypatch.setattr(sqlite_connection, "_BUSY_TIMEOUT_MS", 100)  # the guide's 10 s, shortened for the test
     path = tmp_path / "agents.db"
     async with SqliteStore(path) as store:
         await store.save_info("agt", {"agent_id": "agt", "template_id": "before"})

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import kode_sdk.store.sqlite as sqlite_module
 from kode_sdk.errors import StoreCorruptionError
-from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions
-from kode_sdk.store.sqlite_blob import DICTIONARY_V1, MIN_PACKED_BYTES, pack, unpack
+from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions, schema, sql
+from kode_sdk.store.sqlite import store as store_module
+from kode_sdk.store.sqlite.blob import DICTIONARY_V1, MIN_PACKED_BYTES, pack, unpack
 from kode_sdk.types import AgentInfo, ConsistencyCheckResult, Message, ToolCallRecord
 
 LONG = 'The quick brown fox jumps over the lazy dog; ünïcödé ✓ and "quotes" \\ too. ' * 8
@@ -202,7 +202,7 @@ async def test_a_damaged_blob_is_reported_not_loaded_as_empty(db: Path) -> None:
 
 async def test_created_at_never_decreases_when_the_clock_steps_back(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [0]
-    monkeypatch.setattr(sqlite_module, "_now_ms", lambda: clock[0])
+    monkeypatch.setattr(store_module, "now_ms", lambda: clock[0])
     async with SqliteStore(db) as store:
         clock[0] = 2_000_000
         await store.append_messages("a", [text("user", "one")])
@@ -229,9 +229,9 @@ async def test_created_at_never_decreases_when_the_clock_steps_back(db: Path, mo
 
 async def test_a_version_1_database_upgrades_in_place(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     version_1 = [m for m in migrations() if m.version == 1]
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: version_1)
+    monkeypatch.setattr(schema, "migrations", lambda: version_1)
     # Version-1 code wrote every document as JSON text.
-    monkeypatch.setattr(sqlite_module, "pack", lambda document: document.decode("utf-8"))
+    monkeypatch.setattr(sql, "pack", lambda document: document.decode("utf-8"))
     async with SqliteStore(db) as store:
         written = await write_everything(store, "a")
         await write_everything(store, "b")

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-import kode_sdk.store.sqlite as sqlite_module
-from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions
+from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions, schema
 from kode_sdk.types import Message
 
 
@@ -35,7 +34,7 @@ def db(tmp_path: Path) -> Path:
 
 async def test_a_version_3_database_gains_the_search_index(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = [m for m in migrations() if m.version <= 3]
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: before)
+    monkeypatch.setattr(schema, "migrations", lambda: before)
     long_text = "Ünïcode padding so the row is stored compressed. " * 10
     async with SqliteStore(db) as store:
         await store.save_messages("a", [text("user", "short kumquat"), text("assistant", f"{long_text} kumquat")])
@@ -128,13 +127,13 @@ async def test_search_reads_the_index_not_every_message(db: Path) -> None:
     ],
 )
 def test_plain_ascii_goes_to_fts5_as_is_and_splits_into_the_same_words(text: str) -> None:
-    # The write path gives FTS5 ASCII text untouched (sqlite._index_text_of):
+    # The write path gives FTS5 ASCII text untouched (sqlite.fts.index_text_of):
     # its unicode61 tokenizer must find exactly search.tokens' words.
     from kode_sdk.store.search import tokens
-    from kode_sdk.store.sqlite import _index_text_of
+    from kode_sdk.store.sqlite.fts import index_text_of
 
     wire = {"role": "user", "content": [{"type": "text", "text": text}]}
-    indexed = _index_text_of(json.dumps(wire))
+    indexed = index_text_of(json.dumps(wire))
     assert indexed == text  # passed through
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'unicode61 remove_diacritics 2')")
@@ -145,11 +144,11 @@ def test_plain_ascii_goes_to_fts5_as_is_and_splits_into_the_same_words(text: str
 
 
 def test_long_runs_and_other_scripts_go_through_the_tokenizer() -> None:
-    from kode_sdk.store.sqlite import _index_text_of
+    from kode_sdk.store.sqlite.fts import index_text_of
 
     for text, expected in (("x" * 450, " ".join(["x" * 200, "x" * 200, "x" * 50])), ("Café 数据", "cafe 数 据")):
         wire = {"role": "user", "content": [{"type": "text", "text": text}]}
-        assert _index_text_of(json.dumps(wire, ensure_ascii=False)) == expected
+        assert index_text_of(json.dumps(wire, ensure_ascii=False)) == expected
 
 
 async def test_writes_queue_and_any_store_on_the_file_catches_the_index_up(db: Path) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-import kode_sdk.store.sqlite as sqlite_module
 from kode_sdk.errors import (
     AgentNotFoundError,
     InvalidAgentIdError,
@@ -25,7 +24,12 @@ from kode_sdk.errors import (
     SchemaVersionError,
     StoreClosedError,
 )
-from kode_sdk.store.sqlite import Migration, SqliteStore, migrations, register_functions, split_sql
+from kode_sdk.store.records import DATA_TABLES
+from kode_sdk.store.schema_migrations import Migration
+from kode_sdk.store.sqlite import SqliteStore, migrations, register_functions, schema, split_sql
+from kode_sdk.store.sqlite.sql import UPDATE_INFO
+from kode_sdk.store.sqlite.store import _EVENT_PAGE
+from kode_sdk.store.sqlite.transactions import transaction
 from kode_sdk.types import (
     AgentInfo,
     Message,
@@ -289,7 +293,7 @@ async def test_delete_removes_every_row_of_the_agent(store: SqliteStore, db: Pat
         await store.append_event(agent, event(2))
     await store.delete("gone")
     await store.delete("never-existed")
-    tables = ["agents", *sqlite_module._CHILD_TABLES]
+    tables = ["agents", *DATA_TABLES]
     for table in tables:
         assert rows(db, f"SELECT COUNT(*) FROM {table} WHERE agent_id = 'gone'") == [(0,)], table
         assert rows(db, f"SELECT COUNT(*) FROM {table} WHERE agent_id = 'kept'")[0][0] >= 1, table
@@ -498,7 +502,7 @@ async def test_events_read_in_seq_order_across_channels(store: SqliteStore) -> N
 
 
 async def test_events_paging_beyond_one_page(store: SqliteStore) -> None:
-    total = sqlite_module._EVENT_PAGE * 2 + 7
+    total = _EVENT_PAGE * 2 + 7
     for seq in range(total):
         await store.append_event("a", event(seq, "monitor" if seq % 2 else "progress"))
     seqs = [e.bookmark.seq async for e in store.read_events("a")]
@@ -560,7 +564,7 @@ async def test_a_call_cancelled_while_it_runs_still_commits_whole(db: Path) -> N
     def slow(conn: sqlite3.Connection) -> None:
         started.set()
         release.wait(10)
-        with sqlite_module._transaction(conn, write=True):
+        with transaction(conn, write=True):
             conn.execute("UPDATE agents SET template_id = 'changed' WHERE agent_id = 'a'")
 
     running = asyncio.ensure_future(store._hop(slow))
@@ -694,7 +698,7 @@ async def traced_sql(store: SqliteStore, call: Any) -> list[str]:
     """The SQL statements ``call`` ran, with parameters expanded (on the
     worker's connection and on this thread's read connection alike)."""
     statements: list[str] = []
-    reader = store._reader()
+    reader = store._readers.connection()
     await store._hop(lambda conn: conn.set_trace_callback(statements.append))
     if reader is not None:
         reader.set_trace_callback(statements.append)
@@ -830,7 +834,7 @@ async def test_old_database_is_upgraded_on_open(db: Path, monkeypatch: pytest.Mo
         "CREATE TABLE upgrade_marker (x INTEGER); -- a comment; with a semicolon\n"
         "INSERT INTO upgrade_marker VALUES (1);",
     )
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: [*shipped, extra])
+    monkeypatch.setattr(schema, "migrations", lambda: [*shipped, extra])
     async with SqliteStore(db) as store:
         assert await store.load_messages("a") == [msg("user", "old data")]
     assert rows(db, "SELECT x FROM upgrade_marker") == [(1,)]
@@ -848,7 +852,7 @@ async def test_failed_migration_leaves_the_database_as_it_was(db: Path, monkeypa
         await store.save_messages("a", [msg("user", "old data")])
     shipped = migrations()
     broken = Migration(len(shipped) + 1, "broken.sql", "CREATE TABLE half_done (x); THIS IS NOT SQL;")
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: [*shipped, broken])
+    monkeypatch.setattr(schema, "migrations", lambda: [*shipped, broken])
     with pytest.raises(SchemaVersionError, match=r"broken\.sql"):
         await SqliteStore(db).open()
     assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
@@ -873,12 +877,12 @@ async def test_a_version_1_database_keeps_its_sessions_after_upgrading(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shipped = migrations()
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: shipped[:1])
+    monkeypatch.setattr(schema, "migrations", lambda: shipped[:1])
     async with SqliteStore(db) as store:
         await store.save_info("a", info("a", "tpl-a"))
         await store.save_info("b", info("b", "tpl-b"))
         await store.append_event("c", event(1))  # a row without info: never listed
-    monkeypatch.setattr(sqlite_module, "migrations", lambda: shipped)
+    monkeypatch.setattr(schema, "migrations", lambda: shipped)
     async with SqliteStore(db) as store:
         assert await store.list() == ["a", "b"]
         assert [s.agent_id for s in await store.query_sessions(template_id="tpl-b")] == ["b"]
@@ -902,7 +906,7 @@ async def test_save_info_keeping_the_identity_writes_only_the_moving_indexes(sto
     # What the fast path's statement opens for writing (from SQLite's own plan):
     # the table, its key, and the two indexes whose columns move on every save.
     names = dict(rows(db, "SELECT rootpage, name FROM sqlite_master"))
-    plan = rows(db, f"EXPLAIN {sqlite_module._UPDATE_INFO}", (None,) * sqlite_module._UPDATE_INFO.count("?"))
+    plan = rows(db, f"EXPLAIN {UPDATE_INFO}", (None,) * UPDATE_INFO.count("?"))
     written = sorted(names.get(step[3], step[3]) for step in plan if step[1] == "OpenWrite")
     assert written == ["agents", "agents_by_message_count", "agents_by_updated", "sqlite_autoindex_agents_1"]
 
@@ -1214,7 +1218,7 @@ async def test_caller_thread_reads_see_other_stores_commits_and_units_see_their_
         assert await reader.list() == []  # opens the reader's caller-thread connection first
         await writer.save_info("a", info("a"))
         assert await reader.list() == ["a"]  # acknowledged by another store object: visible
-        assert reader._reader() is not None
+        assert reader._readers.connection() is not None
         async with reader.transaction("b") as tx:
             await tx.save_info("b", info("b"))
             assert await tx.load_info("b") is not None  # the unit's own write, through the hop

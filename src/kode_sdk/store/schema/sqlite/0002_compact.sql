@@ -1,7 +1,7 @@
 -- kode-sdk SQLite schema, version 2: a smaller file.
 --
 -- 1. JSON documents. From this version on, every `data` column may hold either
---    JSON TEXT (as in version 1) or a compressed BLOB (kode_sdk/store/sqlite_blob.py):
+--    JSON TEXT (as in version 1) or a compressed BLOB (kode_sdk/store/sqlite/blob.py):
 --    rows written before stay as they are. Version-1 code refuses this schema,
 --    so no reader that cannot decompress ever sees a BLOB.
 --

@@ -25,7 +25,7 @@ import threading
 
 import zstandard
 
-from ..errors import StoreCorruptionError
+from ...errors import StoreCorruptionError
 
 __all__ = ["DICTIONARY_V1", "MIN_PACKED_BYTES", "pack", "unpack"]
 
