@@ -185,6 +185,46 @@ async def test_worker_thread_is_named(store: SqliteStore) -> None:
     assert await store._hop(lambda conn: threading.current_thread().name) == "kode-sqlite"
 
 
+async def test_writes_run_inline_when_the_worker_is_idle(store: SqliteStore) -> None:
+    import threading
+
+    here = threading.current_thread().name
+    assert await store._hop(lambda conn: threading.current_thread().name, inline=True) == here
+    assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], inline=True) == 0
+    assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0]) == 10_000
+
+
+async def test_an_inline_write_never_holds_the_event_loop_on_a_lock(store: SqliteStore, db: Path) -> None:
+    """Another connection holds the write lock: the write waits on the worker
+    thread (the event loop keeps running) and lands once the lock is free."""
+    await store.save_info("a", info("a"))
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        other.execute("COMMIT")
+
+    ticking = asyncio.ensure_future(ticker())
+    releasing = asyncio.ensure_future(release_later())
+    started = time.monotonic()
+    await store.append_messages("a", [msg("user", "after the lock")])
+    waited = time.monotonic() - started
+    ticking.cancel()
+    await releasing
+    other.close()
+    assert waited >= 0.25, "the write did not wait for the other connection's lock"
+    assert ticks >= 10, f"the event loop stalled while the write waited ({ticks} ticks in {waited:.2f} s)"
+    assert [m.content[0]["text"] for m in await store.load_messages("a")] == ["after the lock"]
+
+
 async def test_closed_store_refuses_calls(db: Path) -> None:
     store = SqliteStore(db)
     await store.save_messages("a", [msg("user", "hi")])

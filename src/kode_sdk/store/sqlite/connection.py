@@ -67,7 +67,13 @@ def open_writer(path: Path, *, create: bool) -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
             _create_private(path)
         conn = sqlite3.connect(
-            target, isolation_level=None, check_same_thread=True, cached_statements=256, uri=not create
+            # Used by one thread at a time: the connection thread, or a caller
+            # running a write inline while that thread is idle (under its run lock).
+            target,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+            uri=not create,
         )
     except (OSError, sqlite3.Error) as exc:
         raise StoreConnectionError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ... import jsoncodec
 from ...errors import (
@@ -116,7 +116,7 @@ from .sql import (
     tool_call_columns,
 )
 from .thread import ConnectionThread, claim
-from .transactions import is_busy, transaction
+from .transactions import INLINE, InlineBusy, is_busy, transaction
 from .unit import TX_SCOPE, SqliteDriver
 
 __all__ = ["SqliteStore"]
@@ -209,6 +209,7 @@ class SqliteStore(MessageSearch, BaseStore):
         self.create = create
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
+        self._busy_timeout_ms = 0  # the writer's, read when it opens
         self._thread: ConnectionThread | None = None
         self._event_commits = EventCommitter(self._commit_events)
         # Only ever touched on the worker thread.
@@ -248,6 +249,7 @@ class SqliteStore(MessageSearch, BaseStore):
 
     def _connect(self) -> None:
         self._conn = open_writer(self.db_path, create=self.create)
+        self._busy_timeout_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
 
     def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
         """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
@@ -288,9 +290,19 @@ class SqliteStore(MessageSearch, BaseStore):
 
     # ------------------------------------------------------------------ the hop
 
-    async def _hop(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def _hop(self, job: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
         """Run ``job`` on the worker thread; SQLite errors other than integrity
-        errors become :class:`StoreConnectionError`."""
+        errors become :class:`StoreConnectionError`.
+
+        ``inline=True`` (the bounded writes of the contract's write methods and
+        of ``store.transaction()``'s commit) runs the job on the caller's thread
+        instead when the worker is idle: a commit then costs no thread switch
+        (two per call otherwise, the largest part of a small write). It never
+        waits for a lock there: the connection's busy timeout is 0 while it
+        runs, and a job that finds the write lock taken before committing
+        anything goes to the worker, which waits as always. Reads keep the hop
+        or the caller-thread read connection (:meth:`_read`).
+        """
         scope = TX_SCOPE.get()
         if scope is not None and scope.store is self:
             if scope.collecting:
@@ -317,12 +329,41 @@ class SqliteStore(MessageSearch, BaseStore):
                 if checkpointer is not None and conn.total_changes != changes:
                     checkpointer.note_write()
 
+        if inline and thread.idle():
+            try:
+                ran, result = thread.run_inline(lambda: self._inline(work))
+            except InlineBusy:
+                ran, result = False, None
+            if ran:
+                return cast(T, result)
         future, box = thread.submit(work)
         try:
             return await future
         except BaseException:
             claim(box)  # a job that never started now never will
             raise
+
+    def _inline(self, work: Callable[[], T]) -> T:
+        # On the caller's thread, under the connection thread's run lock.
+        conn = self._conn
+        if conn is None:
+            raise StoreClosedError("sqlite store is closed")
+        conn.execute("PRAGMA busy_timeout = 0")
+        INLINE.active, INLINE.wrote, INLINE.busy_timeout_ms = True, False, self._busy_timeout_ms
+        try:
+            return work()
+        except StoreConnectionError as exc:
+            # Busy before anything was committed (say a snapshot during another
+            # connection's WAL recovery): the worker runs it and waits instead.
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.OperationalError) and is_busy(cause) and not INLINE.wrote:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise InlineBusy from exc
+            raise
+        finally:
+            INLINE.active = False
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     # ------------------------------------------------------------------ caller-thread reads
 
@@ -397,7 +438,7 @@ class SqliteStore(MessageSearch, BaseStore):
                     stored.update(seq for (seq,) in conn.execute(query, (agent_id, *chunk)))
                 raise duplicate_seq_error(agent_id, stored or seqs) from None
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("saves")
     async def append_event(self, agent_id: str, timeline: Timeline | Mapping[str, Any]) -> None:
@@ -499,7 +540,7 @@ class SqliteStore(MessageSearch, BaseStore):
             )
             self._message_cache.put(agent_id, version, snapshots)
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("saves")
     async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
@@ -531,7 +572,7 @@ class SqliteStore(MessageSearch, BaseStore):
             else:
                 self._message_cache.drop(agent_id)
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("loads")
     async def load_messages(self, agent_id: str) -> list[Message]:
@@ -611,7 +652,7 @@ class SqliteStore(MessageSearch, BaseStore):
             )
             self._tool_call_cache.put(agent_id, version, snapshots)
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("saves")
     async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
@@ -644,7 +685,7 @@ class SqliteStore(MessageSearch, BaseStore):
             else:
                 self._tool_call_cache.drop(agent_id)
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     def _transaction_driver(self, agent_id: str) -> TransactionDriver:
         return SqliteDriver(self)
@@ -679,7 +720,7 @@ class SqliteStore(MessageSearch, BaseStore):
                     (agent_id, updated_at, data),
                 )
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("loads")
     async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
@@ -707,7 +748,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 conn.execute(TOUCH_AGENT, (agent_id, now_ms()))
                 conn.execute(sql, (agent_id, agent_id, data))
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     async def _load_records(self, kind: RecordKind, agent_id: str) -> list[Any]:
         """The load of an append-only kind (and of the media cache): every
@@ -762,7 +803,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 conn.execute("DELETE FROM media_cache WHERE agent_id = ?", (agent_id,))
                 conn.executemany("INSERT INTO media_cache (agent_id, idx, data) VALUES (?, ?, ?)", rows)
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("loads")
     async def load_media_cache(self, agent_id: str) -> list[MediaCacheRecord]:
@@ -787,7 +828,7 @@ class SqliteStore(MessageSearch, BaseStore):
                     (agent_id, validated.id, created_at, data),
                 )
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("loads")
     async def load_snapshot(self, agent_id: str, snapshot_id: str) -> Snapshot | None:
@@ -849,7 +890,7 @@ class SqliteStore(MessageSearch, BaseStore):
                 return
             conn.execute(SAVE_INFO, (agent_id, data, template_id, user_id, created_at, now, message_count))
 
-        await self._hop(job)
+        await self._hop(job, inline=True)
 
     @operation("loads")
     async def load_info(self, agent_id: str) -> AgentInfo | None:

@@ -35,6 +35,9 @@ class ConnectionThread:
         self._submitted = 0
         self._finished = 0
         self._count_lock = threading.Lock()
+        # Held while a job runs, on this thread or inline on a caller's thread
+        # (run_inline): the connection is used by one thread at a time.
+        self._run_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="kode-sqlite", daemon=True)
         self._thread.start()
 
@@ -55,6 +58,19 @@ class ConnectionThread:
         has finished (committed or failed) or was taken back."""
         return self._submitted == self._finished
 
+    def run_inline(self, fn: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run ``fn`` on the calling thread when nothing is queued or running
+        (so one caller's calls keep their order); ``(False, None)`` when it
+        did not run (the caller then submits it)."""
+        if self._submitted != self._finished or not self._run_lock.acquire(blocking=False):
+            return False, None
+        try:
+            if self._submitted != self._finished:
+                return False, None
+            return True, fn()
+        finally:
+            self._run_lock.release()
+
     def stop(self) -> None:
         """Let the thread finish the queued jobs and end; wait for it."""
         self._queue.put(None)
@@ -70,7 +86,8 @@ class ConnectionThread:
                 self._finished += 1  # only this thread writes it
                 continue
             try:
-                outcome: tuple[bool, Any] = (True, fn())
+                with self._run_lock:
+                    outcome: tuple[bool, Any] = (True, fn())
             except BaseException as exc:  # delivered to the awaiting caller, never lost here
                 outcome = (False, exc)
             self._finished += 1

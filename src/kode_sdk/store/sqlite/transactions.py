@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-__all__ = ["IN_UNIT", "is_busy", "transaction"]
+__all__ = ["INLINE", "IN_UNIT", "InlineBusy", "is_busy", "transaction"]
 
 # BEGIN IMMEDIATE already waits busy_timeout (10 s) for the write lock; these
 # retries only cover the rare SQLITE_BUSY SQLite returns without waiting
@@ -21,6 +21,16 @@ _BUSY_RETRIES = 5
 
 # Set on the connection thread while it runs the jobs of a store.transaction().
 IN_UNIT = threading.local()
+
+# Set on a caller's thread while it runs a write job inline (SqliteStore._hop):
+# ``active``, and ``wrote`` once a transaction of the job has committed. The
+# connection's busy timeout is 0 then, so the event loop never waits for a lock.
+INLINE = threading.local()
+
+
+class InlineBusy(Exception):
+    """An inline job found the write lock taken before it committed anything:
+    the job goes to the connection thread instead, which waits for the lock."""
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -62,6 +72,12 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
                 conn.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:
+                if getattr(INLINE, "active", False) and is_busy(exc):
+                    if not INLINE.wrote:
+                        raise InlineBusy from exc
+                    # A later transaction of a job that already committed one
+                    # cannot be handed over: it waits, as the thread would.
+                    conn.execute(f"PRAGMA busy_timeout = {INLINE.busy_timeout_ms}")
                 if attempt == _BUSY_RETRIES or not is_busy(exc):
                     raise
                 time.sleep(min(0.01 * 2**attempt, 0.5))
@@ -70,6 +86,8 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     try:
         yield
         conn.execute("COMMIT")
+        if getattr(INLINE, "active", False):
+            INLINE.wrote = True
     except BaseException:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):

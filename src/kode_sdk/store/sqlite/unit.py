@@ -107,7 +107,7 @@ class SqliteDriver(TransactionDriver):
             with transaction(conn, write=True):
                 _run_jobs(conn, jobs)
 
-        await self._store._hop(run)
+        await self._store._hop(run, inline=True)
 
     async def rollback(self) -> None:
         self._jobs = []
