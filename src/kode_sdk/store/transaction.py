@@ -271,18 +271,23 @@ class StoreTransaction:
 
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Save a history window."""
-        item = HistoryWindow.coerce(window, "window")
-        await self._write(agent_id, lambda: self._store.save_history_window(agent_id, item))
+        await self._save_appended(agent_id, "history_window", window)
 
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Save a compression record."""
-        item = CompressionRecord.coerce(record, "record")
-        await self._write(agent_id, lambda: self._store.save_compression_record(agent_id, item))
+        await self._save_appended(agent_id, "compression_record", record)
 
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Save a recovered file."""
-        item = RecoveredFile.coerce(file, "file")
-        await self._write(agent_id, lambda: self._store.save_recovered_file(agent_id, item))
+        await self._save_appended(agent_id, "recovered_file", file)
+
+    async def _save_appended(self, agent_id: str, name: str, record: Any) -> None:
+        """Save one record of the append-only kind ``name`` (see ``records.APPEND_KINDS``)."""
+        from .records import kind_named
+
+        kind = kind_named(name)
+        item = kind.model.coerce(record, kind.argument)
+        await self._write(agent_id, lambda: getattr(self._store, kind.save)(agent_id, item))
 
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the media cache records."""
