@@ -331,23 +331,20 @@ class StoreTransaction:
 
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info as it will be after the commit."""
-        self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
-            latest = [p for k, p in self._driver._overlay if k == "info"]
-            if latest:
-                return latest[-1]  # type: ignore[no-any-return]
-            return await self._store.load_info(agent_id)  # type: ignore[no-any-return]
-        return await self._driver.read(lambda: self._store.load_info(agent_id))
+        return await self._load_single(agent_id, "info", lambda: self._store.load_info(agent_id))
 
     async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
         """The agent's todo list as it will be after the commit."""
+        return await self._load_single(agent_id, "todos", lambda: self._store.load_todos(agent_id))
+
+    async def _load_single(self, agent_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> T:
+        """A single-record kind as it will be after the commit: the last one
+        this transaction saved (buffered), else what ``load`` reads."""
         self._check(agent_id)
         if isinstance(self._driver, BufferedDriver):
-            latest = [p for k, p in self._driver._overlay if k == "todos"]
-            if latest:
-                return latest[-1]  # type: ignore[no-any-return]
-            return await self._store.load_todos(agent_id)  # type: ignore[no-any-return]
-        return await self._driver.read(lambda: self._store.load_todos(agent_id))
+            latest: list[T] = [p for k, p in self._driver._overlay if k == kind]
+            return latest[-1] if latest else await load()
+        return await self._driver.read(load)
 
 
 def upserted(records: list[ToolCallRecord], record: ToolCallRecord) -> list[ToolCallRecord]:

@@ -257,19 +257,7 @@ class StoreConformance(TransactionConformance, CatalogConformance):
 
     @pytest.mark.asyncio
     async def test_unknown_agent_loads_empty(self, store: Any, ns: str) -> None:
-        unknown = ns + "nobody"
-        assert await store.load_messages(unknown) == []
-        assert await store.load_tool_call_records(unknown) == []
-        assert await store.load_todos(unknown) is None
-        assert await drain(store.read_events(unknown)) == []
-        assert await store.load_history_windows(unknown) == []
-        assert await store.load_compression_records(unknown) == []
-        assert await store.load_recovered_files(unknown) == []
-        assert await store.load_media_cache(unknown) == []
-        assert await store.load_snapshot(unknown, "s1") is None
-        assert await store.list_snapshots(unknown) == []
-        assert await store.load_info(unknown) is None
-        assert await store.exists(unknown) is False
+        await self._assert_empty(store, ns + "nobody")
 
     @pytest.mark.asyncio
     async def test_save_messages_replaces_and_truncates(self, store: Any, ns: str) -> None:
