@@ -11,7 +11,6 @@ import pytest
 
 from ..errors import (
     AgentNotFoundError,
-    InvalidAgentIdError,
     LockTimeoutError,
     RecordValidationError,
     StoreClosedError,
@@ -31,7 +30,7 @@ from . import data
 from .data import assert_records_equal, assert_utc
 from .policy_suite import ExtendedPolicyConformance
 from .query_suite import QueryableStoreConformance
-from .store_suite import BAD_AGENT_IDS
+from .store_suite import assert_rejects_bad_agent_ids
 
 __all__ = ["ExtendedStoreConformance"]
 
@@ -58,9 +57,7 @@ class ExtendedStoreConformance(ExtendedPolicyConformance, QueryableStoreConforma
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", list(EXTENDED_AGENT_CALLS))
     async def test_extended_methods_reject_invalid_agent_ids(self, store: Any, method: str) -> None:
-        for bad in BAD_AGENT_IDS:
-            with pytest.raises(InvalidAgentIdError):
-                await EXTENDED_AGENT_CALLS[method](store, bad)
+        await assert_rejects_bad_agent_ids(EXTENDED_AGENT_CALLS[method], store)
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", [*EXTENDED_AGENT_CALLS, "health_check", "get_metrics"])

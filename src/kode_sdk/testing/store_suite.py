@@ -103,6 +103,13 @@ STORE_CALLS = _calls()
 BAD_AGENT_IDS: list[Any] = ["", "../x", "a/b", "..", ".", "x" * 200, "a\x00b", "a b", "é", 42, None, b"abc"]
 
 
+async def assert_rejects_bad_agent_ids(call: Callable[[Any, Any], Awaitable[Any]], store: Any) -> None:
+    """``call(store, agent_id)`` raises :class:`InvalidAgentIdError` for every id of :data:`BAD_AGENT_IDS`."""
+    for bad in BAD_AGENT_IDS:
+        with pytest.raises(InvalidAgentIdError):
+            await call(store, bad)
+
+
 class StoreConformance(TransactionConformance, CatalogConformance):
     """Conformance tests every :class:`~kode_sdk.store.protocols.Store` passes.
 
@@ -222,9 +229,7 @@ class StoreConformance(TransactionConformance, CatalogConformance):
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", list(STORE_CALLS))
     async def test_invalid_agent_id_raises_on_every_method(self, store: Any, method: str) -> None:
-        for bad in BAD_AGENT_IDS:
-            with pytest.raises(InvalidAgentIdError):
-                await STORE_CALLS[method](store, bad)
+        await assert_rejects_bad_agent_ids(STORE_CALLS[method], store)
         assert [a for a in await store.list() if not isinstance(a, str) or "/" in a or "\x00" in a] == []
 
     @pytest.mark.asyncio
