@@ -305,29 +305,36 @@ class StoreTransaction:
 
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The conversation as it will be after the commit."""
-        self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
-            messages: list[Message] = await self._store.load_messages(agent_id)
-            for kind, payload in self._driver._overlay:
-                if kind == "append_messages":
-                    messages = messages + list(payload)
-                elif kind == "save_messages":
-                    messages = list(payload)
-            return messages
-        return await self._driver.read(lambda: self._store.load_messages(agent_id))
+
+        def step(messages: list[Message], kind: str, payload: Any) -> list[Message]:
+            if kind == "append_messages":
+                return messages + list(payload)
+            return list(payload) if kind == "save_messages" else messages
+
+        return await self._load_list(agent_id, lambda: self._store.load_messages(agent_id), step)
 
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The tool-call records as they will be after the commit."""
+
+        def step(records: list[ToolCallRecord], kind: str, payload: Any) -> list[ToolCallRecord]:
+            if kind == "save_tool_calls":
+                return list(payload)
+            return upserted(records, payload) if kind == "upsert" else records
+
+        return await self._load_list(agent_id, lambda: self._store.load_tool_call_records(agent_id), step)
+
+    async def _load_list(
+        self, agent_id: str, load: Callable[[], Awaitable[list[T]]], step: Callable[[list[T], str, Any], list[T]]
+    ) -> list[T]:
+        """A list kind as it will be after the commit: what ``load`` reads, with
+        each buffered write applied by ``step`` (unbuffered: read in the transaction)."""
         self._check(agent_id)
         if isinstance(self._driver, BufferedDriver):
-            records: list[ToolCallRecord] = await self._store.load_tool_call_records(agent_id)
+            items = await load()
             for kind, payload in self._driver._overlay:
-                if kind == "save_tool_calls":
-                    records = list(payload)
-                elif kind == "upsert":
-                    records = upserted(records, payload)
-            return records
-        return await self._driver.read(lambda: self._store.load_tool_call_records(agent_id))
+                items = step(items, kind, payload)
+            return items
+        return await self._driver.read(load)
 
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info as it will be after the commit."""
