@@ -23,6 +23,11 @@ Layout, under ``<base_dir>/<agent_id>/`` (directories 0700, files 0600)::
     history/recovered/<ts>-<path>.json  one file per RecoveredFile
     snapshots/<id>.json                 one file per Snapshot
 
+Where each record kind lives, and the file formats, are in
+:mod:`kode_sdk.store.json_layout` (one entry per kind of
+:data:`~kode_sdk.store.records.RECORD_KINDS`); the event logs are
+:mod:`kode_sdk.store.json_events`, the scan-based queries
+:mod:`kode_sdk.store.json_queries`, the journal :mod:`kode_sdk.store.json_files`.
 Ids inside file names go through :func:`~kode_sdk.store.json_files.encode_name`
 (percent-encoding, never ``.``/``..``/separators). ``meta.json`` wraps the
 info so ``updated_at`` (for :meth:`query_sessions`) is stored beside it without
