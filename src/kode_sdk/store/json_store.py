@@ -184,7 +184,7 @@ from .lifecycle import BaseStore, operation, operation_iter
 from .list_diff import SavedListCache
 from .locks import AgentLock
 from .policy import time_bound
-from .records import coerce_list
+from .records import agent_info, coerce_list
 from .results import message_from_wire
 
 __all__ = ["JSONStore"]
@@ -533,12 +533,7 @@ class JSONStore(JSONQueries, BaseStore):
     @operation("saves")
     async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
         """Save the agent's :class:`AgentInfo`; from now on the agent exists."""
-        record = AgentInfo.coerce(info, "info")
-        if record.agent_id != agent_id:
-            raise RecordValidationError(
-                f"info.agent_id: {record.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
-            )
-        info_json = record_json(record, "info")
+        info_json = record_json(agent_info(agent_id, info), "info")
 
         def plan(_dir: Path) -> list[Op]:
             return [Replace(META, b'{"v":1,"updatedAt":%d,"info":%s}' % (now_ms(), info_json))]
