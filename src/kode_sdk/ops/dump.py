@@ -122,11 +122,6 @@ class AgentDump:
         """True when nothing at all is stored for the agent."""
         return next(self.records(), None) is None
 
-    def _lists(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        for kind in RECORD_KINDS:
-            if kind.shape != "single":
-                yield kind.name, getattr(self, dump_field(kind))
-
     def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(kind, record)`` pairs in export order."""
         for kind in RECORD_KINDS:
