@@ -155,6 +155,26 @@ def test_constructor_does_no_io_and_satisfies_the_protocols(base: Path) -> None:
     assert isinstance(store, QueryableStore)
 
 
+def test_every_record_kind_has_a_place_in_the_layout() -> None:
+    from kode_sdk.store.json_layout import KIND_FILES
+    from kode_sdk.store.records import RECORD_KINDS
+
+    assert list(KIND_FILES) == [kind.name for kind in RECORD_KINDS]
+
+
+async def test_append_only_kinds_keep_one_file_per_record(base: Path) -> None:
+    from kode_sdk.testing import data
+
+    async with JSONStore(base) as store:
+        await store.save_history_window("a", data.history_window("w/1"))
+        await store.save_compression_record("a", data.compression_record("r1"))
+        await store.save_recovered_file("a", data.recovered_file("src/a.py"))
+        stamp = (await store.load_recovered_files("a"))[0].timestamp
+    assert names(base / "a" / "history" / "windows") == ["w%2F1.json"]
+    assert names(base / "a" / "history" / "compressions") == ["r1.json"]
+    assert names(base / "a" / "history" / "recovered") == [f"{stamp}-src%2Fa%2Epy.json"]
+
+
 async def test_open_creates_base_dir_private(base: Path) -> None:
     store = JSONStore(base)
     await store.open()

@@ -392,6 +392,16 @@ def _own_methods(protocol: type, done: set[str]) -> Iterable[tuple[str, Callable
             yield name, getattr(protocol, name)
 
 
+def _method_lines(method: Method) -> list[str]:
+    """The lines of one generated method (a blank line first)."""
+    return [
+        "",
+        f"    def {method.name}({method.signature}) -> {method.returns}:",
+        _docstring(method.doc, "        "),
+        f"        {method.body}",
+    ]
+
+
 def _docstring(text: str, indent: str) -> str:
     body = textwrap.indent(text, indent).strip()
     return f'{indent}"""{body}\n{indent}"""' if "\n" in text else f'{indent}"""{body}"""'
@@ -432,12 +442,7 @@ def generate(protocols: dict[str, type] | None = None) -> str:
             f"        return cast({protocol_name!r}, self._inner())",
         ]
         for method in methods:
-            lines += [
-                "",
-                f"    def {method.name}({method.signature}) -> {method.returns}:",
-                _docstring(method.doc, "        "),
-                f"        {method.body}",
-            ]
+            lines += _method_lines(method)
         chunks.append("\n".join(lines))
 
     while context.pending:
@@ -455,13 +460,7 @@ def generate(protocols: dict[str, type] | None = None) -> str:
             f"    wrapped: {cls.__name__}",
         ]
         for name, fn in own:
-            method = _method(owner, name, fn, context, shadowed, "wrapped")
-            lines += [
-                "",
-                f"    def {method.name}({method.signature}) -> {method.returns}:",
-                _docstring(method.doc, "        "),
-                f"        {method.body}",
-            ]
+            lines += _method_lines(_method(owner, name, fn, context, shadowed, "wrapped"))
         chunks.append("\n".join(lines))
 
     for function_name, class_name in FACTORIES:

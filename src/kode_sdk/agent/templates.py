@@ -11,11 +11,12 @@ agent is made from, looked up by id when an agent is resumed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .permissions import PermissionPolicy
+from .registry import Registry
 from .tools import Tool
 
 __all__ = ["AgentTemplate", "TemplateRegistry"]
@@ -88,7 +89,7 @@ class AgentTemplate:
         return cls(permission=permission, tools=tuple(tools), **data)
 
 
-class TemplateRegistry:
+class TemplateRegistry(Registry[AgentTemplate]):
     """Templates by id, for :meth:`Agent.resume_from_store` to rebuild agents with.
 
     >>> registry = TemplateRegistry([{"id": "assistant", "system_prompt": "Be brief."}])
@@ -96,33 +97,22 @@ class TemplateRegistry:
     'Be brief.'
     """
 
+    _noun = "template"
+
     def __init__(self, templates: Sequence[AgentTemplate | Mapping[str, Any]] = ()) -> None:
-        self._templates: dict[str, AgentTemplate] = {}
+        super().__init__()
         for template in templates:
             self.register(template)
 
     def register(self, template: AgentTemplate | Mapping[str, Any]) -> AgentTemplate:
         """Add (or replace) a template; returns it as an :class:`AgentTemplate`."""
         made = AgentTemplate.coerce(template)
-        self._templates[made.id] = made
+        self._items[made.id] = made
         return made
 
     def get(self, template_id: str) -> AgentTemplate:
         """The template ``template_id``; ``KeyError`` naming the known ids otherwise."""
-        try:
-            return self._templates[template_id]
-        except KeyError:
-            known = ", ".join(sorted(self._templates)) or "none"
-            raise KeyError(f"no template {template_id!r} (registered: {known})") from None
-
-    def __contains__(self, template_id: object) -> bool:
-        return template_id in self._templates
-
-    def __iter__(self) -> Iterator[AgentTemplate]:
-        return iter(list(self._templates.values()))
-
-    def __len__(self) -> int:
-        return len(self._templates)
+        return self._lookup(template_id)
 
     @classmethod
     def coerce(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_type_hints, overload
 
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ..errors import RecordValidationError
 from ..jsoncodec import check_json
 from .providers.base import ToolSpec
+from .registry import Registry
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -227,7 +228,7 @@ def to_json_result(value: Any) -> Any:
     return value
 
 
-class ToolRegistry:
+class ToolRegistry(Registry[Tool]):
     """Tools by name.
 
     >>> registry = ToolRegistry()
@@ -239,8 +240,10 @@ class ToolRegistry:
     ['ping']
     """
 
+    _noun = "tool named"
+
     def __init__(self, tools: Sequence[Tool | Callable[..., Any]] = ()) -> None:
-        self._tools: dict[str, Tool] = {}
+        super().__init__()
         for item in tools:
             self.register(item)
 
@@ -248,10 +251,10 @@ class ToolRegistry:
         """Add a tool (or a function, wrapped with :class:`Tool`). A name already
         taken by another tool raises ``ValueError`` unless ``replace=True``."""
         tool_obj = item if isinstance(item, Tool) else Tool(item)
-        existing = self._tools.get(tool_obj.name)
+        existing = self._items.get(tool_obj.name)
         if existing is not None and existing is not tool_obj and not replace:
             raise ValueError(f"a tool named {tool_obj.name!r} is already registered")
-        self._tools[tool_obj.name] = tool_obj
+        self._items[tool_obj.name] = tool_obj
         return tool_obj
 
     def tool(self, fn: Callable[..., Any]) -> Tool:
@@ -260,11 +263,7 @@ class ToolRegistry:
 
     def get(self, name: str) -> Tool:
         """The tool called ``name``; ``KeyError`` naming the known tools otherwise."""
-        try:
-            return self._tools[name]
-        except KeyError:
-            known = ", ".join(sorted(self._tools)) or "none"
-            raise KeyError(f"no tool named {name!r} (registered: {known})") from None
+        return self._lookup(name)
 
     def resolve(self, items: Sequence[str | Tool | Callable[..., Any]]) -> list[Tool]:
         """Turn a template's tool list (names, tools or functions) into tools."""
@@ -280,16 +279,7 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         """Registered tool names, in registration order."""
-        return list(self._tools)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._tools
-
-    def __iter__(self) -> Iterator[Tool]:
-        return iter(list(self._tools.values()))
-
-    def __len__(self) -> int:
-        return len(self._tools)
+        return list(self._items)
 
 
 default_registry = ToolRegistry()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -26,7 +27,7 @@ from ..store.capabilities import EventTailing
 from ..store.catalog import stored_agent_ids
 from ..store.events import check_channel
 from ..store.protocols import QueryableStore, Store
-from ..types import MessageHit, StoredMessage, StoredToolCall, Timeline
+from ..types import MessageHit, SessionInfo, StoredMessage, StoredToolCall, Timeline
 from .app import JsonOption, State, UsageError, app, emit_json, emit_jsonl, run_async, run_with_store, stdout
 from .text import cell, inert
 
@@ -42,6 +43,8 @@ Before = Annotated[
 Limit = Annotated[int, typer.Option("--limit", "-n", help="At most this many rows (1–10000).")]
 Offset = Annotated[int, typer.Option("--offset", help="Skip this many rows first.")]
 
+T = TypeVar("T")
+
 
 def _queryable(store: Store) -> QueryableStore:
     if not isinstance(store, QueryableStore):
@@ -56,6 +59,30 @@ def _table(title: str, *names: str) -> Table:
         if column.header in ("agent", "id", "seq"):
             column.no_wrap = True
     return table
+
+
+def _show_rows(
+    ctx: typer.Context,
+    json: bool,
+    fetch: Callable[[QueryableStore], Awaitable[Sequence[T]]],
+    title: str,
+    columns: Sequence[str],
+    row: Callable[[T], Sequence[str | Text]],
+) -> None:
+    """Run one query on the store: print its rows as JSON (``--json``) or as a
+    table of ``columns``, a row each."""
+
+    async def go(store: Store) -> None:
+        rows = await fetch(_queryable(store))
+        if json:
+            emit_json(rows)
+            return
+        table = _table(title, *columns)
+        for item in rows:
+            table.add_row(*row(item))
+        stdout.print(table)
+
+    run_with_store(ctx, go)
 
 
 def _time(value: datetime) -> str:
@@ -96,26 +123,20 @@ def sessions(
     params = {"agent": agent, "template": template, "user": user, "after": after, "before": before}
     kwargs = session_filters({**params, "limit": limit, "offset": offset, "sort": sort, "order": order})
 
-    async def go(store: Store) -> None:
-        rows = await _queryable(store).query_sessions(**kwargs)
-        if json:
-            emit_json(rows)
-            return
-        table = _table("sessions", "agent", "template", "created", "updated", "msgs", "breakpoint", "user")
-        for row in rows:
-            user_id = row.metadata.get("userId", row.metadata.get("user_id", ""))
-            table.add_row(
-                cell(row.agent_id),
-                cell(row.template_id),
-                _time(row.created_at),
-                _time(row.updated_at),
-                str(row.message_count),
-                cell(row.breakpoint.value if row.breakpoint else ""),
-                cell(user_id or ""),
-            )
-        stdout.print(table)
+    def row(session: SessionInfo) -> tuple[str | Text, ...]:
+        user_id = session.metadata.get("userId", session.metadata.get("user_id", ""))
+        return (
+            cell(session.agent_id),
+            cell(session.template_id),
+            _time(session.created_at),
+            _time(session.updated_at),
+            str(session.message_count),
+            cell(session.breakpoint.value if session.breakpoint else ""),
+            cell(user_id or ""),
+        )
 
-    run_with_store(ctx, go)
+    columns = ("agent", "template", "created", "updated", "msgs", "breakpoint", "user")
+    _show_rows(ctx, json, lambda store: store.query_sessions(**kwargs), "sessions", columns, row)
 
 
 @app.command()
@@ -145,19 +166,12 @@ def messages(
         }
     )
 
-    async def go(store: Store) -> None:
-        rows: list[StoredMessage] = await _queryable(store).query_messages(**kwargs)
-        if json:
-            emit_json(rows)
-            return
-        table = _table("messages", "agent", "seq", "role", "created", "content")
-        for row in rows:
-            table.add_row(
-                cell(row.agent_id), str(row.seq), cell(row.role), _time(row.created_at), cell(_preview(row.content))
-            )
-        stdout.print(table)
+    def row(message: StoredMessage) -> tuple[str | Text, ...]:
+        created = _time(message.created_at)
+        return cell(message.agent_id), str(message.seq), cell(message.role), created, cell(_preview(message.content))
 
-    run_with_store(ctx, go)
+    columns = ("agent", "seq", "role", "created", "content")
+    _show_rows(ctx, json, lambda store: store.query_messages(**kwargs), "messages", columns, row)
 
 
 @app.command()
@@ -185,17 +199,11 @@ def search(
     if user is not None:
         kwargs["user_id"] = user
 
-    async def go(store: Store) -> None:
-        hits: list[MessageHit] = await _queryable(store).search_messages(query, **kwargs)
-        if json:
-            emit_json(hits)
-            return
-        table = _table("search", "agent", "seq", "role", "created", "match")
-        for hit in hits:
-            table.add_row(cell(hit.agent_id), str(hit.seq), cell(hit.role), _time(hit.created_at), _marked(hit))
-        stdout.print(table)
+    def row(hit: MessageHit) -> tuple[str | Text, ...]:
+        return cell(hit.agent_id), str(hit.seq), cell(hit.role), _time(hit.created_at), _marked(hit)
 
-    run_with_store(ctx, go)
+    columns = ("agent", "seq", "role", "created", "match")
+    _show_rows(ctx, json, lambda store: store.search_messages(query, **kwargs), "search", columns, row)
 
 
 def _marked(hit: MessageHit) -> Text:
@@ -245,27 +253,21 @@ def tool_calls(
         }
     )
 
-    async def go(store: Store) -> None:
-        rows: list[StoredToolCall] = await _queryable(store).query_tool_calls(**kwargs)
-        if json:
-            emit_json(rows)
-            return
-        table = _table("tool calls", "agent", "id", "tool", "state", "error", "approval", "ms", "created")
-        for row in rows:
-            decision = row.approval.decision or ("required" if row.approval.required else "")
-            table.add_row(
-                cell(row.agent_id),
-                cell(row.tool_call_id),
-                cell(row.tool_name),
-                cell(row.state.value),
-                "yes" if row.is_error else "",
-                cell(decision),
-                "" if row.duration_ms is None else f"{row.duration_ms:g}",
-                _time(row.created_at),
-            )
-        stdout.print(table)
+    def row(call: StoredToolCall) -> tuple[str | Text, ...]:
+        decision = call.approval.decision or ("required" if call.approval.required else "")
+        return (
+            cell(call.agent_id),
+            cell(call.tool_call_id),
+            cell(call.tool_name),
+            cell(call.state.value),
+            "yes" if call.is_error else "",
+            cell(decision),
+            "" if call.duration_ms is None else f"{call.duration_ms:g}",
+            _time(call.created_at),
+        )
 
-    run_with_store(ctx, go)
+    columns = ("agent", "id", "tool", "state", "error", "approval", "ms", "created")
+    _show_rows(ctx, json, lambda store: store.query_tool_calls(**kwargs), "tool calls", columns, row)
 
 
 @app.command()

@@ -42,9 +42,14 @@ from typing import Any, Literal
 
 from ..store.catalog import RecordTimes, restore_record_times, stored_agent_ids
 from ..store.protocols import Store
-from .dump import AgentDigest, AgentDump, read_agent
+from ..store.records import APPEND_KINDS, RECORD_KINDS
+from .dump import AgentDigest, AgentDump, dump_field, read_agent
 
 __all__ = ["AgentOutcome", "MigrationReport", "apply_agent", "find_conflicts", "migrate", "verify"]
+
+#: The kinds whose destination list must be a prefix of the source's: the
+#: append-only kinds and the media cache (messages and tool calls have rules of their own).
+_PREFIX_KINDS = tuple(k for k in RECORD_KINDS if k.shape == "append" or k.name == "media_cache")
 
 Status = Literal["identical", "copied", "updated", "conflict", "would_copy", "would_update", "failed"]
 
@@ -222,7 +227,8 @@ def find_conflicts(want: AgentDump, have: AgentDump) -> list[str]:
         if wanted_events[seq] != event:
             problems.append(f"event seq {seq} differs between source and destination")
             break
-    for name in ("history_windows", "compression_records", "recovered_files", "media_cache"):
+    for kind in _PREFIX_KINDS:
+        name = dump_field(kind)
         if not _is_prefix(getattr(have, name), getattr(want, name)):
             problems.append(f"destination's {name.replace('_', ' ')} are not a prefix of the source's")
     wanted_snapshots = {s["id"]: s for s in want.snapshots}
@@ -273,15 +279,13 @@ async def apply_agent(
     if want.media_cache != have.media_cache:
         await dst.save_media_cache(agent_id, want.media_cache)
         writes += 1
-    for window in want.history_windows[len(have.history_windows) :]:
-        await dst.save_history_window(agent_id, window)
-        writes += 1
-    for record in want.compression_records[len(have.compression_records) :]:
-        await dst.save_compression_record(agent_id, record)
-        writes += 1
-    for file in want.recovered_files[len(have.recovered_files) :]:
-        await dst.save_recovered_file(agent_id, file)
-        writes += 1
+    for kind in APPEND_KINDS:
+        # Append-only: the destination holds a prefix (checked above); save the rest.
+        save = getattr(dst, kind.save)
+        name = dump_field(kind)
+        for record in getattr(want, name)[len(getattr(have, name)) :]:
+            await save(agent_id, record)
+            writes += 1
     have_snapshots = {s["id"]: s for s in have.snapshots}
     for snapshot in want.snapshots:
         if have_snapshots.get(snapshot["id"]) != snapshot:

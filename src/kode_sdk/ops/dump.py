@@ -28,49 +28,19 @@ from .. import jsoncodec
 from ..errors import RecordValidationError
 from ..store.catalog import load_record_times
 from ..store.protocols import Store
-from ..types import (
-    AgentInfo,
-    CompressionRecord,
-    HistoryWindow,
-    MediaCacheRecord,
-    Message,
-    Record,
-    RecoveredFile,
-    Snapshot,
-    Timeline,
-    TodoSnapshot,
-    ToolCallRecord,
-)
+from ..store.records import RECORD_KINDS, RecordKind, kind_named
 
 __all__ = ["KINDS", "AgentDigest", "AgentDump", "canonical_json", "plain_json", "read_agent", "wire"]
 
-#: Record kinds, in the order they appear for each agent in an export.
-KINDS: tuple[str, ...] = (
-    "info",
-    "message",
-    "tool_call",
-    "todos",
-    "event",
-    "history_window",
-    "compression_record",
-    "recovered_file",
-    "media_cache",
-    "snapshot",
-)
+#: Record kinds (their export names), in the order they appear for each agent
+#: in an export: a view of :data:`~kode_sdk.store.records.RECORD_KINDS`.
+KINDS: tuple[str, ...] = tuple(kind.name for kind in RECORD_KINDS)
 
-#: The record model behind each kind (used to validate imported lines).
-MODELS: dict[str, type[Record]] = {
-    "info": AgentInfo,
-    "message": Message,
-    "tool_call": ToolCallRecord,
-    "todos": TodoSnapshot,
-    "event": Timeline,
-    "history_window": HistoryWindow,
-    "compression_record": CompressionRecord,
-    "recovered_file": RecoveredFile,
-    "media_cache": MediaCacheRecord,
-    "snapshot": Snapshot,
-}
+
+def dump_field(kind: RecordKind) -> str:
+    """The :class:`AgentDump` field holding ``kind``: its table's name (``info``
+    for the registry row)."""
+    return "info" if kind.name == "info" else kind.table
 
 
 def plain_json(value: Any) -> Any:
@@ -150,31 +120,17 @@ class AgentDump:
     @property
     def empty(self) -> bool:
         """True when nothing at all is stored for the agent."""
-        return self.info is None and self.todos is None and not any(records for _, records in self._lists())
-
-    def _lists(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        yield "message", self.messages
-        yield "tool_call", self.tool_calls
-        yield "event", self.events
-        yield "history_window", self.history_windows
-        yield "compression_record", self.compression_records
-        yield "recovered_file", self.recovered_files
-        yield "media_cache", self.media_cache
-        yield "snapshot", self.snapshots
+        return next(self.records(), None) is None
 
     def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(kind, record)`` pairs in export order."""
-        lists = dict(self._lists())
-        for kind in KINDS:
-            if kind == "info":
-                if self.info is not None:
-                    yield kind, self.info
-            elif kind == "todos":
-                if self.todos is not None:
-                    yield kind, self.todos
-            else:
-                for record in lists[kind]:
-                    yield kind, record
+        for kind in RECORD_KINDS:
+            value = getattr(self, dump_field(kind))
+            if kind.shape != "single":
+                for record in value:
+                    yield kind.name, record
+            elif value is not None:
+                yield kind.name, value
 
     def lines(self) -> Iterator[bytes]:
         """The agent's export lines (without newlines), in :meth:`records` order.
@@ -210,12 +166,11 @@ class AgentDump:
 
     def add(self, kind: str, record: dict[str, Any]) -> None:
         """Add one record of ``kind`` (as read from an export line)."""
-        if kind == "info":
-            self.info = record
-        elif kind == "todos":
-            self.todos = record
+        record_kind = kind_named(kind)
+        if record_kind.shape == "single":
+            setattr(self, dump_field(record_kind), record)
         else:
-            dict(self._lists())[kind].append(record)
+            getattr(self, dump_field(record_kind)).append(record)
 
     def normalize_order(self) -> None:
         """Put events and snapshots in canonical order."""
@@ -238,46 +193,23 @@ def validate_record(kind: str, record: Any, where: str) -> dict[str, Any]:
 
     Raises :class:`RecordValidationError` naming ``where`` (e.g. ``line 12``).
     """
-    model = MODELS.get(kind)
-    if model is None:
-        raise RecordValidationError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})", field=where)
+    try:
+        model = kind_named(kind).model
+    except KeyError:
+        message = f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})"
+        raise RecordValidationError(message, field=where) from None
     return model.coerce(record, f"{where}.record").model_dump(mode="json", by_alias=True)
 
 
 async def read_agent(store: Store, agent_id: str) -> AgentDump:
     """Read everything ``store`` holds for ``agent_id`` (one call per record kind)."""
-
-    async def events() -> list[Timeline]:
-        return [timeline async for timeline in store.read_events(agent_id)]
-
-    # Two gathers keep every result precisely typed (asyncio.gather overloads stop at six).
-    info, messages, tool_calls, todos, timeline = await asyncio.gather(
-        store.load_info(agent_id),
-        store.load_messages(agent_id),
-        store.load_tool_call_records(agent_id),
-        store.load_todos(agent_id),
-        events(),
-    )
-    windows, compressions, recovered, media, snapshots = await asyncio.gather(
-        store.load_history_windows(agent_id),
-        store.load_compression_records(agent_id),
-        store.load_recovered_files(agent_id),
-        store.load_media_cache(agent_id),
-        store.list_snapshots(agent_id),
-    )
-    dump = AgentDump(
-        agent_id=agent_id,
-        info=None if info is None else wire(info),
-        messages=[wire(m) for m in messages],
-        tool_calls=[wire(r) for r in tool_calls],
-        todos=None if todos is None else wire(todos),
-        events=[wire(t) for t in timeline],
-        history_windows=[wire(w) for w in windows],
-        compression_records=[wire(c) for c in compressions],
-        recovered_files=[wire(f) for f in recovered],
-        media_cache=[wire(m) for m in media],
-        snapshots=[wire(s) for s in snapshots],
-    )
+    loaded = await asyncio.gather(*(_load_kind(store, kind, agent_id) for kind in RECORD_KINDS))
+    dump = AgentDump(agent_id)
+    for kind, value in zip(RECORD_KINDS, loaded, strict=True):
+        if kind.shape == "single":
+            setattr(dump, dump_field(kind), None if value is None else wire(value))
+        else:
+            setattr(dump, dump_field(kind), [wire(record) for record in value])
     times = await load_record_times(store, agent_id)
     if times is not None:
         # Read apart from the records: a write in between shows as a length
@@ -287,3 +219,12 @@ async def read_agent(store: Store, agent_id: str) -> AgentDump:
         dump.updated_at = times.updated_at if dump.info is not None else None
     dump.normalize_order()
     return dump
+
+
+async def _load_kind(store: Store, kind: RecordKind, agent_id: str) -> Any:
+    """What ``store`` holds of ``kind`` for the agent: a record or None
+    (``single``), else a list (events read to the end)."""
+    load = getattr(store, kind.load)
+    if kind.shape == "log":
+        return [timeline async for timeline in load(agent_id)]
+    return await load(agent_id)

@@ -204,6 +204,38 @@ def _mapped(self: BaseStore, exc: Exception) -> Exception:
     return exc if kind is None else driver_error(kind, exc, self.backend_name)
 
 
+def _check_agent(self: BaseStore, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, writes: bool) -> None:
+    """Validate the agent id a call names (its first argument); a write first
+    lets the store see it (see ``_before_write``)."""
+    agent_id = args[0] if args else kwargs.get("agent_id")
+    validate_agent_id(agent_id)
+    if writes:
+        self._before_write(cast(str, agent_id))
+
+
+class _Recorded:
+    """One call of a store method: timed into the store's metrics on exit (an
+    error unless ``ok`` was set), a driver exception raised as the error of
+    the hierarchy it stands for."""
+
+    __slots__ = ("kind", "name", "ok", "started", "store")
+
+    def __init__(self, store: BaseStore, kind: OpKind, name: str) -> None:
+        self.store, self.kind, self.name = store, kind, name
+        self.ok = False
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> _Recorded:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        self.store.metrics.record(self.kind, self.name, (time.perf_counter() - self.started) * 1000, self.ok)
+        if isinstance(exc, Exception):
+            mapped = _mapped(self.store, exc)
+            if mapped is not exc:
+                raise mapped from exc
+
+
 def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
     """Decorate a public async store method: open on first use, refuse after
     ``close()``, validate the first argument as an agent id (``agent=True``),
@@ -223,26 +255,14 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             if self._state != "open":
                 await self._ensure_open()
             if agent:
-                agent_id = args[0] if args else kwargs.get("agent_id")
-                validate_agent_id(agent_id)
-                if writes:
-                    self._before_write(cast(str, agent_id))
-            started = time.perf_counter()
-            ok = False
-            try:
+                _check_agent(self, args, kwargs, writes=writes)
+            with _Recorded(self, method_kind, name) as call:
                 if rule is not None:
-                    # Inside the try: a refused call is counted, as an error of its kind.
+                    # Inside the record: a refused call is counted, as an error of its kind.
                     args, kwargs = rule(args, kwargs)
                 result = await fn(self, *args, **kwargs)
-                ok = True
+                call.ok = True
                 return result
-            except Exception as exc:
-                mapped = _mapped(self, exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-            finally:
-                self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
         wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)
@@ -265,20 +285,11 @@ def operation_iter(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
             if self._state != "open":
                 await self._ensure_open()
             if agent:
-                validate_agent_id(args[0] if args else kwargs.get("agent_id"))
-            started = time.perf_counter()
-            ok = False
-            try:
+                _check_agent(self, args, kwargs, writes=False)
+            with _Recorded(self, method_kind, name) as call:
                 async for item in fn(self, *args, **kwargs):
                     yield item
-                ok = True
-            except Exception as exc:
-                mapped = _mapped(self, exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-            finally:
-                self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
+                call.ok = True
 
         wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)

@@ -43,7 +43,7 @@ class AgentLock:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        state = "released" if self._released else "held"
+        state = "released" if self.released else "held"
         return f"<{type(self).__name__} agent_id={self.agent_id!r} {state}>"
 
 

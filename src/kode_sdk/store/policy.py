@@ -23,6 +23,7 @@ from typing import Any, Literal, cast, get_args
 
 from ..errors import KodeError, RecordValidationError, StoreConnectionError
 from ..types import Role, ToolCallRecord, ToolCallState, to_epoch_ms
+from .records import RECORD_KINDS
 
 __all__ = [
     "ARGUMENT_RULES",
@@ -52,38 +53,21 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # --------------------------------------------------------------------------- metrics kinds
 
+# Each record kind's save and load (see store/records.py), and the rest.
 _LOADS = (
+    *(kind.load for kind in RECORD_KINDS),
     "exists",
     "list",
-    "list_snapshots",
     "list_stored_agents",
-    "load_compression_records",
-    "load_history_windows",
-    "load_info",
-    "load_media_cache",
-    "load_messages",
     "load_record_times",
-    "load_recovered_files",
     "load_snapshot",
-    "load_todos",
-    "load_tool_call_records",
-    "read_events",
 )
 _SAVES = (
+    *(kind.save for kind in RECORD_KINDS),
     "append_event",
-    "append_events",
     "append_messages",
     "batch_fork",
     "restore_record_times",
-    "save_compression_record",
-    "save_history_window",
-    "save_info",
-    "save_media_cache",
-    "save_messages",
-    "save_recovered_file",
-    "save_snapshot",
-    "save_todos",
-    "save_tool_call_records",
     "upsert_tool_call_record",
 )
 _QUERIES = ("aggregate_stats", "query_messages", "query_sessions", "query_tool_calls", "search_messages")

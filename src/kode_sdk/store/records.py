@@ -29,8 +29,8 @@ from ..types import (
     ToolCallRecord,
 )
 
-__all__ = ["APPEND_KINDS", "DATA_TABLES", "RECORD_KINDS", "RecordKind", "RecordShape", "coerce_list", "kind_named",
-           "message_to_wire"]  # fmt: skip
+__all__ = ["APPEND_KINDS", "DATA_TABLES", "RECORD_KINDS", "RecordKind", "RecordShape", "agent_info", "coerce_list",
+           "kind_named", "message_to_wire"]  # fmt: skip
 
 #: How a kind is stored per agent. ``single``: one record, replaced on save;
 #: ``list``: an ordered list, each save the whole list; ``append``: each save
@@ -115,6 +115,17 @@ def coerce_list(model: type[R], items: object, field_name: str) -> list[R]:
     for index, item in enumerate(items):
         out.append(item if type(item) is model else model.coerce(item, f"{field_name}[{index}]"))
     return out
+
+
+def agent_info(agent_id: str, info: object) -> AgentInfo:
+    """The ``info`` argument of ``save_info`` validated: an :class:`AgentInfo`
+    whose ``agent_id`` is the agent's. Raises :class:`RecordValidationError`."""
+    record = AgentInfo.coerce(info, "info")
+    if record.agent_id != agent_id:
+        raise RecordValidationError(
+            f"info.agent_id: {record.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
+        )
+    return record
 
 
 def message_to_wire(message: Message) -> dict[str, Any]:

@@ -152,9 +152,10 @@ _AUDIT_NAMES = _names(ToolCallAuditEntry)
 _RECORD_TIMES = ("started_at", "completed_at", "created_at", "updated_at")
 
 
-def _split(wire: dict[str, Any], names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``wire`` as (fields by name, extras); None unless every field is there."""
-    fields: dict[str, Any] = {}
+def _partition(
+    wire: dict[str, Any], names: dict[str, str], fields: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``wire`` as (``fields`` plus the fields found, by name; extras)."""
     extra: dict[str, Any] = {}
     for key, value in wire.items():
         name = names.get(key)
@@ -162,6 +163,12 @@ def _split(wire: dict[str, Any], names: dict[str, str]) -> tuple[dict[str, Any],
             extra[key] = value
         else:
             fields[name] = value
+    return fields, extra
+
+
+def _split(wire: dict[str, Any], names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``wire`` as (fields by name, extras); None unless every field is there."""
+    fields, extra = _partition(wire, names, {})
     return (fields, extra) if len(fields) == len(names) else None
 
 
@@ -189,14 +196,7 @@ def _audit_entry(wire: Any) -> ToolCallAuditEntry | None:
         except KeyError:
             return None
         return construct(ToolCallAuditEntry, fields, {})
-    fields = {"note": None}
-    extra: dict[str, Any] = {}
-    for key, value in wire.items():
-        name = _AUDIT_NAMES.get(key)
-        if name is None:
-            extra[key] = value
-        else:
-            fields[name] = value
+    fields, extra = _partition(wire, _AUDIT_NAMES, {"note": None})
     if "state" not in fields or "timestamp" not in fields:
         return None
     fields["state"] = _enum(ToolCallState, fields["state"])

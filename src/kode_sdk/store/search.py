@@ -309,30 +309,38 @@ class SearchRequest:
     offset: int
 
 
-def search_request(
-    query: object,
-    *,
-    agent_id: str | None = None,
-    template_id: str | None = None,
-    user_id: str | None = None,
-    role: str | None = None,
-    created_after: datetime | int | None = None,
-    created_before: datetime | int | None = None,
-    limit: int = 20,
-    offset: int = 0,
-) -> SearchRequest:
-    """Validate the arguments of ``search_messages``: ``ValueError`` (or
+#: The filters of ``search_messages`` and their defaults.
+_SEARCH_DEFAULTS: dict[str, Any] = {
+    "agent_id": None,
+    "template_id": None,
+    "user_id": None,
+    "role": None,
+    "created_after": None,
+    "created_before": None,
+    "limit": 20,
+    "offset": 0,
+}
+
+
+def search_request(query: object, **filters: Any) -> SearchRequest:
+    """Validate the arguments of ``search_messages`` (``filters`` its keyword
+    arguments, each left out at its default): ``ValueError`` (or
     ``InvalidAgentIdError`` for ``agent_id``) naming what was wrong."""
+    unknown = sorted(filters.keys() - _SEARCH_DEFAULTS.keys())
+    if unknown:
+        raise TypeError(f"search_request() got unexpected keyword arguments: {', '.join(unknown)}")
+    given = {**_SEARCH_DEFAULTS, **filters}
     parsed = parse_query(query)
-    limit, offset = check_page(limit, offset)
+    limit, offset = check_page(given["limit"], given["offset"])
+    agent_id = given["agent_id"]
     return SearchRequest(
         query=parsed,
         agent_id=None if agent_id is None else validate_agent_id(agent_id),
-        template_id=_check_filter(template_id, "template_id"),
-        user_id=_check_filter(user_id, "user_id"),
-        role=_check_filter(role, "role"),
-        created_after=_clamp(time_bound(created_after, "created_after")),
-        created_before=_clamp(time_bound(created_before, "created_before")),
+        template_id=_check_filter(given["template_id"], "template_id"),
+        user_id=_check_filter(given["user_id"], "user_id"),
+        role=_check_filter(given["role"], "role"),
+        created_after=_clamp(time_bound(given["created_after"], "created_after")),
+        created_before=_clamp(time_bound(given["created_before"], "created_before")),
         limit=limit,
         offset=offset,
     )

@@ -271,18 +271,23 @@ class StoreTransaction:
 
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
         """Save a history window."""
-        item = HistoryWindow.coerce(window, "window")
-        await self._write(agent_id, lambda: self._store.save_history_window(agent_id, item))
+        await self._save_appended(agent_id, "history_window", window)
 
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
         """Save a compression record."""
-        item = CompressionRecord.coerce(record, "record")
-        await self._write(agent_id, lambda: self._store.save_compression_record(agent_id, item))
+        await self._save_appended(agent_id, "compression_record", record)
 
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
         """Save a recovered file."""
-        item = RecoveredFile.coerce(file, "file")
-        await self._write(agent_id, lambda: self._store.save_recovered_file(agent_id, item))
+        await self._save_appended(agent_id, "recovered_file", file)
+
+    async def _save_appended(self, agent_id: str, name: str, record: Any) -> None:
+        """Save one record of the append-only kind ``name`` (see ``records.APPEND_KINDS``)."""
+        from .records import kind_named
+
+        kind = kind_named(name)
+        item = kind.model.coerce(record, kind.argument)
+        await self._write(agent_id, lambda: getattr(self._store, kind.save)(agent_id, item))
 
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the media cache records."""
@@ -300,49 +305,53 @@ class StoreTransaction:
 
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The conversation as it will be after the commit."""
-        self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
-            messages: list[Message] = await self._store.load_messages(agent_id)
-            for kind, payload in self._driver._overlay:
-                if kind == "append_messages":
-                    messages = messages + list(payload)
-                elif kind == "save_messages":
-                    messages = list(payload)
-            return messages
-        return await self._driver.read(lambda: self._store.load_messages(agent_id))
+
+        def step(messages: list[Message], kind: str, payload: Any) -> list[Message]:
+            if kind == "append_messages":
+                return messages + list(payload)
+            return list(payload) if kind == "save_messages" else messages
+
+        return await self._load_list(agent_id, lambda: self._store.load_messages(agent_id), step)
 
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The tool-call records as they will be after the commit."""
+
+        def step(records: list[ToolCallRecord], kind: str, payload: Any) -> list[ToolCallRecord]:
+            if kind == "save_tool_calls":
+                return list(payload)
+            return upserted(records, payload) if kind == "upsert" else records
+
+        return await self._load_list(agent_id, lambda: self._store.load_tool_call_records(agent_id), step)
+
+    async def _load_list(
+        self, agent_id: str, load: Callable[[], Awaitable[list[T]]], step: Callable[[list[T], str, Any], list[T]]
+    ) -> list[T]:
+        """A list kind as it will be after the commit: what ``load`` reads, with
+        each buffered write applied by ``step`` (unbuffered: read in the transaction)."""
         self._check(agent_id)
         if isinstance(self._driver, BufferedDriver):
-            records: list[ToolCallRecord] = await self._store.load_tool_call_records(agent_id)
+            items = await load()
             for kind, payload in self._driver._overlay:
-                if kind == "save_tool_calls":
-                    records = list(payload)
-                elif kind == "upsert":
-                    records = upserted(records, payload)
-            return records
-        return await self._driver.read(lambda: self._store.load_tool_call_records(agent_id))
+                items = step(items, kind, payload)
+            return items
+        return await self._driver.read(load)
 
     async def load_info(self, agent_id: str) -> AgentInfo | None:
         """The agent's info as it will be after the commit."""
-        self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
-            latest = [p for k, p in self._driver._overlay if k == "info"]
-            if latest:
-                return latest[-1]  # type: ignore[no-any-return]
-            return await self._store.load_info(agent_id)  # type: ignore[no-any-return]
-        return await self._driver.read(lambda: self._store.load_info(agent_id))
+        return await self._load_single(agent_id, "info", lambda: self._store.load_info(agent_id))
 
     async def load_todos(self, agent_id: str) -> TodoSnapshot | None:
         """The agent's todo list as it will be after the commit."""
+        return await self._load_single(agent_id, "todos", lambda: self._store.load_todos(agent_id))
+
+    async def _load_single(self, agent_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> T:
+        """A single-record kind as it will be after the commit: the last one
+        this transaction saved (buffered), else what ``load`` reads."""
         self._check(agent_id)
         if isinstance(self._driver, BufferedDriver):
-            latest = [p for k, p in self._driver._overlay if k == "todos"]
-            if latest:
-                return latest[-1]  # type: ignore[no-any-return]
-            return await self._store.load_todos(agent_id)  # type: ignore[no-any-return]
-        return await self._driver.read(lambda: self._store.load_todos(agent_id))
+            latest: list[T] = [p for k, p in self._driver._overlay if k == kind]
+            return latest[-1] if latest else await load()
+        return await self._driver.read(load)
 
 
 def upserted(records: list[ToolCallRecord], record: ToolCallRecord) -> list[ToolCallRecord]:

@@ -11,7 +11,6 @@ import pytest
 
 from ..errors import (
     AgentNotFoundError,
-    InvalidAgentIdError,
     LockTimeoutError,
     RecordValidationError,
     StoreClosedError,
@@ -31,7 +30,7 @@ from . import data
 from .data import assert_records_equal, assert_utc
 from .policy_suite import ExtendedPolicyConformance
 from .query_suite import QueryableStoreConformance
-from .store_suite import BAD_AGENT_IDS
+from .store_suite import assert_rejects_bad_agent_ids
 
 __all__ = ["ExtendedStoreConformance"]
 
@@ -58,9 +57,7 @@ class ExtendedStoreConformance(ExtendedPolicyConformance, QueryableStoreConforma
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", list(EXTENDED_AGENT_CALLS))
     async def test_extended_methods_reject_invalid_agent_ids(self, store: Any, method: str) -> None:
-        for bad in BAD_AGENT_IDS:
-            with pytest.raises(InvalidAgentIdError):
-                await EXTENDED_AGENT_CALLS[method](store, bad)
+        await assert_rejects_bad_agent_ids(EXTENDED_AGENT_CALLS[method], store)
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", [*EXTENDED_AGENT_CALLS, "health_check", "get_metrics"])
@@ -193,14 +190,19 @@ class ExtendedStoreConformance(ExtendedPolicyConformance, QueryableStoreConforma
         elapsed_ms = (time.monotonic() - started) * 1000
         assert elapsed_ms >= 0.9 * LOCK_TIMEOUT_MS, f"gave up after {elapsed_ms:.0f} ms: a held lock must be waited for"
 
-    @pytest.mark.asyncio
-    async def test_second_acquire_waits_then_times_out(self, store: Any, ns: str) -> None:
-        lock = await store.acquire_agent_lock(ns + "a", timeout_ms=LOCK_TIMEOUT_MS)
+    async def _assert_exclusive(self, holder: Any, waiter: Any, agent: str) -> Any:
+        """While ``holder`` holds the agent's lock, ``waiter`` times out; once
+        it is released ``waiter`` gets it (returned, held)."""
+        lock = await holder.acquire_agent_lock(agent, timeout_ms=LOCK_TIMEOUT_MS)
         try:
-            await self._assert_times_out(store, ns + "a")
+            await self._assert_times_out(waiter, agent)
         finally:
             await lock.release()
-        again = await store.acquire_agent_lock(ns + "a", timeout_ms=LOCK_TIMEOUT_MS)
+        return await waiter.acquire_agent_lock(agent, timeout_ms=LOCK_TIMEOUT_MS)
+
+    @pytest.mark.asyncio
+    async def test_second_acquire_waits_then_times_out(self, store: Any, ns: str) -> None:
+        again = await self._assert_exclusive(store, store, ns + "a")
         await again.release()
         await again.release()  # releasing twice is harmless
 
@@ -248,12 +250,7 @@ class ExtendedStoreConformance(ExtendedPolicyConformance, QueryableStoreConforma
     @pytest.mark.asyncio
     async def test_lock_held_across_store_instances(self, store: Any, open_store: Any, ns: str) -> None:
         other = await open_store()
-        lock = await store.acquire_agent_lock(ns + "a", timeout_ms=LOCK_TIMEOUT_MS)
-        try:
-            await self._assert_times_out(other, ns + "a")
-        finally:
-            await lock.release()
-        lock = await other.acquire_agent_lock(ns + "a", timeout_ms=LOCK_TIMEOUT_MS)
+        lock = await self._assert_exclusive(store, other, ns + "a")
         await lock.release()
 
     @pytest.mark.asyncio

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..errors import InvalidAgentIdError, StoreClosedError
+from ..errors import StoreClosedError
 from ..types import (
     AgentStats,
     BreakpointState,
@@ -25,7 +25,7 @@ from . import data
 from .data import BASE_MS, assert_json_identical, assert_utc
 from .policy_suite import PolicyConformance
 from .search_suite import SearchConformance
-from .store_suite import BAD_AGENT_IDS, StoreConformance
+from .store_suite import StoreConformance, assert_rejects_bad_agent_ids
 
 __all__ = ["QueryableStoreConformance"]
 
@@ -65,9 +65,7 @@ class QueryableStoreConformance(PolicyConformance, SearchConformance, StoreConfo
 
     @pytest.mark.asyncio
     async def test_aggregate_stats_rejects_invalid_agent_ids(self, store: Any) -> None:
-        for bad in BAD_AGENT_IDS:
-            with pytest.raises(InvalidAgentIdError):
-                await store.aggregate_stats(bad)
+        await assert_rejects_bad_agent_ids(lambda s, agent_id: s.aggregate_stats(agent_id), store)
 
     # ------------------------------------------------------------------ sessions
 

@@ -7,6 +7,7 @@ shared database holding other tests' messages does not disturb it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -60,6 +61,21 @@ def _word(ns: str, stem: str) -> str:
 
 def _text(role: str, text: str) -> dict[str, Any]:
     return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
+async def _save_texts(
+    store: Any, ns: str, texts: list[tuple[str, str]]
+) -> tuple[str, Callable[[str], Awaitable[list[int]]]]:
+    """Save ``texts`` (role, text) as agent ``ns + "a"``'s messages, each ending
+    in a word no other test writes; returns that word and a search for it plus
+    a query, giving the sorted seqs found."""
+    u = _word(ns, "")
+    await store.save_messages(ns + "a", [_text(role, f"{text} {u}") for role, text in texts])
+
+    async def seqs(query: str) -> list[int]:
+        return sorted(h.seq for h in await store.search_messages(f"{query} {u}"))
+
+    return u, seqs
 
 
 def _check_highlights(hit: MessageHit, expected: str) -> None:
@@ -233,56 +249,52 @@ class SearchConformance:
 
     @pytest.mark.asyncio
     async def test_search_ignores_case_and_latin_accents(self, store: Any, ns: str) -> None:
-        u = _word(ns, "")
-        await store.save_messages(
-            ns + "a",
-            [
-                _text("user", f"Crème Brûlée at the CAFÉ {u}"),
-                _text("user", f"Die Straße in Zürich {u}"),
-                _text("user", f"naïve coöperation {u}"),
-            ],
+        u, seqs = await _save_texts(
+            store,
+            ns,
+            [("user", "Crème Brûlée at the CAFÉ"), ("user", "Die Straße in Zürich"), ("user", "naïve coöperation")],
         )
-
-        async def seqs(query: str) -> list[int]:
-            return sorted(h.seq for h in await store.search_messages(f"{query} {u}"))
-
-        assert await seqs("creme brulee") == [0]
-        assert await seqs("CRÈME") == [0]
-        assert await seqs("café") == [0]
-        assert await seqs("cafe") == [0]
-        assert await seqs('"creme brulee"') == [0]
-        assert await seqs("strasse zurich") == [1]
-        assert await seqs("STRAẞE") == [1]
-        assert await seqs("naive cooperation") == [2]
+        cases = [
+            ("creme brulee", [0]),
+            ("CRÈME", [0]),
+            ("café", [0]),
+            ("cafe", [0]),
+            ('"creme brulee"', [0]),
+            ("strasse zurich", [1]),
+            ("STRAẞE", [1]),
+            ("naive cooperation", [2]),
+        ]
+        for query, expected in cases:
+            assert await seqs(query) == expected, query
         [hit] = await store.search_messages(f"brulee {u}")
         assert {hit.snippet[s:e] for s, e in hit.highlights} == {"Brûlée", u}
 
     @pytest.mark.asyncio
     async def test_search_finds_chinese_and_japanese_without_spaces(self, store: Any, ns: str) -> None:
-        u = _word(ns, "")
-        await store.save_messages(
-            ns + "a",
+        u, seqs = await _save_texts(
+            store,
+            ns,
             [
-                _text("user", f"我们使用数据库存储会话记录 {u}"),
-                _text("assistant", f"東京タワーに行きました。とても高かったです {u}"),
-                _text("user", f"서울에서 만나요 {u}"),
-                _text("user", f"ภาษาไทยไม่มีช่องว่าง {u}"),
+                ("user", "我们使用数据库存储会话记录"),
+                ("assistant", "東京タワーに行きました。とても高かったです"),
+                ("user", "서울에서 만나요"),
+                ("user", "ภาษาไทยไม่มีช่องว่าง"),
             ],
         )
-
-        async def seqs(query: str) -> list[int]:
-            return sorted(h.seq for h in await store.search_messages(f"{query} {u}"))
-
-        assert await seqs("数据库") == [0]
-        assert await seqs("数据") == [0]
-        assert await seqs("存储会话") == [0]
-        assert await seqs("数据 会话") == [0]
-        assert await seqs("会话数据") == []
-        assert await seqs("タワー") == [1]
-        assert await seqs("東京") == [1]
-        assert await seqs("高かった") == [1]
-        assert await seqs("서울에서") == [2]
-        assert await seqs("ภาษาไทย") == [3]
+        cases = [
+            ("数据库", [0]),
+            ("数据", [0]),
+            ("存储会话", [0]),
+            ("数据 会话", [0]),
+            ("会话数据", []),
+            ("タワー", [1]),
+            ("東京", [1]),
+            ("高かった", [1]),
+            ("서울에서", [2]),
+            ("ภาษาไทย", [3]),
+        ]
+        for query, expected in cases:
+            assert await seqs(query) == expected, query
         [hit] = await store.search_messages(f"数据库 {u}")
         assert hit.snippet[slice(*hit.highlights[0])] == "数据库"
 

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from ..errors import InvalidAgentIdError, LockTimeoutError, RecordValidationError, StoreClosedError
 from ..store.capabilities import AgentLocking
+from ..store.records import kind_named
 from ..types import (
     AgentInfo,
     CompressionRecord,
@@ -101,6 +102,13 @@ def _calls() -> dict[str, Callable[[Any, Any], Awaitable[Any]]]:
 
 STORE_CALLS = _calls()
 BAD_AGENT_IDS: list[Any] = ["", "../x", "a/b", "..", ".", "x" * 200, "a\x00b", "a b", "é", 42, None, b"abc"]
+
+
+async def assert_rejects_bad_agent_ids(call: Callable[[Any, Any], Awaitable[Any]], store: Any) -> None:
+    """``call(store, agent_id)`` raises :class:`InvalidAgentIdError` for every id of :data:`BAD_AGENT_IDS`."""
+    for bad in BAD_AGENT_IDS:
+        with pytest.raises(InvalidAgentIdError):
+            await call(store, bad)
 
 
 class StoreConformance(TransactionConformance, CatalogConformance):
@@ -222,9 +230,7 @@ class StoreConformance(TransactionConformance, CatalogConformance):
     @pytest.mark.asyncio
     @pytest.mark.parametrize("method", list(STORE_CALLS))
     async def test_invalid_agent_id_raises_on_every_method(self, store: Any, method: str) -> None:
-        for bad in BAD_AGENT_IDS:
-            with pytest.raises(InvalidAgentIdError):
-                await STORE_CALLS[method](store, bad)
+        await assert_rejects_bad_agent_ids(STORE_CALLS[method], store)
         assert [a for a in await store.list() if not isinstance(a, str) or "/" in a or "\x00" in a] == []
 
     @pytest.mark.asyncio
@@ -257,19 +263,7 @@ class StoreConformance(TransactionConformance, CatalogConformance):
 
     @pytest.mark.asyncio
     async def test_unknown_agent_loads_empty(self, store: Any, ns: str) -> None:
-        unknown = ns + "nobody"
-        assert await store.load_messages(unknown) == []
-        assert await store.load_tool_call_records(unknown) == []
-        assert await store.load_todos(unknown) is None
-        assert await drain(store.read_events(unknown)) == []
-        assert await store.load_history_windows(unknown) == []
-        assert await store.load_compression_records(unknown) == []
-        assert await store.load_recovered_files(unknown) == []
-        assert await store.load_media_cache(unknown) == []
-        assert await store.load_snapshot(unknown, "s1") is None
-        assert await store.list_snapshots(unknown) == []
-        assert await store.load_info(unknown) is None
-        assert await store.exists(unknown) is False
+        await self._assert_empty(store, ns + "nobody")
 
     @pytest.mark.asyncio
     async def test_save_messages_replaces_and_truncates(self, store: Any, ns: str) -> None:
@@ -495,12 +489,16 @@ class StoreConformance(TransactionConformance, CatalogConformance):
     @pytest.mark.asyncio
     async def test_tool_call_records_replace_whole_list(self, store: Any, ns: str) -> None:
         first = [data.tool_call("c1"), data.tool_call("c2", state="failed", is_error=True)]
-        await store.save_tool_call_records(ns + "a", first)
         updated = [data.tool_call("c2", state="sealed"), data.tool_call("c3", state="pending")]
-        await store.save_tool_call_records(ns + "a", updated)
-        assert_records_equal(await store.load_tool_call_records(ns + "a"), updated, ToolCallRecord)
-        await store.save_tool_call_records(ns + "a", [])
-        assert await store.load_tool_call_records(ns + "a") == []
+        await self._assert_saves_replace(store, ns + "a", "tool_call", first, updated)
+
+    async def _assert_saves_replace(self, store: Any, agent: str, name: str, *lists: list[Any]) -> None:
+        """Each save of the list kind ``name`` (``lists``, then an empty list)
+        replaces the whole list: a load gives back exactly what was saved."""
+        kind = kind_named(name)
+        for records in (*lists, []):
+            await getattr(store, kind.save)(agent, records)
+            assert_records_equal(await getattr(store, kind.load)(agent), records, kind.model)
 
     @pytest.mark.asyncio
     async def test_tool_call_record_changed_in_place_is_persisted(self, store: Any, ns: str) -> None:
@@ -812,15 +810,7 @@ class StoreConformance(TransactionConformance, CatalogConformance):
     @pytest.mark.asyncio
     async def test_media_cache_replaces_list(self, store: Any, ns: str) -> None:
         first = [data.media_cache("k1"), data.media_cache("k2", size=2**40)]
-        await store.save_media_cache(ns + "a", first)
-        loaded = await store.load_media_cache(ns + "a")
-        assert_records_equal(loaded, first, MediaCacheRecord)
-        assert_utc(loaded[0].created_at, "created_at")
-        second = [data.media_cache("k3")]
-        await store.save_media_cache(ns + "a", second)
-        assert_records_equal(await store.load_media_cache(ns + "a"), second, MediaCacheRecord)
-        await store.save_media_cache(ns + "a", [])
-        assert await store.load_media_cache(ns + "a") == []
+        await self._assert_saves_replace(store, ns + "a", "media_cache", first, [data.media_cache("k3")])
 
     # ------------------------------------------------------------------ snapshots
 

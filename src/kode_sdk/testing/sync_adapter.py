@@ -32,6 +32,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
+from ..store.locks import AgentLock
 from ..sync import SyncAgentLock
 from ..sync._facade import Facade, Wrapped
 
@@ -62,12 +63,12 @@ async def _in_task_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) ->
 _lock_wrappers: weakref.WeakKeyDictionary[SyncAgentLock, AsyncLockOverSync] = weakref.WeakKeyDictionary()
 
 
-class AsyncLockOverSync:
-    """An :class:`~kode_sdk.AgentLock`-shaped object over a :class:`SyncAgentLock`."""
+class AsyncLockOverSync(AgentLock):
+    """An :class:`~kode_sdk.AgentLock` over a :class:`SyncAgentLock`."""
 
     def __init__(self, lock: SyncAgentLock) -> None:
+        super().__init__(lock.agent_id)
         self._lock = lock
-        self.agent_id = lock.agent_id
 
     @property
     def released(self) -> bool:
@@ -77,15 +78,6 @@ class AsyncLockOverSync:
     async def release(self) -> None:
         """Release on a worker thread."""
         await _in_task_thread(self._lock.release)
-
-    async def __call__(self) -> None:
-        await self.release()
-
-    async def __aenter__(self) -> AsyncLockOverSync:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.release()
 
 
 class AsyncOverWrapped:

@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -35,7 +35,7 @@ from ..ops.filters import SEARCH_PARAMS, parse_int, pick_params, search_filters,
 from ..store.agent_ids import validate_agent_id
 from ..store.events import check_channel
 from ..store.protocols import QueryableStore
-from ..types import CHANNELS, MessageHit, StoredMessage, Timeline
+from ..types import CHANNELS, MessageHit, SessionInfo, StoredMessage, Timeline
 from .charts import duration_chart, is_failed, success_chart
 
 __all__ = ["MESSAGES_PER_PAGE", "page_routes"]
@@ -50,6 +50,8 @@ SESSIONS_PER_PAGE = 50
 HITS_PER_PAGE = 20
 
 _HERE = Path(__file__).parent
+T = TypeVar("T")
+
 _SESSION_KEYS = ("agent", "template", "user", "after", "before", "limit", "offset", "sort", "order")
 
 #: Sent with every page: no script may run, whatever a page holds.
@@ -139,58 +141,47 @@ class _Pages:
     def failure(self, request: Request, status: int, message: str) -> Response:
         return self.render(request, "error.html", status, title=f"Error {status}", message=message)
 
-    async def sessions(self, request: Request) -> Response:
-        form = {key: request.query_params.get(key, "") for key in _SESSION_KEYS}
+    async def _listing(
+        self,
+        request: Request,
+        keys: tuple[str, ...],
+        per_page: int,
+        fetch: Callable[[dict[str, str]], Awaitable[list[T]]],
+    ) -> tuple[dict[str, str], list[T], int, dict[str, Any]]:
+        """A paged listing: the query parameters given, the rows ``fetch``
+        found for them, the status, and the context every listing renders
+        (the form, an error, the offset and the neighbouring pages)."""
+        form = {key: request.query_params.get(key, "") for key in keys}
         error = None
-        rows: list[Any] = []
+        rows: list[T] = []
         params: dict[str, str] = {}
         try:
-            params = {k: v for k, v in pick_params(request.query_params, _SESSION_KEYS).items() if v != ""}
+            params = {k: v for k, v in pick_params(request.query_params, keys).items() if v != ""}
             form.update(params)
-            kwargs = session_filters({"limit": str(SESSIONS_PER_PAGE), **params})
-            rows = await self.store.query_sessions(**kwargs)
+            rows = await fetch(params)
         except (InvalidAgentIdError, RecordValidationError, StoreConfigError, ValueError) as exc:
             error = str(exc)
-        offset, previous, following = _pager(params, SESSIONS_PER_PAGE, len(rows), error)
-        return self.render(
-            request,
-            "sessions.html",
-            400 if error else 200,
-            title="Sessions",
-            form=form,
-            error=error,
-            rows=rows,
-            offset=offset,
-            previous=previous,
-            following=following,
-        )
+        offset, previous, following = _pager(params, per_page, len(rows), error)
+        page = {"form": form, "error": error, "offset": offset, "previous": previous, "following": following}
+        return params, rows, 400 if error else 200, page
+
+    async def sessions(self, request: Request) -> Response:
+        async def fetch(params: dict[str, str]) -> list[SessionInfo]:
+            return await self.store.query_sessions(**session_filters({"limit": str(SESSIONS_PER_PAGE), **params}))
+
+        _, rows, status, page = await self._listing(request, _SESSION_KEYS, SESSIONS_PER_PAGE, fetch)
+        return self.render(request, "sessions.html", status, title="Sessions", rows=rows, **page)
 
     async def search(self, request: Request) -> Response:
-        form = {key: request.query_params.get(key, "") for key in SEARCH_PARAMS}
-        error = None
-        hits: list[MessageHit] = []
-        params: dict[str, str] = {}
-        try:
-            params = {k: v for k, v in pick_params(request.query_params, SEARCH_PARAMS).items() if v != ""}
-            form.update(params)
-            if params.get("q", "").strip():
-                text, kwargs = search_filters({"limit": str(HITS_PER_PAGE), **params})
-                hits = await self.store.search_messages(text, **kwargs)
-        except (InvalidAgentIdError, RecordValidationError, StoreConfigError, ValueError) as exc:
-            error = str(exc)
-        offset, previous, following = _pager(params, HITS_PER_PAGE, len(hits), error)
-        return self.render(
-            request,
-            "search.html",
-            400 if error else 200,
-            title=f"Search: {params['q']}" if params.get("q") else "Search",
-            form=form,
-            error=error,
-            hits=[(hit, _marked(hit)) for hit in hits],
-            offset=offset,
-            previous=previous,
-            following=following,
-        )
+        async def fetch(params: dict[str, str]) -> list[MessageHit]:
+            if not params.get("q", "").strip():
+                return []
+            text, kwargs = search_filters({"limit": str(HITS_PER_PAGE), **params})
+            return await self.store.search_messages(text, **kwargs)
+
+        params, hits, status, page = await self._listing(request, SEARCH_PARAMS, HITS_PER_PAGE, fetch)
+        title = f"Search: {params['q']}" if params.get("q") else "Search"
+        return self.render(request, "search.html", status, title=title, hits=[(h, _marked(h)) for h in hits], **page)
 
     async def session(self, request: Request) -> Response:
         try:

@@ -1,0 +1,308 @@
+"""The queries of :class:`~kode_sdk.store.json_store.JSONStore`
+(:class:`~kode_sdk.store.protocols.QueryableStore`), by scanning every
+agent's files under its shared lock: cheap byte tests on the stored lines
+rule most rows out before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import jsoncodec
+from ..errors import StoreCorruptionError
+from ..types import (
+    AgentInfo,
+    AgentStats,
+    SessionInfo,
+    StoredMessage,
+    StoredToolCall,
+    ToolCallRecord,
+    ToolCallState,
+    ms_to_datetime,
+)
+from .agent_ids import validate_agent_id
+from .json_layout import MESSAGES, META, ROLE_PREFIX, SNAPSHOTS, TOOL_CALLS, decode, read_list, read_meta, stored_record
+from .lifecycle import operation
+from .policy import check_page, check_sort, time_bound
+from .query_rules import stats_from_counts, user_id_of
+from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
+
+T = TypeVar("T")
+
+
+class JSONQueries(MessageSearch):
+    """The scan-based queries; :class:`~kode_sdk.store.json_store.JSONStore`
+    provides the directory (``_root``), :meth:`_scan` and :meth:`_read`."""
+
+    _root: Path
+
+    def _scan(self, agent_id: str | None, fn: Callable[[str, Path], None]) -> None:
+        """Call ``fn(agent_id, agent_dir)`` for one agent or every agent, each
+        under its shared file lock."""
+        raise NotImplementedError
+
+    async def _read(self, agent_id: str, fn: Callable[[Path], T], absent: T) -> T:
+        """``fn(agent_dir)`` under the agent's shared lock (``absent`` for an unknown agent)."""
+        raise NotImplementedError
+
+    @operation("queries", agent=False)
+    async def query_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        template_id: str | None = None,
+        user_id: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
+    ) -> list[SessionInfo]:
+        """Agents with saved info, filtered, sorted by ``sort_by`` (ties: agent id in the same order)."""
+        if agent_id is not None:
+            validate_agent_id(agent_id)
+        column, order = check_sort(sort_by, sort_order)
+        limit, offset = check_page(limit, offset)
+        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
+        key_name = {"created_at": "createdAt", "updated_at": "updatedAt", "message_count": "messageCount"}[column]
+
+        def run() -> list[SessionInfo]:
+            rows: list[tuple[Any, str, dict[str, Any], int]] = []
+
+            def visit(name: str, agent_dir: Path) -> None:
+                doc = read_meta(agent_dir)
+                if doc is None:
+                    return
+                info = doc["info"]
+                created = info.get("createdAt")
+                if template_id is not None and info.get("templateId") != template_id:
+                    return
+                if user_id is not None and user_id_of(info.get("metadata")) != user_id:
+                    return
+                if (after is not None and created < after) or (before is not None and created > before):
+                    return
+                value = doc["updatedAt"] if key_name == "updatedAt" else info.get(key_name)
+                rows.append((value, name, info, doc["updatedAt"]))
+
+            self._scan(agent_id, visit)
+            rows.sort(key=lambda row: (row[0], row[1]), reverse=order == "desc")
+            page = []
+            for _, name, wire, updated in rows[offset : offset + limit]:
+                info = stored_record(AgentInfo, wire, self._root / name / META)
+                page.append(
+                    SessionInfo(
+                        agent_id=name,
+                        template_id=info.template_id,
+                        created_at=info.created_at,
+                        updated_at=ms_to_datetime(updated),
+                        message_count=info.message_count,
+                        last_sfp_index=info.last_sfp_index,
+                        breakpoint=info.breakpoint,
+                        metadata=info.metadata,
+                    )
+                )
+            return page
+
+        return await asyncio.to_thread(run)
+
+    @operation("queries", agent=False)
+    async def query_messages(
+        self,
+        *,
+        agent_id: str | None = None,
+        role: str | None = None,
+        content_type: str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredMessage]:
+        """Stored messages, newest first (``created_at``, then seq, then agent id, descending)."""
+        if agent_id is not None:
+            validate_agent_id(agent_id)
+        limit, offset = check_page(limit, offset)
+        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
+        role_prefix = None if role is None else b'{"role":' + jsoncodec.encode(role)
+        type_needle = None if content_type is None else b'"type":' + jsoncodec.encode(content_type)
+
+        def run() -> list[StoredMessage]:
+            rows: list[tuple[int, int, str, bytes, Path]] = []
+
+            def visit(name: str, agent_dir: Path) -> None:
+                path = agent_dir / MESSAGES
+                for seq, (payload, created) in enumerate(read_list(agent_dir, MESSAGES)):
+                    if (after is not None and created < after) or (before is not None and created > before):
+                        continue
+                    # The wire form starts with the role, so no decoding is needed to filter on it.
+                    if role_prefix is not None and not payload.startswith(role_prefix):
+                        continue
+                    if type_needle is not None and (
+                        type_needle not in payload
+                        or all(block.get("type") != content_type for block in decode(payload, path)["content"])
+                    ):
+                        continue
+                    rows.append((created, seq, name, payload, path))
+
+            self._scan(agent_id, visit)
+            rows.sort(key=lambda row: (row[0], row[1], row[2]), reverse=True)
+            page = []
+            for created, seq, name, payload, path in rows[offset : offset + limit]:
+                wire = decode(payload, path)
+                page.append(
+                    StoredMessage(
+                        agent_id=name,
+                        seq=seq,
+                        role=wire["role"],
+                        content=wire["content"],
+                        created_at=ms_to_datetime(created),
+                        metadata=wire.get("metadata"),
+                    )
+                )
+            return page
+
+        return await asyncio.to_thread(run)
+
+    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+        """``search_messages`` by scanning every agent's messages (no index)."""
+        role_prefix = None if request.role is None else b'{"role":' + jsoncodec.encode(request.role)
+        after, before = request.created_after, request.created_before
+
+        def run() -> list[SearchRow]:
+            scan = SearchScan(request)
+
+            def visit(name: str, agent_dir: Path) -> None:
+                if request.template_id is not None or request.user_id is not None:
+                    doc = read_meta(agent_dir)
+                    if doc is None:
+                        return
+                    info = doc["info"]
+                    if request.template_id is not None and info.get("templateId") != request.template_id:
+                        return
+                    if request.user_id is not None and user_id_of(info.get("metadata")) != request.user_id:
+                        return
+                path = agent_dir / MESSAGES
+                for seq, (payload, created) in enumerate(read_list(agent_dir, MESSAGES)):
+                    if (after is not None and created < after) or (before is not None and created > before):
+                        continue
+                    if role_prefix is not None and not payload.startswith(role_prefix):
+                        continue
+                    wire = decode(payload, path)
+                    scan.offer(SearchCandidate(name, seq, wire["role"], created, wire))
+
+            self._scan(request.agent_id, visit)
+            return scan.rows()
+
+        return await asyncio.to_thread(run)
+
+    @operation("queries", agent=False)
+    async def query_tool_calls(
+        self,
+        *,
+        agent_id: str | None = None,
+        tool_name: str | None = None,
+        is_error: bool | None = None,
+        has_approval: bool | None = None,
+        state: ToolCallState | str | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[StoredToolCall]:
+        """Stored tool calls, newest first (``created_at``, then id, then agent id, descending)."""
+        if agent_id is not None:
+            validate_agent_id(agent_id)
+        limit, offset = check_page(limit, offset)
+        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
+        wanted_state = _check_state(state)
+        # Byte needles each record must contain to match: cheap to test, so
+        # only candidates are decoded (a needle found elsewhere is re-checked).
+        needles = [b'"name":' + jsoncodec.encode(tool_name)] if tool_name is not None else []
+        if is_error is True:
+            needles.append(b'"isError":true')
+
+        def run() -> list[StoredToolCall]:
+            rows: list[tuple[int, str, str, dict[str, Any], Path]] = []
+
+            def visit(name: str, agent_dir: Path) -> None:
+                path = agent_dir / TOOL_CALLS
+                for payload, _ in read_list(agent_dir, TOOL_CALLS):
+                    if any(needle not in payload for needle in needles):
+                        continue
+                    wire = decode(payload, path)
+                    created = wire.get("createdAt")
+                    if not isinstance(created, int):
+                        raise StoreCorruptionError(f"{path}: a tool call without createdAt")
+                    if (
+                        (tool_name is not None and wire.get("name") != tool_name)
+                        or (is_error is not None and wire.get("isError") is not is_error)
+                        or (has_approval is not None and _approval_required(wire) is not has_approval)
+                        or (wanted_state is not None and wire.get("state") != wanted_state)
+                        or (after is not None and created < after)
+                        or (before is not None and created > before)
+                    ):
+                        continue
+                    rows.append((created, str(wire.get("id")), name, wire, path))
+
+            self._scan(agent_id, visit)
+            rows.sort(key=lambda row: (row[0], row[1], row[2]), reverse=True)
+            return [
+                StoredToolCall.from_record(name, stored_record(ToolCallRecord, wire, path))
+                for _, _, name, wire, path in rows[offset : offset + limit]
+            ]
+
+        return await asyncio.to_thread(run)
+
+    @operation("queries")
+    async def aggregate_stats(self, agent_id: str) -> AgentStats:
+        """Counts of the agent's messages (by role), tool calls (by state and
+        name) and snapshots; all zeros for an unknown agent."""
+
+        def read(agent_dir: Path) -> AgentStats:
+            by_role: dict[str, int] = {}
+            path = agent_dir / MESSAGES
+            items = read_list(agent_dir, MESSAGES)
+            for payload, _ in items:
+                match = ROLE_PREFIX.match(payload)
+                role = match[1].decode() if match else str(decode(payload, path).get("role"))
+                by_role[role] = by_role.get(role, 0) + 1
+            by_state: dict[str, int] = {}
+            by_name: dict[str, int] = {}
+            calls_path = agent_dir / TOOL_CALLS
+            for payload, _ in read_list(agent_dir, TOOL_CALLS):
+                wire = decode(payload, calls_path)
+                by_state[wire["state"]] = by_state.get(wire["state"], 0) + 1
+                by_name[wire["name"]] = by_name.get(wire["name"], 0) + 1
+            try:
+                snapshots = sum(1 for n in os.listdir(agent_dir / SNAPSHOTS) if n.endswith(".json"))
+            except FileNotFoundError:
+                snapshots = 0
+            return stats_from_counts(
+                total_messages=len(items),
+                total_snapshots=snapshots,
+                messages_by_role=by_role,
+                tool_calls_by_state=by_state,
+                tool_calls_by_name=by_name,
+            )
+
+        return await self._read(agent_id, read, AgentStats())
+
+
+def _approval_required(wire: dict[str, Any]) -> bool:
+    approval = wire.get("approval")
+    return isinstance(approval, dict) and approval.get("required") is True
+
+
+def _check_state(state: ToolCallState | str | None) -> str | None:
+    if state is None:
+        return None
+    try:
+        return ToolCallState(state).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in ToolCallState)
+        raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
