@@ -23,7 +23,7 @@ from kode_sdk.errors import (
 )
 from kode_sdk.store import postgres as pgmod
 from kode_sdk.store.postgres import PostgresStore, migrations
-from kode_sdk.store.postgres_config import parse_connection, scrub_text
+from kode_sdk.store.postgres.config import parse_connection, scrub_text
 from kode_sdk.types import Message, ToolCallRecord
 
 from .conftest import _free_port, drop_schema, new_schema_name

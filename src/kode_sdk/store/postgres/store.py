@@ -55,8 +55,8 @@ How it is built, and why:
 * **Behind PgBouncer** (``"pooler": "transaction"`` or
   ``KODE_POSTGRES_POOLER``) no session state is assumed: settings per
   transaction, no prepared statements, lease locks, a polling tail — see
-  :mod:`kode_sdk.store.postgres_pooler`. **Read replicas** (``"replicas"`` or
-  ``KODE_POSTGRES_REPLICAS``): see :mod:`kode_sdk.store.postgres_replicas`.
+  :mod:`kode_sdk.store.postgres.pooler`. **Read replicas** (``"replicas"`` or
+  ``KODE_POSTGRES_REPLICAS``): see :mod:`kode_sdk.store.postgres.replicas`.
 * **Schema**: migrations in ``kode_sdk/store/schema/postgres/NNNN_*.sql``,
   applied on open under ``pg_advisory_xact_lock`` (several workers may open at
   once); a database newer than this code raises ``SchemaVersionError``.
@@ -78,7 +78,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from ..extras import missing_extra
+from ...extras import missing_extra
 
 try:
     import psycopg
@@ -89,8 +89,8 @@ try:
 except ImportError as exc:  # a SQLite-only install: say which extra to add
     raise missing_extra("postgres", exc) from None
 
-from .. import jsoncodec
-from ..errors import (
+from ... import jsoncodec
+from ...errors import (
     AgentNotFoundError,
     LockTimeoutError,
     RecordValidationError,
@@ -99,7 +99,7 @@ from ..errors import (
     StoreConfigError,
     StoreConnectionError,
 )
-from ..types import (
+from ...types import (
     AgentInfo,
     AgentStats,
     CompressionRecord,
@@ -123,9 +123,9 @@ from ..types import (
     now_utc,
     to_epoch_ms,
 )
-from .agent_ids import validate_agent_id
-from .catalog import RecordTimes
-from .events import (
+from ..agent_ids import validate_agent_id
+from ..catalog import RecordTimes
+from ..events import (
     EventCommitter,
     PendingEvent,
     check_channel,
@@ -134,8 +134,8 @@ from .events import (
     since_seq,
     timeline_from_wire,
 )
-from .lifecycle import BaseStore, operation, operation_iter
-from .list_diff import (
+from ..lifecycle import BaseStore, operation, operation_iter
+from ..list_diff import (
     SavedListCache,
     changed_positions,
     message_keys,
@@ -145,19 +145,19 @@ from .list_diff import (
     tool_call_snapshot,
     updated_snapshots,
 )
-from .locks import AgentLock
-from .policy import DriverErrorKind, check_page, check_sort, time_bound
-from .postgres_checkout import checked_getconn, prefer_warm
-from .postgres_config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
-from .postgres_pooler import LeaseAgentLock, acquire_lease, settings_statement
-from .postgres_replicas import ReplicaRouter
-from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
-from .records import coerce_list, message_to_wire
-from .results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
-from .schema_migrations import Migration, discover, pending
-from .search import MessageSearch, SearchRequest, SearchRow, index_text
-from .transaction import TransactionDriver
-from .writable import probe_writable
+from ..locks import AgentLock
+from ..policy import DriverErrorKind, check_page, check_sort, time_bound
+from .checkout import checked_getconn, prefer_warm
+from .config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
+from .pooler import LeaseAgentLock, acquire_lease, settings_statement
+from .replicas import ReplicaRouter
+from ..query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from ..records import coerce_list, message_to_wire
+from ..results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
+from ..schema_migrations import Migration, discover, pending
+from ..search import MessageSearch, SearchRequest, SearchRow, index_text
+from ..transaction import TransactionDriver
+from ..writable import probe_writable
 
 __all__ = ["PostgresStore", "advisory_lock_key", "migrations", "search_query"]
 
@@ -610,7 +610,7 @@ class PostgresStore(MessageSearch, BaseStore):
     ``connection`` is a DSN or a dict of parts (``host, port, database, user,
     password, max, idle_timeout_ms, connection_timeout_ms, ssl``, also ``dsn``,
     ``schema``, ``pooler``, ``lock_lease_ms`` and ``replicas``; see
-    :mod:`kode_sdk.store.postgres_config` and docs/postgres-guide.md).
+    :mod:`kode_sdk.store.postgres.config` and docs/postgres-guide.md).
     ``schema`` (default ``public``) is created if missing, unless ``create``
     is false: then a schema without kode tables raises
     :class:`~kode_sdk.errors.StoreConfigError` and nothing is created.
@@ -1994,7 +1994,7 @@ class PostgresStore(MessageSearch, BaseStore):
 
     async def _acquire_lease(self, agent_id: str, timeout_ms: int) -> AgentLock:
         """Behind a transaction pooler: the lock is a lease row (see
-        :mod:`kode_sdk.store.postgres_pooler`), renewed while held."""
+        :mod:`kode_sdk.store.postgres.pooler`), renewed while held."""
         lock = await acquire_lease(agent_id, timeout_ms, self._settings.lock_lease_s, self._run_row, self._forget_lease)
         if lock is None:
             raise LockTimeoutError(agent_id, timeout_ms)
