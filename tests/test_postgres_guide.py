@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from kode_sdk.store.postgres import config as postgres_config
 from kode_sdk.store.factory import config_from_env, create_store
 from kode_sdk.store.postgres import PostgresStore
+from kode_sdk.store.postgres import config as postgres_config
 from kode_sdk.store.postgres.config import parse_connection
 
 ROOT = Path(__file__).resolve().parent.parent

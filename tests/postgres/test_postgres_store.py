@@ -24,6 +24,7 @@ from kode_sdk.errors import (
 from kode_sdk.store import postgres as pgmod
 from kode_sdk.store.postgres import PostgresStore, migrations
 from kode_sdk.store.postgres.config import parse_connection, scrub_text
+from kode_sdk.store.postgres.lists import MESSAGES, TOOL_CALLS, save_optimistic
 from kode_sdk.types import Message, ToolCallRecord
 
 from .conftest import _free_port, drop_schema, new_schema_name
@@ -642,9 +643,9 @@ async def test_a_stale_optimistic_write_changes_nothing(store: PostgresStore, pg
     before = await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq")
     calls_before = await fetch(store, "SELECT pos, xmin::text FROM tool_calls ORDER BY pos")
     items = [Message.model_validate(m) for m in turn_messages(5)]
-    assert not await store._save_messages_optimistic("agt-stale", items, 0, *stale_messages)
+    assert not await save_optimistic(store, MESSAGES, "agt-stale", items, 0, *stale_messages)
     records = [ToolCallRecord.model_validate(tool_call(9))]
-    assert not await store._save_tool_calls_optimistic("agt-stale", records, 0, *stale_calls)
+    assert not await save_optimistic(store, TOOL_CALLS, "agt-stale", records, 0, *stale_calls)
     assert await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq") == before
     assert await fetch(store, "SELECT pos, xmin::text FROM tool_calls ORDER BY pos") == calls_before
     # The public call falls back to the locking path and saves correctly.
