@@ -52,21 +52,15 @@ RowBuilder = Callable[[str, int, Any, bytes, int, bool], tuple[Any, ...]]
 @dataclass(frozen=True, slots=True)
 class ListTable:
     """How one incrementally saved list is stored: its kind (``argument``
-    names the items in errors), the store's cache of it, where its version and
-    length are in :func:`lock_agent`'s row, its statements, and its item's wire
-    form, snapshot, diff keys and row."""
+    names the items in errors), the store's cache of it, where its version is
+    in :func:`lock_agent`'s row, its statements, and its item's wire form,
+    snapshot, diff keys and row."""
 
     kind: RecordKind
     cache: Callable[[PostgresStore], SavedListCache]
     version_at: int
     counted: bool  # the registry's message_count follows the length too
-    load: str
-    upsert: str
-    trim: str
-    set_len: str
-    bump: str
-    guarded_upsert: str
-    guarded_trim: str
+    statements: sql.ListSQL
     wire: Callable[[Any], Any]
     snapshot: Callable[[Any], Any]
     keys: Callable[[list[Any]], Any]
@@ -77,40 +71,16 @@ class ListTable:
         return [n, n] if self.counted else [n]
 
 
-MESSAGES = ListTable(
-    kind=kind_named("message"),
-    cache=lambda store: store._messages_cache,
-    version_at=0,
-    counted=True,
-    load=sql.LOAD_MESSAGES,
-    upsert=sql.UPSERT_MESSAGE,
-    trim=sql.TRIM_MESSAGES,
-    set_len=sql.SET_MESSAGES_LEN,
-    bump=sql.BUMP_MESSAGES,
-    guarded_upsert=sql.GUARDED_UPSERT_MESSAGE,
-    guarded_trim=sql.GUARDED_TRIM_MESSAGES,
-    wire=message_to_wire,
-    snapshot=message_snapshot,
-    keys=message_keys,
-    row=sql.message_row,
-)
-TOOL_CALLS = ListTable(
-    kind=kind_named("tool_call"),
-    cache=lambda store: store._tool_calls_cache,
-    version_at=2,
-    counted=False,
-    load=sql.LOAD_TOOL_CALLS,
-    upsert=sql.UPSERT_TOOL_CALL,
-    trim=sql.TRIM_TOOL_CALLS,
-    set_len=sql.SET_TOOL_CALLS_LEN,
-    bump=sql.BUMP_TOOL_CALLS,
-    guarded_upsert=sql.GUARDED_UPSERT_TOOL_CALL,
-    guarded_trim=sql.GUARDED_TRIM_TOOL_CALLS,
-    wire=ToolCallRecord.to_wire,
-    snapshot=tool_call_snapshot,
-    keys=tool_call_keys,
-    row=lambda agent_id, pos, record, encoded, now, index: sql.tool_call_row(agent_id, pos, record, encoded),
-)
+def _tool_call_row(agent_id: str, pos: int, record: Any, encoded: bytes, now: int, index: bool) -> tuple[Any, ...]:
+    return sql.tool_call_row(agent_id, pos, record, encoded)
+
+
+# fmt: off
+MESSAGES = ListTable(kind_named("message"), lambda store: store._messages_cache, 0, True, sql.MESSAGE_SQL,
+                     message_to_wire, message_snapshot, message_keys, sql.message_row)
+TOOL_CALLS = ListTable(kind_named("tool_call"), lambda store: store._tool_calls_cache, 2, False, sql.TOOL_CALL_SQL,
+                       ToolCallRecord.to_wire, tool_call_snapshot, tool_call_keys, _tool_call_row)
+# fmt: on
 
 
 async def lock_agent(conn: AsyncConnection[Any], agent_id: str, now: int) -> tuple[int, int, int, int]:
@@ -140,7 +110,7 @@ async def save_list(store: PostgresStore, table: ListTable, agent_id: str, items
     try:
         async with store._transaction() as conn:
             version = (await lock_agent(conn, agent_id, now))[table.version_at]
-            cur = await conn.execute(table.load, [agent_id])
+            cur = await conn.execute(table.statements.load, [agent_id])
             stored = [load(text) for (text,) in await cur.fetchall()]
             length = len(stored)
             rows = []
@@ -152,10 +122,10 @@ async def save_list(store: PostgresStore, table: ListTable, agent_id: str, items
                 encoded = jsoncodec.encode(wire, f"{label}[{i}]")
                 rows.append(table.row(agent_id, i, item, encoded, now, store._search_index))
             if rows:
-                await conn.cursor().executemany(table.upsert, rows)
+                await conn.cursor().executemany(table.statements.upsert, rows)
             if length > len(items):
-                await conn.execute(table.trim, [agent_id, len(items)])
-            await conn.execute(table.set_len, [*table.sizes(len(items)), now, agent_id])
+                await conn.execute(table.statements.trim, [agent_id, len(items)])
+            await conn.execute(table.statements.set_len, [*table.sizes(len(items)), now, agent_id])
     except BaseException:
         cache.drop(agent_id)
         raise
@@ -180,11 +150,11 @@ async def save_optimistic(
     n = len(items)
     try:
         async with store._transaction() as conn:
-            bumped = await conn.execute(table.bump, [*table.sizes(n), now, token, agent_id, version, length])
+            bumped = await conn.execute(table.statements.bump, [*table.sizes(n), now, token, agent_id, version, length])
             if rows:
-                await conn.cursor().executemany(table.guarded_upsert, rows)
+                await conn.cursor().executemany(table.statements.guarded_upsert, rows)
             if length > n:
-                await conn.execute(table.guarded_trim, [agent_id, n, agent_id, token])
+                await conn.execute(table.statements.guarded_trim, [agent_id, n, agent_id, token])
         matched = await bumped.fetchone() is not None
     except BaseException:
         cache.drop(agent_id)
@@ -221,11 +191,11 @@ async def append_messages(store: PostgresStore, agent_id: str, items: list[Messa
             version, length, _, _ = await lock_agent(conn, agent_id, now)
             if items:
                 await conn.cursor().executemany(
-                    sql.UPSERT_MESSAGE,
+                    sql.MESSAGE_SQL.upsert,
                     [sql.message_row(agent_id, length + i, m, encoded[i], now, index) for i, m in enumerate(items)],
                 )
             total = length + len(items)
-            await conn.execute(sql.SET_MESSAGES_LEN, [total, total, now, agent_id])
+            await conn.execute(sql.MESSAGE_SQL.set_len, [total, total, now, agent_id])
     except BaseException:
         store._messages_cache.drop(agent_id)
         raise

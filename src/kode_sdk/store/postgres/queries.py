@@ -7,6 +7,7 @@ Module-level builders, so tests can EXPLAIN exactly the SQL the store runs.
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from ...types import ToolCallState
@@ -29,124 +30,106 @@ _SESSION_COLUMNS = (
 )
 
 
-def sessions_query(
-    *,
-    agent_id: str | None = None,
-    template_id: str | None = None,
-    user_id: str | None = None,
-    created_after: datetime | int | None = None,
-    created_before: datetime | int | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    sort_by: str = "created_at",
-    sort_order: str = "desc",
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_sessions`."""
-    column, order = check_sort(sort_by, sort_order)
-    limit, offset = check_page(limit, offset)
-    where = ["info IS NOT NULL"]
-    params: list[Any] = []
-    if agent_id is not None:
-        where.append("agent_id = %s")
-        params.append(validate_agent_id(agent_id))
-    if template_id is not None:
-        where.append("template_id = %s")
-        params.append(template_id)
-    if user_id is not None:
-        where.append("user_id = %s")
-        params.append(user_id)
-    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
-    where += time_clauses
-    params += time_params
+def _filters(given: dict[str, Any], **own: Any) -> Any:
+    """``given`` over the defaults of a query method (``own``: its own filters;
+    every query method pages and bounds ``created_at``), as attributes. An
+    unknown name raises TypeError, as a call of the method would."""
+    defaults = {**own, "created_after": None, "created_before": None, "limit": 100, "offset": 0}
+    unknown = sorted(given.keys() - defaults.keys())
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+    return SimpleNamespace(**{**defaults, **given})
+
+
+class _Where:
+    """A WHERE clause and its parameters, built filter by filter (``None``: no filter)."""
+
+    def __init__(self, *fixed: str) -> None:
+        self.clauses = list(fixed)
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    def equal(self, column: str, value: Any) -> None:
+        if value is not None:
+            self.add(f"{column} = %s", value)
+
+    def agent(self, agent_id: str | None) -> None:
+        if agent_id is not None:
+            self.add("agent_id = %s", validate_agent_id(agent_id))
+
+    def created(self, after: datetime | int | None, before: datetime | int | None) -> None:
+        clauses, params = created_at_clauses(after, before, "%s")
+        self.clauses += clauses
+        self.params += params
+
+    def page(self, select: str, order: str, limit: int, offset: int) -> tuple[str, list[Any]]:
+        """``select`` with this WHERE, ``order`` and the page: the query and its parameters."""
+        condition = f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
+        return f"{select}{condition} ORDER BY {order} LIMIT %s OFFSET %s", [*self.params, limit, offset]
+
+
+def _flag(name: str, value: bool | None) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool; got {value!r}")
+    return value
+
+
+def sessions_query(**filters: Any) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_sessions`
+    (``filters``: its keyword arguments)."""
+    q = _filters(filters, sort_by="created_at", sort_order="desc", agent_id=None, template_id=None, user_id=None)
+    column, order = check_sort(q.sort_by, q.sort_order)
+    limit, offset = check_page(q.limit, q.offset)
+    where = _Where("info IS NOT NULL")
+    where.agent(q.agent_id)
+    where.equal("template_id", q.template_id)
+    where.equal("user_id", q.user_id)
+    where.created(q.created_after, q.created_before)
     direction = "DESC" if order == "desc" else "ASC"
-    query = (
-        f"SELECT {_SESSION_COLUMNS} FROM agents WHERE {' AND '.join(where)}"
-        f" ORDER BY {column} {direction}, agent_id {direction} LIMIT %s OFFSET %s"
+    return where.page(
+        f"SELECT {_SESSION_COLUMNS} FROM agents", f"{column} {direction}, agent_id {direction}", limit, offset
     )
-    return query, [*params, limit, offset]
 
 
-def messages_query(
-    *,
-    agent_id: str | None = None,
-    role: str | None = None,
-    content_type: str | None = None,
-    created_after: datetime | int | None = None,
-    created_before: datetime | int | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_messages`."""
-    limit, offset = check_page(limit, offset)
-    where: list[str] = []
-    params: list[Any] = []
-    if agent_id is not None:
-        where.append("agent_id = %s")
-        params.append(validate_agent_id(agent_id))
-    if role is not None:
-        where.append("role = %s")
-        params.append(role)
-    if content_type is not None:
-        where.append("block_types @> ARRAY[%s]::text[]")
-        params.append(content_type)
-    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
-    where += time_clauses
-    params += time_params
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    query = (
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages{condition}"
-        " ORDER BY created_at DESC, seq DESC, agent_id DESC LIMIT %s OFFSET %s"
+def messages_query(**filters: Any) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_messages`
+    (``filters``: its keyword arguments)."""
+    q = _filters(filters, agent_id=None, role=None, content_type=None)
+    limit, offset = check_page(q.limit, q.offset)
+    where = _Where()
+    where.agent(q.agent_id)
+    where.equal("role", q.role)
+    if q.content_type is not None:
+        where.add("block_types @> ARRAY[%s]::text[]", q.content_type)
+    where.created(q.created_after, q.created_before)
+    return where.page(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages", "created_at DESC, seq DESC, agent_id DESC", limit, offset
     )
-    return query, [*params, limit, offset]
 
 
-def tool_calls_query(
-    *,
-    agent_id: str | None = None,
-    tool_name: str | None = None,
-    is_error: bool | None = None,
-    has_approval: bool | None = None,
-    state: ToolCallState | str | None = None,
-    created_after: datetime | int | None = None,
-    created_before: datetime | int | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_tool_calls`."""
-    limit, offset = check_page(limit, offset)
-    where: list[str] = []
-    params: list[Any] = []
-    if agent_id is not None:
-        where.append("agent_id = %s")
-        params.append(validate_agent_id(agent_id))
-    if tool_name is not None:
-        where.append("name = %s")
-        params.append(tool_name)
-    if is_error is not None:
-        if not isinstance(is_error, bool):
-            raise ValueError(f"is_error must be a bool; got {is_error!r}")
-        where.append("is_error = %s")
-        params.append(is_error)
-    if has_approval is not None:
-        if not isinstance(has_approval, bool):
-            raise ValueError(f"has_approval must be a bool; got {has_approval!r}")
-        where.append("approval_required" if has_approval else "NOT approval_required")
-    if state is not None:
+def tool_calls_query(**filters: Any) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`PostgresStore.query_tool_calls`
+    (``filters``: its keyword arguments)."""
+    q = _filters(filters, agent_id=None, tool_name=None, is_error=None, has_approval=None, state=None)
+    limit, offset = check_page(q.limit, q.offset)
+    where = _Where()
+    where.agent(q.agent_id)
+    where.equal("name", q.tool_name)
+    where.equal("is_error", _flag("is_error", q.is_error))
+    if _flag("has_approval", q.has_approval) is not None:
+        where.add("approval_required" if q.has_approval else "NOT approval_required")
+    if q.state is not None:
         try:
-            where.append("state = %s")
-            params.append(ToolCallState(state).value)
+            where.equal("state", ToolCallState(q.state).value)
         except ValueError:
             allowed = ", ".join(s.value for s in ToolCallState)
-            raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
-    time_clauses, time_params = created_at_clauses(created_after, created_before, "%s")
-    where += time_clauses
-    params += time_params
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    query = (
-        f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls{condition}"
-        " ORDER BY created_at DESC, id DESC, agent_id DESC, pos DESC LIMIT %s OFFSET %s"
-    )
-    return query, [*params, limit, offset]
+            raise ValueError(f"state must be one of {allowed}; got {q.state!r}") from None
+    where.created(q.created_after, q.created_before)
+    order = "created_at DESC, id DESC, agent_id DESC, pos DESC"
+    return where.page(f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls", order, limit, offset)
 
 
 STATS_QUERY = """

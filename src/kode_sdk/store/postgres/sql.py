@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ... import jsoncodec
@@ -64,14 +65,6 @@ LOCK_AGENT = "SELECT msg_version, msg_len, tc_version, tc_len FROM agents WHERE 
 ENSURE_AGENT = (
     "INSERT INTO agents (agent_id, created_at, updated_at) VALUES (%s, %s, %s) ON CONFLICT (agent_id) DO NOTHING"
 )
-LOAD_MESSAGES = "SELECT COALESCE(raw, data::text) FROM messages WHERE agent_id = %s ORDER BY seq"
-LOAD_TOOL_CALLS = "SELECT COALESCE(raw, data::text) FROM tool_calls WHERE agent_id = %s ORDER BY pos"
-SET_MESSAGES_LEN = (
-    "UPDATE agents SET msg_version = msg_version + 1, msg_len = %s, message_count = %s,"
-    " updated_at = %s WHERE agent_id = %s"
-)
-SET_TOOL_CALLS_LEN = "UPDATE agents SET tc_version = tc_version + 1, tc_len = %s, updated_at = %s WHERE agent_id = %s"
-
 # `search`: the message's folded words (kode_sdk.store.search.index_text) as
 # a tsvector of the `simple` configuration; NULL when the store keeps no index.
 _INSERT_MESSAGE = "INSERT INTO messages (agent_id, seq, role, block_types, created_at, data, raw, search)"
@@ -92,8 +85,6 @@ SET id = EXCLUDED.id, name = EXCLUDED.name, state = EXCLUDED.state, is_error = E
     approval_required = EXCLUDED.approval_required, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, data = EXCLUDED.data, raw = EXCLUDED.raw
 """
-UPSERT_MESSAGE = f"{_INSERT_MESSAGE} VALUES ({_MESSAGE_VALUES}){_MESSAGE_CONFLICT}"
-UPSERT_TOOL_CALL = f"{_INSERT_TOOL_CALL} VALUES (%s, %s, {_TOOL_CALL_VALUES}){_TOOL_CALL_CONFLICT}"
 
 # Optimistic writes (cache hit): the version check, the row lock and the
 # writes travel in one round trip. The first statement bumps the version only
@@ -101,21 +92,44 @@ UPSERT_TOOL_CALL = f"{_INSERT_TOOL_CALL} VALUES (%s, %s, {_TOOL_CALL_VALUES}){_T
 # that token, so when the check fails (another writer got there first) nothing
 # is written and the save retries on the locking path.
 GUARD = "EXISTS (SELECT 1 FROM agents WHERE agent_id = %s AND write_token = %s)"
-BUMP_MESSAGES = (
-    "UPDATE agents SET msg_version = msg_version + 1, msg_len = %s, message_count = %s, updated_at = %s,"
-    " write_token = %s WHERE agent_id = %s AND msg_version = %s AND msg_len = %s RETURNING 1"
+
+
+@dataclass(frozen=True, slots=True)
+class ListSQL:
+    """The statements of a list saved whole and written by position."""
+
+    load: str  # the documents, in order
+    upsert: str  # one position
+    trim: str  # positions from %s on (the list got shorter)
+    set_len: str  # the registry's version + 1 and the new length
+    bump: str  # set_len only if the version and length are the cached ones; stamps the token
+    guarded_upsert: str  # upsert, only under the stamped token
+    guarded_trim: str  # trim, only under the stamped token
+
+
+def _list_sql(
+    table: str, position: str, counter: str, counted: bool, insert: str, values: str, conflict: str
+) -> ListSQL:
+    """``counter``: the prefix of the registry's ``_version`` / ``_len`` columns
+    of the list; ``counted``: ``message_count`` follows the length too."""
+    lengths = f"{counter}_version = {counter}_version + 1, {counter}_len = %s" + (", message_count = %s" * counted)
+    trim = f"DELETE FROM {table} WHERE agent_id = %s AND {position} >= %s"
+    return ListSQL(
+        load=f"SELECT COALESCE(raw, data::text) FROM {table} WHERE agent_id = %s ORDER BY {position}",
+        upsert=f"{insert} VALUES ({values}){conflict}",
+        trim=trim,
+        set_len=f"UPDATE agents SET {lengths}, updated_at = %s WHERE agent_id = %s",
+        bump=f"UPDATE agents SET {lengths}, updated_at = %s, write_token = %s"
+        f" WHERE agent_id = %s AND {counter}_version = %s AND {counter}_len = %s RETURNING 1",
+        guarded_upsert=f"{insert} SELECT {values} WHERE {GUARD}{conflict}",
+        guarded_trim=f"{trim} AND {GUARD}",
+    )
+
+
+MESSAGE_SQL = _list_sql("messages", "seq", "msg", True, _INSERT_MESSAGE, _MESSAGE_VALUES, _MESSAGE_CONFLICT)
+TOOL_CALL_SQL = _list_sql(
+    "tool_calls", "pos", "tc", False, _INSERT_TOOL_CALL, f"%s, %s, {_TOOL_CALL_VALUES}", _TOOL_CALL_CONFLICT
 )
-BUMP_TOOL_CALLS = (
-    "UPDATE agents SET tc_version = tc_version + 1, tc_len = %s, updated_at = %s,"
-    " write_token = %s WHERE agent_id = %s AND tc_version = %s AND tc_len = %s RETURNING 1"
-)
-GUARDED_UPSERT_MESSAGE = f"{_INSERT_MESSAGE} SELECT {_MESSAGE_VALUES} WHERE {GUARD}{_MESSAGE_CONFLICT}"
-GUARDED_UPSERT_TOOL_CALL = f"{_INSERT_TOOL_CALL} SELECT %s, %s, {_TOOL_CALL_VALUES} WHERE {GUARD}{_TOOL_CALL_CONFLICT}"
-# Positions past the new length: the whole list was saved shorter.
-TRIM_MESSAGES = "DELETE FROM messages WHERE agent_id = %s AND seq >= %s"
-TRIM_TOOL_CALLS = "DELETE FROM tool_calls WHERE agent_id = %s AND pos >= %s"
-GUARDED_TRIM_MESSAGES = f"{TRIM_MESSAGES} AND {GUARD}"
-GUARDED_TRIM_TOOL_CALLS = f"{TRIM_TOOL_CALLS} AND {GUARD}"
 
 # Inside store.transaction(): positions from the row-locked registry, nothing fetched.
 APPEND_MESSAGE = f"""
@@ -144,7 +158,7 @@ RECOUNT_TOOL_CALLS = (
 def message_row(
     agent_id: str, seq: int, message: Message, encoded: bytes, now: int, index: bool = True
 ) -> tuple[Any, ...]:
-    """The parameters of :data:`UPSERT_MESSAGE` (``index``: fill ``search``)."""
+    """The parameters of ``MESSAGE_SQL.upsert`` (``index``: fill ``search``)."""
     data, raw = doc(encoded)
     types = [t.replace("\x00", "\ufffd") for t in message.block_types()]
     words = index_text({"content": message.content}) if index else None
@@ -152,7 +166,7 @@ def message_row(
 
 
 def tool_call_row(agent_id: str, pos: int, record: ToolCallRecord, encoded: bytes) -> tuple[Any, ...]:
-    """The parameters of :data:`UPSERT_TOOL_CALL`."""
+    """The parameters of ``TOOL_CALL_SQL.upsert``."""
     data, raw = doc(encoded)
     return (
         agent_id,

@@ -210,7 +210,7 @@ class PostgresStore(MessageSearch, PostgresConnections):
     @operation("loads")
     async def load_messages(self, agent_id: str) -> list[Message]:
         """The agent's messages, in order (``[]`` for an unknown agent)."""
-        return [message_from_wire(wire) for wire in await self._fetch_docs(sql.LOAD_MESSAGES, [agent_id])]
+        return [message_from_wire(wire) for wire in await self._fetch_docs(sql.MESSAGE_SQL.load, [agent_id])]
 
     @operation("saves")
     async def save_tool_call_records(
@@ -232,7 +232,7 @@ class PostgresStore(MessageSearch, PostgresConnections):
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records, in order."""
-        return [tool_call_record_from_wire(wire) for wire in await self._fetch_docs(sql.LOAD_TOOL_CALLS, [agent_id])]
+        return [tool_call_record_from_wire(wire) for wire in await self._fetch_docs(sql.TOOL_CALL_SQL.load, [agent_id])]
 
     @operation("saves")
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
