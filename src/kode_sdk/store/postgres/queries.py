@@ -30,14 +30,16 @@ _SESSION_COLUMNS = (
 )
 
 
-def _filters(given: dict[str, Any], **own: Any) -> Any:
-    """``given`` over the defaults of a query method (``own``: its own filters;
-    every query method pages and bounds ``created_at``), as attributes. An
-    unknown name raises TypeError, as a call of the method would."""
-    defaults = {**own, "created_after": None, "created_before": None, "limit": 100, "offset": 0}
+def _filters(builder: str, given: dict[str, Any], *own: str, **own_defaults: Any) -> Any:
+    """``given`` over the defaults of a query method, as attributes: its own
+    filters (``own``: default None; ``own_defaults``), then the paging and
+    ``created_at`` bounds every query method takes. An unknown name raises
+    TypeError, as a call of the method would."""
+    defaults = {**dict.fromkeys(own), **own_defaults, "created_after": None, "created_before": None}
+    defaults.update(limit=100, offset=0)
     unknown = sorted(given.keys() - defaults.keys())
     if unknown:
-        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        raise TypeError(f"{builder}() got an unexpected keyword argument {unknown[0]!r}")
     return SimpleNamespace(**{**defaults, **given})
 
 
@@ -80,7 +82,8 @@ def _flag(name: str, value: bool | None) -> bool | None:
 def sessions_query(**filters: Any) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`PostgresStore.query_sessions`
     (``filters``: its keyword arguments)."""
-    q = _filters(filters, sort_by="created_at", sort_order="desc", agent_id=None, template_id=None, user_id=None)
+    sort = {"sort_by": "created_at", "sort_order": "desc"}
+    q = _filters("sessions_query", filters, "agent_id", "template_id", "user_id", **sort)
     column, order = check_sort(q.sort_by, q.sort_order)
     limit, offset = check_page(q.limit, q.offset)
     where = _Where("info IS NOT NULL")
@@ -97,7 +100,7 @@ def sessions_query(**filters: Any) -> tuple[str, list[Any]]:
 def messages_query(**filters: Any) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`PostgresStore.query_messages`
     (``filters``: its keyword arguments)."""
-    q = _filters(filters, agent_id=None, role=None, content_type=None)
+    q = _filters("messages_query", filters, "agent_id", "role", "content_type")
     limit, offset = check_page(q.limit, q.offset)
     where = _Where()
     where.agent(q.agent_id)
@@ -113,7 +116,7 @@ def messages_query(**filters: Any) -> tuple[str, list[Any]]:
 def tool_calls_query(**filters: Any) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`PostgresStore.query_tool_calls`
     (``filters``: its keyword arguments)."""
-    q = _filters(filters, agent_id=None, tool_name=None, is_error=None, has_approval=None, state=None)
+    q = _filters("tool_calls_query", filters, "agent_id", "tool_name", "is_error", "has_approval", "state")
     limit, offset = check_page(q.limit, q.offset)
     where = _Where()
     where.agent(q.agent_id)
@@ -165,28 +168,24 @@ def search_query(request: SearchRequest) -> tuple[str, dict[str, Any]]:
         parts.append(f"phraseto_tsquery({TS_CONFIG}, %(t{i})s)")
     tsquery = "(" + " && ".join(parts) + ")"
     where = [f"m.search @@ {tsquery}"]
+    # The session filters need the registry row; the others are the message's own.
+    by_session = (
+        ("a.template_id = %(template)s", "template", request.template_id),
+        ("a.user_id = %(user)s", "user", request.user_id),
+    )
     join = ""
-    if request.template_id is not None or request.user_id is not None:
+    if any(value is not None for _, _, value in by_session):
         join = " JOIN agents a ON a.agent_id = m.agent_id AND a.info IS NOT NULL"
-        if request.template_id is not None:
-            where.append("a.template_id = %(template)s")
-            params["template"] = request.template_id
-        if request.user_id is not None:
-            where.append("a.user_id = %(user)s")
-            params["user"] = request.user_id
-    for column, key, value in (
-        ("m.agent_id", "agent", request.agent_id),
-        ("m.role", "role", request.role),
+    for clause, key, value in (
+        *by_session,
+        ("m.agent_id = %(agent)s", "agent", request.agent_id),
+        ("m.role = %(role)s", "role", request.role),
+        ("m.created_at >= %(after)s", "after", request.created_after),
+        ("m.created_at <= %(before)s", "before", request.created_before),
     ):
         if value is not None:
-            where.append(f"{column} = %({key})s")
+            where.append(clause)
             params[key] = value
-    if request.created_after is not None:
-        where.append("m.created_at >= %(after)s")
-        params["after"] = request.created_after
-    if request.created_before is not None:
-        where.append("m.created_at <= %(before)s")
-        params["before"] = request.created_before
     params["limit"], params["offset"] = request.limit, request.offset
     # The page is chosen first; only its rows' documents are read and turned
     # into text (data::text over every match would cost more than the search).
