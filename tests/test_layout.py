@@ -40,3 +40,35 @@ def test_the_documented_copier_alias_is_the_copier() -> None:
 
     for name in copy.__all__:
         assert getattr(migrate, name) is getattr(copy, name), name
+
+
+def _backend_of(module: str) -> str | None:
+    """``postgres``, ``sqlite`` or ``json`` for a module of that backend, else None."""
+    if not module.startswith("kode_sdk.store."):
+        return None
+    name = module.removeprefix("kode_sdk.store.").split(".")[0]
+    for backend in ("postgres", "sqlite", "json"):
+        if name == backend or name.startswith(backend + "_"):
+            return backend
+    return None
+
+
+def test_a_backend_never_imports_another_backend() -> None:
+    offenders: dict[str, list[str]] = {}
+    for path in STORE.rglob("*.py"):
+        own = _backend_of("kode_sdk." + ".".join(path.relative_to(STORE.parent).with_suffix("").parts))
+        if own is None:
+            continue
+        others = sorted(m for m in _imported_modules(path) if _backend_of(m) not in (None, own))
+        if others:
+            offenders[str(path.relative_to(STORE))] = others
+    assert offenders == {}
+
+
+def test_the_postgres_backend_is_one_package_of_documented_modules() -> None:
+    package = STORE / "postgres"
+    assert not (STORE / "postgres.py").exists()
+    assert sorted(p.name for p in STORE.glob("postgres_*.py")) == []  # no shims at the old satellite paths
+    for path in package.glob("*.py"):
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        assert docstring, f"store/postgres/{path.name} says in a module docstring what its one job is"
