@@ -284,3 +284,25 @@ def prune_statement(where: str) -> str:
     )
     doomed = f"doomed AS (DELETE FROM agents WHERE {where} RETURNING agent_id)"
     return f"WITH {doomed}, {children} SELECT agent_id FROM doomed"
+
+
+# --------------------------------------------------------------------------- whole-store and catalog reads
+
+# Param: the schema (db_size_bytes: tables, indexes and TOAST of this store's schema).
+METRICS = f"""
+SELECT (SELECT count(*) FROM ({STORED_AGENTS}) AS stored),
+       (SELECT count(*) FROM messages),
+       (SELECT count(*) FROM tool_calls),
+       (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = %s AND c.relkind = 'r')
+"""
+# The record times the copier carries over (store/catalog.py).
+MESSAGE_TIMES = "SELECT created_at FROM messages WHERE agent_id = %s ORDER BY seq"
+SESSION_TIME = "SELECT updated_at FROM agents WHERE agent_id = %s AND info IS NOT NULL"
+RESTORE_MESSAGE_TIMES = (
+    "UPDATE messages AS m SET created_at = t.created_at"
+    " FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(created_at, n)"
+    " WHERE m.agent_id = %s AND m.seq = t.n - 1"
+)
+RESTORE_SESSION_TIME = "UPDATE agents SET updated_at = %s WHERE agent_id = %s"

@@ -544,17 +544,7 @@ class PostgresStore(MessageSearch, PostgresConnections):
         """Operation counters, latency percentiles, and what the schema holds
         (``db_size_bytes``: tables, indexes and TOAST of this store's schema)."""
         async with self._connection() as conn:
-            cur = await conn.execute(
-                f"""
-                SELECT (SELECT count(*) FROM ({sql.STORED_AGENTS}) AS stored),
-                       (SELECT count(*) FROM messages),
-                       (SELECT count(*) FROM tool_calls),
-                       (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
-                          JOIN pg_namespace n ON n.oid = c.relnamespace
-                         WHERE n.nspname = %s AND c.relkind = 'r')
-                """,
-                [self._settings.schema],
-            )
+            cur = await conn.execute(sql.METRICS, [self._settings.schema])
             row = await cur.fetchone()
         assert row is not None
         storage = StorageMetrics(
@@ -604,11 +594,9 @@ class PostgresStore(MessageSearch, PostgresConnections):
     async def load_record_times(self, agent_id: str) -> RecordTimes:
         """Each message's ``created_at`` (by position) and the session's ``updated_at``."""
         async with self._connection() as conn:
-            cur = await conn.execute("SELECT created_at FROM messages WHERE agent_id = %s ORDER BY seq", [agent_id])
+            cur = await conn.execute(sql.MESSAGE_TIMES, [agent_id])
             created = [int(row[0]) for row in await cur.fetchall()]
-            cur = await conn.execute(
-                "SELECT updated_at FROM agents WHERE agent_id = %s AND info IS NOT NULL", [agent_id]
-            )
+            cur = await conn.execute(sql.SESSION_TIME, [agent_id])
             row = await cur.fetchone()
         return RecordTimes(created, None if row is None else int(row[0]))
 
@@ -617,16 +605,9 @@ class PostgresStore(MessageSearch, PostgresConnections):
         """Set the messages' ``created_at`` and the session's ``updated_at`` (see store/catalog.py)."""
         async with self._transaction() as conn:
             if times.message_created_at:
-                await conn.execute(
-                    "UPDATE messages AS m SET created_at = t.created_at"
-                    " FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(created_at, n)"
-                    " WHERE m.agent_id = %s AND m.seq = t.n - 1",
-                    [times.message_created_at, agent_id],
-                )
+                await conn.execute(sql.RESTORE_MESSAGE_TIMES, [times.message_created_at, agent_id])
             if times.updated_at is not None:
-                await conn.execute(
-                    "UPDATE agents SET updated_at = %s WHERE agent_id = %s", [times.updated_at, agent_id]
-                )
+                await conn.execute(sql.RESTORE_SESSION_TIME, [times.updated_at, agent_id])
 
     def _forget_lease(self, lock: LeaseAgentLock) -> None:
         self._held_locks.discard(lock)
