@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import kode_sdk.store
 
 STORE = Path(kode_sdk.store.__file__).parent
@@ -42,37 +44,34 @@ def test_the_documented_copier_alias_is_the_copier() -> None:
         assert getattr(migrate, name) is getattr(copy, name), name
 
 
-# Each backend is the modules whose name starts with its prefix (a module or a package).
-_BACKENDS = ("sqlite", "postgres", "json")
-
-
-def _backend_of(name: str) -> str | None:
-    return next((b for b in _BACKENDS if name.startswith(b)), None)
+def _backend_of(module: str) -> str | None:
+    """``postgres``, ``sqlite`` or ``json`` for a module of that backend, else None."""
+    if not module.startswith("kode_sdk.store."):
+        return None
+    name = module.removeprefix("kode_sdk.store.").split(".")[0]
+    for backend in ("postgres", "sqlite", "json"):
+        if name == backend or name.startswith(backend + "_"):
+            return backend
+    return None
 
 
 def test_a_backend_never_imports_another_backend() -> None:
     offenders: dict[str, list[str]] = {}
     for path in STORE.rglob("*.py"):
-        own = _backend_of(path.relative_to(STORE).parts[0])
+        own = _backend_of("kode_sdk." + ".".join(path.relative_to(STORE.parent).with_suffix("").parts))
         if own is None:
             continue
-        foreign = sorted(
-            module
-            for module in _imported_modules(path)
-            if module.startswith("kode_sdk.store.") and _backend_of(module.split(".")[2]) not in (None, own)
-        )
-        if foreign:
-            offenders[str(path.relative_to(STORE))] = foreign
+        others = sorted(m for m in _imported_modules(path) if _backend_of(m) not in (None, own))
+        if others:
+            offenders[str(path.relative_to(STORE))] = others
     assert offenders == {}
 
 
-def test_the_sqlite_backend_is_one_package_of_modules_that_say_their_job() -> None:
-    package = STORE / "sqlite"
-    assert not (STORE / "sqlite.py").exists() and not (STORE / "sqlite_blob.py").exists()
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_sql_backend_is_one_package_of_modules_that_say_their_job(backend: str) -> None:
+    package = STORE / backend
+    assert not (STORE / f"{backend}.py").exists()
+    assert sorted(p.name for p in STORE.glob(f"{backend}_*.py")) == []  # nothing left at the old paths
     for path in package.glob("*.py"):
         docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
-        assert docstring, f"store/sqlite/{path.name} has no module docstring saying its job"
-    from kode_sdk.store.sqlite import SqliteStore, register_functions
-    from kode_sdk.store.sqlite.store import SqliteStore as defined
-
-    assert SqliteStore is defined and callable(register_functions)
+        assert docstring, f"store/{backend}/{path.name} has no module docstring saying its job"

@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from kode_sdk.store import postgres_config
 from kode_sdk.store.factory import config_from_env, create_store
 from kode_sdk.store.postgres import PostgresStore
-from kode_sdk.store.postgres_config import parse_connection
+from kode_sdk.store.postgres import config as postgres_config
+from kode_sdk.store.postgres.config import parse_connection
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "postgres-guide.md"

@@ -22,7 +22,7 @@ import pytest
 from kode_sdk.errors import LockLostError, LockTimeoutError, RecordValidationError, StoreConfigError
 from kode_sdk.store.factory import create_store
 from kode_sdk.store.postgres import PostgresStore
-from kode_sdk.store.postgres_config import parse_connection
+from kode_sdk.store.postgres.config import parse_connection
 from kode_sdk.testing.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.postgres

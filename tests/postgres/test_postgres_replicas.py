@@ -16,7 +16,7 @@ import pytest
 
 from kode_sdk.errors import StoreConfigError
 from kode_sdk.store.postgres import PostgresStore
-from kode_sdk.store.postgres_config import parse_connection
+from kode_sdk.store.postgres.config import parse_connection
 
 from .conftest import StandbyCluster, ThrowawayCluster, drop_schema, new_schema_name
 

@@ -11,6 +11,7 @@ import pytest
 
 from kode_sdk.store import postgres as pgmod
 from kode_sdk.store.postgres import PostgresStore
+from kode_sdk.store.postgres import schema as pg_schema_module  # whose migrations() the store runs
 from kode_sdk.store.search import search_request
 
 
@@ -18,7 +19,7 @@ async def test_a_version_1_schema_gains_the_search_index(
     pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version_1 = [m for m in pgmod.migrations() if m[0] == 1]
-    monkeypatch.setattr(pgmod, "migrations", lambda: version_1)
+    monkeypatch.setattr(pg_schema_module, "migrations", lambda: version_1)
     async with PostgresStore(pg_url, schema=pg_schema) as store:
         await store.list()  # schema created at version 1
     documents = [

@@ -23,7 +23,9 @@ from kode_sdk.errors import (
 )
 from kode_sdk.store import postgres as pgmod
 from kode_sdk.store.postgres import PostgresStore, migrations
-from kode_sdk.store.postgres_config import parse_connection, scrub_text
+from kode_sdk.store.postgres.config import parse_connection, scrub_text
+from kode_sdk.store.postgres.lists import MESSAGES, TOOL_CALLS, save_optimistic
+from kode_sdk.testing import data
 from kode_sdk.types import Message, ToolCallRecord
 
 from .conftest import _free_port, drop_schema, new_schema_name
@@ -642,9 +644,9 @@ async def test_a_stale_optimistic_write_changes_nothing(store: PostgresStore, pg
     before = await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq")
     calls_before = await fetch(store, "SELECT pos, xmin::text FROM tool_calls ORDER BY pos")
     items = [Message.model_validate(m) for m in turn_messages(5)]
-    assert not await store._save_messages_optimistic("agt-stale", items, 0, *stale_messages)
+    assert not await save_optimistic(store, MESSAGES, "agt-stale", items, 0, *stale_messages)
     records = [ToolCallRecord.model_validate(tool_call(9))]
-    assert not await store._save_tool_calls_optimistic("agt-stale", records, 0, *stale_calls)
+    assert not await save_optimistic(store, TOOL_CALLS, "agt-stale", records, 0, *stale_calls)
     assert await fetch(store, "SELECT seq, xmin::text, data::text FROM messages ORDER BY seq") == before
     assert await fetch(store, "SELECT pos, xmin::text FROM tool_calls ORDER BY pos") == calls_before
     # The public call falls back to the locking path and saves correctly.
@@ -679,3 +681,12 @@ async def test_a_driver_error_reaches_the_caller_as_a_kode_error(store: Postgres
         await store.append_messages("agt-err", turn_messages(1))
     assert isinstance(caught.value.__cause__, psycopg.errors.CheckViolation)
     assert len(await store.load_messages("agt-err")) == len(turn_messages(0))
+
+
+async def test_consistency_sees_records_of_every_kind(store: PostgresStore) -> None:
+    # Every table of records.DATA_TABLES counts as "records", as in the SQLite
+    # store: rows of an append-only kind alone, with no registry row, are not "not found".
+    await store.save_history_window("agt-orphan", data.history_window("w1"))
+    result = await store.check_consistency("agt-orphan")
+    assert result.issues == ["agent 'agt-orphan' has records but no AgentInfo was saved (and no registry row)"]
+    assert (await store.check_consistency("agt-nothing")).issues == ["agent 'agt-nothing' not found"]

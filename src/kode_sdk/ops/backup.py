@@ -184,10 +184,10 @@ def restore_sqlite(
 
 
 def _pg_settings(config: Mapping[str, Any]) -> Any:
-    """The store's :class:`~kode_sdk.store.postgres_config.PostgresSettings`,
+    """The store's :class:`~kode_sdk.store.postgres.config.PostgresSettings`,
     parsed by the one parser the store itself uses (ssl options and schema
     included)."""
-    postgres_config = import_extra("kode_sdk.store.postgres_config", "postgres")
+    postgres_config = import_extra("kode_sdk.store.postgres.config", "postgres")
     connection, schema = postgres_connection(config)
     return postgres_config.parse_connection(connection, schema)
 

@@ -5,7 +5,7 @@
 -- the btree; timestamps are BIGINT epoch milliseconds (UTC); documents are
 -- JSONB in `data`, with `raw` holding the exact JSON text only for the few
 -- documents JSONB cannot keep exactly (strings holding U+0000, floats written
--- with an exponent); see kode_sdk/store/postgres.py.
+-- with an exponent); see kode_sdk/store/postgres/sql.py.
 -- No foreign keys: saves for an agent without AgentInfo work, and delete
 -- removes rows table by table inside one transaction.
 

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import StoreConfigError
-from ..extras import missing_extra
+from ...errors import StoreConfigError
+from ...extras import missing_extra
 
 try:
     import psycopg
@@ -40,7 +40,7 @@ try:
 except ImportError as exc:  # a SQLite-only install: say which extra to add
     raise missing_extra("postgres", exc) from None
 
-from ..redact import redact
+from ...redact import redact
 
 __all__ = [
     "DEFAULT_SCHEMA",

@@ -17,9 +17,12 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-__all__ = ["check_connection", "checked_getconn", "prefer_warm"]
+__all__ = ["CONNECTION_ERRORS", "check_connection", "checked_getconn", "prefer_warm"]
+
+#: What a lost or unobtainable connection raises (as opposed to a refused statement).
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
 
 
 async def check_connection(conn: AsyncConnection[Any]) -> None:
@@ -45,30 +48,24 @@ async def checked_getconn(
 ) -> AsyncConnection[Any]:
     """A live connection from ``pool``: dead ones are closed and given back
     (the pool replaces them) until a live one comes, with no backoff."""
-    for _ in range((pool.max_size or 1) + 1):
+    # Every pooled connection may be dead and so may their replacements (the
+    # server is going away): after that many, one more from the pool decides.
+    last = (pool.max_size or 1) + 1
+    for attempt in range(last + 1):
         conn = await pool.getconn(timeout=wait_s)
         try:
             await check_connection(conn)
-        except Exception:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        except BaseException as exc:
+            dead = isinstance(exc, Exception)
+            if dead or attempt == last:
+                with contextlib.suppress(Exception):
+                    await conn.close()
             await pool.putconn(conn)
-            continue
-        except BaseException:
-            await pool.putconn(conn)
+            if dead and attempt < last:
+                continue
             raise
         return conn
-    # Every pooled connection was dead and so were their replacements: the
-    # server is going away; one more from the pool decides.
-    conn = await pool.getconn(timeout=wait_s)
-    try:
-        await check_connection(conn)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await conn.close()
-        await pool.putconn(conn)
-        raise
-    return conn
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _WarmestFirst(collections.deque):  # type: ignore[type-arg]

@@ -37,9 +37,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..errors import LockLostError
-from .locks import AgentLock, wait_with_backoff
-from .postgres_config import PostgresSettings
+from ...errors import LockLostError
+from ..locks import AgentLock, wait_with_backoff
+from .config import PostgresSettings
 
 __all__ = [
     "LEASE_ACQUIRE",
