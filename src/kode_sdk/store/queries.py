@@ -50,18 +50,20 @@ class SessionQuery:
 
     Every filter may be ``None``; times are epoch ms (inclusive bounds, within
     64 bits). Rows are ordered by ``sort_by`` in ``sort_order`` (``"asc"`` or
-    ``"desc"``), ties by agent id in the same order.
+    ``"desc"``), ties by agent id in the same order. The defaults are the
+    public method's (as in the other requests):
+    ``SessionQuery(template_id="t", limit=20)`` is ``query_sessions(template_id="t", limit=20)``.
     """
 
-    agent_id: str | None
-    template_id: str | None
-    user_id: str | None
-    created_after: int | None
-    created_before: int | None
-    limit: int
-    offset: int
-    sort_by: SortColumn
-    sort_order: Literal["asc", "desc"]
+    agent_id: str | None = None
+    template_id: str | None = None
+    user_id: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    limit: int = 100
+    offset: int = 0
+    sort_by: SortColumn = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +75,13 @@ class MessageQuery:
     first: ``created_at``, then seq, then agent id, descending.
     """
 
-    agent_id: str | None
-    role: str | None
-    content_type: str | None
-    created_after: int | None
-    created_before: int | None
-    limit: int
-    offset: int
+    agent_id: str | None = None
+    role: str | None = None
+    content_type: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +93,15 @@ class ToolCallQuery:
     ``created_at``, then the call's id, then agent id, descending.
     """
 
-    agent_id: str | None
-    tool_name: str | None
-    is_error: bool | None
-    has_approval: bool | None
-    state: str | None
-    created_after: int | None
-    created_before: int | None
-    limit: int
-    offset: int
+    agent_id: str | None = None
+    tool_name: str | None = None
+    is_error: bool | None = None
+    has_approval: bool | None = None
+    state: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
