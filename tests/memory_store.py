@@ -16,10 +16,17 @@ from typing import Any
 
 from kode_sdk.errors import RecordValidationError
 from kode_sdk.store.base import (
+    AgentCounts,
     BaseStore,
+    MessageQuery,
+    QueryFront,
+    SearchCandidate,
+    SearchRequest,
+    SearchRow,
+    SearchScan,
+    SessionQuery,
+    ToolCallQuery,
     check_channel,
-    check_page,
-    check_sort,
     coerce_list,
     duplicate_seq_error,
     event_rows,
@@ -27,14 +34,10 @@ from kode_sdk.store.base import (
     operation,
     operation_iter,
     since_seq,
-    stats_from_counts,
-    time_bound,
     user_id_of,
 )
-from kode_sdk.store.search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
 from kode_sdk.types import (
     AgentInfo,
-    AgentStats,
     CompressionRecord,
     HistoryWindow,
     MediaCacheRecord,
@@ -47,7 +50,6 @@ from kode_sdk.types import (
     Timeline,
     TodoSnapshot,
     ToolCallRecord,
-    ToolCallState,
     now_utc,
     to_epoch_ms,
 )
@@ -77,7 +79,7 @@ class MemoryStorage:
         self.agents: dict[str, AgentData] = {}
 
 
-class MemoryStore(MessageSearch, BaseStore):
+class MemoryStore(QueryFront, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` keeping everything in memory.
 
     >>> storage = MemoryStorage()
@@ -304,37 +306,25 @@ class MemoryStore(MessageSearch, BaseStore):
         )
 
     # ------------------------------------------------------------------ queries
+    # The public query methods come from QueryFront, which checks and
+    # normalises the arguments; each primitive gets them as one request
+    # (times as epoch ms) and returns its page.
 
-    @operation("queries", agent=False)
-    async def query_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        template_id: str | None = None,
-        user_id: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
-    ) -> list[SessionInfo]:
-        """Agents matching every given filter, sorted by ``sort_by``, one page."""
-        sort_by, sort_order = check_sort(sort_by, sort_order)
-        limit, offset = check_page(limit, offset)
-        after = time_bound(created_after, "created_after")
-        before = time_bound(created_before, "created_before")
+    async def _session_rows(self, q: SessionQuery) -> list[SessionInfo]:
+        """Agents matching every filter of ``q``, sorted as it says, one page."""
         sessions = []
         for aid, agent in self.storage.agents.items():
             info = agent.info
-            if info is None or (agent_id is not None and aid != agent_id):
+            if info is None or (q.agent_id is not None and aid != q.agent_id):
                 continue
-            if template_id is not None and info.template_id != template_id:
+            if q.template_id is not None and info.template_id != q.template_id:
                 continue
-            if user_id is not None and user_id_of(info.metadata) != user_id:
+            if q.user_id is not None and user_id_of(info.metadata) != q.user_id:
                 continue
             created = to_epoch_ms(info.created_at)
-            if (after is not None and created < after) or (before is not None and created > before):
+            if (q.created_after is not None and created < q.created_after) or (
+                q.created_before is not None and created > q.created_before
+            ):
                 continue
             sessions.append(
                 SessionInfo(
@@ -348,8 +338,8 @@ class MemoryStore(MessageSearch, BaseStore):
                     metadata=copy.deepcopy(info.metadata),
                 )
             )
-        sessions.sort(key=lambda s: (getattr(s, sort_by), s.agent_id), reverse=sort_order == "desc")
-        return sessions[offset : offset + limit]
+        sessions.sort(key=lambda s: (getattr(s, q.sort_by), s.agent_id), reverse=q.sort_order == "desc")
+        return sessions[q.offset : q.offset + q.limit]
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages`` by scanning: filters here, matching and ranking in SearchScan."""
@@ -373,33 +363,21 @@ class MemoryStore(MessageSearch, BaseStore):
                 scan.offer(SearchCandidate(aid, seq, message.role, created, message_to_wire(message)))
         return scan.rows()
 
-    @operation("queries", agent=False)
-    async def query_messages(
-        self,
-        *,
-        agent_id: str | None = None,
-        role: str | None = None,
-        content_type: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredMessage]:
-        """Messages matching every given filter, newest first, one page."""
-        limit, offset = check_page(limit, offset)
-        after = time_bound(created_after, "created_after")
-        before = time_bound(created_before, "created_before")
+    async def _message_rows(self, q: MessageQuery) -> list[StoredMessage]:
+        """Messages matching every filter of ``q``, newest first, one page."""
         rows = []
         for aid, agent in self.storage.agents.items():
-            if agent_id is not None and aid != agent_id:
+            if q.agent_id is not None and aid != q.agent_id:
                 continue
             for seq, (message, created_at) in enumerate(agent.messages):
                 created = to_epoch_ms(created_at)
-                if (after is not None and created < after) or (before is not None and created > before):
+                if (q.created_after is not None and created < q.created_after) or (
+                    q.created_before is not None and created > q.created_before
+                ):
                     continue
-                if role is not None and message.role != role:
+                if q.role is not None and message.role != q.role:
                     continue
-                if content_type is not None and content_type not in message.block_types():
+                if q.content_type is not None and q.content_type not in message.block_types():
                     continue
                 rows.append((created, seq, aid, message, created_at))
         rows.sort(key=lambda row: row[:3], reverse=True)
@@ -412,54 +390,38 @@ class MemoryStore(MessageSearch, BaseStore):
                 created_at=created_at,
                 metadata=copy.deepcopy(message.metadata),
             )
-            for _, seq, aid, message, created_at in rows[offset : offset + limit]
+            for _, seq, aid, message, created_at in rows[q.offset : q.offset + q.limit]
         ]
 
-    @operation("queries", agent=False)
-    async def query_tool_calls(
-        self,
-        *,
-        agent_id: str | None = None,
-        tool_name: str | None = None,
-        is_error: bool | None = None,
-        has_approval: bool | None = None,
-        state: ToolCallState | str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredToolCall]:
-        """Tool calls matching every given filter, newest first, one page."""
-        limit, offset = check_page(limit, offset)
-        after = time_bound(created_after, "created_after")
-        before = time_bound(created_before, "created_before")
-        wanted_state = None if state is None else ToolCallState(state)
+    async def _tool_call_rows(self, q: ToolCallQuery) -> list[StoredToolCall]:
+        """Tool calls matching every filter of ``q``, newest first, one page."""
         rows = []
         for aid, agent in self.storage.agents.items():
-            if agent_id is not None and aid != agent_id:
+            if q.agent_id is not None and aid != q.agent_id:
                 continue
-            for index, record in enumerate(agent.tool_calls):
+            for record in agent.tool_calls:
                 created = to_epoch_ms(record.created_at)
-                if (after is not None and created < after) or (before is not None and created > before):
+                if (q.created_after is not None and created < q.created_after) or (
+                    q.created_before is not None and created > q.created_before
+                ):
                     continue
-                if tool_name is not None and record.name != tool_name:
+                if q.tool_name is not None and record.name != q.tool_name:
                     continue
-                if is_error is not None and record.is_error != is_error:
+                if q.is_error is not None and record.is_error != q.is_error:
                     continue
-                if has_approval is not None and record.approval.required != has_approval:
+                if q.has_approval is not None and record.approval.required != q.has_approval:
                     continue
-                if wanted_state is not None and record.state != wanted_state:
+                if q.state is not None and record.state.value != q.state:
                     continue
-                rows.append((created, index, aid, record))
+                rows.append((created, record.id, aid, record))
         rows.sort(key=lambda row: row[:3], reverse=True)
         return [
             StoredToolCall.from_record(aid, copy.deepcopy(record))
-            for _, _, aid, record in rows[offset : offset + limit]
+            for _, _, aid, record in rows[q.offset : q.offset + q.limit]
         ]
 
-    @operation("queries")
-    async def aggregate_stats(self, agent_id: str) -> AgentStats:
-        """Totals for one agent (all zeros for an unknown one)."""
+    async def _agent_counts(self, agent_id: str) -> AgentCounts:
+        """One agent's messages by role, tool calls by state and name, snapshots."""
         agent = self._read(agent_id)
         by_role: dict[str, int] = {}
         for message, _ in agent.messages:
@@ -469,10 +431,4 @@ class MemoryStore(MessageSearch, BaseStore):
         for record in agent.tool_calls:
             by_state[record.state.value] = by_state.get(record.state.value, 0) + 1
             by_name[record.name] = by_name.get(record.name, 0) + 1
-        return stats_from_counts(
-            total_messages=len(agent.messages),
-            total_snapshots=len(agent.snapshots),
-            messages_by_role=by_role,
-            tool_calls_by_state=by_state,
-            tool_calls_by_name=by_name,
-        )
+        return AgentCounts(by_role, by_state, by_name, snapshots=len(agent.snapshots))

@@ -16,6 +16,8 @@ module                      job
 ``store.records``           records in (``coerce_list``), a message's wire form
 ``store.list_diff``         snapshots and the list diff of incremental saves
 ``store.events``            event validation, 64-bit bounds, group commit
+``store.queries``           ``QueryFront``: the query API once, a primitive per query
+``store.search``            ``search_messages``' requests, rows and scan ranking
 ``store.query_rules``       time clauses, prefix ranges, stats, fork ids
 ``store.locks``             the ``agent_lock`` block and its backoff
 ``store.metrics``           per-store call metrics
@@ -59,27 +61,38 @@ from .locks import AgentLock, wait_with_backoff
 from .metrics import Metrics
 from .policy import OpKind, check_page, check_sort, time_bound
 from .protocols import ExtendedStore, QueryableStore, Store
+from .queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
 from .records import coerce_list, message_to_wire
 from .results import message_from_wire
+from .search import SearchCandidate, SearchRequest, SearchRow, SearchScan
 from .transaction import StoreTransaction
 
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_AGENT_ID_LENGTH",
+    "AgentCounts",
     "AgentLock",
     "BaseStore",
     "EventCommitter",
     "ExactNumber",
     "ExtendedStore",
+    "MessageQuery",
     "Metrics",
     "OpKind",
     "PendingEvent",
+    "QueryFront",
     "QueryableStore",
     "SavedListCache",
+    "SearchCandidate",
+    "SearchRequest",
+    "SearchRow",
+    "SearchScan",
+    "SessionQuery",
     "Store",
     "StoreTransaction",
+    "ToolCallQuery",
     "changed_positions",
     "check_channel",
     "check_int64",

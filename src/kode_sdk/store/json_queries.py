@@ -1,7 +1,7 @@
-"""The queries of :class:`~kode_sdk.store.json_store.JSONStore`
-(:class:`~kode_sdk.store.protocols.QueryableStore`), by scanning every
-agent's files under its shared lock: cheap byte tests on the stored lines
-rule most rows out before anything is decoded.
+"""The query primitives of :class:`~kode_sdk.store.json_store.JSONStore`
+(the public methods are :class:`~kode_sdk.store.queries.QueryFront`'s), by
+scanning every agent's files under its shared lock: cheap byte tests on the
+stored lines rule most rows out before anything is decoded.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,26 +16,22 @@ from .. import jsoncodec
 from ..errors import StoreCorruptionError
 from ..types import (
     AgentInfo,
-    AgentStats,
     SessionInfo,
     StoredMessage,
     StoredToolCall,
     ToolCallRecord,
-    ToolCallState,
     ms_to_datetime,
 )
-from .agent_ids import validate_agent_id
 from .json_layout import MESSAGES, META, ROLE_PREFIX, SNAPSHOTS, TOOL_CALLS, decode, read_list, read_meta, stored_record
-from .lifecycle import operation
-from .policy import check_page, check_sort, time_bound
-from .query_rules import stats_from_counts, user_id_of
-from .search import MessageSearch, SearchCandidate, SearchRequest, SearchRow, SearchScan
+from .queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
+from .query_rules import user_id_of
+from .search import SearchCandidate, SearchRequest, SearchRow, SearchScan
 
 T = TypeVar("T")
 
 
-class JSONQueries(MessageSearch):
-    """The scan-based queries; :class:`~kode_sdk.store.json_store.JSONStore`
+class JSONQueries(QueryFront):
+    """The scan-based query primitives; :class:`~kode_sdk.store.json_store.JSONStore`
     provides the directory (``_root``), :meth:`_scan` and :meth:`_read`."""
 
     _root: Path
@@ -50,27 +45,12 @@ class JSONQueries(MessageSearch):
         """``fn(agent_dir)`` under the agent's shared lock (``absent`` for an unknown agent)."""
         raise NotImplementedError
 
-    @operation("queries", agent=False)
-    async def query_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        template_id: str | None = None,
-        user_id: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
-    ) -> list[SessionInfo]:
-        """Agents with saved info, filtered, sorted by ``sort_by`` (ties: agent id in the same order)."""
-        if agent_id is not None:
-            validate_agent_id(agent_id)
-        column, order = check_sort(sort_by, sort_order)
-        limit, offset = check_page(limit, offset)
-        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
-        key_name = {"created_at": "createdAt", "updated_at": "updatedAt", "message_count": "messageCount"}[column]
+    async def _session_rows(self, q: SessionQuery) -> list[SessionInfo]:
+        """``query_sessions``: every agent's ``meta.json``, filtered and sorted."""
+        template_id, user_id = q.template_id, q.user_id
+        after, before = q.created_after, q.created_before
+        key_name = {"created_at": "createdAt", "updated_at": "updatedAt", "message_count": "messageCount"}[q.sort_by]
+        offset, limit = q.offset, q.limit
 
         def run() -> list[SessionInfo]:
             rows: list[tuple[Any, str, dict[str, Any], int]] = []
@@ -90,8 +70,8 @@ class JSONQueries(MessageSearch):
                 value = doc["updatedAt"] if key_name == "updatedAt" else info.get(key_name)
                 rows.append((value, name, info, doc["updatedAt"]))
 
-            self._scan(agent_id, visit)
-            rows.sort(key=lambda row: (row[0], row[1]), reverse=order == "desc")
+            self._scan(q.agent_id, visit)
+            rows.sort(key=lambda row: (row[0], row[1]), reverse=q.sort_order == "desc")
             page = []
             for _, name, wire, updated in rows[offset : offset + limit]:
                 info = stored_record(AgentInfo, wire, self._root / name / META)
@@ -111,24 +91,12 @@ class JSONQueries(MessageSearch):
 
         return await asyncio.to_thread(run)
 
-    @operation("queries", agent=False)
-    async def query_messages(
-        self,
-        *,
-        agent_id: str | None = None,
-        role: str | None = None,
-        content_type: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredMessage]:
-        """Stored messages, newest first (``created_at``, then seq, then agent id, descending)."""
-        if agent_id is not None:
-            validate_agent_id(agent_id)
-        limit, offset = check_page(limit, offset)
-        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
-        role_prefix = None if role is None else b'{"role":' + jsoncodec.encode(role)
+    async def _message_rows(self, q: MessageQuery) -> list[StoredMessage]:
+        """``query_messages``: every agent's messages, filtered (cheap byte
+        tests first), sorted newest first."""
+        content_type, after, before = q.content_type, q.created_after, q.created_before
+        offset, limit = q.offset, q.limit
+        role_prefix = None if q.role is None else b'{"role":' + jsoncodec.encode(q.role)
         type_needle = None if content_type is None else b'"type":' + jsoncodec.encode(content_type)
 
         def run() -> list[StoredMessage]:
@@ -149,7 +117,7 @@ class JSONQueries(MessageSearch):
                         continue
                     rows.append((created, seq, name, payload, path))
 
-            self._scan(agent_id, visit)
+            self._scan(q.agent_id, visit)
             rows.sort(key=lambda row: (row[0], row[1], row[2]), reverse=True)
             page = []
             for created, seq, name, payload, path in rows[offset : offset + limit]:
@@ -200,26 +168,12 @@ class JSONQueries(MessageSearch):
 
         return await asyncio.to_thread(run)
 
-    @operation("queries", agent=False)
-    async def query_tool_calls(
-        self,
-        *,
-        agent_id: str | None = None,
-        tool_name: str | None = None,
-        is_error: bool | None = None,
-        has_approval: bool | None = None,
-        state: ToolCallState | str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredToolCall]:
-        """Stored tool calls, newest first (``created_at``, then id, then agent id, descending)."""
-        if agent_id is not None:
-            validate_agent_id(agent_id)
-        limit, offset = check_page(limit, offset)
-        after, before = time_bound(created_after, "created_after"), time_bound(created_before, "created_before")
-        wanted_state = _check_state(state)
+    async def _tool_call_rows(self, q: ToolCallQuery) -> list[StoredToolCall]:
+        """``query_tool_calls``: every agent's tool calls, filtered (cheap byte
+        tests first), sorted newest first."""
+        tool_name, is_error, has_approval = q.tool_name, q.is_error, q.has_approval
+        wanted_state, after, before = q.state, q.created_after, q.created_before
+        offset, limit = q.offset, q.limit
         # Byte needles each record must contain to match: cheap to test, so
         # only candidates are decoded (a needle found elsewhere is re-checked).
         needles = [b'"name":' + jsoncodec.encode(tool_name)] if tool_name is not None else []
@@ -249,7 +203,7 @@ class JSONQueries(MessageSearch):
                         continue
                     rows.append((created, str(wire.get("id")), name, wire, path))
 
-            self._scan(agent_id, visit)
+            self._scan(q.agent_id, visit)
             rows.sort(key=lambda row: (row[0], row[1], row[2]), reverse=True)
             return [
                 StoredToolCall.from_record(name, stored_record(ToolCallRecord, wire, path))
@@ -258,16 +212,13 @@ class JSONQueries(MessageSearch):
 
         return await asyncio.to_thread(run)
 
-    @operation("queries")
-    async def aggregate_stats(self, agent_id: str) -> AgentStats:
-        """Counts of the agent's messages (by role), tool calls (by state and
-        name) and snapshots; all zeros for an unknown agent."""
+    async def _agent_counts(self, agent_id: str) -> AgentCounts:
+        """``aggregate_stats``: the agent's messages, tool calls and snapshot files, counted."""
 
-        def read(agent_dir: Path) -> AgentStats:
+        def read(agent_dir: Path) -> AgentCounts:
             by_role: dict[str, int] = {}
             path = agent_dir / MESSAGES
-            items = read_list(agent_dir, MESSAGES)
-            for payload, _ in items:
+            for payload, _ in read_list(agent_dir, MESSAGES):
                 match = ROLE_PREFIX.match(payload)
                 role = match[1].decode() if match else str(decode(payload, path).get("role"))
                 by_role[role] = by_role.get(role, 0) + 1
@@ -282,27 +233,11 @@ class JSONQueries(MessageSearch):
                 snapshots = sum(1 for n in os.listdir(agent_dir / SNAPSHOTS) if n.endswith(".json"))
             except FileNotFoundError:
                 snapshots = 0
-            return stats_from_counts(
-                total_messages=len(items),
-                total_snapshots=snapshots,
-                messages_by_role=by_role,
-                tool_calls_by_state=by_state,
-                tool_calls_by_name=by_name,
-            )
+            return AgentCounts(by_role, by_state, by_name, snapshots)
 
-        return await self._read(agent_id, read, AgentStats())
+        return await self._read(agent_id, read, AgentCounts({}, {}, {}))
 
 
 def _approval_required(wire: dict[str, Any]) -> bool:
     approval = wire.get("approval")
     return isinstance(approval, dict) and approval.get("required") is True
-
-
-def _check_state(state: ToolCallState | str | None) -> str | None:
-    if state is None:
-        return None
-    try:
-        return ToolCallState(state).value
-    except ValueError:
-        allowed = ", ".join(s.value for s in ToolCallState)
-        raise ValueError(f"state must be one of {allowed}; got {state!r}") from None

@@ -1,7 +1,8 @@
 """A query's WHERE clause built filter by filter, for any SQL backend: the
 conditions and their parameters in order, in the backend's placeholder style
 (``?`` for SQLite, ``%s`` for PostgreSQL). Filters given as ``None`` are left
-out, so a ``query_*`` call states each of its filters in one line.
+out, so a query primitive (:mod:`~kode_sdk.store.queries`: its request is
+already validated) states each of its filters in one line.
 
 >>> where = Where("?", "template_id IS NOT NULL")
 >>> where.equal("role", "user")
@@ -13,12 +14,7 @@ out, so a ``query_*`` call states each of its filters in one line.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from .agent_ids import validate_agent_id
-from .policy import check_bool
-from .query_rules import created_at_clauses
 
 __all__ = ["Where", "check_str"]
 
@@ -56,28 +52,6 @@ class Where:
     def equal(self, column: str, value: Any) -> None:
         """``column = value``, unless ``value`` is None."""
         self.compare(column, "=", value)
-
-    def agent(self, agent_id: str | None, column: str = "agent_id") -> None:
-        """``column = agent_id`` (a checked agent id), unless ``agent_id`` is None."""
-        if agent_id is not None:
-            self.equal(column, validate_agent_id(agent_id))
-
-    def text(self, column: str, value: object, name: str) -> None:
-        """``column = value`` (a str, else :class:`ValueError` naming ``name``), unless None."""
-        if value is not None:
-            self.equal(column, check_str(value, name))
-
-    def flag(self, column: str, value: object, name: str) -> None:
-        """``column = 1`` or ``0`` (a bool, else :class:`ValueError` naming ``name``), unless None."""
-        if value is not None:
-            self.equal(column, 1 if check_bool(value, name) else 0)
-
-    def created_at(self, created_after: datetime | int | None, created_before: datetime | int | None) -> None:
-        """The inclusive ``created_at`` bounds of the ``query_*`` calls (see
-        :func:`~kode_sdk.store.query_rules.created_at_clauses`)."""
-        conditions, params = created_at_clauses(created_after, created_before, self.placeholder)
-        self.conditions += conditions
-        self.params += params
 
     def sql(self) -> str:
         """``WHERE c1 AND c2 … `` (with a trailing space), or ``""`` without conditions."""

@@ -29,7 +29,6 @@ from ...errors import (
 )
 from ...types import (
     AgentInfo,
-    AgentStats,
     CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
@@ -48,7 +47,6 @@ from ...types import (
     Timeline,
     TodoSnapshot,
     ToolCallRecord,
-    ToolCallState,
     ms_to_datetime,
     now_utc,
     to_epoch_ms,
@@ -76,11 +74,12 @@ from ..list_diff import (
     updated_snapshots,
 )
 from ..locks import AgentLock
-from ..policy import DriverErrorKind, check_page, check_sort, time_bound
-from ..query_rules import fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
+from ..policy import DriverErrorKind, time_bound
+from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
+from ..query_rules import fork_agent_ids, prefix_upper_bound, user_id_of
 from ..records import RecordKind, coerce_list, kind_named, message_to_wire
 from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
-from ..search import MessageSearch, SearchRequest, SearchRow
+from ..search import SearchRequest, SearchRow
 from ..sql_where import Where, check_str
 from ..transaction import TransactionDriver
 from ..writable import probe_writable
@@ -136,7 +135,7 @@ _MEDIA_CACHE = kind_named("media_cache")
 # --------------------------------------------------------------------------- store
 
 
-class SqliteStore(MessageSearch, BaseStore):
+class SqliteStore(QueryFront, BaseStore):
     """The embedded default store: one SQLite database file in WAL mode.
 
     >>> store = SqliteStore("./data/agents.db")          # no I/O yet
@@ -934,83 +933,57 @@ class SqliteStore(MessageSearch, BaseStore):
         await self._hop(job)
 
     # ------------------------------------------------------------------ queries
+    # The public methods are QueryFront's (store/queries.py): these primitives
+    # get the validated request and read the page.
 
-    @operation("queries", agent=False)
-    async def query_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        template_id: str | None = None,
-        user_id: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
-    ) -> list[SessionInfo]:
-        """Agents with saved info, filtered; newest first by default (ties by agent id)."""
-        column, order = check_sort(sort_by, sort_order)
-        limit, offset = check_page(limit, offset)
+    async def _session_rows(self, q: SessionQuery) -> builtins.list[SessionInfo]:
+        """``query_sessions``: agents with saved info, filtered, one page."""
         where = Where("?", "template_id IS NOT NULL")
-        where.agent(agent_id)
-        where.text("template_id", template_id, "template_id")
-        where.text("user_id", user_id, "user_id")
-        where.created_at(created_after, created_before)
-        direction = order.upper()
+        where.equal("agent_id", q.agent_id)
+        where.equal("template_id", q.template_id)
+        where.equal("user_id", q.user_id)
+        where.compare("created_at", ">=", q.created_after)
+        where.compare("created_at", "<=", q.created_before)
+        direction = q.sort_order.upper()
         sql = (
             f"SELECT agent_id, info, created_at, updated_at, message_count FROM agents {where.sql()}"
-            f"ORDER BY {column} {direction}, agent_id {direction} LIMIT ? OFFSET ?"
+            f"ORDER BY {q.sort_by} {direction}, agent_id {direction} LIMIT ? OFFSET ?"
         )
         decode = jsoncodec.decode
         return [
             session_info_from_wire(row_agent, created_at, updated_at, message_count, decode(data))
             for row_agent, data, created_at, updated_at, message_count in await self._read(
-                _fetch_all(sql, [*where.params, limit, offset])
+                _fetch_all(sql, [*where.params, q.limit, q.offset])
             )
         ]
 
-    @operation("queries", agent=False)
-    async def query_messages(
-        self,
-        *,
-        agent_id: str | None = None,
-        role: str | None = None,
-        content_type: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredMessage]:
-        """Messages across agents, newest first (``created_at``, seq, agent id descending)."""
-        limit, offset = check_page(limit, offset)
+    async def _message_rows(self, q: MessageQuery) -> builtins.list[StoredMessage]:
+        """``query_messages``: messages across agents, newest first, one page."""
         where = Where("?")
-        where.agent(agent_id)
-        where.text("role", role, "role")
-        if content_type is not None:
-            where.add(
-                "EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)",
-                check_str(content_type, "content_type"),
-            )
-        where.created_at(created_after, created_before)
+        where.equal("agent_id", q.agent_id)
+        where.equal("role", q.role)
+        if q.content_type is not None:
+            where.add("EXISTS (SELECT 1 FROM json_each(messages.block_types) WHERE value = ?)", q.content_type)
+        where.compare("created_at", ">=", q.created_after)
+        where.compare("created_at", "<=", q.created_before)
         # Within one agent created_at never decreases along seq (see
         # created_at_floor), so seq order is the same order, read backwards
         # on the primary key. Across agents, walk the created_at index newest
         # first, filtering as it goes, and stop at the limit: with a role
         # filter SQLite would otherwise estimate a scan and a full sort cheaper.
-        if agent_id is not None:
+        if q.agent_id is not None:
             source, order = "messages", "seq DESC"
         else:
             source, order = "messages INDEXED BY messages_by_time", "created_at DESC, seq DESC, agent_id DESC"
         sql = f"SELECT agent_id, seq, created_at, data FROM {source} {where.sql()}ORDER BY {order} LIMIT ? OFFSET ?"
         decode = jsoncodec.decode
         found = []
-        for row_agent, seq, created_at, data in await self._read(_fetch_all(sql, [*where.params, limit, offset])):
+        for row_agent, seq, created_at, data in await self._read(_fetch_all(sql, [*where.params, q.limit, q.offset])):
             wire = decode(unpack(data))
             found.append(stored_message(row_agent, seq, wire["role"], created_at, wire))
         return found
 
-    async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
+    async def _search_rows(self, request: SearchRequest) -> builtins.list[SearchRow]:
         """``search_messages``: FTS5 finds the rows, bm25 ranks them (see fts.py)."""
         # bm25 is lower-is-better; a hit's score is higher-is-better.
         return [
@@ -1018,34 +991,16 @@ class SqliteStore(MessageSearch, BaseStore):
             for agent, seq, role, created_at, rank, data in await self._hop(search_job(request))
         ]
 
-    @operation("queries", agent=False)
-    async def query_tool_calls(
-        self,
-        *,
-        agent_id: str | None = None,
-        tool_name: str | None = None,
-        is_error: bool | None = None,
-        has_approval: bool | None = None,
-        state: ToolCallState | str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredToolCall]:
-        """Tool calls across agents, newest first (``created_at``, id, agent id descending)."""
-        limit, offset = check_page(limit, offset)
+    async def _tool_call_rows(self, q: ToolCallQuery) -> builtins.list[StoredToolCall]:
+        """``query_tool_calls``: tool calls across agents, newest first, one page."""
         where = Where("?")
-        where.agent(agent_id)
-        where.text("name", tool_name, "tool_name")
-        where.flag("is_error", is_error, "is_error")
-        where.flag("approval_required", has_approval, "has_approval")
-        if state is not None:
-            try:
-                where.equal("state", ToolCallState(state).value)
-            except ValueError:
-                allowed = ", ".join(s.value for s in ToolCallState)
-                raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
-        where.created_at(created_after, created_before)
+        where.equal("agent_id", q.agent_id)
+        where.equal("name", q.tool_name)
+        where.equal("is_error", None if q.is_error is None else int(q.is_error))
+        where.equal("approval_required", None if q.has_approval is None else int(q.has_approval))
+        where.equal("state", q.state)
+        where.compare("created_at", ">=", q.created_after)
+        where.compare("created_at", "<=", q.created_before)
         sql = (
             f"SELECT agent_id, data FROM tool_calls {where.sql()}"
             "ORDER BY created_at DESC, id DESC, agent_id DESC LIMIT ? OFFSET ?"
@@ -1053,39 +1008,30 @@ class SqliteStore(MessageSearch, BaseStore):
         decode = jsoncodec.decode
         return [
             stored_tool_call(row_agent, decode(unpack(data)))
-            for row_agent, data in await self._read(_fetch_all(sql, [*where.params, limit, offset]))
+            for row_agent, data in await self._read(_fetch_all(sql, [*where.params, q.limit, q.offset]))
         ]
 
-    @operation("queries")
-    async def aggregate_stats(self, agent_id: str) -> AgentStats:
-        """Totals for one agent (all zeros for an unknown agent)."""
+    async def _agent_counts(self, agent_id: str) -> AgentCounts:
+        """``aggregate_stats``: the agent's counts, in one read transaction."""
 
-        def job(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], int]:
+        def job(conn: sqlite3.Connection) -> AgentCounts:
             with transaction(conn, write=False):
                 # Message.role is one of three values: one pass over the
                 # agent's rows, no GROUP BY sorter.
                 counts = conn.execute(COUNT_ROLES, (agent_id,)).fetchone()
-                by_role = [(role, count) for role, count in zip(ROLES, counts, strict=True) if count]
                 by_state_name = conn.execute(
                     "SELECT state, name, COUNT(*) FROM tool_calls WHERE agent_id = ? GROUP BY state, name", (agent_id,)
                 ).fetchall()
                 snapshots = conn.execute("SELECT COUNT(*) FROM snapshots WHERE agent_id = ?", (agent_id,)).fetchone()
-            return by_role, by_state_name, int(snapshots[0])
+            by_state: dict[str, int] = {}
+            by_name: dict[str, int] = {}
+            for state, name, count in by_state_name:
+                by_state[state] = by_state.get(state, 0) + count
+                by_name[name] = by_name.get(name, 0) + count
+            by_role = {role: count for role, count in zip(ROLES, counts, strict=True) if count}
+            return AgentCounts(by_role, by_state, by_name, int(snapshots[0]))
 
-        by_role, by_state_name, total_snapshots = await self._read(job)
-        by_state: dict[str, int] = {}
-        by_name: dict[str, int] = {}
-        for state, name, count in by_state_name:
-            by_state[state] = by_state.get(state, 0) + count
-            by_name[name] = by_name.get(name, 0) + count
-        roles = {role: count for role, count in by_role}
-        return stats_from_counts(
-            total_messages=sum(roles.values()),
-            total_snapshots=total_snapshots,
-            messages_by_role=roles,
-            tool_calls_by_state=by_state,
-            tool_calls_by_name=by_name,
-        )
+        return await self._read(job)
 
     # ------------------------------------------------------------------ operations
 
