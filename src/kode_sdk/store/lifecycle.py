@@ -256,13 +256,24 @@ def operation(kind: OpKind, *, agent: bool = True) -> Callable[[F], F]:
                 await self._ensure_open()
             if agent:
                 _check_agent(self, args, kwargs, writes=writes)
-            with _Recorded(self, method_kind, name) as call:
+            # What _Recorded does, inlined: this wrapper runs on every store
+            # call, and the context manager costs about 1 µs more a call.
+            started = time.perf_counter()
+            ok = False
+            try:
                 if rule is not None:
                     # Inside the record: a refused call is counted, as an error of its kind.
                     args, kwargs = rule(args, kwargs)
                 result = await fn(self, *args, **kwargs)
-                call.ok = True
+                ok = True
                 return result
+            except Exception as exc:
+                mapped = _mapped(self, exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            finally:
+                self.metrics.record(method_kind, name, (time.perf_counter() - started) * 1000, ok)
 
         wrapper.__kode_operation__ = method_kind  # type: ignore[attr-defined]  # read by tests/test_policy.py
         return cast(F, wrapper)

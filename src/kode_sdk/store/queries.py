@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 from ..types import AgentStats, SessionInfo, StoredMessage, StoredToolCall, ToolCallState
 from .lifecycle import operation
@@ -44,8 +44,7 @@ __all__ = ["AgentCounts", "MessageQuery", "QueryFront", "SessionQuery", "ToolCal
 SortColumn = Literal["created_at", "updated_at", "message_count"]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionQuery:
+class SessionQuery(NamedTuple):
     """A validated ``query_sessions`` call: what ``_session_rows`` gets.
 
     Every filter may be ``None``; times are epoch ms (inclusive bounds, within
@@ -66,8 +65,7 @@ class SessionQuery:
     sort_order: Literal["asc", "desc"] = "desc"
 
 
-@dataclass(frozen=True, slots=True)
-class MessageQuery:
+class MessageQuery(NamedTuple):
     """A validated ``query_messages`` call: what ``_message_rows`` gets.
 
     ``role`` is one of the message roles, ``content_type`` a block type some
@@ -84,8 +82,7 @@ class MessageQuery:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCallQuery:
+class ToolCallQuery(NamedTuple):
     """A validated ``query_tool_calls`` call: what ``_tool_call_rows`` gets.
 
     ``state`` is a :class:`~kode_sdk.types.ToolCallState` value (``"completed"``
@@ -150,12 +147,12 @@ class QueryFront(MessageSearch):
                 agent_id,
                 template_id,
                 user_id,
-                cast(int | None, created_after),
-                cast(int | None, created_before),
+                cast("int | None", created_after),
+                cast("int | None", created_before),
                 limit,
                 offset,
-                cast(SortColumn, sort_by),
-                cast(Literal["asc", "desc"], sort_order),
+                cast("SortColumn", sort_by),
+                cast("Literal['asc', 'desc']", sort_order),
             )
         )
 
@@ -178,8 +175,8 @@ class QueryFront(MessageSearch):
                 agent_id,
                 role,
                 content_type,
-                cast(int | None, created_after),
-                cast(int | None, created_before),
+                cast("int | None", created_after),
+                cast("int | None", created_before),
                 limit,
                 offset,
             )
@@ -208,8 +205,8 @@ class QueryFront(MessageSearch):
                 is_error,
                 has_approval,
                 None if state is None else ToolCallState(state).value,
-                cast(int | None, created_after),
-                cast(int | None, created_before),
+                cast("int | None", created_after),
+                cast("int | None", created_before),
                 limit,
                 offset,
             )
