@@ -25,6 +25,7 @@ from kode_sdk.store import postgres as pgmod
 from kode_sdk.store.postgres import PostgresStore, migrations
 from kode_sdk.store.postgres.config import parse_connection, scrub_text
 from kode_sdk.store.postgres.lists import MESSAGES, TOOL_CALLS, save_optimistic
+from kode_sdk.store.queries import MessageQuery, SessionQuery, ToolCallQuery
 from kode_sdk.testing import data
 from kode_sdk.types import Message, ToolCallRecord
 
@@ -427,9 +428,9 @@ async def test_every_w3_query_uses_an_index(store: PostgresStore) -> None:
         await conn.execute("ANALYZE")
 
     plans = {
-        "sessions": pgmod.sessions_query(template_id="tpl-3", limit=20),
-        "messages": pgmod.messages_query(agent_id="agent-0800", role="assistant", limit=50),
-        "tool_calls": pgmod.tool_calls_query(tool_name="bash_run", is_error=True, limit=10),
+        "sessions": pgmod.sessions_query(SessionQuery(template_id="tpl-3", limit=20)),
+        "messages": pgmod.messages_query(MessageQuery(agent_id="agent-0800", role="assistant", limit=50)),
+        "tool_calls": pgmod.tool_calls_query(ToolCallQuery(tool_name="bash_run", is_error=True, limit=10)),
         "stats": (pgmod.STATS_QUERY, {"a": "agent-0800"}),
         "list": pgmod.list_query("agent-01"),
     }

@@ -6,15 +6,12 @@ Module-level builders, so tests can EXPLAIN exactly the SQL the store runs.
 
 from __future__ import annotations
 
-from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
-from ...types import ToolCallState
-from ..agent_ids import validate_agent_id
-from ..policy import check_page, check_sort
-from ..query_rules import created_at_clauses, prefix_upper_bound
+from ..queries import MessageQuery, SessionQuery, ToolCallQuery
+from ..query_rules import prefix_upper_bound
 from ..search import SearchRequest
+from ..sql_where import Where
 from .sql import TS_CONFIG
 
 __all__ = ["STATS_QUERY", "list_query", "messages_query", "search_query", "sessions_query", "tool_calls_query"]
@@ -29,110 +26,51 @@ _SESSION_COLUMNS = (
     " info_raw, CASE WHEN info_raw IS NULL THEN (info->'metadata')::text END"
 )
 
-
-def _filters(builder: str, given: dict[str, Any], *own: str, **own_defaults: Any) -> Any:
-    """``given`` over the defaults of a query method, as attributes: its own
-    filters (``own``: default None; ``own_defaults``), then the paging and
-    ``created_at`` bounds every query method takes. An unknown name raises
-    TypeError, as a call of the method would."""
-    defaults = {**dict.fromkeys(own), **own_defaults, "created_after": None, "created_before": None}
-    defaults.update(limit=100, offset=0)
-    unknown = sorted(given.keys() - defaults.keys())
-    if unknown:
-        raise TypeError(f"{builder}() got an unexpected keyword argument {unknown[0]!r}")
-    return SimpleNamespace(**{**defaults, **given})
+# The builders of the query API get the request QueryFront built from the
+# arguments the policy layer already checked (store/queries.py): no check here.
 
 
-class _Where:
-    """A WHERE clause and its parameters, built filter by filter (``None``: no filter)."""
-
-    def __init__(self, *fixed: str) -> None:
-        self.clauses = list(fixed)
-        self.params: list[Any] = []
-
-    def add(self, clause: str, *params: Any) -> None:
-        self.clauses.append(clause)
-        self.params.extend(params)
-
-    def equal(self, column: str, value: Any) -> None:
-        if value is not None:
-            self.add(f"{column} = %s", value)
-
-    def agent(self, agent_id: str | None) -> None:
-        if agent_id is not None:
-            self.add("agent_id = %s", validate_agent_id(agent_id))
-
-    def created(self, after: datetime | int | None, before: datetime | int | None) -> None:
-        clauses, params = created_at_clauses(after, before, "%s")
-        self.clauses += clauses
-        self.params += params
-
-    def page(self, select: str, order: str, limit: int, offset: int) -> tuple[str, list[Any]]:
-        """``select`` with this WHERE, ``order`` and the page: the query and its parameters."""
-        condition = f" WHERE {' AND '.join(self.clauses)}" if self.clauses else ""
-        return f"{select}{condition} ORDER BY {order} LIMIT %s OFFSET %s", [*self.params, limit, offset]
+def _page(
+    select: str, where: Where, order: str, q: SessionQuery | MessageQuery | ToolCallQuery
+) -> tuple[str, list[Any]]:
+    """``select`` with ``where`` (its ``created_at`` bounds added from ``q``),
+    ``order`` and ``q``'s page: the query and its parameters."""
+    where.compare("created_at", ">=", q.created_after)
+    where.compare("created_at", "<=", q.created_before)
+    return f"{select} {where.sql()}ORDER BY {order} LIMIT %s OFFSET %s", [*where.params, q.limit, q.offset]
 
 
-def _flag(name: str, value: bool | None) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool; got {value!r}")
-    return value
-
-
-def sessions_query(**filters: Any) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_sessions`
-    (``filters``: its keyword arguments)."""
-    sort = {"sort_by": "created_at", "sort_order": "desc"}
-    q = _filters("sessions_query", filters, "agent_id", "template_id", "user_id", **sort)
-    column, order = check_sort(q.sort_by, q.sort_order)
-    limit, offset = check_page(q.limit, q.offset)
-    where = _Where("info IS NOT NULL")
-    where.agent(q.agent_id)
+def sessions_query(q: SessionQuery) -> tuple[str, list[Any]]:
+    """The SQL and parameters of ``query_sessions`` (its validated request)."""
+    where = Where("%s", "info IS NOT NULL")
+    where.equal("agent_id", q.agent_id)
     where.equal("template_id", q.template_id)
     where.equal("user_id", q.user_id)
-    where.created(q.created_after, q.created_before)
-    direction = "DESC" if order == "desc" else "ASC"
-    return where.page(
-        f"SELECT {_SESSION_COLUMNS} FROM agents", f"{column} {direction}, agent_id {direction}", limit, offset
-    )
+    direction = q.sort_order.upper()
+    return _page(f"SELECT {_SESSION_COLUMNS} FROM agents", where, f"{q.sort_by} {direction}, agent_id {direction}", q)
 
 
-def messages_query(**filters: Any) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_messages`
-    (``filters``: its keyword arguments)."""
-    q = _filters("messages_query", filters, "agent_id", "role", "content_type")
-    limit, offset = check_page(q.limit, q.offset)
-    where = _Where()
-    where.agent(q.agent_id)
+def messages_query(q: MessageQuery) -> tuple[str, list[Any]]:
+    """The SQL and parameters of ``query_messages`` (its validated request)."""
+    where = Where("%s")
+    where.equal("agent_id", q.agent_id)
     where.equal("role", q.role)
     if q.content_type is not None:
         where.add("block_types @> ARRAY[%s]::text[]", q.content_type)
-    where.created(q.created_after, q.created_before)
-    return where.page(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages", "created_at DESC, seq DESC, agent_id DESC", limit, offset
-    )
+    return _page(f"SELECT {_MESSAGE_COLUMNS} FROM messages", where, "created_at DESC, seq DESC, agent_id DESC", q)
 
 
-def tool_calls_query(**filters: Any) -> tuple[str, list[Any]]:
-    """The SQL and parameters of :meth:`PostgresStore.query_tool_calls`
-    (``filters``: its keyword arguments)."""
-    q = _filters("tool_calls_query", filters, "agent_id", "tool_name", "is_error", "has_approval", "state")
-    limit, offset = check_page(q.limit, q.offset)
-    where = _Where()
-    where.agent(q.agent_id)
+def tool_calls_query(q: ToolCallQuery) -> tuple[str, list[Any]]:
+    """The SQL and parameters of ``query_tool_calls`` (its validated request)."""
+    where = Where("%s")
+    where.equal("agent_id", q.agent_id)
     where.equal("name", q.tool_name)
-    where.equal("is_error", _flag("is_error", q.is_error))
-    if _flag("has_approval", q.has_approval) is not None:
+    where.equal("is_error", q.is_error)
+    if q.has_approval is not None:
         where.add("approval_required" if q.has_approval else "NOT approval_required")
-    if q.state is not None:
-        try:
-            where.equal("state", ToolCallState(q.state).value)
-        except ValueError:
-            allowed = ", ".join(s.value for s in ToolCallState)
-            raise ValueError(f"state must be one of {allowed}; got {q.state!r}") from None
-    where.created(q.created_after, q.created_before)
+    where.equal("state", q.state)
     order = "created_at DESC, id DESC, agent_id DESC, pos DESC"
-    return where.page(f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls", order, limit, offset)
+    return _page(f"SELECT {_TOOL_CALL_COLUMNS} FROM tool_calls", where, order, q)
 
 
 STATS_QUERY = """

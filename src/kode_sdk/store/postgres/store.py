@@ -18,7 +18,6 @@ from ... import jsoncodec
 from ...errors import RecordValidationError, StoreClosedError
 from ...types import (
     AgentInfo,
-    AgentStats,
     CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
@@ -36,7 +35,6 @@ from ...types import (
     Timeline,
     TodoSnapshot,
     ToolCallRecord,
-    ToolCallState,
     now_utc,
     to_epoch_ms,
 )
@@ -47,10 +45,11 @@ from ..lifecycle import operation, operation_iter
 from ..list_diff import SavedListCache
 from ..locks import AgentLock
 from ..policy import time_bound
-from ..query_rules import fork_agent_ids, stats_from_counts, user_id_of
+from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
+from ..query_rules import fork_agent_ids, user_id_of
 from ..records import RecordKind, coerce_list, kind_named
 from ..results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
-from ..search import MessageSearch, SearchRequest, SearchRow
+from ..search import SearchRequest, SearchRow
 from ..transaction import TransactionDriver
 from ..writable import probe_writable
 from . import sql
@@ -73,7 +72,7 @@ _COMPRESSION_RECORD = kind_named("compression_record")
 _RECOVERED_FILE = kind_named("recovered_file")
 
 
-class PostgresStore(MessageSearch, PostgresConnections):
+class PostgresStore(QueryFront, PostgresConnections):
     """A :class:`~kode_sdk.store.protocols.ExtendedStore` in PostgreSQL, shared by any
     number of workers.
 
@@ -384,32 +383,12 @@ class PostgresStore(MessageSearch, PostgresConnections):
             self._messages_cache.drop(agent_id)
             self._tool_calls_cache.drop(agent_id)
 
-    @operation("queries", agent=False)
-    async def query_sessions(
-        self,
-        *,
-        agent_id: str | None = None,
-        template_id: str | None = None,
-        user_id: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        sort_by: str = "created_at",
-        sort_order: str = "desc",
-    ) -> list[SessionInfo]:
-        """Agents matching every given filter, newest first by default."""
-        query, params = sessions_query(
-            agent_id=agent_id,
-            template_id=template_id,
-            user_id=user_id,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-            sort_by=sort_by,
-            sort_order=sort_order,
-        )
+    # The public query methods are QueryFront's (store/queries.py): these
+    # primitives get the validated request and read the page.
+
+    async def _session_rows(self, q: SessionQuery) -> list[SessionInfo]:
+        """``query_sessions``: one page of agents (see :func:`sessions_query`)."""
+        query, params = sessions_query(q)
         rows = await self._read_rows(query, params)
         return [
             session_info(
@@ -434,74 +413,25 @@ class PostgresStore(MessageSearch, PostgresConnections):
             for agent, seq, role, created, text, score in rows
         ]
 
-    @operation("queries", agent=False)
-    async def query_messages(
-        self,
-        *,
-        agent_id: str | None = None,
-        role: str | None = None,
-        content_type: str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredMessage]:
-        """Messages matching every given filter, newest first."""
-        query, params = messages_query(
-            agent_id=agent_id,
-            role=role,
-            content_type=content_type,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-        )
+    async def _message_rows(self, q: MessageQuery) -> list[StoredMessage]:
+        """``query_messages``: one page of messages (see :func:`messages_query`)."""
+        query, params = messages_query(q)
         rows = await self._read_rows(query, params)
         return [stored_message(aid, seq, role, created, load(document)) for aid, seq, role, created, document in rows]
 
-    @operation("queries", agent=False)
-    async def query_tool_calls(
-        self,
-        *,
-        agent_id: str | None = None,
-        tool_name: str | None = None,
-        is_error: bool | None = None,
-        has_approval: bool | None = None,
-        state: ToolCallState | str | None = None,
-        created_after: datetime | int | None = None,
-        created_before: datetime | int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[StoredToolCall]:
-        """Tool calls matching every given filter, newest first."""
-        query, params = tool_calls_query(
-            agent_id=agent_id,
-            tool_name=tool_name,
-            is_error=is_error,
-            has_approval=has_approval,
-            state=state,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-        )
+    async def _tool_call_rows(self, q: ToolCallQuery) -> list[StoredToolCall]:
+        """``query_tool_calls``: one page of tool calls (see :func:`tool_calls_query`)."""
+        query, params = tool_calls_query(q)
         rows = await self._read_rows(query, params)
         return [stored_tool_call(aid, load(document)) for aid, document in rows]
 
-    @operation("queries")
-    async def aggregate_stats(self, agent_id: str) -> AgentStats:
-        """Counts of the agent's messages by role, tool calls by state and name, and snapshots."""
+    async def _agent_counts(self, agent_id: str) -> AgentCounts:
+        """``aggregate_stats``: the counts in one round trip (:data:`STATS_QUERY`)."""
         rows = await self._read_rows(STATS_QUERY, {"a": agent_id})
         counts: dict[str, dict[str, int]] = {"role": {}, "state": {}, "name": {}, "snapshots": {}}
         for kind, key, count in rows:
             counts[kind][key] = int(count)
-        return stats_from_counts(
-            total_messages=sum(counts["role"].values()),
-            total_snapshots=counts["snapshots"].get("", 0),
-            messages_by_role=counts["role"],
-            tool_calls_by_state=counts["state"],
-            tool_calls_by_name=counts["name"],
-        )
+        return AgentCounts(counts["role"], counts["state"], counts["name"], counts["snapshots"].get("", 0))
 
     async def health_check(self) -> StoreHealthStatus:
         """Whether the database answers (and how fast) and the file directory
