@@ -147,7 +147,9 @@ class SqliteStore(QueryFront, BaseStore):
     **Threads.** One dedicated worker thread (``kode-sqlite``) owns the
     connection; every store call does all its SQL in one hop to that thread,
     each write in one ``BEGIN IMMEDIATE … COMMIT`` transaction, each
-    multi-statement read in one snapshot. The bounded query reads
+    multi-statement read in one snapshot. A write made while that thread is
+    idle runs on the calling thread instead, under the thread's run lock (no
+    hop; it never waits for a lock there: see ``_hop``). The bounded query reads
     (``query_*``, :meth:`aggregate_stats`, :meth:`list`, :meth:`exists`,
     :meth:`load_info`) skip the hop when the worker is idle: they run on the
     calling thread's own ``query_only`` connection (see ``_read``). A second

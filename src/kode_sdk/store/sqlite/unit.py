@@ -1,6 +1,7 @@
 """``store.transaction()`` on SQLite: each call's job is queued while the
-unit runs, and the commit runs them all in one hop to the connection thread
-and one ``BEGIN IMMEDIATE``; a read inside the unit sees its writes.
+unit runs, and the commit runs them all in one ``BEGIN IMMEDIATE`` (on the
+caller's thread while the connection thread is idle, else in one hop to it);
+a read inside the unit sees its writes.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ TX_SCOPE: contextvars.ContextVar[TxScope | None] = contextvars.ContextVar("kode_
 
 class SqliteDriver(TransactionDriver):
     """A SQLite transaction: each call's job is queued (validated, not run);
-    the commit runs them all in one thread hop and one ``BEGIN IMMEDIATE``.
+    the commit runs them all in one ``BEGIN IMMEDIATE`` (inline or one hop).
     (The jobs' own transactions become savepoints inside it.) A job that
     refreshes an in-memory cache does so under a new random row version, so
     a rollback leaves at worst a cache entry no stored version matches."""
