@@ -5,8 +5,12 @@ its recovery, and the caches around it."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import os
+import random
 import shutil
+import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -233,6 +237,53 @@ async def test_a_crash_while_the_journal_is_written_keeps_none_of_the_unit(
     async with JSONStore(base) as reopened:
         await assert_steps(reopened, 1)
         assert any(name.startswith("journal.wal.corrupt-") for name in os.listdir(base / AGENT))
+
+
+def _step_loop(base: Path, ready: Any) -> None:
+    """Child body: write big steps, resuming after the stored ones, until killed."""
+
+    async def run() -> None:
+        store = JSONStore(base)
+        await store.open()
+        k = len(await store.load_messages(AGENT)) // 2
+        first = k
+        while True:
+            async with store.transaction(AGENT) as tx:
+                await tx.append_messages(AGENT, [msg(f"q{k}" + "x" * 30_000), msg(f"a{k}")])
+                await tx.upsert_tool_call_record(AGENT, data.tool_call(f"call-{k}", created_ms=k))
+                await tx.append_events(AGENT, [data.timeline(10 * k + 1), data.timeline(10 * k + 2, channel="monitor")])
+                await tx.append_event(AGENT, data.timeline(10 * k + 3, channel="control"))
+                await tx.save_info(AGENT, data.info(AGENT, message_count=2 * (k + 1)))
+            k += 1
+            if k == first + 1:
+                ready.set()
+
+    asyncio.run(run())
+
+
+@pytest.mark.slow
+async def test_kills_during_transactions_never_leave_a_step_half_written(base: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    rng = random.Random(11)
+    for _ in range(6):
+        ready = context.Event()
+        child = context.Process(target=_step_loop, args=(base, ready), daemon=True)
+        child.start()
+        try:
+            assert ready.wait(30), "the child wrote no step"
+            await asyncio.sleep(rng.random() * 0.05)
+        finally:
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGKILL)
+            child.join(10)
+        async with JSONStore(base) as store:
+            messages = await store.load_messages(AGENT)
+            steps, rest = divmod(len(messages), 2)
+            assert rest == 0 and steps >= 1, f"{len(messages)} messages: a step was half-written"
+            assert [r.id for r in await store.load_tool_call_records(AGENT)] == [f"call-{k}" for k in range(steps)]
+            assert await seqs(store) == sorted(10 * k + i for k in range(steps) for i in (1, 2, 3))
+            info = await store.load_info(AGENT)
+            assert info is not None and info.message_count == 2 * steps
 
 
 # --------------------------------------------------------------------------- fold
