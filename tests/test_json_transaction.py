@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kode_sdk.errors import RecordValidationError, StoreConnectionError
+from kode_sdk.errors import RecordValidationError, StoreClosedError, StoreConnectionError
 from kode_sdk.store import json_files
 from kode_sdk.store.json_files import Append, Op, Replace
 from kode_sdk.store.json_store import JSONStore
@@ -178,6 +178,17 @@ async def test_a_seq_repeated_across_calls_of_a_unit_writes_nothing(store: JSONS
     await store.append_events(AGENT, [data.timeline(2), data.timeline(3)])
     assert texts(await store.load_messages(AGENT)) == ["m0", "m2"]
     assert await seqs(store) == [1, 2, 3]
+
+
+async def test_a_store_closed_before_the_commit_writes_nothing(base: Path) -> None:
+    store = JSONStore(base)
+    await store.open()
+    with pytest.raises(StoreClosedError):
+        async with store.transaction(AGENT) as tx:
+            await tx.append_messages(AGENT, [msg("m0")])
+            await store.close()
+    async with JSONStore(base) as reopened:
+        assert await reopened.load_messages(AGENT) == []
 
 
 # --------------------------------------------------------------------------- crashes

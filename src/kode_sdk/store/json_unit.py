@@ -167,6 +167,7 @@ class JSONDriver(OverlayDriver):
     async def commit(self) -> None:
         jobs, self._jobs = self._jobs, []
         if jobs:
+            await self._store._ensure_open()  # closed meanwhile: StoreClosedError, nothing written
             await self._store._commit_jobs(self._agent_id, jobs)
 
     async def rollback(self) -> None:
