@@ -1,6 +1,7 @@
 """The event logs of :class:`~kode_sdk.store.json_store.JSONStore`: one
 append-only ``events/<channel>.log`` per channel (one Timeline a line, each
-append one ``write`` and ``fsync``), and the per-agent index of the seqs
+append one ``write`` and ``fsync``; inside ``store.transaction`` the same
+lines are a journaled append instead), and the per-agent index of the seqs
 they hold (refreshed from the files, so other writers' appends are seen).
 """
 

@@ -153,7 +153,11 @@ def read_list(agent_dir: Path, rel: str) -> list[tuple[bytes, int]]:
 
 def read_meta(agent_dir: Path) -> dict[str, Any] | None:
     path = agent_dir / META
-    data = read_file(path)
+    return parse_meta(path, read_file(path))
+
+
+def parse_meta(path: Path, data: bytes | None) -> dict[str, Any] | None:
+    """The document of a ``meta.json`` holding ``data`` (None: no file)."""
     if data is None:
         return None
     doc = decode(data, path)

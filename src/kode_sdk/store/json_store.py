@@ -53,9 +53,12 @@ as if the call never ran. Recovery runs for every agent on ``open()`` and, on
 any later call, for an agent whose journal is not empty (another process may
 have crashed while this store was open). A truncated or corrupt journal is
 renamed ``journal.wal.corrupt-<ms>`` with a warning and the files keep their
-previous content. Events are not journaled: each is one line written with one
-``write`` and ``fsync``-ed; a torn last line (no newline) is never read, and
-is moved to ``<channel>.log.torn-<ms>`` before the next append. ``delete``
+previous content. Events are not journaled (outside a transaction): each is
+one line written with one ``write`` and ``fsync``-ed; a torn last line (no
+newline) is never read, and is moved to ``<channel>.log.torn-<ms>`` before
+the next append. ``store.transaction(agent_id)`` commits every write of its
+block, event lines included, as one journal entry (see
+:mod:`kode_sdk.store.json_unit`): after a crash all of it is there or none. ``delete``
 renames the directory to ``~trash-…`` (one atomic step) and then removes it;
 ``open()`` removes trash a crash left behind. A damaged file is never read
 as empty: loading it raises :class:`~kode_sdk.errors.StoreCorruptionError`;
@@ -174,18 +177,21 @@ from .json_layout import (
     load_file,
     now_ms,
     parse_list,
+    parse_meta,
     read_list,
     read_meta,
     record_json,
     stored_record,
 )
 from .json_queries import JSONQueries
+from .json_unit import COLLECTING, Job, JSONDriver, Plan, Unit, event_log
 from .lifecycle import BaseStore, operation, operation_iter
 from .list_diff import SavedListCache
 from .locks import AgentLock
 from .policy import time_bound
 from .records import agent_info, coerce_list
 from .results import message_from_wire
+from .transaction import TransactionDriver
 
 __all__ = ["JSONStore"]
 
@@ -329,10 +335,60 @@ class JSONStore(JSONQueries, BaseStore):
     async def _write(self, agent_id: str, plan: Callable[[Path], list[Op]]) -> None:
         """Commit the operations ``plan(agent_dir)`` returns, as one transaction."""
 
+        def add(unit: Unit) -> None:
+            unit.add(plan(unit.agent_dir))
+
+        await self._commit_job(agent_id, lambda: add)
+
+    async def _commit_job(self, agent_id: str, job: Job) -> None:
+        """Commit one write call's job as one journal entry, or, inside a
+        transaction's call, queue it for the transaction's commit."""
+        scope = COLLECTING.get()
+        if scope is not None and scope.store is self:
+            scope.jobs.append(job)
+            return
+        await self._commit_jobs(agent_id, [job])
+
+    async def _commit_jobs(self, agent_id: str, jobs: list[Job]) -> None:
+        """Run ``jobs`` (their preparation first, then, under the agent's
+        exclusive lock, their plans in order in one :class:`Unit`) and commit
+        what they planned as one journal entry: all of it or nothing."""
+
         def run() -> None:
-            self._locked(agent_id, lambda agent_dir, _fd: commit(agent_dir, plan(agent_dir)), None, write=True)
+            plans = [job() for job in jobs]
+            self._locked(
+                agent_id, lambda agent_dir, fd: self._commit_unit(agent_id, agent_dir, fd, plans), None, write=True
+            )
 
         await self._in_thread(agent_id, run)
+
+    def _commit_unit(self, agent_id: str, agent_dir: Path, lock_fd: int, plans: list[Plan]) -> None:
+        unit = Unit(agent_id, agent_dir, lock_fd)
+        for plan in plans:
+            plan(unit)  # a plan that raises leaves the files and the caches as they were
+        try:
+            commit(agent_dir, unit.folded_ops())
+        except BaseException:
+            for rel in unit.lists:
+                self._remember_list(agent_id, rel, None)
+            if unit.event_index is not None:
+                self._forget_events(agent_id)
+            raise
+        for rel, state in unit.lists.items():
+            self._remember_list(agent_id, rel, state)
+        index = unit.event_index
+        if index is not None:
+            for channel, seq, offset, length in unit.events.lines:
+                log = index.logs[channel]
+                if log.seqs and seq < log.seqs[-1]:
+                    log.ordered = False
+                log.seqs.append(seq)
+                log.offsets.append(offset)
+                log.size = offset + length
+                index.seen.add(seq)
+
+    def _transaction_driver(self, agent_id: str) -> TransactionDriver:
+        return JSONDriver(self, agent_id)
 
     async def _read(self, agent_id: str, fn: Callable[[Path], T], absent: T) -> T:
         return await self._in_thread(
@@ -386,11 +442,14 @@ class JSONStore(JSONQueries, BaseStore):
         return ListState(parsed.gen, parsed.size, [(digest(p), c) for p, c in parsed.items])
 
     def _plan_list(
-        self, agent_id: str, agent_dir: Path, rel: str, payloads: list[bytes], *, append: bool, now: int
+        self, unit: Unit, rel: str, payloads: list[bytes], *, append: bool, now: int
     ) -> tuple[list[Op], ListState]:
         """Operations turning a list file into ``payloads`` (or, with
         ``append``, into its items followed by ``payloads``), and the state after."""
-        state = self._list_state(agent_id, agent_dir, rel, for_replace=not append)
+        if rel in unit.lists:
+            state: ListState | None = unit.lists[rel]  # as an earlier plan of the unit left it
+        else:
+            state = self._list_state(unit.agent_id, unit.agent_dir, rel, for_replace=not append)
         old = state.items if state is not None else []
         digests = [digest(payload) for payload in payloads]
         start: int | None
@@ -418,31 +477,27 @@ class JSONStore(JSONQueries, BaseStore):
         return [Replace(rel, data)], ListState(gen, len(data), items)
 
     async def _save_list(self, agent_id: str, rel: str, encode: Callable[[], list[bytes]], *, append: bool) -> None:
-        def run() -> None:
+        def job() -> Plan:
             payloads = encode()
+            return lambda unit: self._plan_list_save(unit, rel, payloads, append=append)
 
-            def locked(agent_dir: Path, _fd: int) -> None:
-                now = now_ms()
-                ops, state = self._plan_list(agent_id, agent_dir, rel, payloads, append=append, now=now)
-                if rel == MESSAGES:
-                    meta_op = self._meta_count_op(agent_dir, len(state.items), changed=bool(ops), now=now)
-                    if meta_op is not None:
-                        ops.append(meta_op)
-                try:
-                    commit(agent_dir, ops)
-                except BaseException:
-                    self._remember_list(agent_id, rel, None)
-                    raise
-                self._remember_list(agent_id, rel, state)
+        await self._commit_job(agent_id, job)
 
-            self._locked(agent_id, locked, None, write=True)
-
-        await self._in_thread(agent_id, run)
+    def _plan_list_save(self, unit: Unit, rel: str, payloads: list[bytes], *, append: bool) -> None:
+        """Plan a list save (and, for messages, the ``message_count`` in ``meta.json``)."""
+        now = now_ms()
+        ops, state = self._plan_list(unit, rel, payloads, append=append, now=now)
+        if rel == MESSAGES:
+            meta_op = self._meta_count_op(unit, len(state.items), changed=bool(ops), now=now)
+            if meta_op is not None:
+                ops.append(meta_op)
+        unit.add(ops)
+        unit.lists[rel] = state
 
     # ----------------------------------------------------------------- meta
 
-    def _meta_count_op(self, agent_dir: Path, count: int, *, changed: bool, now: int) -> Op | None:
-        doc = read_meta(agent_dir)
+    def _meta_count_op(self, unit: Unit, count: int, *, changed: bool, now: int) -> Op | None:
+        doc = parse_meta(unit.agent_dir / META, unit.read(META))
         if doc is None or (not changed and doc["info"].get("messageCount") == count):
             return None
         doc["info"]["messageCount"] = count
@@ -490,8 +545,29 @@ class JSONStore(JSONQueries, BaseStore):
 
     @operation("saves")
     async def upsert_tool_call_record(self, agent_id: str, record: ToolCallRecord | Mapping[str, Any]) -> None:
-        """Write one tool-call record by id (replaced in place; a new id goes last)."""
-        await self._upsert_tool_call_by_rewrite(agent_id, record)
+        """Write one tool-call record by id (replaced in place; a new id goes last).
+
+        One journaled write: the list is read, changed and saved under the
+        agent's lock (the stored records are not validated again)."""
+        item = ToolCallRecord.coerce(record, "record")
+
+        def plan(unit: Unit) -> None:
+            path = unit.agent_dir / TOOL_CALLS
+            stored = unit.read(TOOL_CALLS)
+            payloads = [] if stored is None else [p for p, _ in parse_list(path, TOOL_CALLS, stored).items]
+            line = record_json(item, "record")
+            for index, payload in enumerate(payloads):
+                wire = decode(payload, path)
+                if not isinstance(wire, dict):
+                    raise StoreCorruptionError(f"{path}: line {index + 2} is not a stored ToolCallRecord")
+                if wire.get("id") == item.id:
+                    payloads[index] = line
+                    break
+            else:
+                payloads.append(line)
+            self._plan_list_save(unit, TOOL_CALLS, payloads, append=False)
+
+        await self._commit_job(agent_id, lambda: plan)
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -675,7 +751,47 @@ class JSONStore(JSONQueries, BaseStore):
         if rows:
             await self._append_rows(agent_id, rows)
 
+    def _event_job(self, agent_id: str, rows: list[PendingEvent]) -> Job:
+        """The job of an event append inside a transaction: journaled appends
+        to the channel logs (the same lines as outside one), every seq checked
+        against the stored ones and those the unit already appends."""
+
+        def job() -> Plan:
+            by_channel: dict[str, list[tuple[int, bytes]]] = {}
+            for row in rows:
+                by_channel.setdefault(row.channel, []).append((row.seq, row.data.encode("utf-8") + b"\n"))
+
+            def plan(unit: Unit) -> None:
+                index = unit.event_index
+                if index is None:
+                    try:
+                        index = self._event_index(agent_id, unit.agent_dir, unit.lock_fd, repair=True)
+                    except BaseException:
+                        self._forget_events(agent_id)
+                        raise
+                    unit.event_index = index
+                planned = unit.events
+                stored = [row.seq for row in rows if row.seq in index.seen or row.seq in planned.seqs]
+                if stored:
+                    raise duplicate_seq_error(agent_id, stored)
+                for channel, lines in by_channel.items():
+                    start = offset = planned.ends.get(channel, index.logs[channel].size)
+                    for seq, line in lines:
+                        planned.lines.append((channel, seq, offset, len(line)))
+                        planned.seqs.add(seq)
+                        offset += len(line)
+                    planned.ends[channel] = offset
+                    unit.add([Append(event_log(channel), start, b"".join(line for _, line in lines))])
+
+            return plan
+
+        return job
+
     async def _append_rows(self, agent_id: str, rows: list[PendingEvent]) -> None:
+        scope = COLLECTING.get()
+        if scope is not None and scope.store is self:
+            scope.jobs.append(self._event_job(agent_id, rows))
+            return
         by_channel: dict[str, list[PendingEvent]] = {}
         for row in rows:
             by_channel.setdefault(row.channel, []).append(row)

@@ -12,9 +12,12 @@ write lands differs, and a backend says that with a
   one ``BEGIN IMMEDIATE`` … ``COMMIT``;
 * PostgreSQL sends each call's statements into one pipelined transaction on
   one connection (one round trip at ``COMMIT`` for the step paths);
-* :class:`BufferedDriver` (JSONStore and any store without a driver of its
-  own) keeps the validated calls and replays them at commit under the
-  agent's write lock (see :class:`BufferedDriver` for what that promises).
+* JSONStore collects each call's plan and, at commit, plans them all
+  against one overlay of the agent's files and writes them as one journal
+  entry (:mod:`kode_sdk.store.json_unit`);
+* :class:`BufferedDriver` (any store without a driver of its own) keeps the
+  validated calls and replays them at commit (see :class:`BufferedDriver`
+  for what that promises).
 
 Reads through ``tx`` (``load_messages``, ``load_tool_call_records``,
 ``load_info``, ``load_todos``) see the transaction's own writes.
@@ -43,7 +46,7 @@ from ..types import (
 if TYPE_CHECKING:
     from .lifecycle import BaseStore
 
-__all__ = ["BufferedDriver", "StoreTransaction", "TransactionDriver"]
+__all__ = ["BufferedDriver", "OverlayDriver", "StoreTransaction", "TransactionDriver"]
 
 T = TypeVar("T")
 
@@ -88,33 +91,15 @@ class TransactionDriver:
         raise NotImplementedError
 
 
-class BufferedDriver(TransactionDriver):
-    """Queue validated calls and replay them, in order, at commit.
-
-    For stores with no transaction of their own (JSONStore, test stores).
-    Arguments are validated when the call is made (through the same
-    coercion the store's methods use), nothing is visible before the commit,
-    and an exception inside the block writes nothing. The commit replays the
-    calls one after another; each replayed call is one of the store's own
-    crash-safe writes (a concurrent writer of the same agent can interleave
-    between them, as between separate calls: hold ``agent_lock`` to exclude
-    one), so a crash *during* the commit can keep a
-    prefix of the calls (JSONStore: each call is its own journal entry),
-    and so can a call that fails during the replay (a duplicate event seq
-    found only then): the calls before it stay written.
-    ``atomic_on_crash`` is False to say so; the conformance suite checks
-    those two guarantees only where it is True.
+class OverlayDriver(TransactionDriver):
+    """A driver whose writes stay out of the store until the commit.
 
     Reads through the transaction see its writes for messages, tool calls,
-    info and todos: the stored state with the queued writes laid over it.
+    info and todos: :class:`StoreTransaction` lays the queued writes (each
+    remembered with :meth:`note`) over the stored state.
     """
 
-    atomic_on_crash = False
-
-    def __init__(self, store: Any, agent_id: str) -> None:
-        self._store = store
-        self._agent_id = agent_id
-        self._calls: list[Call] = []
+    def __init__(self) -> None:
         # (kind, payload) of each queued write, for reads that must see them.
         self._overlay: list[tuple[str, Any]] = []
 
@@ -122,13 +107,39 @@ class BufferedDriver(TransactionDriver):
         """Remember a queued write's effect for reads through the transaction."""
         self._overlay.append((kind, payload))
 
+    async def read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Not used: :class:`StoreTransaction` overlays the queued writes itself."""
+        return await call()
+
+
+class BufferedDriver(OverlayDriver):
+    """Queue validated calls and replay them, in order, at commit.
+
+    For stores with no transaction of their own (the in-memory test stores,
+    a sync store wrapped for async). Arguments are validated when the call
+    is made (through the same coercion the store's methods use), nothing is
+    visible before the commit, and an exception inside the block writes
+    nothing. The commit replays the calls one after another; each replayed
+    call is one of the store's own writes (a concurrent writer of the same
+    agent can interleave between them, as between separate calls: hold
+    ``agent_lock`` to exclude one), so a crash *during* the commit can keep a
+    prefix of the calls, and so can a call that fails during the replay (a
+    duplicate event seq found only then): the calls before it stay written.
+    ``atomic_on_crash`` is False to say so; the conformance suite checks
+    those two guarantees only where it is True.
+    """
+
+    atomic_on_crash = False
+
+    def __init__(self, store: Any, agent_id: str) -> None:
+        super().__init__()
+        self._store = store
+        self._agent_id = agent_id
+        self._calls: list[Call] = []
+
     async def write(self, call: Call) -> None:
         """Queue ``call`` for the commit."""
         self._calls.append(call)
-
-    async def read(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Not used: :class:`StoreTransaction` overlays buffered reads itself."""
-        return await call()
 
     async def commit(self) -> None:
         """Replay the queued calls in order."""
@@ -166,7 +177,7 @@ class StoreTransaction:
         self._state: Literal["open", "committed", "rolled back"] = "open"
         self._writes = 0
         #: True when a crash during the commit can never keep part of the writes
-        #: (SQLite, PostgreSQL); False for the buffered replay (JSONStore).
+        #: (SQLite, PostgreSQL, JSONStore); False for the buffered replay.
         self.atomic_on_crash: bool = driver.atomic_on_crash
 
     def __repr__(self) -> str:
@@ -186,7 +197,7 @@ class StoreTransaction:
         self._check(agent_id)
         await self._driver.write(call)
         self._writes += 1
-        if isinstance(self._driver, BufferedDriver) and kind:
+        if isinstance(self._driver, OverlayDriver) and kind:
             self._driver.note(kind, payload)
 
     async def _finish(self, ok: bool) -> None:
@@ -329,7 +340,7 @@ class StoreTransaction:
         """A list kind as it will be after the commit: what ``load`` reads, with
         each buffered write applied by ``step`` (unbuffered: read in the transaction)."""
         self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
+        if isinstance(self._driver, OverlayDriver):
             items = await load()
             for kind, payload in self._driver._overlay:
                 items = step(items, kind, payload)
@@ -348,7 +359,7 @@ class StoreTransaction:
         """A single-record kind as it will be after the commit: the last one
         this transaction saved (buffered), else what ``load`` reads."""
         self._check(agent_id)
-        if isinstance(self._driver, BufferedDriver):
+        if isinstance(self._driver, OverlayDriver):
             latest: list[T] = [p for k, p in self._driver._overlay if k == kind]
             return latest[-1] if latest else await load()
         return await self._driver.read(load)
