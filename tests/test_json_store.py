@@ -162,17 +162,48 @@ def test_every_record_kind_has_a_place_in_the_layout() -> None:
     assert list(KIND_FILES) == [kind.name for kind in RECORD_KINDS]
 
 
-async def test_append_only_kinds_keep_one_file_per_record(base: Path) -> None:
+async def test_append_only_kinds_keep_one_file_per_saved_record(base: Path) -> None:
     from kode_sdk.testing import data
 
     async with JSONStore(base) as store:
         await store.save_history_window("a", data.history_window("w/1"))
+        await store.save_history_window("a", data.history_window("w/1"))
         await store.save_compression_record("a", data.compression_record("r1"))
         await store.save_recovered_file("a", data.recovered_file("src/a.py"))
-        stamp = (await store.load_recovered_files("a"))[0].timestamp
-    assert names(base / "a" / "history" / "windows") == ["w%2F1.json"]
-    assert names(base / "a" / "history" / "compressions") == ["r1.json"]
-    assert names(base / "a" / "history" / "recovered") == [f"{stamp}-src%2Fa%2Epy.json"]
+    assert names(base / "a" / "history" / "windows") == ["000000000001.w%2F1.json", "000000000002.w%2F1.json"]
+    assert names(base / "a" / "history" / "compressions") == ["000000000001.r1.json"]
+    assert names(base / "a" / "history" / "recovered") == ["000000000001.src%2Fa%2Epy.json"]
+
+
+async def test_append_only_files_of_the_earlier_layout_load_first(base: Path) -> None:
+    # Before positions were kept, a record's file was ``<key>.json`` (a
+    # recovered file's ``<timestamp>-<path>.json``), loaded oldest timestamp
+    # first. Such files still load, before every record saved since.
+    from kode_sdk.testing import data
+    from kode_sdk.types import HistoryWindow, RecoveredFile
+
+    windows = base / "a" / "history" / "windows"
+    recovered = base / "a" / "history" / "recovered"
+    async with JSONStore(base) as store:
+        await store.save_info("a", info("a"))
+        windows.mkdir(parents=True)
+        recovered.mkdir(parents=True)
+        old_late, old_early = data.history_window("w2", offset_ms=50), data.history_window("w1", offset_ms=0)
+        for window in (old_late, old_early):
+            (windows / f"{window['id']}.json").write_bytes(
+                HistoryWindow.model_validate(window).model_dump_json(by_alias=True).encode()
+            )
+        old_file = data.recovered_file("src/a.py")
+        (recovered / f"{old_file['timestamp']}-src%2Fa%2Epy.json").write_bytes(
+            RecoveredFile.model_validate(old_file).model_dump_json(by_alias=True).encode()
+        )
+        new = data.history_window("w0", offset_ms=-10)
+        await store.save_history_window("a", new)
+        await store.save_recovered_file("a", data.recovered_file("src/b.py"))
+        loaded = await store.load_history_windows("a")
+        assert [w.id for w in loaded] == ["w1", "w2", "w0"]
+        assert [f.path for f in await store.load_recovered_files("a")] == ["src/a.py", "src/b.py"]
+    assert names(windows) == ["000000000001.w0.json", "w1.json", "w2.json"]
 
 
 async def test_open_creates_base_dir_private(base: Path) -> None:
@@ -336,16 +367,6 @@ async def test_single_records_round_trip(store: JSONStore, base: Path) -> None:
     assert await again.load_recovered_files("a") == [recovered]
     assert await again.load_media_cache("a") == media
     await again.close()
-
-
-async def test_history_records_are_ordered_by_timestamp_and_replaced_by_id(store: JSONStore) -> None:
-    for wid, ts in (("w2", 20), ("w1", 10), ("w3", 30)):
-        await store.save_history_window("a", {"id": wid, "timestamp": ts})
-    await store.save_history_window("a", {"id": "w2", "timestamp": 25})
-    assert [(w.id, w.timestamp) for w in await store.load_history_windows("a")] == [("w1", 10), ("w2", 25), ("w3", 30)]
-    for ts in (5, 3):
-        await store.save_recovered_file("a", {"path": "same.txt", "content": str(ts), "mtime": 0, "timestamp": ts})
-    assert [f.content for f in await store.load_recovered_files("a")] == ["3", "5"]
 
 
 async def test_unknown_agent_loads_empty(store: JSONStore, base: Path) -> None:

@@ -11,9 +11,9 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError
 
 from .. import jsoncodec
 from ..errors import InvalidAgentIdError, RecordValidationError, StoreCorruptionError
-from ..types import Message, Record, RecoveredFile
+from ..types import Message, Record
 from .agent_ids import validate_agent_id
 from .json_files import encode_name, read_file
 from .records import APPEND_KINDS, RECORD_KINDS, RecordKind, message_to_wire
@@ -215,23 +215,66 @@ def append_kind(model: type[Record]) -> RecordKind:
     return next(kind for kind in APPEND_KINDS if kind.model is model)
 
 
-def appended_file(kind: RecordKind, record: Record) -> str:
-    """The file of one record of an append-only kind, ``<dir>/<key>.json``
-    (saving a record with the same key again replaces it). A recovered file's
-    name leads with its timestamp: there is one per path *and* timestamp."""
+#: Separates an appended record's position from its key in its file name
+#: (``000000000007.w1.json``). :func:`encode_name` never writes ``.``, so a
+#: name with no dot before ``.json`` is a file of the earlier layout
+#: (``<key>.json``).
+_ORDINAL_SEP = "."
+
+
+def _ordinal(name: str) -> int:
+    """The position written in an appended record's file name (0: none)."""
+    head, sep, _ = name.removesuffix(".json").partition(_ORDINAL_SEP)
+    return int(head) if sep and head.isdigit() else 0
+
+
+def appended_file(kind: RecordKind, record: Record, names: Iterable[str]) -> str:
+    """The file of a new record of an append-only kind, after those named in
+    ``names`` (the kind's directory as the unit will leave it):
+    ``<dir>/<position>.<key>.json``, the position one past the largest there.
+
+    Every save adds a file, so the same id saved twice is kept twice and the
+    kind loads in save order, as on the SQL backends.
+    """
     assert kind.key is not None
-    name = encode_name(str(getattr(record, kind.key)))
-    if isinstance(record, RecoveredFile):
-        name = f"{record.timestamp}-{name}"
-    return f"{KIND_FILES[kind.name]}/{name}.json"
+    position = max(map(_ordinal, names), default=0) + 1
+    return f"{KIND_FILES[kind.name]}/{position:012d}{_ORDINAL_SEP}{encode_name(str(getattr(record, kind.key)))}.json"
+
+
+def appended_names(agent_dir: Path, kind: RecordKind) -> list[str]:
+    """The file names in ``kind``'s directory (none yet: ``[]``)."""
+    try:
+        return os.listdir(agent_dir / KIND_FILES[kind.name])
+    except FileNotFoundError:
+        return []
 
 
 def load_appended(agent_dir: Path, kind: RecordKind, model: type[M]) -> list[M]:
-    """The records of an append-only kind, oldest ``timestamp`` first (ties: the key)."""
+    """The records of an append-only kind in save order.
+
+    Files of the earlier layout (``<key>.json``, one per key, written before
+    positions were kept) come first, oldest ``timestamp`` first as that layout
+    loaded them, then every positioned file by its position.
+    """
     key = kind.key
     assert key is not None
-    records = load_dir(agent_dir / KIND_FILES[kind.name], model)
-    return sorted(records, key=attrgetter("timestamp", key))
+    directory = agent_dir / KIND_FILES[kind.name]
+    earlier: list[M] = []
+    positioned: list[tuple[int, M]] = []
+    for name in appended_names(agent_dir, kind):
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        record = load_file(directory / name, model)
+        if record is None:
+            continue
+        position = _ordinal(name)
+        if position:
+            positioned.append((position, record))
+        else:
+            earlier.append(record)
+    earlier.sort(key=attrgetter("timestamp", key))
+    positioned.sort(key=itemgetter(0))
+    return earlier + [record for _, record in positioned]
 
 
 def is_agent_id(name: str) -> bool:

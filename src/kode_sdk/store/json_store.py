@@ -18,9 +18,9 @@ Layout, under ``<base_dir>/<agent_id>/`` (directories 0700, files 0600)::
     runtime/media-cache.jsonl   header line, then one MediaCacheRecord per line
     runtime/todos.json          TodoSnapshot
     events/<channel>.log        one Timeline per line, appended and fsync'd
-    history/windows/<id>.json           one file per HistoryWindow
-    history/compressions/<id>.json      one file per CompressionRecord
-    history/recovered/<ts>-<path>.json  one file per RecoveredFile
+    history/windows/<n>.<id>.json       one file per saved HistoryWindow, n its position
+    history/compressions/<n>.<id>.json  one file per saved CompressionRecord
+    history/recovered/<n>.<path>.json   one file per saved RecoveredFile
     snapshots/<id>.json                 one file per Snapshot
 
 Where each record kind lives, and the file formats, are in
@@ -152,6 +152,7 @@ from .json_files import (
     set_aside,
 )
 from .json_layout import (
+    KIND_FILES,
     LIST_FILES,
     LIST_HEADER,
     MEDIA_CACHE,
@@ -163,6 +164,7 @@ from .json_layout import (
     ListState,
     append_kind,
     appended_file,
+    appended_names,
     decode,
     digest,
     encode_messages,
@@ -665,42 +667,49 @@ class JSONStore(JSONQueries, BaseStore):
 
     @operation("saves")
     async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Save (or replace, by id) a history window."""
+        """Add a history window (windows load in the order they were saved)."""
         await self._save_appended(agent_id, HistoryWindow, window)
 
     @operation("loads")
     async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """The agent's history windows, oldest ``timestamp`` first (ties: id)."""
+        """Every history window of the agent, in save order."""
         return await self._load_appended(agent_id, HistoryWindow)
 
     @operation("saves")
     async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Save (or replace, by id) a compression record."""
+        """Add a compression record (records load in save order)."""
         await self._save_appended(agent_id, CompressionRecord, record)
 
     @operation("loads")
     async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """The agent's compression records, oldest ``timestamp`` first (ties: id)."""
+        """Every compression record of the agent, in save order."""
         return await self._load_appended(agent_id, CompressionRecord)
 
     @operation("saves")
     async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Save a recovered file (one per path and timestamp; saving the same pair again replaces it)."""
+        """Add a recovered file (files load in save order)."""
         await self._save_appended(agent_id, RecoveredFile, file)
 
     @operation("loads")
     async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """The agent's recovered files, oldest ``timestamp`` first (ties: path)."""
+        """Every recovered file of the agent, in save order."""
         return await self._load_appended(agent_id, RecoveredFile)
 
     async def _save_appended(self, agent_id: str, model: type[Record], record: object) -> None:
-        """Save one record of an append-only kind as a file of its own (see
-        :func:`~kode_sdk.store.json_layout.appended_file`)."""
+        """Add one record of an append-only kind as a file of its own, after
+        every one saved before (see :func:`~kode_sdk.store.json_layout.appended_file`)."""
         kind = append_kind(model)
         item = model.coerce(record, kind.argument)
         data = record_json(item, kind.argument)
-        name = appended_file(kind, item)
-        await self._write(agent_id, lambda _dir: [Replace(name, data)])
+        directory = KIND_FILES[kind.name] + "/"
+
+        def plan(unit: Unit) -> None:
+            # Files planned earlier in the same unit count too (a transaction's saves).
+            planned = [op.path[len(directory) :] for op in unit.ops if op.path.startswith(directory)]
+            names = appended_names(unit.agent_dir, kind) + planned
+            unit.add([Replace(appended_file(kind, item, names), data)])
+
+        await self._commit_job(agent_id, lambda: plan)
 
     async def _load_appended(self, agent_id: str, model: type[R]) -> list[R]:
         kind = append_kind(model)

@@ -808,6 +808,31 @@ class StoreConformance(TransactionConformance, CatalogConformance):
         assert await store.load_history_windows(ns + "b") == []
 
     @pytest.mark.asyncio
+    async def test_append_only_kinds_keep_save_order_and_every_save(self, store: Any, ns: str) -> None:
+        # Each save adds one record at the end: an older timestamp saved later
+        # loads later, and the same id (or path and timestamp) saved twice is
+        # kept twice, in place, on every backend.
+        agent = ns + "a"
+        w1, w2 = data.history_window("w1", offset_ms=10), data.history_window("w2", offset_ms=5)
+        w1_again = {**data.history_window("w1", offset_ms=20), "stats": {"messageCount": 3}}
+        r1, r2 = data.compression_record("r1", offset_ms=10), data.compression_record("r2", offset_ms=5)
+        f1, f2 = data.recovered_file("src/a.py", offset_ms=10), data.recovered_file("src/b.py", offset_ms=5)
+        f1_again = {**f1, "content": "changed"}
+        for window in (w1, w2, w1_again):
+            await store.save_history_window(agent, window)
+        for record in (r1, r2, r1):
+            await store.save_compression_record(agent, record)
+        for file in (f1, f2, f1_again):
+            await store.save_recovered_file(agent, file)
+        assert_records_equal(await store.load_history_windows(agent), [w1, w2, w1_again], HistoryWindow)
+        assert_records_equal(await store.load_compression_records(agent), [r1, r2, r1], CompressionRecord)
+        assert_records_equal(await store.load_recovered_files(agent), [f1, f2, f1_again], RecoveredFile)
+        async with store.transaction(agent) as tx:
+            await tx.save_history_window(agent, w2)
+            await tx.save_history_window(agent, w1)
+        assert_records_equal(await store.load_history_windows(agent), [w1, w2, w1_again, w2, w1], HistoryWindow)
+
+    @pytest.mark.asyncio
     async def test_media_cache_replaces_list(self, store: Any, ns: str) -> None:
         first = [data.media_cache("k1"), data.media_cache("k2", size=2**40)]
         await self._assert_saves_replace(store, ns + "a", "media_cache", first, [data.media_cache("k3")])
