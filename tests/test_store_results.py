@@ -44,6 +44,40 @@ def test_a_record_read_back_equals_the_validated_one() -> None:
     assert stored_tool_call("agt-1", wire) == StoredToolCall.from_record("agt-1", record)
 
 
+def test_the_shape_this_library_writes_reads_back_equal_to_the_validated_one() -> None:
+    # No extras: every key is read directly (the fast path of stored_tool_call).
+    # Then the same length with one key swapped for an unknown one, in the
+    # record and in the approval: the general path must take over.
+    plain = ToolCallRecord.model_validate(
+        {
+            "id": "toolu_2",
+            "name": "bash_run",
+            "input": {"cmd": "ls"},
+            "state": "FAILED",
+            "approval": {"required": True, "decision": "deny", "decidedAt": 1_700_000_000_123, "note": "no"},
+            "isError": True,
+            "durationMs": 12,
+            "createdAt": 1_700_000_000_000,
+            "updatedAt": 1_700_000_001_000,
+            "auditTrail": [{"state": "pending", "timestamp": 1, "note": None}, {"state": "failed", "timestamp": 2}],
+        }
+    )
+    wire = jsoncodec.decode(jsoncodec.encode(plain.to_wire()))
+    assert len(wire) == len(ToolCallRecord.model_fields)
+    got = stored_tool_call("agt-1", wire)
+    assert got == StoredToolCall.from_record("agt-1", plain)
+    assert type(got.duration_ms) is float and got.state.value == "failed"
+    swapped = {**wire, "other": 1}
+    del swapped["error"]
+    assert stored_tool_call("agt-1", swapped) == StoredToolCall.from_record(
+        "agt-1", ToolCallRecord.model_validate(swapped)
+    )
+    approval = {**wire["approval"], "kept": 1}
+    del approval["meta"]
+    odd = {**wire, "approval": approval}
+    assert stored_tool_call("agt-1", odd).approval == ToolCallRecord.model_validate(odd).approval
+
+
 def test_a_partial_record_is_validated_and_gets_the_defaults() -> None:
     rebuilt = tool_call_record_from_wire({"id": "t", "name": "n", "approval": {"required": True}})
     assert rebuilt.state.value == "pending"
