@@ -33,6 +33,12 @@ SET_TOOL_CALL_STATE = (
     "INSERT INTO agents (agent_id, updated_at, tc_version) VALUES (?, ?, ?) "
     "ON CONFLICT (agent_id) DO UPDATE SET updated_at = excluded.updated_at, tc_version = excluded.tc_version"
 )
+#: The position of the tool call ``?2`` of agent ``?1`` (NULL: none) and the
+#: position after the agent's last, in one statement (both on the primary key).
+FIND_TOOL_CALL = (
+    "SELECT (SELECT pos FROM tool_calls WHERE agent_id = ?1 AND id = ?2),"
+    " (SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls WHERE agent_id = ?1)"
+)
 SAVE_INFO = (
     "INSERT INTO agents (agent_id, info, template_id, user_id, created_at, updated_at, message_count) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) "

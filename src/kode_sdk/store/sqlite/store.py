@@ -93,6 +93,7 @@ from .sql import (
     COPY_ROWS,
     COUNT_ROLES,
     ENSURE_AGENT,
+    FIND_TOOL_CALL,
     INSERT_EVENT,
     INSERT_MESSAGE,
     INSERT_TOOL_CALL,
@@ -551,7 +552,6 @@ class SqliteStore(QueryFront, BaseStore):
 
         def job(conn: sqlite3.Connection) -> None:
             parts = [message_row_parts(m, message_to_wire(m), f"messages[{i}]") for i, m in enumerate(validated)]
-            added = list(map(message_snapshot, validated))
             now = now_ms()
             version = new_version()
             with transaction(conn, write=True):
@@ -567,9 +567,13 @@ class SqliteStore(QueryFront, BaseStore):
                         for i, (role, types, data) in enumerate(parts)
                     ],
                 )
-            cached = [] if old_version is None else self._message_cache.get(agent_id, old_version)
+            # The diff cache of save_messages is kept current only where it
+            # exists (in place: O(new messages)); a caller that only appends
+            # (the agent loop) pays for no snapshot.
+            cached = self._message_cache.get(agent_id, old_version) if old_version is not None else None
             if cached is not None:
-                self._message_cache.put(agent_id, version, cached + added)
+                cached.extend(map(message_snapshot, validated))
+                self._message_cache.put(agent_id, version, cached)
             else:
                 self._message_cache.drop(agent_id)
 
@@ -661,30 +665,32 @@ class SqliteStore(QueryFront, BaseStore):
         replaced in place, a new id goes last. One row, whatever the list's length."""
         validated = ToolCallRecord.coerce(record, "record")
         columns = tool_call_columns(validated, pack_json(validated.to_wire(), "record"))
-        snapshot = tool_call_snapshot(validated)
+        cache = self._tool_call_cache
 
         def job(conn: sqlite3.Connection) -> None:
             version = new_version()
+            # The diff cache of save_tool_call_records is kept current only
+            # where it exists: a caller that only upserts (the agent loop)
+            # pays for no snapshot and no version read.
+            cached = cache.latest(agent_id)
             with transaction(conn, write=True):
-                row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-                old_version = None if row is None else row[0]
+                if cached is not None:
+                    row = conn.execute("SELECT tc_version FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+                    if row is None or row[0] != cached[0]:
+                        cached = None
                 conn.execute(SET_TOOL_CALL_STATE, (agent_id, now_ms(), version))
-                found = conn.execute(
-                    "SELECT pos FROM tool_calls WHERE agent_id = ? AND id = ?", (agent_id, validated.id)
-                ).fetchone()
+                found, end = conn.execute(FIND_TOOL_CALL, (agent_id, validated.id)).fetchone()
                 if found is not None:
-                    pos = found[0]
+                    pos = found
                     conn.execute(UPDATE_TOOL_CALL, (*columns, agent_id, pos))
                 else:
-                    (pos,) = conn.execute(
-                        "SELECT COALESCE(MAX(pos) + 1, 0) FROM tool_calls WHERE agent_id = ?", (agent_id,)
-                    ).fetchone()
+                    pos = end
                     conn.execute(INSERT_TOOL_CALL, (agent_id, validated.id, pos, *columns))
-            cached = [] if old_version is None else self._tool_call_cache.get(agent_id, old_version)
-            if cached is not None and pos <= len(cached):
-                self._tool_call_cache.put(agent_id, version, [*cached[:pos], snapshot, *cached[pos + 1 :]])
+            if cached is not None and pos <= len(cached[1]):
+                items = cached[1]
+                cache.put(agent_id, version, [*items[:pos], tool_call_snapshot(validated), *items[pos + 1 :]])
             else:
-                self._tool_call_cache.drop(agent_id)
+                cache.drop(agent_id)
 
         await self._hop(job, inline=True)
 
