@@ -1264,3 +1264,28 @@ async def test_caller_thread_reads_see_other_stores_commits_and_units_see_their_
             assert await tx.load_info("b") is not None  # the unit's own write, through the hop
             assert await writer.exists("b") is False  # uncommitted: invisible to others
         assert await writer.exists("b") is True
+
+
+async def test_whole_lists_are_read_on_the_callers_thread_up_to_a_bound(db: Path) -> None:
+    from kode_sdk.store.sqlite.store import INLINE_LIST_ROWS
+
+    async with SqliteStore(db) as writer, SqliteStore(db) as reader:
+        short = [msg("user", f"m{i}") for i in range(3)]
+        long = [msg("user", f"m{i}") for i in range(INLINE_LIST_ROWS + 1)]
+        await writer.save_messages("short", short)
+        await writer.save_messages("long", long)
+        hops: list[object] = []
+        hop = reader._hop
+
+        async def counted(job: Any, **options: Any) -> Any:
+            hops.append(job)
+            return await hop(job, **options)
+
+        reader._hop = counted  # type: ignore[method-assign]
+        assert await reader.load_messages("short") == short  # committed by another store: seen
+        assert hops == []
+        assert await reader.load_messages("long") == long  # past the bound: read whole on the worker
+        assert len(hops) == 1
+        async with reader.transaction("short") as tx:
+            await tx.append_messages("short", [msg("user", "more")])
+            assert len(await tx.load_messages("short")) == 4  # the unit's own write: through the hop

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -120,6 +120,10 @@ from .transactions import INLINE, InlineBusy, is_busy, transaction
 from .unit import TX_SCOPE, SqliteDriver
 
 __all__ = ["SqliteStore"]
+
+#: The longest list :meth:`SqliteStore._read_list` reads on the caller's thread
+#: (about a millisecond of decoding; query pages are bounded alike).
+INLINE_LIST_ROWS = 256
 
 T = TypeVar("T")
 
@@ -384,7 +388,8 @@ class SqliteStore(QueryFront, BaseStore):
         holds: those hop too, as do ``:memory:`` stores. The connection is
         ``query_only`` with no busy timeout, so it never blocks the event loop
         on a lock (a busy answer retries through the hop, which waits). Only
-        bounded, indexed reads use it (query pages, counts, ids): the loop then
+        bounded, indexed reads use it (query pages, counts, ids, whole lists up
+        to :data:`INLINE_LIST_ROWS` rows): the loop then
         spends the query's own time (tens of µs on W3), less than the hop's two
         thread switches (docs/benchmarks.md, "Caller-thread reads")."""
         scope = TX_SCOPE.get()
@@ -405,6 +410,26 @@ class SqliteStore(QueryFront, BaseStore):
                 except sqlite3.Error as exc:
                     raise StoreConnectionError(f"SQLite error on {str(self.db_path)!r}: {exc}") from exc
         return await self._hop(job)
+
+    async def _read_list(
+        self, sql: str, params: tuple[Any, ...], convert: Callable[[Iterable[Any]], builtins.list[T]]
+    ) -> builtins.list[T]:
+        """An agent's whole list (``sql`` selects it in order), ``convert``-ed.
+
+        A list of at most :data:`INLINE_LIST_ROWS` rows is read on the caller's
+        thread when :meth:`_read` can (no hop: W4 reads 20 histories of 120
+        messages); a longer one is read again, whole, on the worker, so the
+        event loop never decodes more than that many rows at once.
+        """
+
+        def capped(conn: sqlite3.Connection) -> builtins.list[T] | None:
+            rows = conn.execute(f"{sql} LIMIT {INLINE_LIST_ROWS + 1}", params).fetchall()
+            return None if len(rows) > INLINE_LIST_ROWS else convert(rows)
+
+        found = await self._read(capped)
+        if found is not None:
+            return found
+        return await self._hop(lambda conn: convert(conn.execute(sql, params)))
 
     # ------------------------------------------------------------------ events
 
@@ -586,13 +611,12 @@ class SqliteStore(QueryFront, BaseStore):
         # Rows were validated when saved: rebuilt without re-validation, like the
         # other backends (measured 20 % faster than model_validate_json, whose
         # content-block validators are Python code run for every block).
-        def job(conn: sqlite3.Connection) -> list[Message]:
-            return [
-                message_from_wire(jsoncodec.decode(unpack(data)))
-                for (data,) in conn.execute("SELECT data FROM messages WHERE agent_id = ? ORDER BY seq", (agent_id,))
-            ]
-
-        return await self._hop(job)
+        decode = jsoncodec.decode
+        return await self._read_list(
+            "SELECT data FROM messages WHERE agent_id = ? ORDER BY seq",
+            (agent_id,),
+            lambda rows: [message_from_wire(decode(unpack(data))) for (data,) in rows],
+        )
 
     # ------------------------------------------------------------------ tool calls
 
@@ -701,13 +725,11 @@ class SqliteStore(QueryFront, BaseStore):
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
         """The agent's tool-call records in order (``[]`` for an unknown agent)."""
 
-        def job(conn: sqlite3.Connection) -> list[ToolCallRecord]:
-            return [
-                load_tool_call(data)
-                for (data,) in conn.execute("SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos", (agent_id,))
-            ]
-
-        return await self._hop(job)
+        return await self._read_list(
+            "SELECT data FROM tool_calls WHERE agent_id = ? ORDER BY pos",
+            (agent_id,),
+            lambda rows: [load_tool_call(data) for (data,) in rows],
+        )
 
     # ------------------------------------------------------------------ todos
 
