@@ -218,10 +218,26 @@ class TransactionConformance:
             if child.pid is not None:
                 os.kill(child.pid, signal.SIGKILL)
             child.join(10)
-        messages = await store.load_messages(agent)
-        steps, rest = divmod(len(messages), 3)
-        assert steps >= 2 and rest == 0, f"{len(messages)} messages: a step was half-written"
-        assert [r.id for r in await store.load_tool_call_records(agent)] == [f"call-{k}" for k in range(steps)]
-        assert len([e async for e in store.read_events(agent)]) == 6 * steps
-        info = await store.load_info(agent)
-        assert info is not None and info.message_count == 3 * steps
+
+        async def stored() -> tuple[int, list[str], int, int | None]:
+            messages = await store.load_messages(agent)
+            ids = [r.id for r in await store.load_tool_call_records(agent)]
+            events = len([e async for e in store.read_events(agent)])
+            info = await store.load_info(agent)
+            return len(messages), ids, events, None if info is None else info.message_count
+
+        # A commit the child sent just before it was killed may still land
+        # (PostgreSQL completes a COMMIT it has received), possibly between
+        # the reads above: check a state that has stopped changing.
+        state = await stored()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            state, before = await stored(), state
+            if state == before:
+                break
+        messages, ids, events, message_count = state
+        steps, rest = divmod(messages, 3)
+        assert steps >= 2 and rest == 0, f"{messages} messages: a step was half-written"
+        assert ids == [f"call-{k}" for k in range(steps)]
+        assert events == 6 * steps
+        assert message_count == 3 * steps
