@@ -221,7 +221,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
         await upsert_tool_call(self, agent_id, ToolCallRecord.coerce(record, "record"))
 
     def _transaction_driver(self, agent_id: str) -> TransactionDriver:
-        return PostgresDriver(self, agent_id)
+        return PostgresDriver(self, agent_id, (self._messages_cache, self._tool_calls_cache))
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -472,9 +472,14 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
         if self._state != "open":
             raise StoreClosedError("postgres store is closed")
+        lock: AgentLock
         if self._pooled:
-            return await acquire_lease_lock(self, agent_id, timeout_ms)
-        return await acquire_advisory_lock(self, agent_id, timeout_ms)
+            lock = await acquire_lease_lock(self, agent_id, timeout_ms, self._forget_lease)
+            self._leases.setdefault(agent_id, set()).add(lock)
+        else:
+            lock = await acquire_advisory_lock(self, agent_id, timeout_ms, self._held_locks.discard)
+        self._held_locks.add(lock)
+        return lock
 
     @operation("queries", agent=False)
     async def list_stored_agents(self) -> list[str]:
