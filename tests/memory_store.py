@@ -17,9 +17,11 @@ from typing import Any
 from kode_sdk.errors import RecordValidationError
 from kode_sdk.store.base import (
     AgentCounts,
+    AppendedRecords,
     BaseStore,
     MessageQuery,
     QueryFront,
+    RecordKind,
     SearchCandidate,
     SearchRequest,
     SearchRow,
@@ -38,11 +40,9 @@ from kode_sdk.store.base import (
 )
 from kode_sdk.types import (
     AgentInfo,
-    CompressionRecord,
-    HistoryWindow,
     MediaCacheRecord,
     Message,
-    RecoveredFile,
+    Record,
     SessionInfo,
     Snapshot,
     StoredMessage,
@@ -65,9 +65,7 @@ class AgentData:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     todos: TodoSnapshot | None = None
     events: dict[int, Timeline] = field(default_factory=dict)  # by bookmark.seq
-    history_windows: list[HistoryWindow] = field(default_factory=list)
-    compression_records: list[CompressionRecord] = field(default_factory=list)
-    recovered_files: list[RecoveredFile] = field(default_factory=list)
+    appended: dict[str, list[Record]] = field(default_factory=dict)  # by append-only kind name
     media_cache: list[MediaCacheRecord] = field(default_factory=list)
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
 
@@ -79,7 +77,7 @@ class MemoryStorage:
         self.agents: dict[str, AgentData] = {}
 
 
-class MemoryStore(QueryFront, BaseStore):
+class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     """A :class:`~kode_sdk.store.base.QueryableStore` keeping everything in memory.
 
     >>> storage = MemoryStorage()
@@ -204,40 +202,13 @@ class MemoryStore(QueryFront, BaseStore):
             if (after is None or seq > after) and (wanted is None or event.channel == wanted):
                 yield copy.deepcopy(event)
 
-    # ------------------------------------------------------------------ context-compression records
+    # ------------------------------------------------------------------ append-only kinds (AppendedRecords)
 
-    @operation("saves")
-    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Add a history window."""
-        record = copy.deepcopy(HistoryWindow.coerce(window, "window"))
-        self._write(agent_id).history_windows.append(record)
+    async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
+        self._write(agent_id).appended.setdefault(kind.name, []).append(copy.deepcopy(record))
 
-    @operation("loads")
-    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """Every history window, in save order."""
-        return copy.deepcopy(self._read(agent_id).history_windows)
-
-    @operation("saves")
-    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Add a compression record."""
-        item = copy.deepcopy(CompressionRecord.coerce(record, "record"))
-        self._write(agent_id).compression_records.append(item)
-
-    @operation("loads")
-    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """Every compression record, in save order."""
-        return copy.deepcopy(self._read(agent_id).compression_records)
-
-    @operation("saves")
-    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Add a recovered file."""
-        item = copy.deepcopy(RecoveredFile.coerce(file, "file"))
-        self._write(agent_id).recovered_files.append(item)
-
-    @operation("loads")
-    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """Every recovered file, in save order."""
-        return copy.deepcopy(self._read(agent_id).recovered_files)
+    async def _load_appended(self, kind: RecordKind, agent_id: str) -> list[Any]:
+        return copy.deepcopy(self._read(agent_id).appended.get(kind.name, []))
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:

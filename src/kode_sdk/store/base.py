@@ -11,9 +11,10 @@ module                      job
 ==========================  ==================================================
 ``store.protocols``         ``Store``, ``QueryableStore``, ``ExtendedStore``
 ``store.lifecycle``         ``BaseStore`` and the ``operation`` decorators
+``store.appended``          ``AppendedRecords``: the append-only kinds' methods once
 ``store.policy``            argument and filter rules, driver-error mapping
 ``store.agent_ids``         what an agent id may be
-``store.records``           records in (``coerce_list``), a message's wire form
+``store.records``           record kinds, records in (``coerce_list``), a message's wire form
 ``store.list_diff``         snapshots and the list diff of incremental saves
 ``store.events``            event validation, 64-bit bounds, group commit
 ``store.queries``           ``QueryFront``: the query API once, a primitive per query
@@ -31,6 +32,7 @@ module                      job
 from __future__ import annotations
 
 from .agent_ids import MAX_AGENT_ID_LENGTH, validate_agent_id
+from .appended import AppendedRecords
 from .events import (
     INT64_MAX,
     INT64_MIN,
@@ -63,7 +65,7 @@ from .policy import OpKind, check_page, check_sort, time_bound
 from .protocols import ExtendedStore, QueryableStore, Store
 from .queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
-from .records import coerce_list, message_to_wire
+from .records import RecordKind, coerce_list, message_to_wire
 from .results import message_from_wire
 from .search import SearchCandidate, SearchRequest, SearchRow, SearchScan
 from .transaction import StoreTransaction
@@ -74,6 +76,7 @@ __all__ = [
     "MAX_AGENT_ID_LENGTH",
     "AgentCounts",
     "AgentLock",
+    "AppendedRecords",
     "BaseStore",
     "EventCommitter",
     "ExactNumber",
@@ -84,6 +87,7 @@ __all__ = [
     "PendingEvent",
     "QueryFront",
     "QueryableStore",
+    "RecordKind",
     "SavedListCache",
     "SearchCandidate",
     "SearchRequest",

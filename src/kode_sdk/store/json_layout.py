@@ -25,7 +25,7 @@ from ..errors import InvalidAgentIdError, RecordValidationError, StoreCorruption
 from ..types import Message, Record
 from .agent_ids import validate_agent_id
 from .json_files import encode_name, read_file
-from .records import APPEND_KINDS, RECORD_KINDS, RecordKind, message_to_wire
+from .records import RECORD_KINDS, RecordKind, message_to_wire
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -208,11 +208,6 @@ def load_dir(directory: Path, model: type[M]) -> list[M]:
             if record is not None:
                 out.append(record)
     return out
-
-
-def append_kind(model: type[Record]) -> RecordKind:
-    """The append-only kind whose records are ``model`` instances."""
-    return next(kind for kind in APPEND_KINDS if kind.model is model)
 
 
 #: Separates an appended record's position from its key in its file name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,7 +96,7 @@ class JSONQueries(QueryFront):
         tests first), sorted newest first."""
         content_type, after, before = q.content_type, q.created_after, q.created_before
         offset, limit = q.offset, q.limit
-        role_prefix = None if q.role is None else b'{"role":' + jsoncodec.encode(q.role)
+        role_prefix = _role_prefix(q.role)
         type_needle = None if content_type is None else b'"type":' + jsoncodec.encode(content_type)
 
         def run() -> list[StoredMessage]:
@@ -104,12 +104,7 @@ class JSONQueries(QueryFront):
 
             def visit(name: str, agent_dir: Path) -> None:
                 path = agent_dir / MESSAGES
-                for seq, (payload, created) in enumerate(read_list(agent_dir, MESSAGES)):
-                    if (after is not None and created < after) or (before is not None and created > before):
-                        continue
-                    # The wire form starts with the role, so no decoding is needed to filter on it.
-                    if role_prefix is not None and not payload.startswith(role_prefix):
-                        continue
+                for seq, payload, created in _messages_in(agent_dir, after, before, role_prefix):
                     if type_needle is not None and (
                         type_needle not in payload
                         or all(block.get("type") != content_type for block in decode(payload, path)["content"])
@@ -138,7 +133,7 @@ class JSONQueries(QueryFront):
 
     async def _search_rows(self, request: SearchRequest) -> list[SearchRow]:
         """``search_messages`` by scanning every agent's messages (no index)."""
-        role_prefix = None if request.role is None else b'{"role":' + jsoncodec.encode(request.role)
+        role_prefix = _role_prefix(request.role)
         after, before = request.created_after, request.created_before
 
         def run() -> list[SearchRow]:
@@ -155,11 +150,7 @@ class JSONQueries(QueryFront):
                     if request.user_id is not None and user_id_of(info.get("metadata")) != request.user_id:
                         return
                 path = agent_dir / MESSAGES
-                for seq, (payload, created) in enumerate(read_list(agent_dir, MESSAGES)):
-                    if (after is not None and created < after) or (before is not None and created > before):
-                        continue
-                    if role_prefix is not None and not payload.startswith(role_prefix):
-                        continue
+                for seq, payload, created in _messages_in(agent_dir, after, before, role_prefix):
                     wire = decode(payload, path)
                     scan.offer(SearchCandidate(name, seq, wire["role"], created, wire))
 
@@ -241,3 +232,22 @@ class JSONQueries(QueryFront):
 def _approval_required(wire: dict[str, Any]) -> bool:
     approval = wire.get("approval")
     return isinstance(approval, dict) and approval.get("required") is True
+
+
+def _role_prefix(role: str | None) -> bytes | None:
+    """What a stored message of ``role`` starts with (its wire form starts with
+    the role, so no decoding is needed to filter on it); ``None``: any role."""
+    return None if role is None else b'{"role":' + jsoncodec.encode(role)
+
+
+def _messages_in(
+    agent_dir: Path, after: int | None, before: int | None, role_prefix: bytes | None
+) -> Iterator[tuple[int, bytes, int]]:
+    """The agent's stored messages as ``(seq, payload, created ms)``, only those
+    created within ``[after, before]`` and starting with ``role_prefix``."""
+    for seq, (payload, created) in enumerate(read_list(agent_dir, MESSAGES)):
+        if (after is not None and created < after) or (before is not None and created > before):
+            continue
+        if role_prefix is not None and not payload.startswith(role_prefix):
+            continue
+        yield seq, payload, created

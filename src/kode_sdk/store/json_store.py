@@ -116,18 +116,16 @@ from ..errors import (
 )
 from ..types import (
     AgentInfo,
-    CompressionRecord,
-    HistoryWindow,
     MediaCacheRecord,
     Message,
     Record,
-    RecoveredFile,
     Snapshot,
     Timeline,
     TodoSnapshot,
     ToolCallRecord,
     to_epoch_ms,
 )
+from .appended import AppendedRecords
 from .catalog import RecordTimes
 from .events import PendingEvent, check_channel, duplicate_seq_error, event_rows, since_seq, timeline_from_wire
 from .flock_lock import FlockAgentLock, acquire_flock_lock
@@ -162,7 +160,6 @@ from .json_layout import (
     TODOS,
     TOOL_CALLS,
     ListState,
-    append_kind,
     appended_file,
     appended_names,
     decode,
@@ -191,7 +188,7 @@ from .lifecycle import BaseStore, operation, operation_iter
 from .list_diff import SavedListCache
 from .locks import AgentLock
 from .policy import time_bound
-from .records import agent_info, coerce_list
+from .records import RecordKind, agent_info, coerce_list
 from .results import message_from_wire
 from .transaction import TransactionDriver
 
@@ -203,10 +200,9 @@ LOCKS_DIR = "~locks"
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-R = TypeVar("R", bound=Record)
 
 
-class JSONStore(JSONQueries, BaseStore):
+class JSONStore(JSONQueries, AppendedRecords, BaseStore):
     """A :class:`~kode_sdk.store.protocols.QueryableStore` over a directory of JSON files.
 
     ``base_dir`` is created (mode 0700) on :meth:`open`, unless ``create`` is
@@ -665,55 +661,22 @@ class JSONStore(JSONQueries, BaseStore):
 
         return await self._read(agent_id, read, [])
 
-    @operation("saves")
-    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Add a history window (windows load in the order they were saved)."""
-        await self._save_appended(agent_id, HistoryWindow, window)
-
-    @operation("loads")
-    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """Every history window of the agent, in save order."""
-        return await self._load_appended(agent_id, HistoryWindow)
-
-    @operation("saves")
-    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Add a compression record (records load in save order)."""
-        await self._save_appended(agent_id, CompressionRecord, record)
-
-    @operation("loads")
-    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """Every compression record of the agent, in save order."""
-        return await self._load_appended(agent_id, CompressionRecord)
-
-    @operation("saves")
-    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Add a recovered file (files load in save order)."""
-        await self._save_appended(agent_id, RecoveredFile, file)
-
-    @operation("loads")
-    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """Every recovered file of the agent, in save order."""
-        return await self._load_appended(agent_id, RecoveredFile)
-
-    async def _save_appended(self, agent_id: str, model: type[Record], record: object) -> None:
+    async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
         """Add one record of an append-only kind as a file of its own, after
         every one saved before (see :func:`~kode_sdk.store.json_layout.appended_file`)."""
-        kind = append_kind(model)
-        item = model.coerce(record, kind.argument)
-        data = record_json(item, kind.argument)
+        data = record_json(record, kind.argument)
         directory = KIND_FILES[kind.name] + "/"
 
         def plan(unit: Unit) -> None:
             # Files planned earlier in the same unit count too (a transaction's saves).
             planned = [op.path[len(directory) :] for op in unit.ops if op.path.startswith(directory)]
             names = appended_names(unit.agent_dir, kind) + planned
-            unit.add([Replace(appended_file(kind, item, names), data)])
+            unit.add([Replace(appended_file(kind, record, names), data)])
 
         await self._commit_job(agent_id, lambda: plan)
 
-    async def _load_appended(self, agent_id: str, model: type[R]) -> list[R]:
-        kind = append_kind(model)
-        return await self._read(agent_id, lambda agent_dir: load_appended(agent_dir, kind, model), [])
+    async def _load_appended(self, kind: RecordKind, agent_id: str) -> list[Any]:
+        return await self._read(agent_id, lambda agent_dir: load_appended(agent_dir, kind, kind.model), [])
 
     # ----------------------------------------------------------------- events
 

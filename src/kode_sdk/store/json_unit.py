@@ -24,16 +24,14 @@ import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import StoreCorruptionError
+from .events import PendingEvent
 from .json_events import EventIndex
 from .json_files import Append, Op, Replace, read_file
 from .json_layout import EVENTS, ListState
 from .transaction import Call, OverlayDriver
-
-if TYPE_CHECKING:
-    from .json_store import JSONStore
 
 __all__ = ["COLLECTING", "JSONDriver", "Job", "Plan", "Unit", "fold"]
 
@@ -139,6 +137,16 @@ class Collecting:
 COLLECTING: contextvars.ContextVar[Collecting | None] = contextvars.ContextVar("kode_json_tx", default=None)
 
 
+class JobStore(Protocol):
+    """What a :class:`JSONDriver` needs of its store (a JSONStore)."""
+
+    async def _ensure_open(self) -> None: ...
+
+    def _event_job(self, agent_id: str, rows: list[PendingEvent]) -> Job: ...
+
+    async def _commit_jobs(self, agent_id: str, jobs: list[Job]) -> None: ...
+
+
 class JSONDriver(OverlayDriver):
     """A JSONStore transaction: each call's job is queued (validated, not run);
     the commit plans them all in one unit and writes it as one journal entry,
@@ -148,7 +156,7 @@ class JSONDriver(OverlayDriver):
 
     atomic_on_crash = True
 
-    def __init__(self, store: JSONStore, agent_id: str) -> None:
+    def __init__(self, store: JobStore, agent_id: str) -> None:
         super().__init__()
         self._store = store
         self._agent_id = agent_id

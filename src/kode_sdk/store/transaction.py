@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..errors import RecordValidationError, StoreClosedError
 from ..types import (
@@ -42,9 +42,6 @@ from ..types import (
     TodoSnapshot,
     ToolCallRecord,
 )
-
-if TYPE_CHECKING:
-    from .lifecycle import BaseStore
 
 __all__ = ["BufferedDriver", "OverlayDriver", "StoreTransaction", "TransactionDriver"]
 
@@ -170,7 +167,7 @@ class StoreTransaction:
     ...     await tx.append_events("agt-1", events)
     """
 
-    def __init__(self, store: BaseStore, agent_id: str, driver: TransactionDriver) -> None:
+    def __init__(self, store: Any, agent_id: str, driver: TransactionDriver) -> None:
         self.agent_id = agent_id
         self._store: Any = store
         self._driver = driver

@@ -29,15 +29,20 @@ from ..lifecycle import BaseStore
 from ..policy import DriverErrorKind
 from .checkout import CONNECTION_ERRORS, checked_getconn, prefer_warm
 from .config import PostgresSettings, parse_connection, register_secrets, unregister_secrets
-from .locks import unlock_all
 from .pooler import settings_statement
 from .replicas import ReplicaRouter
 from .schema import migrate
 from .sql import load
 
-__all__ = ["CONNECTION_ERRORS", "PG_TX", "PostgresConnections", "pipelined_transaction"]
+__all__ = ["CONNECTION_ERRORS", "PG_TX", "PostgresConnections", "pipelined_transaction", "unlock_all"]
 
 logger = logging.getLogger("kode_sdk.store.postgres")
+
+
+async def unlock_all(conn: AsyncConnection[Any]) -> None:
+    """Pool reset hook of the lock pool: a connection never goes back to the
+    pool holding a lock."""
+    await conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 class PostgresConnections(BaseStore):
@@ -359,7 +364,8 @@ async def pipelined_transaction(
         on_commit(str(row[0]) if row and row[0] else None)
 
 
-#: (store, connection) while a call of ``store.transaction()`` runs.
-PG_TX: contextvars.ContextVar[tuple[PostgresConnections, AsyncConnection[Any]] | None] = contextvars.ContextVar(
+#: (store, connection) while a call of ``store.transaction()`` runs (the store
+#: is only compared by identity: is this call in that store's transaction?).
+PG_TX: contextvars.ContextVar[tuple[object, AsyncConnection[Any]] | None] = contextvars.ContextVar(
     "kode_postgres_tx", default=None
 )

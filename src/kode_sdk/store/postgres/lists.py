@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
@@ -39,14 +40,21 @@ from . import sql
 from .connections import PG_TX
 from .sql import load, now_ms
 
-if TYPE_CHECKING:
-    from .store import PostgresStore
-
-__all__ = ["MESSAGES", "TOOL_CALLS", "ListTable", "append_messages", "lock_agent", "save_list", "save_optimistic",
-           "upsert_tool_call"]  # fmt: skip
+__all__ = ["MESSAGES", "TOOL_CALLS", "ListStore", "ListTable", "append_messages", "lock_agent", "save_list",
+           "save_optimistic", "upsert_tool_call"]  # fmt: skip
 
 #: The parameters of a list's row statement: (agent id, position, item, encoded document, now, index the text).
 RowBuilder = Callable[[str, int, Any, bytes, int, bool], tuple[Any, ...]]
+
+
+class ListStore(Protocol):
+    """What the list writes use of their store (a PostgresStore)."""
+
+    _messages_cache: SavedListCache
+    _tool_calls_cache: SavedListCache
+    _search_index: bool
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +65,7 @@ class ListTable:
     snapshot, diff keys and row."""
 
     kind: RecordKind
-    cache: Callable[[PostgresStore], SavedListCache]
+    cache: Callable[[ListStore], SavedListCache]
     version_at: int
     counted: bool  # the registry's message_count follows the length too
     statements: sql.ListSQL
@@ -96,7 +104,7 @@ async def lock_agent(conn: AsyncConnection[Any], agent_id: str, now: int) -> tup
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-async def save_list(store: PostgresStore, table: ListTable, agent_id: str, items: list[Any]) -> None:
+async def save_list(store: ListStore, table: ListTable, agent_id: str, items: list[Any]) -> None:
     """Replace the agent's list with ``items`` (validated), writing only the
     positions that changed: optimistically with a cached snapshot, else under
     the row lock, rebuilt from the stored rows."""
@@ -133,7 +141,7 @@ async def save_list(store: PostgresStore, table: ListTable, agent_id: str, items
 
 
 async def save_optimistic(
-    store: PostgresStore, table: ListTable, agent_id: str, items: list[Any], now: int, version: int, cached: list[Any]
+    store: ListStore, table: ListTable, agent_id: str, items: list[Any], now: int, version: int, cached: list[Any]
 ) -> bool:
     """One round trip when the cached copy is current; False if it was not
     (nothing written then)."""
@@ -166,7 +174,7 @@ async def save_optimistic(
     return matched
 
 
-async def append_messages(store: PostgresStore, agent_id: str, items: list[Message]) -> None:
+async def append_messages(store: ListStore, agent_id: str, items: list[Message]) -> None:
     """Append ``items`` after the stored messages: no re-read, one round trip for the rows."""
     encoded = [jsoncodec.encode(message_to_wire(m), f"messages[{i}]") for i, m in enumerate(items)]
     now = now_ms()
@@ -206,7 +214,7 @@ async def append_messages(store: PostgresStore, agent_id: str, items: list[Messa
         store._messages_cache.drop(agent_id)
 
 
-async def upsert_tool_call(store: PostgresStore, agent_id: str, item: ToolCallRecord) -> None:
+async def upsert_tool_call(store: ListStore, agent_id: str, item: ToolCallRecord) -> None:
     """Write one tool-call record by id: replaced in place, a new id goes last.
     Nothing is fetched: the row lock is taken by a SELECT whose result is never
     read, and the position is decided by the INSERT itself."""

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg.errors
@@ -23,12 +24,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ...errors import LockTimeoutError
 from ..locks import AgentLock
 from .checkout import CONNECTION_ERRORS
-from .pooler import acquire_lease
+from .pooler import LeaseAgentLock, acquire_lease
 
 if TYPE_CHECKING:
-    from .store import PostgresStore
+    from .connections import PostgresConnections
 
-__all__ = ["PostgresAgentLock", "acquire_advisory_lock", "acquire_lease_lock", "advisory_lock_key", "unlock_all"]
+__all__ = ["PostgresAgentLock", "acquire_advisory_lock", "acquire_lease_lock", "advisory_lock_key"]
 
 logger = logging.getLogger("kode_sdk.store.postgres")
 
@@ -40,9 +41,12 @@ def advisory_lock_key(schema: str, agent_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def acquire_advisory_lock(store: PostgresStore, agent_id: str, timeout_ms: int) -> AgentLock:
+async def acquire_advisory_lock(
+    store: PostgresConnections, agent_id: str, timeout_ms: int, forget: Callable[[AgentLock], None]
+) -> AgentLock:
     """Wait up to ``timeout_ms`` for the agent's advisory lock on a connection
-    of the lock pool, else raise :class:`LockTimeoutError`."""
+    of the lock pool, else raise :class:`LockTimeoutError`. The lock calls
+    ``forget`` with itself when it is released."""
     key = advisory_lock_key(store._settings.schema, agent_id)
     deadline = time.monotonic() + timeout_ms / 1000
     try:
@@ -78,25 +82,19 @@ async def acquire_advisory_lock(store: PostgresStore, agent_id: str, timeout_ms:
     if not got:
         await store._putconn(pool, conn, locks=True)
         raise LockTimeoutError(agent_id, timeout_ms)
-    lock = PostgresAgentLock(agent_id, key, conn, pool, store)
-    store._held_locks.add(lock)
-    return lock
+    return PostgresAgentLock(agent_id, key, conn, pool, store, forget)
 
 
-async def acquire_lease_lock(store: PostgresStore, agent_id: str, timeout_ms: int) -> AgentLock:
+async def acquire_lease_lock(
+    store: PostgresConnections, agent_id: str, timeout_ms: int, forget: Callable[[LeaseAgentLock], None]
+) -> LeaseAgentLock:
     """Behind a transaction pooler: the lock is a lease row (see
-    :mod:`kode_sdk.store.postgres.pooler`), renewed while held."""
-    lock = await acquire_lease(agent_id, timeout_ms, store._settings.lock_lease_s, store._run_row, store._forget_lease)
+    :mod:`kode_sdk.store.postgres.pooler`), renewed while held; ``forget``
+    is called with it once it is released or lost."""
+    lock = await acquire_lease(agent_id, timeout_ms, store._settings.lock_lease_s, store._run_row, forget)
     if lock is None:
         raise LockTimeoutError(agent_id, timeout_ms)
-    store._held_locks.add(lock)
-    store._leases.setdefault(agent_id, set()).add(lock)
     return lock
-
-
-async def unlock_all(conn: AsyncConnection[Any]) -> None:
-    """Pool reset hook: a connection never goes back to the pool holding a lock."""
-    await conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 class PostgresAgentLock(AgentLock):
@@ -108,17 +106,19 @@ class PostgresAgentLock(AgentLock):
         key: int,
         conn: AsyncConnection[Any],
         pool: AsyncConnectionPool[AsyncConnection[Any]],
-        store: PostgresStore,
+        store: PostgresConnections,
+        forget: Callable[[AgentLock], None],
     ) -> None:
         super().__init__(agent_id)
         self._key = key
         self._conn: AsyncConnection[Any] | None = conn
         self._pool = pool
         self._store = store
+        self._forget = forget
 
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
-        self._store._held_locks.discard(self)
+        self._forget(self)
         if conn is None:
             return
         try:

@@ -18,13 +18,11 @@ from ... import jsoncodec
 from ...errors import RecordValidationError, StoreClosedError
 from ...types import (
     AgentInfo,
-    CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
-    HistoryWindow,
     MediaCacheRecord,
     Message,
-    RecoveredFile,
+    Record,
     SessionInfo,
     Snapshot,
     StorageMetrics,
@@ -39,6 +37,7 @@ from ...types import (
     to_epoch_ms,
 )
 from ..agent_ids import validate_agent_id
+from ..appended import AppendedRecords
 from ..catalog import RecordTimes
 from ..events import EventCommitter, check_channel, event_rows, since_seq, timeline_from_wire
 from ..lifecycle import operation, operation_iter
@@ -47,7 +46,7 @@ from ..locks import AgentLock
 from ..policy import time_bound
 from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from ..query_rules import fork_agent_ids, user_id_of
-from ..records import RecordKind, coerce_list, kind_named
+from ..records import RecordKind, coerce_list
 from ..results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
 from ..search import SearchRequest, SearchRow
 from ..transaction import TransactionDriver
@@ -67,12 +66,8 @@ from .transaction import PostgresDriver
 
 __all__ = ["PostgresStore"]
 
-_HISTORY_WINDOW = kind_named("history_window")
-_COMPRESSION_RECORD = kind_named("compression_record")
-_RECOVERED_FILE = kind_named("recovered_file")
 
-
-class PostgresStore(QueryFront, PostgresConnections):
+class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
     """A :class:`~kode_sdk.store.protocols.ExtendedStore` in PostgreSQL, shared by any
     number of workers.
 
@@ -226,7 +221,7 @@ class PostgresStore(QueryFront, PostgresConnections):
         await upsert_tool_call(self, agent_id, ToolCallRecord.coerce(record, "record"))
 
     def _transaction_driver(self, agent_id: str) -> TransactionDriver:
-        return PostgresDriver(self, agent_id)
+        return PostgresDriver(self, agent_id, (self._messages_cache, self._tool_calls_cache))
 
     @operation("loads")
     async def load_tool_call_records(self, agent_id: str) -> list[ToolCallRecord]:
@@ -246,46 +241,14 @@ class PostgresStore(QueryFront, PostgresConnections):
         docs = await self._fetch_docs(sql.LOAD_TODOS, [agent_id])
         return TodoSnapshot.model_validate(docs[0]) if docs else None
 
-    async def _save_appended(self, kind: RecordKind, agent_id: str, record: Any) -> None:
-        """Append one record of the append-only ``kind`` (validated as its
-        model, named by its argument in errors): one row, its key in the column
-        of the same name."""
-        item = kind.model.coerce(record, kind.argument)
-        await self._execute(sql.APPEND_RECORD[kind.name], sql.appended_row(kind, agent_id, item))
+    async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
+        """Append the validated ``record`` of the append-only ``kind``: one
+        row, its key in the column of the same name."""
+        await self._execute(sql.APPEND_RECORD[kind.name], sql.appended_row(kind, agent_id, record))
 
     async def _load_appended(self, kind: RecordKind, agent_id: str) -> list[Any]:
         """The agent's records of the append-only ``kind``, in save order."""
         return [kind.model.model_validate(d) for d in await self._fetch_docs(sql.LOAD_APPENDED[kind.name], [agent_id])]
-
-    @operation("saves")
-    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Append a history window (windows load in save order)."""
-        await self._save_appended(_HISTORY_WINDOW, agent_id, window)
-
-    @operation("loads")
-    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """The agent's history windows, in save order."""
-        return cast("list[HistoryWindow]", await self._load_appended(_HISTORY_WINDOW, agent_id))
-
-    @operation("saves")
-    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Append a compression record (records load in save order)."""
-        await self._save_appended(_COMPRESSION_RECORD, agent_id, record)
-
-    @operation("loads")
-    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """The agent's compression records, in save order."""
-        return cast("list[CompressionRecord]", await self._load_appended(_COMPRESSION_RECORD, agent_id))
-
-    @operation("saves")
-    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Append a recovered file (files load in save order)."""
-        await self._save_appended(_RECOVERED_FILE, agent_id, file)
-
-    @operation("loads")
-    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """The agent's recovered files, in save order."""
-        return cast("list[RecoveredFile]", await self._load_appended(_RECOVERED_FILE, agent_id))
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
@@ -509,9 +472,14 @@ class PostgresStore(QueryFront, PostgresConnections):
             raise ValueError(f"timeout_ms must be an int >= 0; got {timeout_ms!r}")
         if self._state != "open":
             raise StoreClosedError("postgres store is closed")
+        lock: AgentLock
         if self._pooled:
-            return await acquire_lease_lock(self, agent_id, timeout_ms)
-        return await acquire_advisory_lock(self, agent_id, timeout_ms)
+            lock = await acquire_lease_lock(self, agent_id, timeout_ms, self._forget_lease)
+            self._leases.setdefault(agent_id, set()).add(lock)
+        else:
+            lock = await acquire_advisory_lock(self, agent_id, timeout_ms, self._held_locks.discard)
+        self._held_locks.add(lock)
+        return lock
 
     @operation("queries", agent=False)
     async def list_stored_agents(self) -> list[str]:

@@ -18,7 +18,8 @@ from .connections import CONNECTION_ERRORS, PG_TX, pipelined_transaction
 from .events import stored_seqs, write_events
 
 if TYPE_CHECKING:
-    from .store import PostgresStore
+    from ..list_diff import SavedListCache
+    from .connections import PostgresConnections
 
 __all__ = ["PostgresDriver"]
 
@@ -38,8 +39,9 @@ class PostgresDriver(TransactionDriver):
 
     atomic_on_crash = True
 
-    def __init__(self, store: PostgresStore, agent_id: str) -> None:
+    def __init__(self, store: PostgresConnections, agent_id: str, caches: tuple[SavedListCache, ...]) -> None:
         self._store = store
+        self._caches = caches  # the store's list caches, forgotten for the agent after a failure
         self._agent_id = agent_id
         self._pool: Any = None
         self._conn: AsyncConnection[Any] | None = None
@@ -91,8 +93,8 @@ class PostgresDriver(TransactionDriver):
 
     def _forget_caches(self) -> None:
         # Calls in the transaction may have cached a version a rollback undoes.
-        self._store._messages_cache.drop(self._agent_id)
-        self._store._tool_calls_cache.drop(self._agent_id)
+        for cache in self._caches:
+            cache.drop(self._agent_id)
 
     async def commit(self) -> None:
         stack, conn, pool = self._stack, self._conn, self._pool

@@ -29,14 +29,12 @@ from ...errors import (
 )
 from ...types import (
     AgentInfo,
-    CompressionRecord,
     ConsistencyCheckResult,
     DatabaseHealth,
     FileSystemHealth,
-    HistoryWindow,
     MediaCacheRecord,
     Message,
-    RecoveredFile,
+    Record,
     SessionInfo,
     Snapshot,
     StorageMetrics,
@@ -51,6 +49,7 @@ from ...types import (
     now_utc,
     to_epoch_ms,
 )
+from ..appended import AppendedRecords
 from ..catalog import RecordTimes
 from ..events import (
     EventCommitter,
@@ -130,17 +129,13 @@ T = TypeVar("T")
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _EVENT_PAGE = 1000
-# The kinds of the generic saves and loads (_append_record, _load_records).
-_HISTORY_WINDOW = kind_named("history_window")
-_COMPRESSION_RECORD = kind_named("compression_record")
-_RECOVERED_FILE = kind_named("recovered_file")
 _MEDIA_CACHE = kind_named("media_cache")
 
 
 # --------------------------------------------------------------------------- store
 
 
-class SqliteStore(QueryFront, BaseStore):
+class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     """The embedded default store: one SQLite database file in WAL mode.
 
     >>> store = SqliteStore("./data/agents.db")          # no I/O yet
@@ -764,12 +759,10 @@ class SqliteStore(QueryFront, BaseStore):
 
     # ------------------------------------------------------------------ append-only lists
 
-    async def _append_record(self, kind: RecordKind, agent_id: str, record: object) -> None:
-        """The save of an append-only kind: ``record`` validated as a
-        ``kind.model`` (errors name ``kind.argument``), then stored after the
-        agent's last one."""
-        validated = kind.model.coerce(record, kind.argument)
-        data = pack_json(validated.to_wire(), kind.argument)
+    async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
+        """The save of an append-only kind: the validated ``record`` stored
+        after the agent's last one."""
+        data = pack_json(record.to_wire(), kind.argument)
         sql = APPEND_ROW[kind.table]
 
         def job(conn: sqlite3.Connection) -> None:
@@ -790,35 +783,7 @@ class SqliteStore(QueryFront, BaseStore):
 
         return [model.model_validate_json(data) for data in await self._hop(job)]
 
-    @operation("saves")
-    async def save_history_window(self, agent_id: str, window: HistoryWindow | Mapping[str, Any]) -> None:
-        """Append a history window (windows load in the order they were saved)."""
-        await self._append_record(_HISTORY_WINDOW, agent_id, window)
-
-    @operation("loads")
-    async def load_history_windows(self, agent_id: str) -> list[HistoryWindow]:
-        """Every history window of the agent, in save order."""
-        return await self._load_records(_HISTORY_WINDOW, agent_id)
-
-    @operation("saves")
-    async def save_compression_record(self, agent_id: str, record: CompressionRecord | Mapping[str, Any]) -> None:
-        """Append a compression record."""
-        await self._append_record(_COMPRESSION_RECORD, agent_id, record)
-
-    @operation("loads")
-    async def load_compression_records(self, agent_id: str) -> list[CompressionRecord]:
-        """Every compression record of the agent, in save order."""
-        return await self._load_records(_COMPRESSION_RECORD, agent_id)
-
-    @operation("saves")
-    async def save_recovered_file(self, agent_id: str, file: RecoveredFile | Mapping[str, Any]) -> None:
-        """Append a recovered file."""
-        await self._append_record(_RECOVERED_FILE, agent_id, file)
-
-    @operation("loads")
-    async def load_recovered_files(self, agent_id: str) -> list[RecoveredFile]:
-        """Every recovered file of the agent, in save order."""
-        return await self._load_records(_RECOVERED_FILE, agent_id)
+    _load_appended = _load_records
 
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import contextvars
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
+from ..events import PendingEvent
 from ..transaction import TransactionDriver
 from .transactions import IN_UNIT, transaction
-
-if TYPE_CHECKING:
-    from .store import SqliteStore
 
 __all__ = ["TX_SCOPE", "SqliteDriver", "TxScope"]
 
@@ -35,6 +33,14 @@ def _run_jobs(conn: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection]
     return result
 
 
+class UnitStore(Protocol):
+    """What a :class:`SqliteDriver` needs of its store (a SqliteStore)."""
+
+    async def _hop(self, job: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T: ...
+
+    async def _commit_events(self, rows: list[PendingEvent]) -> None: ...
+
+
 class _Rollback(Exception):
     """Carries a read's result out of a transaction that must not commit."""
 
@@ -48,7 +54,7 @@ class TxScope:
     jobs; otherwise each job runs after the queued ones in a transaction that
     is rolled back (a read that sees the transaction's writes)."""
 
-    def __init__(self, store: SqliteStore, jobs: list[Callable[[sqlite3.Connection], Any]], collecting: bool):
+    def __init__(self, store: UnitStore, jobs: list[Callable[[sqlite3.Connection], Any]], collecting: bool):
         self.store = store
         self.jobs = jobs
         self.collecting = collecting
@@ -78,7 +84,7 @@ class SqliteDriver(TransactionDriver):
 
     atomic_on_crash = True
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: UnitStore) -> None:
         self._store = store
         self._jobs: list[Callable[[sqlite3.Connection], Any]] = []
 
