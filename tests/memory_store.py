@@ -12,7 +12,7 @@ import copy
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from kode_sdk.errors import RecordValidationError
 from kode_sdk.store.base import (
@@ -35,6 +35,7 @@ from kode_sdk.store.base import (
     message_to_wire,
     operation,
     operation_iter,
+    record_json,
     since_seq,
     user_id_of,
 )
@@ -53,6 +54,17 @@ from kode_sdk.types import (
     now_utc,
     to_epoch_ms,
 )
+
+R = TypeVar("R", bound=Record)
+
+
+def kept(record: R, field: str) -> R:
+    """A private copy of a validated record, to store. A record changed in
+    place after validation so that it is no longer JSON (NaN, an unpaired
+    surrogate) is refused, as by a store that writes JSON: ``record_json``
+    raises ``RecordValidationError`` naming ``field``."""
+    record_json(record, field)
+    return copy.deepcopy(record)
 
 
 @dataclass
@@ -112,7 +124,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def save_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Replace the agent's conversation; unchanged messages keep their first-save time."""
-        new = copy.deepcopy(coerce_list(Message, messages, "messages"))
+        new = [kept(m, f"messages[{i}]") for i, m in enumerate(coerce_list(Message, messages, "messages"))]
         agent = self._write(agent_id)
         now, old = agent.updated_at, agent.messages
         agent.messages = [
@@ -124,7 +136,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def append_messages(self, agent_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> None:
         """Add messages at the end of the conversation."""
-        new = copy.deepcopy(coerce_list(Message, messages, "messages"))
+        new = [kept(m, f"messages[{i}]") for i, m in enumerate(coerce_list(Message, messages, "messages"))]
         agent = self._write(agent_id)
         agent.messages += [(message, agent.updated_at) for message in new]
         if agent.info is not None:
@@ -142,7 +154,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
         self, agent_id: str, records: Sequence[ToolCallRecord | Mapping[str, Any]]
     ) -> None:
         """Replace the agent's tool-call records."""
-        new = copy.deepcopy(coerce_list(ToolCallRecord, records, "records"))
+        new = [kept(r, f"records[{i}]") for i, r in enumerate(coerce_list(ToolCallRecord, records, "records"))]
         self._write(agent_id).tool_calls = new
 
     @operation("saves")
@@ -158,7 +170,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
-        todos = copy.deepcopy(TodoSnapshot.coerce(snapshot, "snapshot"))
+        todos = kept(TodoSnapshot.coerce(snapshot, "snapshot"), "snapshot")
         self._write(agent_id).todos = todos
 
     @operation("loads")
@@ -205,7 +217,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     # ------------------------------------------------------------------ append-only kinds (AppendedRecords)
 
     async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
-        self._write(agent_id).appended.setdefault(kind.name, []).append(copy.deepcopy(record))
+        self._write(agent_id).appended.setdefault(kind.name, []).append(kept(record, kind.argument))
 
     async def _load_appended(self, kind: RecordKind, agent_id: str) -> list[Any]:
         return copy.deepcopy(self._read(agent_id).appended.get(kind.name, []))
@@ -213,7 +225,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the agent's media cache."""
-        new = copy.deepcopy(coerce_list(MediaCacheRecord, records, "records"))
+        new = [kept(r, f"records[{i}]") for i, r in enumerate(coerce_list(MediaCacheRecord, records, "records"))]
         self._write(agent_id).media_cache = new
 
     @operation("loads")
@@ -226,7 +238,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save a snapshot (replacing one with the same id)."""
-        item = copy.deepcopy(Snapshot.coerce(snapshot, "snapshot"))
+        item = kept(Snapshot.coerce(snapshot, "snapshot"), "snapshot")
         self._write(agent_id).snapshots[item.id] = item
 
     @operation("loads")
@@ -245,7 +257,7 @@ class MemoryStore(QueryFront, AppendedRecords, BaseStore):
     @operation("saves")
     async def save_info(self, agent_id: str, info: AgentInfo | Mapping[str, Any]) -> None:
         """Save the agent's info; from now on the agent exists."""
-        item = copy.deepcopy(AgentInfo.coerce(info, "info"))
+        item = kept(AgentInfo.coerce(info, "info"), "info")
         if item.agent_id != agent_id:
             raise RecordValidationError(
                 f"info.agent_id: {item.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"

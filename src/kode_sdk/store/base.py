@@ -65,7 +65,7 @@ from .policy import OpKind, check_page, check_sort, time_bound
 from .protocols import ExtendedStore, QueryableStore, Store
 from .queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from .query_rules import created_at_clauses, fork_agent_ids, prefix_upper_bound, stats_from_counts, user_id_of
-from .records import RecordKind, coerce_list, message_to_wire
+from .records import RecordKind, coerce_list, message_to_wire, record_json
 from .results import message_from_wire
 from .search import SearchCandidate, SearchRequest, SearchRow, SearchScan
 from .transaction import StoreTransaction
@@ -116,6 +116,7 @@ __all__ = [
     "operation",
     "operation_iter",
     "prefix_upper_bound",
+    "record_json",
     "share_copy",
     "since_seq",
     "stats_from_counts",

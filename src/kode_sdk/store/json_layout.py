@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
 
 from .. import jsoncodec
 from ..errors import InvalidAgentIdError, RecordValidationError, StoreCorruptionError
 from ..types import Message, Record
 from .agent_ids import validate_agent_id
 from .json_files import encode_name, read_file
-from .records import RECORD_KINDS, RecordKind, message_to_wire
+from .records import RECORD_KINDS, RecordKind, message_to_wire, record_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -177,18 +176,8 @@ def encode_messages(items: list[Message]) -> list[bytes]:
     return [jsoncodec.encode(message_to_wire(m), f"messages[{i}]") for i, m in enumerate(items)]
 
 
-def encode_records(items: Sequence[BaseModel], field_name: str) -> list[bytes]:
+def encode_records(items: Sequence[Record], field_name: str) -> list[bytes]:
     return [record_json(item, f"{field_name}[{i}]") for i, item in enumerate(items)]
-
-
-def record_json(record: BaseModel, field_name: str) -> bytes:
-    """A validated record's wire JSON. pydantic's own serializer writes the
-    same bytes as ``jsoncodec.encode(record.to_wire())`` (big integers
-    included) at less than half the cost."""
-    try:
-        return record.model_dump_json(by_alias=True).encode("utf-8")
-    except (PydanticSerializationError, UnicodeEncodeError) as exc:
-        raise RecordValidationError(f"{field_name}: not encodable as JSON: {exc}", field=field_name) from None
 
 
 def load_file(path: Path, model: type[M]) -> M | None:

@@ -179,7 +179,6 @@ from .json_layout import (
     parse_meta,
     read_list,
     read_meta,
-    record_json,
     stored_record,
 )
 from .json_queries import JSONQueries
@@ -188,7 +187,7 @@ from .lifecycle import BaseStore, operation, operation_iter
 from .list_diff import SavedListCache
 from .locks import AgentLock
 from .policy import time_bound
-from .records import RecordKind, agent_info, coerce_list
+from .records import RecordKind, agent_info, coerce_list, record_json
 from .results import message_from_wire
 from .transaction import TransactionDriver
 

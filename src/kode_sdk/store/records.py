@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from pydantic_core import PydanticSerializationError
+
+from .. import jsoncodec
 from ..errors import (
     RecordValidationError,
 )
@@ -30,7 +33,7 @@ from ..types import (
 )
 
 __all__ = ["APPEND_KINDS", "DATA_TABLES", "RECORD_KINDS", "RecordKind", "RecordShape", "agent_info", "coerce_list",
-           "kind_named", "message_to_wire"]  # fmt: skip
+           "kind_named", "message_to_wire", "record_json"]  # fmt: skip
 
 #: How a kind is stored per agent. ``single``: one record, replaced on save;
 #: ``list``: an ordered list, each save the whole list; ``append``: each save
@@ -137,3 +140,24 @@ def message_to_wire(message: Message) -> dict[str, Any]:
     if extra:
         wire.update(extra)
     return wire
+
+
+def record_json(record: Record, field: str) -> bytes:
+    """A validated record's wire JSON: the bytes ``jsoncodec.encode(record.to_wire())``
+    writes (big integers included), at about half the cost (pydantic
+    serializes the model in one call, no dict in between).
+
+    A record changed in place after validation so that it holds NaN or
+    ±Infinity (validation refuses them) or an unpaired surrogate raises
+    :class:`RecordValidationError` naming the place, as :func:`jsoncodec.encode`
+    does: records serialize such floats as the strings ``"NaN"`` /
+    ``"Infinity"``, and only output holding one of those is walked to tell a
+    float from a genuine string.
+    """
+    try:
+        out = record.model_dump_json(by_alias=True).encode("utf-8")
+    except (PydanticSerializationError, UnicodeEncodeError) as exc:
+        raise RecordValidationError(f"{field}: not encodable as JSON: {exc}", field=field) from None
+    if b'"NaN"' in out or b'Infinity"' in out:
+        jsoncodec.encode(record.to_wire(), field)  # raises, naming the place, for a float that is not finite
+    return out

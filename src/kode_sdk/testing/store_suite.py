@@ -442,6 +442,54 @@ class StoreConformance(TransactionConformance, CatalogConformance):
         assert await store.load_media_cache(agent) == []
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=repr)
+    async def test_models_made_non_json_after_validation_are_refused(self, store: Any, ns: str, bad: float) -> None:
+        # Validation refuses NaN and Infinity, but a model's JSON fields can
+        # be changed in place afterwards: no save may then store them (as
+        # null, or as the string "NaN"). A genuine string "NaN" is kept.
+        agent = ns + "a"
+        message = Message.model_validate({"role": "user", "content": [{"type": "text", "text": "NaN"}]})
+        call = ToolCallRecord.model_validate(data.tool_call("c1", result={"v": "Infinity"}))
+        await store.save_messages(agent, [message])
+        await store.save_tool_call_records(agent, [call])
+        await store.save_info(agent, data.info(agent))
+        before = await store.load_info(agent)
+
+        def spoiled(model: Any, edit: Callable[[Any], None]) -> Any:
+            copy = model.model_copy(deep=True)
+            edit(copy)
+            return copy
+
+        bad_call = spoiled(call, lambda c: c.result.update(v=bad))
+        bad_info = spoiled(AgentInfo.model_validate(data.info(agent)), lambda i: i.metadata.update(v=bad))
+        bad_todos = spoiled(TodoSnapshot.model_validate(data.todos(2)), lambda t: setattr(t.todos[0], "extra", bad))
+        bad_snapshot = spoiled(Snapshot.model_validate(data.snapshot("s2")), lambda s: s.metadata.update(v=bad))
+        bad_window = spoiled(
+            HistoryWindow.model_validate(data.history_window("w1")), lambda w: setattr(w.stats, "extra", bad)
+        )
+        bad_message = spoiled(message, lambda m: m.content.append({"type": "extension", "v": bad}))
+        attempts: list[Callable[[], Awaitable[Any]]] = [
+            lambda: store.save_tool_call_records(agent, [call, bad_call]),
+            lambda: store.upsert_tool_call_record(agent, bad_call),
+            lambda: store.save_info(agent, bad_info),
+            lambda: store.save_todos(agent, bad_todos),
+            lambda: store.save_snapshot(agent, bad_snapshot),
+            lambda: store.save_history_window(agent, bad_window),
+            lambda: store.save_messages(agent, [message, bad_message]),
+            lambda: store.append_messages(agent, [bad_message]),
+        ]
+        for index, attempt in enumerate(attempts):
+            with pytest.raises(RecordValidationError):
+                await attempt()
+                pytest.fail(f"attempt {index} with {bad!r} was accepted")
+        assert_records_equal(await store.load_messages(agent), [message], Message)
+        assert_records_equal(await store.load_tool_call_records(agent), [call], ToolCallRecord)
+        assert_records_equal(await store.load_info(agent), before, AgentInfo)
+        assert await store.load_todos(agent) is None
+        assert await store.list_snapshots(agent) == []
+        assert await store.load_history_windows(agent) == []
+
+    @pytest.mark.asyncio
     async def test_invalid_records_raise_record_validation_error(self, store: Any, ns: str) -> None:
         agent = ns + "a"
         await store.save_messages(agent, [TEXT])

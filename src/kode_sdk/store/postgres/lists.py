@@ -35,7 +35,7 @@ from ..list_diff import (
     tool_call_snapshot,
     updated_snapshots,
 )
-from ..records import RecordKind, kind_named, message_to_wire
+from ..records import RecordKind, kind_named, message_to_wire, record_json
 from . import sql
 from .connections import PG_TX
 from .sql import load, now_ms
@@ -218,7 +218,7 @@ async def upsert_tool_call(store: ListStore, agent_id: str, item: ToolCallRecord
     """Write one tool-call record by id: replaced in place, a new id goes last.
     Nothing is fetched: the row lock is taken by a SELECT whose result is never
     read, and the position is decided by the INSERT itself."""
-    encoded = jsoncodec.encode(item.to_wire(), "record")
+    encoded = record_json(item, "record")
     row = sql.tool_call_row(agent_id, 0, item, encoded)
     now = now_ms()
     store._tool_calls_cache.drop(agent_id)

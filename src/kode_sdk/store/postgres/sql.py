@@ -16,7 +16,7 @@ from typing import Any
 
 from ... import jsoncodec
 from ...types import Message, ToolCallRecord, to_epoch_ms
-from ..records import APPEND_KINDS, DATA_TABLES, RecordKind, kind_named
+from ..records import APPEND_KINDS, DATA_TABLES, RecordKind, kind_named, record_json
 from ..search import index_text
 
 # --------------------------------------------------------------------------- exact JSON in JSONB
@@ -213,7 +213,7 @@ APPEND_RECORD: dict[str, str] = {
 
 def appended_row(kind: RecordKind, agent_id: str, item: Any) -> list[Any]:
     """The parameters of ``APPEND_RECORD[kind.name]`` for the validated ``item``."""
-    data, raw = doc(jsoncodec.encode(item.to_wire(), kind.argument))
+    data, raw = doc(record_json(item, kind.argument))
     return [agent_id, text(getattr(item, str(kind.key))), item.timestamp, data, raw]
 
 

@@ -46,7 +46,7 @@ from ..locks import AgentLock
 from ..policy import time_bound
 from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from ..query_rules import fork_agent_ids, user_id_of
-from ..records import RecordKind, coerce_list
+from ..records import RecordKind, coerce_list, record_json
 from ..results import message_from_wire, session_info, stored_message, stored_tool_call, tool_call_record_from_wire
 from ..search import SearchRequest, SearchRow
 from ..transaction import TransactionDriver
@@ -232,7 +232,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         record = TodoSnapshot.coerce(snapshot, "snapshot")
-        data, raw = doc(jsoncodec.encode(record.to_wire(), "snapshot"))
+        data, raw = doc(record_json(record, "snapshot"))
         await self._execute(sql.SAVE_TODOS, [agent_id, record.version, to_epoch_ms(record.updated_at), data, raw])
 
     @operation("loads")
@@ -256,7 +256,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
         items = coerce_list(MediaCacheRecord, records, "records")
         rows = []
         for pos, item in enumerate(items):
-            data, raw = doc(jsoncodec.encode(item.to_wire(), f"records[{pos}]"))
+            data, raw = doc(record_json(item, f"records[{pos}]"))
             rows.append((agent_id, pos, text(item.key), data, raw))
         async with self._transaction() as conn:
             await conn.execute(sql.CLEAR_MEDIA_CACHE, [agent_id])
@@ -272,7 +272,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save a snapshot (the same ``id`` again replaces it)."""
         item = Snapshot.coerce(snapshot, "snapshot")
-        data, raw = doc(jsoncodec.encode(item.to_wire(), "snapshot"))
+        data, raw = doc(record_json(item, "snapshot"))
         await self._execute(sql.SAVE_SNAPSHOT, [agent_id, text(item.id), to_epoch_ms(item.created_at), data, raw])
 
     @operation("loads")
@@ -298,7 +298,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
             raise RecordValidationError(
                 f"info.agent_id: {item.agent_id!r} does not match the agent id {agent_id!r}", field="info.agent_id"
             )
-        data, raw = doc(jsoncodec.encode(item.to_wire(), "info"))
+        data, raw = doc(record_json(item, "info"))
         user = user_id_of(item.metadata)
         await self._execute(
             sql.SAVE_INFO,

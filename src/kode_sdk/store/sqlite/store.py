@@ -76,13 +76,13 @@ from ..locks import AgentLock
 from ..policy import DriverErrorKind, time_bound
 from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from ..query_rules import fork_agent_ids, prefix_upper_bound, user_id_of
-from ..records import RecordKind, coerce_list, kind_named, message_to_wire
+from ..records import RecordKind, coerce_list, kind_named, message_to_wire, record_json
 from ..results import message_from_wire, session_info_from_wire, stored_message, stored_tool_call
 from ..search import SearchRequest, SearchRow
 from ..sql_where import Where, check_str
 from ..transaction import TransactionDriver
 from ..writable import probe_writable
-from .blob import unpack
+from .blob import pack, unpack
 from .checkpointer import Checkpointer
 from .connection import CallerReaders, open_writer
 from .consistency import consistency_issues
@@ -111,7 +111,6 @@ from .sql import (
     message_row_parts,
     new_version,
     now_ms,
-    pack_json,
     tool_call_columns,
 )
 from .thread import ConnectionThread, claim
@@ -651,7 +650,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
                 inserts: list[tuple[Any, ...]] = []
                 for index in changed:
                     record = validated[index]
-                    columns = tool_call_columns(record, pack_json(record.to_wire(), f"records[{index}]"))
+                    columns = tool_call_columns(record, pack(record_json(record, f"records[{index}]")))
                     if index < len(old):
                         if old[index][0]["id"] == record.id:
                             updates.append((*columns, agent_id, index))
@@ -683,7 +682,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         """Write one tool-call record by id: the stored record of that id is
         replaced in place, a new id goes last. One row, whatever the list's length."""
         validated = ToolCallRecord.coerce(record, "record")
-        columns = tool_call_columns(validated, pack_json(validated.to_wire(), "record"))
+        columns = tool_call_columns(validated, pack(record_json(validated, "record")))
         cache = self._tool_call_cache
 
         def job(conn: sqlite3.Connection) -> None:
@@ -732,7 +731,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     async def save_todos(self, agent_id: str, snapshot: TodoSnapshot | Mapping[str, Any]) -> None:
         """Replace the agent's todo list."""
         validated = TodoSnapshot.coerce(snapshot, "snapshot")
-        data = pack_json(validated.to_wire(), "snapshot")
+        data = pack(record_json(validated, "snapshot"))
         updated_at = to_epoch_ms(validated.updated_at)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -762,7 +761,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     async def _save_appended(self, kind: RecordKind, agent_id: str, record: Record) -> None:
         """The save of an append-only kind: the validated ``record`` stored
         after the agent's last one."""
-        data = pack_json(record.to_wire(), kind.argument)
+        data = pack(record_json(record, kind.argument))
         sql = APPEND_ROW[kind.table]
 
         def job(conn: sqlite3.Connection) -> None:
@@ -789,7 +788,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     async def save_media_cache(self, agent_id: str, records: Sequence[MediaCacheRecord | Mapping[str, Any]]) -> None:
         """Replace the agent's media cache with ``records``."""
         validated = coerce_list(MediaCacheRecord, records, "records")
-        rows = [(agent_id, i, pack_json(r.to_wire(), f"records[{i}]")) for i, r in enumerate(validated)]
+        rows = [(agent_id, i, pack(record_json(r, f"records[{i}]"))) for i, r in enumerate(validated)]
 
         def job(conn: sqlite3.Connection) -> None:
             with transaction(conn, write=True):
@@ -810,7 +809,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     async def save_snapshot(self, agent_id: str, snapshot: Snapshot | Mapping[str, Any]) -> None:
         """Save a snapshot (a snapshot with the same id is replaced)."""
         validated = Snapshot.coerce(snapshot, "snapshot")
-        data = pack_json(validated.to_wire(), "snapshot")
+        data = pack(record_json(validated, "snapshot"))
         created_at = to_epoch_ms(validated.created_at)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -866,7 +865,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
                 f"info.agent_id: {validated.agent_id!r} does not match the agent id {agent_id!r}",
                 field="info.agent_id",
             )
-        data = jsoncodec.dumps(validated.to_wire(), "info")
+        data = record_json(validated, "info").decode("utf-8")
         message_count = check_int64(validated.message_count, "info.message_count")
         template_id = validated.template_id
         user_id = user_id_of(validated.metadata)
