@@ -192,6 +192,8 @@ async def test_writes_run_inline_when_the_worker_is_idle(store: SqliteStore) -> 
     assert await store._hop(lambda conn: threading.current_thread().name, inline=True) == here
     assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], inline=True) == 0
     assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0]) == 10_000
+    # Between jobs the writer waits for no lock: inline jobs need no PRAGMA.
+    assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], inline=True) == 0
 
 
 async def test_an_inline_write_never_holds_the_event_loop_on_a_lock(store: SqliteStore, db: Path) -> None:
@@ -1289,3 +1291,30 @@ async def test_whole_lists_are_read_on_the_callers_thread_up_to_a_bound(db: Path
         async with reader.transaction("short") as tx:
             await tx.append_messages("short", [msg("user", "more")])
             assert len(await tx.load_messages("short")) == 4  # the unit's own write: through the hop
+
+
+async def test_an_inline_job_that_had_to_wait_leaves_no_busy_timeout_behind(store: SqliteStore, db: Path) -> None:
+    """A job that committed once inline and then finds the write lock taken
+    cannot be handed to the worker: it waits (busy timeout raised), and the
+    connection is back to waiting for nothing once the job ends."""
+    import threading
+
+    await store.save_info("a", info("a"))
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    here = threading.current_thread().name
+
+    def job(conn: sqlite3.Connection) -> tuple[str, int]:
+        with transaction(conn, write=True):
+            conn.execute("UPDATE agents SET updated_at = 1 WHERE agent_id = 'a'")
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.2, lambda: other.execute("COMMIT")).start()
+        with transaction(conn, write=True):
+            conn.execute("UPDATE agents SET updated_at = 2 WHERE agent_id = 'a'")
+        return threading.current_thread().name, conn.execute("PRAGMA busy_timeout").fetchone()[0]
+
+    try:
+        assert await store._hop(job, inline=True) == (here, 10_000)
+        assert await store._hop(lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0], inline=True) == 0
+        assert rows(db, "SELECT updated_at FROM agents WHERE agent_id = 'a'") == [(2,)]
+    finally:
+        other.close()

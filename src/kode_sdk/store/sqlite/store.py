@@ -250,6 +250,10 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     def _connect(self) -> None:
         self._conn = open_writer(self.db_path, create=self.create)
         self._busy_timeout_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        # Between jobs the writer waits for no lock: a job run inline on the
+        # caller's thread (the common case) then needs no PRAGMA at all; a job
+        # on the connection thread waits the busy timeout (see _hop).
+        self._conn.execute("PRAGMA busy_timeout = 0")
 
     def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
         """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
@@ -285,6 +289,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
                 conn.execute("PRAGMA optimize")
             conn.close()
 
@@ -336,7 +341,21 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
                 ran, result = False, None
             if ran:
                 return cast(T, result)
-        future, box = thread.submit(work)
+
+        def waiting() -> T:
+            # On the connection thread a job waits for the write lock, up to
+            # the busy timeout; between jobs the connection waits for nothing.
+            conn = self._conn
+            if conn is None:
+                raise StoreClosedError("sqlite store is closed")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            try:
+                return work()
+            finally:
+                if self._conn is conn:
+                    conn.execute("PRAGMA busy_timeout = 0")
+
+        future, box = thread.submit(waiting)
         try:
             return await future
         except BaseException:
@@ -348,8 +367,9 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         conn = self._conn
         if conn is None:
             raise StoreClosedError("sqlite store is closed")
-        conn.execute("PRAGMA busy_timeout = 0")
-        INLINE.active, INLINE.wrote, INLINE.busy_timeout_ms = True, False, self._busy_timeout_ms
+        # The connection's busy timeout is 0 between jobs: here it never
+        # waits for a lock (a job that must wait raises it, see transactions.py).
+        INLINE.active, INLINE.wrote, INLINE.busy_timeout_ms, INLINE.waited = True, False, self._busy_timeout_ms, False
         try:
             return work()
         except StoreConnectionError as exc:
@@ -363,7 +383,8 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
             raise
         finally:
             INLINE.active = False
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            if INLINE.waited:
+                conn.execute("PRAGMA busy_timeout = 0")
 
     # ------------------------------------------------------------------ caller-thread reads
 

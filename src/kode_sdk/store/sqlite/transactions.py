@@ -23,8 +23,9 @@ _BUSY_RETRIES = 5
 IN_UNIT = threading.local()
 
 # Set on a caller's thread while it runs a write job inline (SqliteStore._hop):
-# ``active``, and ``wrote`` once a transaction of the job has committed. The
-# connection's busy timeout is 0 then, so the event loop never waits for a lock.
+# ``active``, ``wrote`` once a transaction of the job has committed, and
+# ``waited`` once the job had to raise the busy timeout (from the 0 it has
+# between jobs) because it could no longer be handed to the connection thread.
 INLINE = threading.local()
 
 
@@ -78,6 +79,7 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
                     # A later transaction of a job that already committed one
                     # cannot be handed over: it waits, as the thread would.
                     conn.execute(f"PRAGMA busy_timeout = {INLINE.busy_timeout_ms}")
+                    INLINE.waited = True  # set back to 0 when the inline job ends
                 if attempt == _BUSY_RETRIES or not is_busy(exc):
                     raise
                 time.sleep(min(0.01 * 2**attempt, 0.5))
