@@ -297,3 +297,42 @@ def test_a_closed_home_loop_is_a_clear_error(tmp_path: Path) -> None:
     asyncio.run(first())
     with pytest.raises(RuntimeError, match="is closed"):
         saver.get_tuple(config)
+
+
+def test_puts_of_a_run_reuse_the_info_and_two_savers_take_turns(tmp_path: Path) -> None:
+    """A run reads the thread's info once (get_tuple) and its puts reuse it; two savers on one
+    database (two workers) taking turns on a thread still build one message log."""
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"reply {len(state['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    config = {"type": "sqlite", "db_path": str(tmp_path / "k.db")}
+    run = {"configurable": {"thread_id": "turns"}}
+    with KodeSaver.from_config(config) as one, KodeSaver.from_config(config) as two:
+        graphs = [builder.compile(checkpointer=one), builder.compile(checkpointer=two)]
+        reads = []
+        original = type(one.store).load_info
+
+        async def counting(store: Any, agent_id: str) -> Any:
+            reads.append(agent_id)
+            return await original(store, agent_id)
+
+        type(one.store).load_info = counting  # type: ignore[method-assign]
+        try:
+            for i in range(6):
+                before = len(reads)
+                graphs[i % 2].invoke({"messages": [("user", f"u{i}")]}, run)
+                # get_tuple's read only; the run's three checkpoints reuse it.
+                assert len(reads) - before == 1
+        finally:
+            type(one.store).load_info = original  # type: ignore[method-assign]
+        want = [text for i in range(6) for text in (f"u{i}", f"reply {2 * i + 1}")]
+        for graph in graphs:
+            assert [str(m.content) for m in graph.get_state(run).values["messages"]] == want
+        store = one.store
+        messages = one._home.run(store.load_messages(one.agent_id("turns")))
+        assert [m.content[0]["text"] for m in messages] == want

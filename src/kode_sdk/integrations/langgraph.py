@@ -35,7 +35,12 @@ How a thread is kept (through the public Store API, no tables of its own):
 
 Blocking methods (``graph.invoke``) and async ones (``graph.ainvoke``) both
 work: the store is used on one event loop (see ``_loop.py``). Like LangGraph's
-own savers, one thread is run by one writer at a time.
+own savers, one thread is run by one writer at a time. A run starts with
+``get_tuple`` (as every LangGraph run does), which reads the thread's info;
+the run's ``put`` calls then use the info this saver last read or wrote
+instead of reading it again (one round trip less per checkpoint). Any other
+path (``get_tuple`` of an explicit checkpoint, a failed ``put``, ``prune``,
+``delete_*``, ``copy_thread``) drops that copy, and the next ``put`` reads.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ _META = "langgraph"
 _CP = "cp|"
 _WR = "wr|"
 _LOG_CACHE_THREADS = 256
+_UNKNOWN = object()
 
 
 @dataclass
@@ -190,6 +196,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         # The newest checkpoint id this saver wrote or read, per (agent, namespace): only a guess of
         # which snapshots to read while the info (which decides) is read; see _get_tuple.
         self._latest: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # The thread's info as this saver last read it (get_tuple) or wrote it (put), handed to the
+        # next put, which takes it out (see the module docs); None: the thread has no info yet.
+        self._infos: OrderedDict[str, AgentInfo | None] = OrderedDict()
         self._owns_store = False
         # One read-modify-write of a thread at a time in this process (parallel tasks of a step
         # store their writes concurrently; see _locks.py).
@@ -407,17 +416,21 @@ class KodeSaver(BaseCheckpointSaver[str]):
         cid = get_checkpoint_id(config)
         snap = writes = None
         if cid is None:
-            hint = self._latest.get((agent, ns))
-            if hint is None:
-                info = await self.store.load_info(agent)
-            else:
-                # The newest checkpoint this saver wrote or read is most likely still the newest:
-                # read it together with the info, which decides (one round trip instead of two).
-                info, snap, writes = await asyncio.gather(
-                    self.store.load_info(agent),
-                    self.store.load_snapshot(agent, _CP + ns + "|" + hint),
-                    self.store.load_snapshot(agent, _WR + ns + "|" + hint),
-                )
+            # Under the thread's lock: a put of this saver in flight (e.g. the parent graph's, while a
+            # subgraph starts) commits first, so the info kept for the next put is never older than it.
+            async with self._locks.hold(agent):
+                hint = self._latest.get((agent, ns))
+                if hint is None:
+                    info = await self.store.load_info(agent)
+                else:
+                    # The newest checkpoint this saver wrote or read is most likely still the newest:
+                    # read it together with the info, which decides (one round trip instead of two).
+                    info, snap, writes = await asyncio.gather(
+                        self.store.load_info(agent),
+                        self.store.load_snapshot(agent, _CP + ns + "|" + hint),
+                        self.store.load_snapshot(agent, _WR + ns + "|" + hint),
+                    )
+                self._keep_info(agent, info)
             meta = self._thread_meta(info)
             latest = meta["latest"].get(ns) if meta else None
             if latest is None:
@@ -426,6 +439,10 @@ class KodeSaver(BaseCheckpointSaver[str]):
                 snap = writes = None
             cid = latest
             self._hint(agent, ns, cid)
+        else:
+            # A checkpoint named by id (e.g. a run resumed from an earlier one): the info was not
+            # read, so the next put reads it.
+            self._infos.pop(agent, None)
         if snap is None:
             snap, writes = await asyncio.gather(
                 self.store.load_snapshot(agent, _CP + ns + "|" + cid),
@@ -501,7 +518,9 @@ class KodeSaver(BaseCheckpointSaver[str]):
         parent = conf.get("checkpoint_id")
         cid = checkpoint["id"]
         agent = self.agent_id(thread_id)
-        info = await self.store.load_info(agent)
+        # Taken out: if this put fails, the next one reads the info again.
+        kept = self._infos.pop(agent, _UNKNOWN)
+        info = await self.store.load_info(agent) if kept is _UNKNOWN else cast(AgentInfo | None, kept)
         meta = self._thread_meta(info)
         if meta is None:
             meta = {"thread_id": thread_id, "epoch": uuid.uuid4().hex[:12], "latest": {}}
@@ -527,14 +546,15 @@ class KodeSaver(BaseCheckpointSaver[str]):
         if advances:
             latest[ns] = cid
         try:
-            await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
+            saved = await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
         except RecordValidationError:
             if not new:
                 raise
             # A message kode cannot hold as given: keep this channel with LangGraph's serializer.
             new = []
             values[self.messages_channel] = self._encode(checkpoint["channel_values"][self.messages_channel])
-            await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
+            saved = await self._commit_put(agent, info, meta, log, new, ns, cid, doc, advances)
+        self._keep_info(agent, saved)
         for key, wire, message in new:
             log.index.setdefault(key, len(log.wires))
             log.remember(message, len(log.wires))
@@ -558,18 +578,20 @@ class KodeSaver(BaseCheckpointSaver[str]):
         cid: str,
         doc: dict[str, Any],
         advances: bool,
-    ) -> None:
-        """The new messages, the checkpoint and (when it changes) the thread's info: one commit."""
+    ) -> AgentInfo | None:
+        """The new messages, the checkpoint and (when it changes) the thread's info: one commit.
+        Returns the thread's info as stored after it."""
         async with self.store.transaction(agent) as tx:
             if new:
                 await tx.append_messages(agent, [wire for _, wire, _ in new])
             await tx.save_snapshot(agent, {"id": _CP + ns + "|" + cid, "messages": [], "metadata": doc})
             if info is None or advances or new:
-                await self._save_info(tx, agent, info, meta, len(log.wires) + len(new))
+                info = await self._save_info(tx, agent, info, meta, len(log.wires) + len(new))
+        return info
 
     async def _save_info(
         self, target: Store | StoreTransaction, agent: str, info: AgentInfo | None, meta: dict[str, Any], count: int
-    ) -> None:
+    ) -> AgentInfo:
         metadata = dict(info.metadata) if info is not None else {}
         metadata[_META] = meta
         if info is None:
@@ -577,6 +599,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
         else:
             record = info.model_copy(update={"message_count": count, "metadata": metadata})
         await target.save_info(agent, record)
+        return record
 
     async def _put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
@@ -614,6 +637,12 @@ class KodeSaver(BaseCheckpointSaver[str]):
             await self.store.save_snapshot(agent, {"id": snapshot_id, "messages": [], "metadata": {"w": entries}})
             self._remember_writes(agent, snapshot_id, entries)
 
+    def _keep_info(self, agent: str, info: AgentInfo | None) -> None:
+        self._infos[agent] = info
+        self._infos.move_to_end(agent)
+        while len(self._infos) > _LOG_CACHE_THREADS:
+            self._infos.popitem(last=False)
+
     def _hint(self, agent: str, ns: str, cid: str) -> None:
         self._latest[(agent, ns)] = cid
         self._latest.move_to_end((agent, ns))
@@ -628,6 +657,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
 
     def _forget(self, agent: str) -> None:
         self._logs.pop(agent, None)
+        self._infos.pop(agent, None)
         for hint in [k for k in self._latest if k[0] == agent]:
             del self._latest[hint]
         for key in [k for k in self._writes if k[0] == agent]:
@@ -645,6 +675,7 @@ class KodeSaver(BaseCheckpointSaver[str]):
             await self._drop_locked(agent, drop)
 
     async def _drop_locked(self, agent: str, drop: set[tuple[str, str]]) -> None:
+        self._infos.pop(agent, None)
         checkpoints, writes = await self._scan(agent)
         ids = [_CP + ns + "|" + cid for ns, cid in drop if (ns, cid) in checkpoints]
         ids += [_WR + ns + "|" + cid for ns, cid in writes if (ns, cid) in drop or (ns, cid) not in checkpoints]

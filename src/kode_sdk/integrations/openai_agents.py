@@ -55,6 +55,10 @@ __all__ = ["TEMPLATE_ID", "KodeSession", "item_from_message", "item_to_message"]
 TEMPLATE_ID = "openai-agents"
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = {"input_text", "output_text"}
+# json.dumps(x) and json.dumps(x, separators=(",", ":")): the same encoders, built once (dumps with
+# options builds a new encoder per call).
+_dumps = json.JSONEncoder().encode
+_dumps_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _args_form(arguments: Any) -> tuple[dict[str, Any], str] | None:
@@ -67,9 +71,9 @@ def _args_form(arguments: Any) -> tuple[dict[str, Any], str] | None:
         return None
     if not isinstance(parsed, dict):
         return None
-    if json.dumps(parsed) == arguments:
+    if _dumps(parsed) == arguments:
         return parsed, "d"
-    if json.dumps(parsed, separators=(",", ":")) == arguments:
+    if _dumps_compact(parsed) == arguments:
         return parsed, "c"
     return parsed, "raw"
 
@@ -135,27 +139,30 @@ def item_from_message(message: dict[str, Any] | Message) -> dict[str, Any]:
         blocks, metadata = message.content, message.metadata
     else:
         blocks, metadata = message["content"], message.get("metadata")
-    if len(blocks) == 1 and blocks[0].get("type") == "openai_item":
-        return dict(blocks[0]["item"])
-    rest = dict((metadata or {})["oa"])
     first = blocks[0] if blocks else {}
-    if first.get("type") == "tool_use" and "_args" in rest:
+    kind = first.get("type")
+    single = len(blocks) == 1
+    if single and kind == "openai_item":
+        return dict(first["item"])
+    oa = (metadata or {})["oa"]
+    if kind == "tool_use" and "_args" in oa:
+        rest = dict(oa)
         how = rest.pop("_args")
         parsed = first["input"]
-        arguments = (
-            json.dumps(parsed) if how == "d" else json.dumps(parsed, separators=(",", ":")) if how == "c" else how
-        )
+        arguments = _dumps(parsed) if how == "d" else _dumps_compact(parsed) if how == "c" else how
         return {**rest, "call_id": first["id"], "name": first["name"], "arguments": arguments}
-    if first.get("type") == "tool_result" and len(blocks) == 1 and rest.get("type") == "function_call_output":
-        item = {**rest, "call_id": first["tool_use_id"]}
+    if kind == "tool_result" and single and oa.get("type") == "function_call_output":
+        item = {**oa, "call_id": first["tool_use_id"]}
         if not item.pop("_no_output", False):
             item["output"] = first["content"]
         return item
-    as_str = rest.pop("_str", False)
-    if as_str:
-        return {**rest, "content": blocks[0]["text"]}
+    base = oa
+    if "_str" in oa:
+        base = dict(oa)
+        if base.pop("_str"):
+            return {**base, "content": first["text"]}
     parts = [{**b["oa"], "text": b["text"]} if b.get("type") == "text" and "oa" in b else b for b in blocks]
-    return {**rest, "content": parts}
+    return {**base, "content": parts}
 
 
 class KodeSession:
