@@ -29,11 +29,11 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	mkdir -p bench/results && rm -f bench/results/w1w3.json
-	for i in 1 2 3; do $(PY) bench/run.py --workload W1,W2 --backend all --out bench/results/w1w3.json || [ $$? -eq 2 ] || exit 1; done
+	for i in 1 2 3; do $(PY) bench/run.py --workload W1,W2 --backend all --mode both --out bench/results/w1w3.json || [ $$? -eq 2 ] || exit 1; done
 	for i in 1 2 3; do $(PY) bench/run.py --workload W3 --backend sqlite,sqlite-raw,postgres,postgres-raw --out bench/results/w1w3.json || [ $$? -eq 2 ] || exit 1; done
 	# JSONStore answers queries by scanning files: W3 once, at 10,000 messages.
 	$(PY) bench/run.py --workload W3 --backend json,sqlite,postgres --agents 100 --out bench/results/w1w3.json || [ $$? -eq 2 ]
-	$(PY) bench/run.py --workload W1 --backend sqlite,sqlite-raw,postgres,postgres-raw --agents 3 --turns 200 --out bench/results/w1w3.json || [ $$? -eq 2 ]
+	$(PY) bench/run.py --workload W1 --backend sqlite,sqlite-raw,postgres,postgres-raw --agents 3 --turns 200 --mode both --out bench/results/w1w3.json || [ $$? -eq 2 ]
 	$(PY) bench/w4.py --backend all --repeat 3 --out bench/results/w4.json
 	$(PY) bench/report.py bench/results/w1w3.json bench/results/w4.json --docs docs/benchmarks.md
 
