@@ -210,6 +210,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         self.file_store_base_dir = Path(file_store_base_dir) if file_store_base_dir is not None else None
         self._conn: sqlite3.Connection | None = None
         self._busy_timeout_ms = 0  # the writer's, read when it opens
+        self._waits = True  # whether the writer's busy timeout is set now (see _set_waits)
         self._thread: ConnectionThread | None = None
         self._event_commits = EventCommitter(self._commit_events)
         # Only ever touched on the worker thread.
@@ -250,10 +251,17 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
     def _connect(self) -> None:
         self._conn = open_writer(self.db_path, create=self.create)
         self._busy_timeout_ms = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
-        # Between jobs the writer waits for no lock: a job run inline on the
-        # caller's thread (the common case) then needs no PRAGMA at all; a job
-        # on the connection thread waits the busy timeout (see _hop).
-        self._conn.execute("PRAGMA busy_timeout = 0")
+        self._waits = True
+
+    def _set_waits(self, conn: sqlite3.Connection, waits: bool) -> None:
+        """Give the writer the busy timeout (``waits``) or none. Jobs on the
+        connection thread wait for the write lock; inline jobs on the caller's
+        thread never do. The PRAGMA runs only when the kind of job changes,
+        so a run of inline writes (the common case) or of thread jobs runs
+        none. Called under the connection thread's run lock."""
+        if self._waits != waits:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms if waits else 0}")
+            self._waits = waits
 
     def _driver_error_kind(self, exc: Exception) -> DriverErrorKind | None:
         """sqlite3's exceptions, classified for :func:`~kode_sdk.store.policy.driver_error`."""
@@ -289,7 +297,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                self._set_waits(conn, True)
                 conn.execute("PRAGMA optimize")
             conn.close()
 
@@ -343,17 +351,12 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
                 return cast(T, result)
 
         def waiting() -> T:
-            # On the connection thread a job waits for the write lock, up to
-            # the busy timeout; between jobs the connection waits for nothing.
+            # On the connection thread a job waits for the write lock, up to the busy timeout.
             conn = self._conn
             if conn is None:
                 raise StoreClosedError("sqlite store is closed")
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            try:
-                return work()
-            finally:
-                if self._conn is conn:
-                    conn.execute("PRAGMA busy_timeout = 0")
+            self._set_waits(conn, True)
+            return work()
 
         future, box = thread.submit(waiting)
         try:
@@ -367,8 +370,9 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         conn = self._conn
         if conn is None:
             raise StoreClosedError("sqlite store is closed")
-        # The connection's busy timeout is 0 between jobs: here it never
-        # waits for a lock (a job that must wait raises it, see transactions.py).
+        # Here the connection never waits for a lock (a job that must wait
+        # raises the timeout itself, see transactions.py).
+        self._set_waits(conn, False)
         INLINE.active, INLINE.wrote, INLINE.busy_timeout_ms, INLINE.waited = True, False, self._busy_timeout_ms, False
         try:
             return work()
@@ -384,7 +388,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         finally:
             INLINE.active = False
             if INLINE.waited:
-                conn.execute("PRAGMA busy_timeout = 0")
+                self._waits = True
 
     # ------------------------------------------------------------------ caller-thread reads
 

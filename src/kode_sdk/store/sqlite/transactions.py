@@ -24,8 +24,8 @@ IN_UNIT = threading.local()
 
 # Set on a caller's thread while it runs a write job inline (SqliteStore._hop):
 # ``active``, ``wrote`` once a transaction of the job has committed, and
-# ``waited`` once the job had to raise the busy timeout (from the 0 it has
-# between jobs) because it could no longer be handed to the connection thread.
+# ``waited`` once the job had to raise the busy timeout (0 for inline jobs)
+# because it could no longer be handed to the connection thread.
 INLINE = threading.local()
 
 
@@ -79,7 +79,7 @@ def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
                     # A later transaction of a job that already committed one
                     # cannot be handed over: it waits, as the thread would.
                     conn.execute(f"PRAGMA busy_timeout = {INLINE.busy_timeout_ms}")
-                    INLINE.waited = True  # set back to 0 when the inline job ends
+                    INLINE.waited = True  # the store notes the timeout is raised
                 if attempt == _BUSY_RETRIES or not is_busy(exc):
                     raise
                 time.sleep(min(0.01 * 2**attempt, 0.5))
