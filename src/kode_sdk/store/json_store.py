@@ -186,7 +186,6 @@ from .json_unit import COLLECTING, Job, JSONDriver, Plan, Unit, event_log
 from .lifecycle import BaseStore, operation, operation_iter
 from .list_diff import SavedListCache
 from .locks import AgentLock
-from .policy import time_bound
 from .records import RecordKind, agent_info, coerce_list, record_json
 from .results import message_from_wire
 from .transaction import TransactionDriver
@@ -970,9 +969,7 @@ class JSONStore(JSONQueries, AppendedRecords, BaseStore):
         deletes the matching agents one by one (each delete atomic on its own).
         ``dry_run`` only lists them.
         """
-        cutoff = time_bound(created_before, "created_before")
-        if cutoff is None:
-            raise ValueError("created_before is required")
+        cutoff = to_epoch_ms(created_before)  # epoch ms already: store/policy.py checked the arguments
         doomed: builtins.list[str] = []
         for agent_id in await self.list():
             info = await self.load_info(agent_id)

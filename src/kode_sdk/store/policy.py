@@ -264,6 +264,21 @@ def _tool_call_records_rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     return args, kwargs
 
 
+def _prune_rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``prune``'s keywords, once for every backend: ``created_before`` is
+    required and becomes epoch ms, ``template_id`` is a NUL-free str (or
+    None), ``dry_run`` a real bool (``"no"`` would be true, and delete)."""
+    out = dict(kwargs)
+    cutoff = time_bound(out.get("created_before"), "created_before")
+    if cutoff is None:
+        raise ValueError("created_before is required")
+    out["created_before"] = cutoff
+    if out.get("template_id") is not None:
+        out["template_id"] = check_text(out["template_id"], "template_id")
+    out["dry_run"] = check_bool(out.get("dry_run", False), "dry_run")
+    return args, out
+
+
 def _query_rule(method: str) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
     def rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return args, query_filters(method, kwargs)
@@ -278,6 +293,7 @@ ARGUMENT_RULES: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], tuple[tupl
     "query_messages": _query_rule("query_messages"),
     "query_tool_calls": _query_rule("query_tool_calls"),
     "save_tool_call_records": _tool_call_records_rule,
+    "prune": _prune_rule,
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ..errors import KodeError, RecordValidationError
+from ..store.capabilities import Prunable
 from ..store.lifecycle import BaseStore
 from . import data
 from .data import BASE_MS
@@ -112,6 +113,30 @@ class PolicyConformance:
         with pytest.raises(ValueError, match=keyword) as caught:
             await getattr(store, method)(**{keyword: value})
         assert type(caught.value).__module__.split(".")[0] in ("builtins", "kode_sdk"), type(caught.value)
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize(
+        ("keywords", "named"),
+        [
+            ({"created_before": BASE_MS, "template_id": 123}, "template_id"),
+            ({"created_before": BASE_MS, "template_id": "a\x00"}, "template_id"),
+            ({"created_before": BASE_MS, "dry_run": "no"}, "dry_run"),
+            ({"created_before": None}, "created_before"),
+            ({"created_before": "yesterday"}, "created_before"),
+        ],
+        ids=["template_id-int", "template_id-nul", "dry_run-str", "created_before-none", "created_before-text"],
+    )
+    async def test_bad_prune_arguments_are_one_value_error_deleting_nothing(
+        self, store: Any, ns: str, keywords: dict[str, Any], named: str
+    ) -> None:
+        prunable = isinstance(store, Prunable)  # (a name, so `store` keeps its whole type)
+        if not prunable:
+            pytest.skip(f"{type(store).__name__} has no prune")
+        await store.save_info(ns + "a", data.info(ns + "a", created_ms=-10_000))
+        with pytest.raises(ValueError, match=named) as caught:
+            await store.prune(**keywords)
+        assert type(caught.value).__module__.split(".")[0] in ("builtins", "kode_sdk"), type(caught.value)
+        assert await store.exists(ns + "a")
 
     @pytest.mark.asyncio
     async def test_largest_offset_is_an_empty_page(self, store: Any, ns: str) -> None:

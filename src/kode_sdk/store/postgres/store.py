@@ -43,7 +43,6 @@ from ..events import EventCommitter, check_channel, event_rows, since_seq, timel
 from ..lifecycle import operation, operation_iter
 from ..list_diff import SavedListCache
 from ..locks import AgentLock
-from ..policy import time_bound
 from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from ..query_rules import fork_agent_ids, user_id_of
 from ..records import RecordKind, coerce_list, record_json
@@ -539,9 +538,7 @@ class PostgresStore(QueryFront, AppendedRecords, PostgresConnections):
         >>> await store.prune(created_before=datetime(2025, 1, 1, tzinfo=UTC))   # doctest: +SKIP
         ['agt-old-1', 'agt-old-2']
         """
-        cutoff = time_bound(created_before, "created_before")
-        if cutoff is None:
-            raise ValueError("created_before is required")
+        cutoff = to_epoch_ms(created_before)  # epoch ms already: store/policy.py checked the arguments
         where = "info IS NOT NULL AND created_at < %s"
         params: list[Any] = [cutoff]
         if template_id is not None:

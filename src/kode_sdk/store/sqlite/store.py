@@ -73,7 +73,7 @@ from ..list_diff import (
     updated_snapshots,
 )
 from ..locks import AgentLock
-from ..policy import DriverErrorKind, time_bound
+from ..policy import DriverErrorKind
 from ..queries import AgentCounts, MessageQuery, QueryFront, SessionQuery, ToolCallQuery
 from ..query_rules import fork_agent_ids, prefix_upper_bound, user_id_of
 from ..records import RecordKind, coerce_list, kind_named, message_to_wire, record_json
@@ -1250,9 +1250,7 @@ class SqliteStore(QueryFront, AppendedRecords, BaseStore):
         >>> await store.prune(created_before=datetime(2025, 1, 1, tzinfo=UTC))   # doctest: +SKIP
         ['agt-old-1', 'agt-old-2']
         """
-        cutoff = time_bound(created_before, "created_before")
-        if cutoff is None:
-            raise ValueError("created_before is required")
+        cutoff = to_epoch_ms(created_before)  # epoch ms already: store/policy.py checked the arguments
         where = "template_id IS NOT NULL AND created_at < ?"
         params: tuple[Any, ...] = (cutoff,)
         if template_id is not None:
