@@ -267,7 +267,8 @@ def _tool_call_records_rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
 def _prune_rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``prune``'s keywords, once for every backend: ``created_before`` is
     required and becomes epoch ms, ``template_id`` is a NUL-free str (or
-    None), ``dry_run`` a real bool (``"no"`` would be true, and delete)."""
+    None), ``dry_run`` a real bool (a string such as ``"no"`` would count as
+    true, and ``0`` as false: a deletion)."""
     out = dict(kwargs)
     cutoff = time_bound(out.get("created_before"), "created_before")
     if cutoff is None:
