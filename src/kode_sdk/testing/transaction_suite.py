@@ -200,13 +200,17 @@ class TransactionConformance:
 
     @pytest.mark.asyncio
     async def test_a_killed_process_never_leaves_a_step_half_written(
-        self, store_factory: Any, store: Any, ns: str
+        self, store_factory: Any, store: Any, open_store: Any, ns: str
     ) -> None:
         agent = ns + "killed"
         async with store.transaction(agent) as tx:
             atomic = tx.atomic_on_crash
         if not atomic:
             pytest.skip(f"{type(store).__name__}: transactions are not atomic under a crash (documented)")
+        # Fork with none of this store's threads running: one inside SQLite at
+        # the instant of the fork would leave a mutex locked in the child (seen
+        # once in CI: the child never wrote a step). A new store reads after.
+        await store.close()
         context = multiprocessing.get_context("fork")
         ready = context.Event()
         child = context.Process(target=step_writer, args=(store_factory, agent, ready), daemon=True)
@@ -219,11 +223,13 @@ class TransactionConformance:
                 os.kill(child.pid, signal.SIGKILL)
             child.join(10)
 
+        reader = await open_store()
+
         async def stored() -> tuple[int, list[str], int, int | None]:
-            messages = await store.load_messages(agent)
-            ids = [r.id for r in await store.load_tool_call_records(agent)]
-            events = len([e async for e in store.read_events(agent)])
-            info = await store.load_info(agent)
+            messages = await reader.load_messages(agent)
+            ids = [r.id for r in await reader.load_tool_call_records(agent)]
+            events = len([e async for e in reader.read_events(agent)])
+            info = await reader.load_info(agent)
             return len(messages), ids, events, None if info is None else info.message_count
 
         # A commit the child sent just before it was killed may still land
